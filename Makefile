@@ -1,0 +1,59 @@
+# cfr build. `make` builds the engine, the daemon and the tools;
+# `make check` runs every test (see tests/run); `make demo` runs the lab demo.
+CC ?= cc
+BUILD ?= build
+PKGS := libsodium inih json-c
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -Iinclude -Isrc/lib $(WARN)
+ifeq ($(SAN),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+LDLIBS_SODIUM := $(shell pkg-config --libs libsodium)
+
+LIB_SRC := $(wildcard src/lib/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CFRD_SRC := $(wildcard src/cfrd/*.c)
+CFRD_OBJ := $(CFRD_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+UNIT_HELPER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c)))
+
+PROGS := $(BUILD)/cfrd $(BUILD)/cfrctl
+
+.PHONY: all unit check demo clean format
+all: $(PROGS)
+
+$(BUILD)/%.o: %.c $(wildcard include/cfr/*.h src/*/*.h tests/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libcfr.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/cfrd: $(CFRD_OBJ) $(BUILD)/libcfr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs $(PKGS))
+
+$(BUILD)/cfrctl: $(BUILD)/src/tools/cfrctl.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs json-c)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJ) $(BUILD)/libcfr.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_SODIUM)
+
+unit: $(UNIT_BIN)
+
+check:
+	tests/run
+
+demo:
+	scripts/setup-deps
+	$(MAKE) all
+	lab/demo
+
+format:
+	clang-format -i $(wildcard include/cfr/*.h src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h)
+
+clean:
+	rm -rf build build-*

@@ -1,0 +1,168 @@
+/*
+ * libcfr: the Customer-Facing Relay engine.
+ *
+ * A pure packet translator. It takes batches of raw IPv4/IPv6 packets, a
+ * clock value, and rewrites each packet in place (subscriber address and port
+ * replaced by a short-lived alias on the way out, restored on the way back),
+ * or marks it dropped with a reason. It never touches a file descriptor,
+ * never allocates after cfr_engine_new(), and keeps no global state: the
+ * daemon, the tools and the tests all drive the same code.
+ */
+#ifndef CFR_CFR_H
+#define CFR_CFR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Every way a packet can leave the engine without being forwarded.  One list
+ * generates the enum, the short names used as JSON keys, and the
+ * descriptions shown to people.
+ */
+#define CFR_DROP_REASONS(_)                                                    \
+	_(TRUNCATED, "truncated", "packet shorter than its headers")           \
+	_(BAD_VERSION, "bad_version", "IP version is neither 4 nor 6")         \
+	_(BAD_IP_HEADER, "bad_ip_header", "IP header length or total length invalid") \
+	_(BAD_IP_CHECKSUM, "bad_ip_checksum", "IPv4 header checksum invalid") \
+	_(EXT_HDR_LIMIT, "ext_hdr_limit", "IPv6 extension header chain too long") \
+	_(ROUTING_HDR, "routing_hdr", "IPv6 routing header with segments left") \
+	_(BAD_L4_HEADER, "bad_l4_header", "TCP/UDP/ICMP header malformed")     \
+	_(UNSUPPORTED_PROTO, "unsupported_proto", "transport protocol not translated") \
+	_(UNSUPPORTED_ICMP, "unsupported_icmp", "ICMP type not translated")    \
+	_(UDP6_ZERO_CHECKSUM, "udp6_zero_checksum", "IPv6 UDP without checksum") \
+	_(UNAUTHORISED_SOURCE, "unauthorised_source", "source is not an authorised subscriber") \
+	_(HAIRPIN, "hairpin", "subscriber sending to an alias address")        \
+	_(TCP_NOT_SYN, "tcp_not_syn", "TCP segment without SYN opens no flow") \
+	_(NO_FLOW, "no_flow", "inbound packet matches no flow")                \
+	_(POOL_EXHAUSTED, "pool_exhausted", "no free alias address and port")  \
+	_(TABLE_FULL, "table_full", "flow table full")                        \
+	_(FRAG_NO_FLOW, "frag_no_flow", "non-first fragment of an unknown datagram") \
+	_(FRAG_TABLE_FULL, "frag_table_full", "fragment tracking table full")  \
+	_(FRAG_ICMP_ERROR, "frag_icmp_error", "fragmented ICMP error")        \
+	_(ICMP_BAD_CHECKSUM, "icmp_bad_checksum", "ICMP error checksum invalid") \
+	_(ICMP_BAD_INNER, "icmp_bad_inner", "ICMP error quotes a malformed packet") \
+	_(ICMP_NO_FLOW, "icmp_no_flow", "ICMP error quotes a packet of no flow")
+
+enum cfr_drop {
+	CFR_DROP_NONE = 0,
+#define CFR_DROP_ENUM_(id, name, text) CFR_DROP_##id,
+	CFR_DROP_REASONS(CFR_DROP_ENUM_)
+#undef CFR_DROP_ENUM_
+	CFR_DROP__COUNT
+};
+
+/* Short stable name of a drop reason (a JSON key), and its description. */
+const char *cfr_drop_name(enum cfr_drop reason);
+const char *cfr_drop_text(enum cfr_drop reason);
+
+enum cfr_verdict {
+	CFR_VERDICT_FORWARD = 0, /* rewritten in place, send it on */
+	CFR_VERDICT_DROP = 1,    /* see cfr_pkt.reason */
+};
+
+enum cfr_dir {
+	CFR_DIR_OUT = 0, /* subscriber towards the internet */
+	CFR_DIR_IN = 1,  /* internet towards an alias */
+};
+
+/* Families and protocol classes, as indexes into the flow counters. */
+enum cfr_family { CFR_FAMILY_V4 = 0, CFR_FAMILY_V6 = 1, CFR_FAMILY__COUNT };
+enum cfr_proto { CFR_PROTO_TCP = 0, CFR_PROTO_UDP = 1, CFR_PROTO_ICMP = 2, CFR_PROTO__COUNT };
+
+/* Timeout classes: every flow of one class shares one idle timeout. */
+enum cfr_timeout {
+	CFR_TIMEOUT_TCP_TRANSITORY = 0, /* SYN sent, or FIN/RST seen */
+	CFR_TIMEOUT_TCP_ESTABLISHED,
+	CFR_TIMEOUT_UDP,
+	CFR_TIMEOUT_ICMP,
+	CFR_TIMEOUT__COUNT
+};
+
+/* One packet of a batch. The engine rewrites data[0..len) in place. */
+struct cfr_pkt {
+	uint8_t *data;
+	uint32_t len;
+	uint8_t dir;     /* out: enum cfr_dir, set by the engine */
+	uint8_t verdict; /* out: enum cfr_verdict */
+	uint8_t reason;  /* out: enum cfr_drop when dropped */
+	uint8_t pad_;
+};
+
+struct cfr_prefix {
+	uint8_t family; /* CFR_FAMILY_V4 or CFR_FAMILY_V6 */
+	uint8_t len;    /* prefix length in bits */
+	uint8_t addr[16]; /* IPv4 in the first 4 bytes; host bits are zero */
+};
+
+#define CFR_MAX_POOL_PREFIXES 16
+#define CFR_MAX_SUBSCRIBER_PREFIXES 256
+
+struct cfr_engine_config {
+	struct cfr_prefix pool4[CFR_MAX_POOL_PREFIXES];
+	unsigned n_pool4;
+	struct cfr_prefix pool6[CFR_MAX_POOL_PREFIXES];
+	unsigned n_pool6;
+	struct cfr_prefix subscribers[CFR_MAX_SUBSCRIBER_PREFIXES];
+	unsigned n_subscribers;
+	uint16_t port_min, port_max; /* alias source ports, inclusive */
+	uint32_t timeout[CFR_TIMEOUT__COUNT]; /* seconds */
+	uint32_t max_flows;
+	uint32_t max_frags; /* fragmented datagrams tracked at once */
+};
+
+/* Fill <cfg> with the documented defaults (empty pools and subscribers). */
+void cfr_engine_config_defaults(struct cfr_engine_config *cfg);
+
+/*
+ * Parse "192.0.2.0/26" or "2001:db8::/32" into <out>. Host bits must be
+ * zero. Returns 0, or -EINVAL.
+ */
+int cfr_prefix_parse(const char *text, struct cfr_prefix *out);
+bool cfr_prefix_contains(const struct cfr_prefix *p, int family, const uint8_t *addr);
+
+struct cfr_stats {
+	uint64_t rx[2]; /* by enum cfr_dir */
+	uint64_t tx[2];
+	uint64_t drops[CFR_DROP__COUNT];
+	uint64_t flows_created;
+	uint64_t flows_expired;
+	uint32_t flows_active[CFR_FAMILY__COUNT][CFR_PROTO__COUNT];
+	uint32_t frags_tracked;
+	uint32_t max_flows;
+};
+
+struct cfr_engine;
+
+/*
+ * Validate <cfg> and allocate every table the engine will ever use. Returns
+ * NULL with errno set (EINVAL for a bad config, ENOMEM). Keys come from
+ * libsodium's CSPRNG; sodium_init() must have succeeded.
+ */
+struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg);
+void cfr_engine_free(struct cfr_engine *eng);
+
+/*
+ * Translate <n> packets in place. <now_ms> is a monotonic clock in
+ * milliseconds; it must not go backwards. Each packet gets a direction and
+ * a verdict; a packet that is forwarded keeps its length.
+ */
+void cfr_engine_process(struct cfr_engine *eng, struct cfr_pkt *pkts, unsigned n, uint64_t now_ms);
+
+/* Expire idle flows. Cheap enough to call every few hundred milliseconds. */
+void cfr_engine_expire(struct cfr_engine *eng, uint64_t now_ms);
+
+const struct cfr_stats *cfr_engine_stats(const struct cfr_engine *eng);
+
+/* Bytes of memory the engine holds, all allocated at creation. */
+size_t cfr_engine_memory(const struct cfr_engine *eng);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
