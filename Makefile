@@ -57,3 +57,8 @@ format:
 
 clean:
 	rm -rf build build-*
+
+# ECH test peers (NSS), used by the lab's ECH scenario; not part of cfrd.
+.PHONY: ech
+ech:
+	$(MAKE) -C lab/ech BUILD=$(abspath $(BUILD))/ech
