@@ -24,28 +24,28 @@ extern "C" {
  * generates the enum, the short names used as JSON keys, and the
  * descriptions shown to people.
  */
-#define CFR_DROP_REASONS(_)                                                    \
-	_(TRUNCATED, "truncated", "packet shorter than its headers")           \
-	_(BAD_VERSION, "bad_version", "IP version is neither 4 nor 6")         \
-	_(BAD_IP_HEADER, "bad_ip_header", "IP header length or total length invalid") \
-	_(BAD_IP_CHECKSUM, "bad_ip_checksum", "IPv4 header checksum invalid") \
-	_(EXT_HDR_LIMIT, "ext_hdr_limit", "IPv6 extension header chain too long") \
-	_(ROUTING_HDR, "routing_hdr", "IPv6 routing header with segments left") \
-	_(BAD_L4_HEADER, "bad_l4_header", "TCP/UDP/ICMP header malformed")     \
-	_(UNSUPPORTED_PROTO, "unsupported_proto", "transport protocol not translated") \
-	_(UNSUPPORTED_ICMP, "unsupported_icmp", "ICMP type not translated")    \
-	_(UDP6_ZERO_CHECKSUM, "udp6_zero_checksum", "IPv6 UDP without checksum") \
-	_(UNAUTHORISED_SOURCE, "unauthorised_source", "source is not an authorised subscriber") \
-	_(HAIRPIN, "hairpin", "subscriber sending to an alias address")        \
-	_(TCP_NOT_SYN, "tcp_not_syn", "TCP segment without SYN opens no flow") \
-	_(NO_FLOW, "no_flow", "inbound packet matches no flow")                \
-	_(POOL_EXHAUSTED, "pool_exhausted", "no free alias address and port")  \
-	_(TABLE_FULL, "table_full", "flow table full")                        \
-	_(FRAG_NO_FLOW, "frag_no_flow", "non-first fragment of an unknown datagram") \
-	_(FRAG_TABLE_FULL, "frag_table_full", "fragment tracking table full")  \
-	_(FRAG_ICMP_ERROR, "frag_icmp_error", "fragmented ICMP error")        \
-	_(ICMP_BAD_CHECKSUM, "icmp_bad_checksum", "ICMP error checksum invalid") \
-	_(ICMP_BAD_INNER, "icmp_bad_inner", "ICMP error quotes a malformed packet") \
+#define CFR_DROP_REASONS(_)                                                                        \
+	_(TRUNCATED, "truncated", "packet shorter than its headers")                               \
+	_(BAD_VERSION, "bad_version", "IP version is neither 4 nor 6")                             \
+	_(BAD_IP_HEADER, "bad_ip_header", "IP header length or total length invalid")              \
+	_(BAD_IP_CHECKSUM, "bad_ip_checksum", "IPv4 header checksum invalid")                      \
+	_(EXT_HDR_LIMIT, "ext_hdr_limit", "IPv6 extension header chain too long")                  \
+	_(ROUTING_HDR, "routing_hdr", "IPv6 routing header with segments left")                    \
+	_(BAD_L4_HEADER, "bad_l4_header", "TCP/UDP/ICMP header malformed")                         \
+	_(UNSUPPORTED_PROTO, "unsupported_proto", "transport protocol not translated")             \
+	_(UNSUPPORTED_ICMP, "unsupported_icmp", "ICMP type not translated")                        \
+	_(UDP6_ZERO_CHECKSUM, "udp6_zero_checksum", "IPv6 UDP without checksum")                   \
+	_(UNAUTHORISED_SOURCE, "unauthorised_source", "source is not an authorised subscriber")    \
+	_(HAIRPIN, "hairpin", "subscriber sending to an alias address")                            \
+	_(TCP_NOT_SYN, "tcp_not_syn", "TCP segment without SYN opens no flow")                     \
+	_(NO_FLOW, "no_flow", "inbound packet matches no flow")                                    \
+	_(POOL_EXHAUSTED, "pool_exhausted", "no free alias address and port")                      \
+	_(TABLE_FULL, "table_full", "flow table full")                                             \
+	_(FRAG_NO_FLOW, "frag_no_flow", "non-first fragment of an unknown datagram")               \
+	_(FRAG_TABLE_FULL, "frag_table_full", "fragment tracking table full")                      \
+	_(FRAG_ICMP_ERROR, "frag_icmp_error", "fragmented ICMP error")                             \
+	_(ICMP_BAD_CHECKSUM, "icmp_bad_checksum", "ICMP error checksum invalid")                   \
+	_(ICMP_BAD_INNER, "icmp_bad_inner", "ICMP error quotes a malformed packet")                \
 	_(ICMP_NO_FLOW, "icmp_no_flow", "ICMP error quotes a packet of no flow")
 
 enum cfr_drop {
@@ -53,7 +53,7 @@ enum cfr_drop {
 #define CFR_DROP_ENUM_(id, name, text) CFR_DROP_##id,
 	CFR_DROP_REASONS(CFR_DROP_ENUM_)
 #undef CFR_DROP_ENUM_
-	CFR_DROP__COUNT
+	    CFR_DROP__COUNT
 };
 
 /* Short stable name of a drop reason (a JSON key), and its description. */
@@ -94,12 +94,12 @@ struct cfr_pkt {
 };
 
 struct cfr_prefix {
-	uint8_t family; /* CFR_FAMILY_V4 or CFR_FAMILY_V6 */
-	uint8_t len;    /* prefix length in bits */
+	uint8_t family;   /* CFR_FAMILY_V4 or CFR_FAMILY_V6 */
+	uint8_t len;      /* prefix length in bits */
 	uint8_t addr[16]; /* IPv4 in the first 4 bytes; host bits are zero */
 };
 
-#define CFR_MAX_POOL_PREFIXES 16
+#define CFR_MAX_POOL_PREFIXES       16
 #define CFR_MAX_SUBSCRIBER_PREFIXES 256
 
 struct cfr_engine_config {
@@ -109,7 +109,7 @@ struct cfr_engine_config {
 	unsigned n_pool6;
 	struct cfr_prefix subscribers[CFR_MAX_SUBSCRIBER_PREFIXES];
 	unsigned n_subscribers;
-	uint16_t port_min, port_max; /* alias source ports, inclusive */
+	uint16_t port_min, port_max;          /* alias source ports, inclusive */
 	uint32_t timeout[CFR_TIMEOUT__COUNT]; /* seconds */
 	uint32_t max_flows;
 	uint32_t max_frags; /* fragmented datagrams tracked at once */

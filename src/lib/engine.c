@@ -1,0 +1,284 @@
+/*
+ * The engine's front: configuration, creation, the batch loop, expiry and
+ * counters. All memory is allocated here, once; the packet path allocates
+ * nothing.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+static const char *const drop_names[CFR_DROP__COUNT] = {[CFR_DROP_NONE] = "none",
+#define CFR_DROP_NAME_(id, name, text) [CFR_DROP_##id] = name,
+                                                        CFR_DROP_REASONS(CFR_DROP_NAME_)
+#undef CFR_DROP_NAME_
+};
+
+static const char *const drop_texts[CFR_DROP__COUNT] = {[CFR_DROP_NONE] = "not dropped",
+#define CFR_DROP_TEXT_(id, name, text) [CFR_DROP_##id] = text,
+                                                        CFR_DROP_REASONS(CFR_DROP_TEXT_)
+#undef CFR_DROP_TEXT_
+};
+
+const char *cfr_drop_name(enum cfr_drop reason)
+{
+	return (unsigned)reason < CFR_DROP__COUNT ? drop_names[reason] : "unknown";
+}
+
+const char *cfr_drop_text(enum cfr_drop reason)
+{
+	return (unsigned)reason < CFR_DROP__COUNT ? drop_texts[reason] : "unknown";
+}
+
+/*
+ * Defaults: RFC 5382 REQ-5 (established TCP at least 2 h 4 min; transitory
+ * 4 min), RFC 4787 REQ-5 (UDP at least 2 min, 5 min recommended), RFC 5508
+ * REQ-1 (ICMP query at least 60 s).
+ */
+void cfr_engine_config_defaults(struct cfr_engine_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->port_min = 1024;
+	cfg->port_max = 65535;
+	cfg->timeout[CFR_TIMEOUT_TCP_TRANSITORY] = 240;
+	cfg->timeout[CFR_TIMEOUT_TCP_ESTABLISHED] = 7440;
+	cfg->timeout[CFR_TIMEOUT_UDP] = 300;
+	cfg->timeout[CFR_TIMEOUT_ICMP] = 60;
+	cfg->max_flows = 1u << 20;
+	cfg->max_frags = 4096;
+}
+
+int cfr_prefix_parse(const char *text, struct cfr_prefix *out)
+{
+	char addr[INET6_ADDRSTRLEN];
+	const char *slash = strchr(text, '/');
+	size_t alen;
+	char *end;
+	unsigned long len;
+	unsigned bits, i;
+
+	if (!slash || slash == text || (alen = (size_t)(slash - text)) >= sizeof(addr))
+		return -EINVAL;
+	memcpy(addr, text, alen);
+	addr[alen] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, addr, out->addr) == 1) {
+		out->family = CFR_FAMILY_V4;
+		bits = 32;
+	} else if (inet_pton(AF_INET6, addr, out->addr) == 1) {
+		out->family = CFR_FAMILY_V6;
+		bits = 128;
+	} else {
+		return -EINVAL;
+	}
+	if (slash[1] < '0' || slash[1] > '9')
+		return -EINVAL;
+	errno = 0;
+	len = strtoul(slash + 1, &end, 10);
+	if (errno || *end != '\0' || len > bits)
+		return -EINVAL;
+	out->len = (uint8_t)len;
+	for (i = out->len; i < bits; i++)
+		if (out->addr[i / 8] & (0x80 >> (i % 8)))
+			return -EINVAL; /* host bits set: almost always a typo */
+	return 0;
+}
+
+bool cfr_prefix_contains(const struct cfr_prefix *p, int family, const uint8_t *addr)
+{
+	unsigned full = p->len / 8, rem = p->len % 8;
+
+	if (p->family != family || memcmp(p->addr, addr, full) != 0)
+		return false;
+	return rem == 0 || ((p->addr[full] ^ addr[full]) & (0xff << (8 - rem))) == 0;
+}
+
+static bool in_prefixes(const struct cfr_prefix *list, unsigned n, int family, const uint8_t *addr)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		if (cfr_prefix_contains(&list[i], family, addr))
+			return true;
+	return false;
+}
+
+static bool prefixes_valid(const struct cfr_prefix *list, unsigned n, unsigned max, int family)
+{
+	unsigned i;
+
+	if (n > max)
+		return false;
+	for (i = 0; i < n; i++)
+		if ((family >= 0 && list[i].family != family) ||
+		    list[i].len > (list[i].family == CFR_FAMILY_V4 ? 32 : 128))
+			return false;
+	return true;
+}
+
+static bool config_valid(const struct cfr_engine_config *cfg)
+{
+	unsigned i;
+
+	if (cfg->n_pool4 + cfg->n_pool6 == 0 || cfg->n_subscribers == 0)
+		return false;
+	if (!prefixes_valid(cfg->pool4, cfg->n_pool4, CFR_MAX_POOL_PREFIXES, CFR_FAMILY_V4) ||
+	    !prefixes_valid(cfg->pool6, cfg->n_pool6, CFR_MAX_POOL_PREFIXES, CFR_FAMILY_V6) ||
+	    !prefixes_valid(cfg->subscribers, cfg->n_subscribers, CFR_MAX_SUBSCRIBER_PREFIXES, -1))
+		return false;
+	for (i = 0; i < cfg->n_pool6; i++)
+		if (cfg->pool6[i].len > 120)
+			return false; /* too small to hide anyone in */
+	if (cfg->port_min == 0 || cfg->port_min > cfg->port_max)
+		return false;
+	for (i = 0; i < CFR_TIMEOUT__COUNT; i++)
+		if (cfg->timeout[i] == 0)
+			return false;
+	return cfg->max_flows > 0 && cfg->max_flows <= (1u << 28) && cfg->max_frags > 0 &&
+	       cfg->max_frags <= (1u << 24);
+}
+
+static uint32_t pow2_at_least(uint32_t n)
+{
+	uint32_t p = 1;
+
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg)
+{
+	struct cfr_engine *eng;
+	uint32_t buckets, frag_slots;
+	unsigned i;
+
+	if (!config_valid(cfg)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	eng = calloc(1, sizeof(*eng));
+	if (!eng)
+		return NULL;
+	eng->cfg = *cfg;
+	buckets = pow2_at_least(cfg->max_flows);
+	frag_slots = pow2_at_least(cfg->max_frags * 2);
+	eng->bucket_mask = buckets - 1;
+	eng->frag_mask = frag_slots - 1;
+	/* calloc keeps untouched records as zero pages: memory is committed as flows come. */
+	eng->flows = calloc((size_t)cfg->max_flows + 1, sizeof(*eng->flows));
+	eng->in_buckets = calloc(buckets, sizeof(uint32_t));
+	eng->out_buckets = calloc(buckets, sizeof(uint32_t));
+	eng->frags = calloc(frag_slots, sizeof(*eng->frags));
+	if (!eng->flows || !eng->in_buckets || !eng->out_buckets || !eng->frags) {
+		cfr_engine_free(eng);
+		errno = ENOMEM;
+		return NULL;
+	}
+	eng->next_fresh = 1;
+	eng->rng_used = CFR_RNG_BUF;
+	randombytes_buf(eng->hash_key, sizeof(eng->hash_key));
+	for (i = 0; i < cfg->n_pool4; i++)
+		eng->pool4_size += 1ull << (32 - cfg->pool4[i].len);
+	eng->stats.max_flows = cfg->max_flows;
+	eng->memory = sizeof(*eng) + ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows) +
+	              2 * (size_t)buckets * sizeof(uint32_t) + frag_slots * sizeof(*eng->frags);
+	return eng;
+}
+
+void cfr_engine_free(struct cfr_engine *eng)
+{
+	if (!eng)
+		return;
+	free(eng->flows);
+	free(eng->in_buckets);
+	free(eng->out_buckets);
+	free(eng->frags);
+	sodium_memzero(eng, sizeof(*eng));
+	free(eng);
+}
+
+/*
+ * Direction from the addresses alone, before full parsing, so that even a
+ * malformed packet is counted on the side it came from. Packets to the pool
+ * come from the internet, everything else from subscribers.
+ */
+static uint8_t classify(const struct cfr_engine *eng, const uint8_t *buf, uint32_t len)
+{
+	if (len >= 20 && buf[0] >> 4 == 4)
+		return in_prefixes(eng->cfg.pool4, eng->cfg.n_pool4, CFR_FAMILY_V4, buf + 16)
+		           ? CFR_DIR_IN
+		           : CFR_DIR_OUT;
+	if (len >= 40 && buf[0] >> 4 == 6)
+		return in_prefixes(eng->cfg.pool6, eng->cfg.n_pool6, CFR_FAMILY_V6, buf + 24)
+		           ? CFR_DIR_IN
+		           : CFR_DIR_OUT;
+	return CFR_DIR_OUT;
+}
+
+static enum cfr_drop process_one(struct cfr_engine *eng, struct cfr_pkt *pkt)
+{
+	struct cfr_parsed p;
+	enum cfr_drop reason = cfr_parse(pkt->data, pkt->len, false, &p);
+	bool from_subscriber;
+
+	if (reason != CFR_DROP_NONE)
+		return reason;
+	from_subscriber = in_prefixes(eng->cfg.subscribers, eng->cfg.n_subscribers, p.family,
+	                              pkt->data + p.src_off);
+	if (pkt->dir == CFR_DIR_IN && from_subscriber) {
+		pkt->dir = CFR_DIR_OUT;
+		return CFR_DROP_HAIRPIN;
+	}
+	if (pkt->dir == CFR_DIR_OUT && !from_subscriber)
+		return CFR_DROP_UNAUTHORISED_SOURCE;
+	return cfr_translate(eng, pkt->data, &p, pkt->dir);
+}
+
+static void set_clock(struct cfr_engine *eng, uint64_t now_ms)
+{
+	eng->now_s = (uint32_t)(now_ms / 1000);
+}
+
+void cfr_engine_process(struct cfr_engine *eng, struct cfr_pkt *pkts, unsigned n, uint64_t now_ms)
+{
+	unsigned i;
+
+	set_clock(eng, now_ms);
+	for (i = 0; i < n; i++) {
+		struct cfr_pkt *pkt = &pkts[i];
+		enum cfr_drop reason;
+
+		pkt->dir = classify(eng, pkt->data, pkt->len);
+		eng->stats.rx[pkt->dir]++;
+		reason = process_one(eng, pkt);
+		pkt->reason = (uint8_t)reason;
+		if (likely(reason == CFR_DROP_NONE)) {
+			pkt->verdict = CFR_VERDICT_FORWARD;
+			eng->stats.tx[pkt->dir]++;
+		} else {
+			pkt->verdict = CFR_VERDICT_DROP;
+			eng->stats.drops[reason]++;
+		}
+	}
+}
+
+void cfr_engine_expire(struct cfr_engine *eng, uint64_t now_ms)
+{
+	set_clock(eng, now_ms);
+	cfr_flow_expire(eng);
+	cfr_frag_sweep(eng);
+}
+
+const struct cfr_stats *cfr_engine_stats(const struct cfr_engine *eng)
+{
+	return &eng->stats;
+}
+
+size_t cfr_engine_memory(const struct cfr_engine *eng)
+{
+	return eng->memory;
+}

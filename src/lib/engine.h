@@ -1,0 +1,117 @@
+/*
+ * Internal types of the engine, shared by its modules. Nothing here is part
+ * of the public API (include/cfr/cfr.h).
+ */
+#ifndef CFR_ENGINE_H
+#define CFR_ENGINE_H
+
+#include <assert.h>
+#include <stdint.h>
+
+#include "cfr/cfr.h"
+#include "parse.h"
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* An IPv4 address lives in the first 4 bytes, the rest stays zero. */
+union cfr_addr {
+	uint8_t b[16];
+	uint32_t w[4];
+};
+
+/* TCP progress bits (struct cfr_flow.tcp_state), enough to pick a timeout class. */
+enum {
+	CFR_TCP_SYN_OUT = 1 << 0,
+	CFR_TCP_SYNACK_IN = 1 << 1,
+	CFR_TCP_FIN_OUT = 1 << 2,
+	CFR_TCP_FIN_IN = 1 << 3,
+	CFR_TCP_RST = 1 << 4,
+};
+
+/*
+ * One flow: the inside tuple (sub:sub_port -> remote:remote_port) and its
+ * outside tuple (alias:alias_port -> remote:remote_port). Flows are named by
+ * their index in the flow array; index 0 means "none".
+ */
+struct cfr_flow {
+	uint32_t in_next;  /* inside index chain; free list when unused */
+	uint32_t out_next; /* outside index chain */
+	uint32_t lru_prev, lru_next;
+	uint32_t last_seen_s;
+	uint8_t family, proto, tcp_state, tclass;
+	uint16_t sub_port, alias_port, remote_port; /* numeric values */
+	uint8_t in_use;
+	uint8_t pad_;
+	union cfr_addr sub, alias, remote;
+};
+static_assert(sizeof(struct cfr_flow) == 80, "flow record layout changed: update docs/engine.md");
+
+struct cfr_lru {
+	uint32_t head, tail;
+};
+
+/* Which datagram a fragment belongs to, and the flow it was translated with. */
+struct cfr_frag {
+	union cfr_addr src, dst;
+	uint32_t id;
+	uint32_t flow;
+	uint32_t expires_s;
+	uint8_t family, proto, dir, in_use;
+};
+
+#define CFR_RNG_BUF 512
+
+struct cfr_engine {
+	struct cfr_engine_config cfg;
+	uint8_t hash_key[16];   /* SipHash key for both indexes and the fragment table */
+	struct cfr_flow *flows; /* max_flows + 1 records */
+	uint32_t *in_buckets, *out_buckets;
+	uint32_t bucket_mask;
+	uint32_t free_head;  /* recycled records */
+	uint32_t next_fresh; /* records never used yet start here */
+	struct cfr_lru lru[CFR_TIMEOUT__COUNT];
+	struct cfr_frag *frags;
+	uint32_t frag_mask;
+	uint64_t pool4_size;
+	uint32_t now_s;
+	uint32_t rng_used;
+	uint8_t rng[CFR_RNG_BUF]; /* CSPRNG output not handed out yet */
+	struct cfr_stats stats;
+	size_t memory;
+};
+
+/* rng.c: libsodium CSPRNG, buffered so a new flow costs no syscall. */
+void cfr_rng_bytes(struct cfr_engine *eng, void *out, size_t n);
+uint64_t cfr_rng_below(struct cfr_engine *eng, uint64_t n);
+
+/* flow.c */
+uint32_t cfr_flow_find_inside(struct cfr_engine *eng, uint8_t family, uint8_t proto,
+                              const uint8_t *sub, uint16_t sub_port, const uint8_t *remote,
+                              uint16_t remote_port);
+uint32_t cfr_flow_find_outside(struct cfr_engine *eng, uint8_t family, uint8_t proto,
+                               const uint8_t *alias, uint16_t alias_port, const uint8_t *remote,
+                               uint16_t remote_port);
+uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, const uint8_t *sub,
+                         uint16_t sub_port, const uint8_t *remote, uint16_t remote_port,
+                         const union cfr_addr *alias, uint16_t alias_port);
+void cfr_flow_touch(struct cfr_engine *eng, uint32_t idx, uint8_t tclass);
+void cfr_flow_expire(struct cfr_engine *eng);
+
+/* alloc.c */
+enum cfr_drop cfr_alloc_alias(struct cfr_engine *eng, uint8_t family, uint8_t proto,
+                              const uint8_t *remote, uint16_t remote_port, union cfr_addr *alias,
+                              uint16_t *alias_port);
+
+/* frag.c */
+enum cfr_drop cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
+                                const struct cfr_parsed *p, uint32_t flow);
+uint32_t cfr_frag_find(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
+                       const struct cfr_parsed *p);
+void cfr_frag_sweep(struct cfr_engine *eng);
+
+/* translate.c */
+enum cfr_drop cfr_translate(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p,
+                            uint8_t dir);
+
+#endif

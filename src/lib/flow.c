@@ -1,0 +1,251 @@
+/*
+ * The flow table: one record per flow, two keyed hash indexes over it (the
+ * inside tuple and the outside tuple), and one LRU list per timeout class.
+ *
+ * Every flow of a class shares one idle timeout, so appending a flow to its
+ * class list when it sees traffic keeps each list sorted by last use and
+ * expiry only ever looks at list heads: O(1) per expired flow, the trick
+ * VPP's NAT uses. The indexes hash with SipHash under a per-process random
+ * key because subscribers choose their ports and could otherwise aim every
+ * flow at one bucket.
+ */
+#include <sodium.h>
+#include <string.h>
+
+#include "engine.h"
+
+struct flow_key {
+	uint8_t a[16], b[16];
+	uint16_t pa, pb;
+	uint8_t family, proto;
+	uint8_t side; /* keeps inside and outside keys apart */
+	uint8_t pad_;
+};
+static_assert(sizeof(struct flow_key) == 40, "flow key must have no implicit padding");
+
+enum { SIDE_INSIDE = 1, SIDE_OUTSIDE = 2 };
+
+static uint32_t flow_hash(const struct cfr_engine *eng, uint8_t side, uint8_t family, uint8_t proto,
+                          const uint8_t *a, uint16_t pa, const uint8_t *b, uint16_t pb)
+{
+	struct flow_key k;
+	size_t alen = family == CFR_FAMILY_V4 ? 4 : 16;
+	uint64_t h;
+
+	memset(&k, 0, sizeof(k));
+	memcpy(k.a, a, alen);
+	memcpy(k.b, b, alen);
+	k.pa = pa;
+	k.pb = pb;
+	k.family = family;
+	k.proto = proto;
+	k.side = side;
+	crypto_shorthash((unsigned char *)&h, (const unsigned char *)&k, sizeof(k), eng->hash_key);
+	return (uint32_t)h & eng->bucket_mask;
+}
+
+static struct cfr_flow *flow_at(struct cfr_engine *eng, uint32_t idx)
+{
+	return &eng->flows[idx];
+}
+
+uint32_t cfr_flow_find_inside(struct cfr_engine *eng, uint8_t family, uint8_t proto,
+                              const uint8_t *sub, uint16_t sub_port, const uint8_t *remote,
+                              uint16_t remote_port)
+{
+	size_t alen = family == CFR_FAMILY_V4 ? 4 : 16;
+	uint32_t idx = eng->in_buckets[flow_hash(eng, SIDE_INSIDE, family, proto, sub, sub_port,
+	                                         remote, remote_port)];
+
+	for (; idx != 0; idx = flow_at(eng, idx)->in_next) {
+		const struct cfr_flow *f = flow_at(eng, idx);
+
+		if (f->sub_port == sub_port && f->remote_port == remote_port && f->proto == proto &&
+		    f->family == family && memcmp(f->sub.b, sub, alen) == 0 &&
+		    memcmp(f->remote.b, remote, alen) == 0)
+			return idx;
+	}
+	return 0;
+}
+
+uint32_t cfr_flow_find_outside(struct cfr_engine *eng, uint8_t family, uint8_t proto,
+                               const uint8_t *alias, uint16_t alias_port, const uint8_t *remote,
+                               uint16_t remote_port)
+{
+	size_t alen = family == CFR_FAMILY_V4 ? 4 : 16;
+	uint32_t idx = eng->out_buckets[flow_hash(eng, SIDE_OUTSIDE, family, proto, alias,
+	                                          alias_port, remote, remote_port)];
+
+	for (; idx != 0; idx = flow_at(eng, idx)->out_next) {
+		const struct cfr_flow *f = flow_at(eng, idx);
+
+		if (f->alias_port == alias_port && f->remote_port == remote_port &&
+		    f->proto == proto && f->family == family &&
+		    memcmp(f->alias.b, alias, alen) == 0 && memcmp(f->remote.b, remote, alen) == 0)
+			return idx;
+	}
+	return 0;
+}
+
+static void lru_unlink(struct cfr_engine *eng, uint32_t idx)
+{
+	struct cfr_flow *f = flow_at(eng, idx);
+	struct cfr_lru *l = &eng->lru[f->tclass];
+
+	if (f->lru_prev)
+		flow_at(eng, f->lru_prev)->lru_next = f->lru_next;
+	else
+		l->head = f->lru_next;
+	if (f->lru_next)
+		flow_at(eng, f->lru_next)->lru_prev = f->lru_prev;
+	else
+		l->tail = f->lru_prev;
+	f->lru_prev = f->lru_next = 0;
+}
+
+static void lru_append(struct cfr_engine *eng, uint32_t idx)
+{
+	struct cfr_flow *f = flow_at(eng, idx);
+	struct cfr_lru *l = &eng->lru[f->tclass];
+
+	f->lru_prev = l->tail;
+	f->lru_next = 0;
+	if (l->tail)
+		flow_at(eng, l->tail)->lru_next = idx;
+	else
+		l->head = idx;
+	l->tail = idx;
+}
+
+static uint8_t proto_index(uint8_t proto)
+{
+	switch (proto) {
+	case CFR_IPPROTO_TCP:
+		return CFR_PROTO_TCP;
+	case CFR_IPPROTO_UDP:
+		return CFR_PROTO_UDP;
+	default:
+		return CFR_PROTO_ICMP;
+	}
+}
+
+static uint8_t initial_class(uint8_t proto)
+{
+	switch (proto) {
+	case CFR_IPPROTO_TCP:
+		return CFR_TIMEOUT_TCP_TRANSITORY;
+	case CFR_IPPROTO_UDP:
+		return CFR_TIMEOUT_UDP;
+	default:
+		return CFR_TIMEOUT_ICMP;
+	}
+}
+
+uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, const uint8_t *sub,
+                         uint16_t sub_port, const uint8_t *remote, uint16_t remote_port,
+                         const union cfr_addr *alias, uint16_t alias_port)
+{
+	size_t alen = family == CFR_FAMILY_V4 ? 4 : 16;
+	struct cfr_flow *f;
+	uint32_t idx, hin, hout;
+
+	if (eng->free_head) {
+		idx = eng->free_head;
+		eng->free_head = flow_at(eng, idx)->in_next;
+	} else if (eng->next_fresh <= eng->cfg.max_flows) {
+		idx = eng->next_fresh++;
+	} else {
+		return 0;
+	}
+	f = flow_at(eng, idx);
+	memset(f, 0, sizeof(*f));
+	f->family = family;
+	f->proto = proto;
+	f->sub_port = sub_port;
+	f->remote_port = remote_port;
+	f->alias_port = alias_port;
+	memcpy(f->sub.b, sub, alen);
+	memcpy(f->remote.b, remote, alen);
+	f->alias = *alias;
+	f->in_use = 1;
+	f->tclass = initial_class(proto);
+	f->last_seen_s = eng->now_s;
+
+	hin = flow_hash(eng, SIDE_INSIDE, family, proto, sub, sub_port, remote, remote_port);
+	hout =
+	    flow_hash(eng, SIDE_OUTSIDE, family, proto, alias->b, alias_port, remote, remote_port);
+	f->in_next = eng->in_buckets[hin];
+	eng->in_buckets[hin] = idx;
+	f->out_next = eng->out_buckets[hout];
+	eng->out_buckets[hout] = idx;
+	lru_append(eng, idx);
+
+	eng->stats.flows_created++;
+	eng->stats.flows_active[family][proto_index(proto)]++;
+	return idx;
+}
+
+void cfr_flow_touch(struct cfr_engine *eng, uint32_t idx, uint8_t tclass)
+{
+	struct cfr_flow *f = flow_at(eng, idx);
+
+	f->last_seen_s = eng->now_s;
+	if (f->tclass == tclass && eng->lru[tclass].tail == idx)
+		return;
+	lru_unlink(eng, idx);
+	f->tclass = tclass;
+	lru_append(eng, idx);
+}
+
+/* Unlink <idx> from the chain at <bucket> of the inside or the outside index. */
+static void chain_remove(struct cfr_engine *eng, uint32_t *bucket, uint32_t idx, bool inside)
+{
+	uint32_t *link = bucket;
+
+	while (*link != 0 && *link != idx) {
+		struct cfr_flow *f = flow_at(eng, *link);
+
+		link = inside ? &f->in_next : &f->out_next;
+	}
+	if (*link == idx) {
+		struct cfr_flow *f = flow_at(eng, idx);
+
+		*link = inside ? f->in_next : f->out_next;
+	}
+}
+
+static void flow_destroy(struct cfr_engine *eng, uint32_t idx)
+{
+	struct cfr_flow *f = flow_at(eng, idx);
+	uint32_t hin = flow_hash(eng, SIDE_INSIDE, f->family, f->proto, f->sub.b, f->sub_port,
+	                         f->remote.b, f->remote_port);
+	uint32_t hout = flow_hash(eng, SIDE_OUTSIDE, f->family, f->proto, f->alias.b, f->alias_port,
+	                          f->remote.b, f->remote_port);
+
+	chain_remove(eng, &eng->in_buckets[hin], idx, true);
+	chain_remove(eng, &eng->out_buckets[hout], idx, false);
+	lru_unlink(eng, idx);
+	eng->stats.flows_active[f->family][proto_index(f->proto)]--;
+	eng->stats.flows_expired++;
+	/* Wipe the tuple: an expired mapping should not outlive its flow in memory. */
+	memset(f, 0, sizeof(*f));
+	f->in_next = eng->free_head;
+	eng->free_head = idx;
+}
+
+void cfr_flow_expire(struct cfr_engine *eng)
+{
+	unsigned c;
+
+	for (c = 0; c < CFR_TIMEOUT__COUNT; c++) {
+		uint32_t timeout = eng->cfg.timeout[c];
+
+		while (eng->lru[c].head != 0) {
+			uint32_t idx = eng->lru[c].head;
+
+			if (eng->now_s - flow_at(eng, idx)->last_seen_s < timeout)
+				break;
+			flow_destroy(eng, idx);
+		}
+	}
+}

@@ -1,0 +1,120 @@
+/*
+ * Fragment tracking. Only the first fragment of a datagram carries ports,
+ * so when it is translated we remember which flow it belonged to, keyed by
+ * (addresses, protocol, identification); later fragments follow it. A later
+ * fragment that arrives before its first one is dropped, never forwarded
+ * untranslated: that would leak the subscriber's address.
+ *
+ * The table is a fixed array with bounded open addressing: hostile
+ * fragments can fill it (then new fragmented datagrams are refused and
+ * counted) but never make it grow or make a lookup long.
+ */
+#include <sodium.h>
+#include <string.h>
+
+#include "engine.h"
+
+#define FRAG_TIMEOUT_S 30 /* Linux's ipfrag_time default */
+#define FRAG_PROBES    8
+
+struct frag_key {
+	uint8_t src[16], dst[16];
+	uint32_t id;
+	uint8_t family, proto, dir, tag;
+};
+static_assert(sizeof(struct frag_key) == 40, "frag key must have no implicit padding");
+
+static uint32_t frag_slot(const struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
+                          const struct cfr_parsed *p)
+{
+	struct frag_key k;
+	uint64_t h;
+
+	memset(&k, 0, sizeof(k));
+	memcpy(k.src, buf + p->src_off, p->addr_len);
+	memcpy(k.dst, buf + p->dst_off, p->addr_len);
+	k.id = p->frag_id;
+	k.family = p->family;
+	k.proto = p->proto;
+	k.dir = dir;
+	k.tag = 0xf7; /* apart from flow keys hashed under the same key */
+	crypto_shorthash((unsigned char *)&h, (const unsigned char *)&k, sizeof(k), eng->hash_key);
+	return (uint32_t)h & eng->frag_mask;
+}
+
+static bool frag_matches(const struct cfr_frag *e, uint8_t dir, const uint8_t *buf,
+                         const struct cfr_parsed *p)
+{
+	return e->id == p->frag_id && e->family == p->family && e->proto == p->proto &&
+	       e->dir == dir && memcmp(e->src.b, buf + p->src_off, p->addr_len) == 0 &&
+	       memcmp(e->dst.b, buf + p->dst_off, p->addr_len) == 0;
+}
+
+static bool frag_live(const struct cfr_engine *eng, const struct cfr_frag *e)
+{
+	return e->in_use && (int32_t)(e->expires_s - eng->now_s) > 0;
+}
+
+enum cfr_drop cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
+                                const struct cfr_parsed *p, uint32_t flow)
+{
+	uint32_t slot = frag_slot(eng, dir, buf, p), i;
+	struct cfr_frag *free_slot = NULL;
+
+	for (i = 0; i < FRAG_PROBES; i++) {
+		struct cfr_frag *e = &eng->frags[(slot + i) & eng->frag_mask];
+
+		if (frag_live(eng, e) && frag_matches(e, dir, buf, p)) {
+			free_slot = e;
+			break;
+		}
+		if (!free_slot && !frag_live(eng, e))
+			free_slot = e;
+	}
+	if (!free_slot)
+		return CFR_DROP_FRAG_TABLE_FULL;
+	memset(free_slot, 0, sizeof(*free_slot));
+	memcpy(free_slot->src.b, buf + p->src_off, p->addr_len);
+	memcpy(free_slot->dst.b, buf + p->dst_off, p->addr_len);
+	free_slot->id = p->frag_id;
+	free_slot->family = p->family;
+	free_slot->proto = p->proto;
+	free_slot->dir = dir;
+	free_slot->flow = flow;
+	free_slot->expires_s = eng->now_s + FRAG_TIMEOUT_S;
+	free_slot->in_use = 1;
+	return CFR_DROP_NONE;
+}
+
+uint32_t cfr_frag_find(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
+                       const struct cfr_parsed *p)
+{
+	uint32_t slot = frag_slot(eng, dir, buf, p), i;
+
+	for (i = 0; i < FRAG_PROBES; i++) {
+		struct cfr_frag *e = &eng->frags[(slot + i) & eng->frag_mask];
+
+		if (frag_live(eng, e) && frag_matches(e, dir, buf, p)) {
+			e->expires_s = eng->now_s + FRAG_TIMEOUT_S;
+			return e->flow;
+		}
+	}
+	return 0;
+}
+
+void cfr_frag_sweep(struct cfr_engine *eng)
+{
+	uint32_t i, live = 0;
+
+	for (i = 0; i <= eng->frag_mask; i++) {
+		struct cfr_frag *e = &eng->frags[i];
+
+		if (!e->in_use)
+			continue;
+		if (frag_live(eng, e))
+			live++;
+		else
+			memset(e, 0, sizeof(*e));
+	}
+	eng->stats.frags_tracked = live;
+}

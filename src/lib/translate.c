@@ -1,0 +1,258 @@
+/*
+ * Translation: outbound (subscriber -> alias), inbound (alias -> subscriber),
+ * later fragments, and ICMP/ICMPv6 errors with the packet they quote.
+ *
+ * Each path finds or creates the flow, then rewrites one endpoint (source on
+ * the way out, destination on the way in) with incremental checksum updates
+ * (RFC 1624). Lengths never change, so a packet is rewritten in place.
+ */
+#include <string.h>
+
+#include "csum.h"
+#include "engine.h"
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+
+static bool is_icmp(uint8_t proto)
+{
+	return proto == CFR_IPPROTO_ICMP || proto == CFR_IPPROTO_ICMPV6;
+}
+
+/*
+ * Rewrite the source (<src_side>) or destination endpoint of the packet
+ * described by <p> at <buf> to <addr> and, when the packet has one, <port>.
+ * Fixes the IPv4 header checksum and the transport checksum when it lies
+ * inside the bytes we have (a quoted packet may be cut short).
+ */
+static void rewrite_endpoint(uint8_t *buf, const struct cfr_parsed *p, bool src_side,
+                             const uint8_t *addr, uint16_t port)
+{
+	uint8_t *field = buf + (src_side ? p->src_off : p->dst_off);
+	uint32_t port_off = src_side ? p->sport_off : p->dport_off;
+	uint8_t *csum = p->csum_off && p->csum_off + 2 <= p->end ? buf + p->csum_off : NULL;
+	bool pseudo = p->proto != CFR_IPPROTO_ICMP; /* ICMPv4 has no pseudo-header */
+	uint8_t new_port[2];
+
+	if (csum && p->proto == CFR_IPPROTO_UDP && p->family == CFR_FAMILY_V4 && get16(csum) == 0)
+		csum = NULL; /* IPv4 UDP without checksum stays without one */
+
+	if (p->family == CFR_FAMILY_V4)
+		csum_replace(buf + 10, field, addr, 4);
+	if (csum && pseudo && p->has_l4)
+		csum_replace(csum, field, addr, p->addr_len);
+	memcpy(field, addr, p->addr_len);
+
+	if (port_off && p->has_l4) {
+		put16(new_port, port);
+		if (csum)
+			csum_replace(csum, buf + port_off, new_port, 2);
+		memcpy(buf + port_off, new_port, 2);
+	}
+	/* RFC 768: a computed UDP checksum of zero is sent as all ones. */
+	if (csum && p->proto == CFR_IPPROTO_UDP && get16(csum) == 0)
+		put16(csum, 0xffff);
+}
+
+/*
+ * TCP progress, just enough for the timeout class: transitory until the
+ * remote answers the SYN, established after, transitory again once both
+ * sides sent FIN or either sent RST (RFC 5382 §5, RFC 7857 §2.2).
+ */
+static uint8_t tcp_track(struct cfr_flow *f, uint8_t dir, uint8_t flags)
+{
+	if (dir == CFR_DIR_OUT) {
+		/* A new connection reusing the tuple of a closing one starts afresh. */
+		if ((flags & (TCP_SYN | TCP_ACK)) == TCP_SYN &&
+		    (f->tcp_state & (CFR_TCP_FIN_OUT | CFR_TCP_FIN_IN | CFR_TCP_RST)))
+			f->tcp_state = 0;
+		if ((flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+			f->tcp_state |= CFR_TCP_SYN_OUT;
+		if (flags & TCP_FIN)
+			f->tcp_state |= CFR_TCP_FIN_OUT;
+	} else {
+		if ((flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK))
+			f->tcp_state |= CFR_TCP_SYNACK_IN;
+		if (flags & TCP_FIN)
+			f->tcp_state |= CFR_TCP_FIN_IN;
+	}
+	if (flags & TCP_RST)
+		f->tcp_state |= CFR_TCP_RST;
+
+	if ((f->tcp_state & CFR_TCP_RST) || (f->tcp_state & (CFR_TCP_FIN_OUT | CFR_TCP_FIN_IN)) ==
+	                                        (CFR_TCP_FIN_OUT | CFR_TCP_FIN_IN))
+		return CFR_TIMEOUT_TCP_TRANSITORY;
+	if (f->tcp_state & CFR_TCP_SYNACK_IN)
+		return CFR_TIMEOUT_TCP_ESTABLISHED;
+	return CFR_TIMEOUT_TCP_TRANSITORY;
+}
+
+static void flow_seen(struct cfr_engine *eng, uint32_t idx, uint8_t dir, const struct cfr_parsed *p)
+{
+	struct cfr_flow *f = &eng->flows[idx];
+	uint8_t tclass = f->tclass;
+
+	if (p->proto == CFR_IPPROTO_TCP)
+		tclass = tcp_track(f, dir, p->tcp_flags);
+	cfr_flow_touch(eng, idx, tclass);
+}
+
+static enum cfr_drop translate_out(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p)
+{
+	const uint8_t *sub = buf + p->src_off, *remote = buf + p->dst_off;
+	uint16_t remote_port = is_icmp(p->proto) ? 0 : p->dport;
+	enum cfr_drop reason;
+	struct cfr_flow *f;
+	uint32_t idx;
+
+	/* Only echo requests open ICMP flows; a subscriber never answers an alias's echo. */
+	if (is_icmp(p->proto) && p->icmp_kind != CFR_ICMP_ECHO_REQUEST)
+		return CFR_DROP_UNSUPPORTED_ICMP;
+
+	idx = cfr_flow_find_inside(eng, p->family, p->proto, sub, p->sport, remote, remote_port);
+	if (!idx) {
+		union cfr_addr alias;
+		uint16_t alias_port;
+
+		/* RFC 5382 REQ-2 lets us require a SYN: a stray segment opens nothing. */
+		if (p->proto == CFR_IPPROTO_TCP &&
+		    (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN)
+			return CFR_DROP_TCP_NOT_SYN;
+		reason = cfr_alloc_alias(eng, p->family, p->proto, remote, remote_port, &alias,
+		                         &alias_port);
+		if (reason != CFR_DROP_NONE)
+			return reason;
+		idx = cfr_flow_create(eng, p->family, p->proto, sub, p->sport, remote, remote_port,
+		                      &alias, alias_port);
+		if (!idx)
+			return CFR_DROP_TABLE_FULL;
+	}
+	if (p->frag) {
+		reason = cfr_frag_remember(eng, CFR_DIR_OUT, buf, p, idx);
+		if (reason != CFR_DROP_NONE)
+			return reason;
+	}
+	flow_seen(eng, idx, CFR_DIR_OUT, p);
+	f = &eng->flows[idx];
+	rewrite_endpoint(buf, p, true, f->alias.b, f->alias_port);
+	return CFR_DROP_NONE;
+}
+
+static enum cfr_drop translate_in(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p)
+{
+	const uint8_t *remote = buf + p->src_off, *alias = buf + p->dst_off;
+	uint16_t remote_port = is_icmp(p->proto) ? 0 : p->sport;
+	enum cfr_drop reason;
+	struct cfr_flow *f;
+	uint32_t idx;
+
+	/* An echo request to an alias is unsolicited, like any packet without a flow. */
+	if (is_icmp(p->proto) && p->icmp_kind != CFR_ICMP_ECHO_REPLY)
+		return CFR_DROP_NO_FLOW;
+
+	idx = cfr_flow_find_outside(eng, p->family, p->proto, alias, p->dport, remote, remote_port);
+	if (!idx)
+		return CFR_DROP_NO_FLOW;
+	if (p->frag) {
+		reason = cfr_frag_remember(eng, CFR_DIR_IN, buf, p, idx);
+		if (reason != CFR_DROP_NONE)
+			return reason;
+	}
+	flow_seen(eng, idx, CFR_DIR_IN, p);
+	f = &eng->flows[idx];
+	rewrite_endpoint(buf, p, false, f->sub.b, f->sub_port);
+	return CFR_DROP_NONE;
+}
+
+/* A later fragment: follow the flow its first fragment was translated with. */
+static enum cfr_drop translate_fragment(struct cfr_engine *eng, uint8_t *buf,
+                                        const struct cfr_parsed *p, uint8_t dir)
+{
+	uint32_t idx = cfr_frag_find(eng, dir, buf, p);
+	const struct cfr_flow *f = &eng->flows[idx];
+	bool out = dir == CFR_DIR_OUT;
+
+	/* The flow may have expired and its record been reused since. */
+	if (!idx || !f->in_use || f->proto != p->proto || f->family != p->family ||
+	    memcmp(out ? f->sub.b : f->remote.b, buf + p->src_off, p->addr_len) != 0 ||
+	    memcmp(out ? f->remote.b : f->alias.b, buf + p->dst_off, p->addr_len) != 0)
+		return CFR_DROP_FRAG_NO_FLOW;
+	rewrite_endpoint(buf, p, out, out ? f->alias.b : f->sub.b, 0);
+	return CFR_DROP_NONE;
+}
+
+static uint16_t icmp_checksum(const uint8_t *buf, const struct cfr_parsed *p)
+{
+	uint32_t len = p->end - p->l4_off;
+	uint32_t sum = 0;
+
+	if (p->family == CFR_FAMILY_V6)
+		sum = csum_pseudo(buf + p->src_off, buf + p->dst_off, 16, CFR_IPPROTO_ICMPV6, len);
+	return csum_fold(csum_add(sum, buf + p->l4_off, len));
+}
+
+/*
+ * An ICMP error about a packet of one of our flows (RFC 5508 §7, RFC 7857
+ * §2.9). Inbound, the quoted packet is the one we sent: its source is the
+ * alias and must become the subscriber again, or PMTUD breaks. Outbound,
+ * the quoted packet is one the subscriber received: its destination is the
+ * subscriber and must become the alias, or the error leaks who it was.
+ */
+static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, uint8_t *buf,
+                                          const struct cfr_parsed *p, uint8_t dir)
+{
+	uint32_t inner_off = p->l4_off + 8;
+	uint8_t *inner = buf + inner_off;
+	struct cfr_parsed q;
+	const struct cfr_flow *f;
+	uint16_t remote_port;
+	uint32_t idx;
+
+	if (p->frag)
+		return CFR_DROP_FRAG_ICMP_ERROR;
+	if (icmp_checksum(buf, p) != 0)
+		return CFR_DROP_ICMP_BAD_CHECKSUM;
+	if (cfr_parse(inner, p->end - inner_off, true, &q) != CFR_DROP_NONE ||
+	    q.family != p->family || !q.has_l4 || q.icmp_kind == CFR_ICMP_ERROR)
+		return CFR_DROP_ICMP_BAD_INNER;
+
+	if (dir == CFR_DIR_IN) {
+		if (memcmp(buf + p->dst_off, inner + q.src_off, p->addr_len) != 0)
+			return CFR_DROP_ICMP_BAD_INNER;
+		remote_port = is_icmp(q.proto) ? 0 : q.dport;
+		idx = cfr_flow_find_outside(eng, q.family, q.proto, inner + q.src_off, q.sport,
+		                            inner + q.dst_off, remote_port);
+		if (!idx)
+			return CFR_DROP_ICMP_NO_FLOW;
+		f = &eng->flows[idx];
+		rewrite_endpoint(buf, p, false, f->sub.b, 0);
+		rewrite_endpoint(inner, &q, true, f->sub.b, f->sub_port);
+	} else {
+		if (memcmp(buf + p->src_off, inner + q.dst_off, p->addr_len) != 0)
+			return CFR_DROP_ICMP_BAD_INNER;
+		remote_port = is_icmp(q.proto) ? 0 : q.sport;
+		idx = cfr_flow_find_inside(eng, q.family, q.proto, inner + q.dst_off, q.dport,
+		                           inner + q.src_off, remote_port);
+		if (!idx)
+			return CFR_DROP_ICMP_NO_FLOW;
+		f = &eng->flows[idx];
+		rewrite_endpoint(buf, p, true, f->alias.b, 0);
+		rewrite_endpoint(inner, &q, false, f->alias.b, f->alias_port);
+	}
+	/* Verified above, so recomputing cannot launder a corrupted message. */
+	put16(buf + p->l4_off + 2, 0);
+	put16(buf + p->l4_off + 2, icmp_checksum(buf, p));
+	return CFR_DROP_NONE;
+}
+
+enum cfr_drop cfr_translate(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p,
+                            uint8_t dir)
+{
+	if (p->icmp_kind == CFR_ICMP_ERROR)
+		return translate_icmp_error(eng, buf, p, dir);
+	if (!p->has_l4)
+		return translate_fragment(eng, buf, p, dir);
+	return dir == CFR_DIR_OUT ? translate_out(eng, buf, p) : translate_in(eng, buf, p);
+}
