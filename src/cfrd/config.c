@@ -1,0 +1,499 @@
+/*
+ * cfrd configuration parser. inih does the INI syntax; this file only maps
+ * keys to fields and validates values, and reports the first error with
+ * its line. Every entry point goes through cfrd_config_parse_buffer() so
+ * the fuzz target exercises exactly what the daemon runs.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A config file is a few dozen lines; refuse anything absurd before reading it. */
+#define CONFIG_MAX_BYTES (1u << 20)
+
+/*
+ * Timeouts longer than a week are almost certainly milliseconds typed where
+ * seconds were meant; refusing them beats holding flows for months.
+ */
+#define TIMEOUT_MAX_S (7u * 24 * 3600)
+
+/*
+ * Limits cfr_engine_new() enforces but cfr.h does not export; checked here
+ * too so the operator gets a line number instead of "Invalid argument".
+ */
+#define ENGINE_MAX_FLOWS      (1u << 28)
+#define ENGINE_MAX_FRAGS      (1u << 24)
+#define ENGINE_POOL6_MAX_BITS 120
+
+struct parse_state;
+typedef int (*key_setter)(struct parse_state *st, const char *value);
+
+struct key {
+	const char *section;
+	const char *name;
+	key_setter set;
+	bool repeatable;
+};
+
+struct parse_state {
+	/* reader cursor over the input; <line> is the line inih is working on */
+	const char *pos, *end;
+	int line;
+	struct cfrd_config *cfg;
+	struct cfrd_config_error *err;
+	int seen[32]; /* line where each scalar key was first set, by key index */
+};
+
+__attribute__((format(printf, 3, 4))) static int fail(struct cfrd_config_error *err, int line,
+                                                      const char *fmt, ...)
+{
+	va_list ap;
+
+	err->line = line;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* Only the first error is kept: later ones are often consequences of it. */
+__attribute__((format(printf, 2, 3))) static int bad(struct parse_state *st, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (st->err->msg[0] != '\0')
+		return -EINVAL;
+	st->err->line = st->line;
+	va_start(ap, fmt);
+	vsnprintf(st->err->msg, sizeof(st->err->msg), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* A decimal integer in [min, max], nothing else (no sign, no suffix). */
+static int parse_u32(const char *text, uint32_t min, uint32_t max, uint32_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (text[0] < '0' || text[0] > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int set_tun(struct parse_state *st, const char *value)
+{
+	size_t len = strlen(value);
+
+	/* The kernel's dev_valid_name() rules, checked here to point at the line. */
+	if (len == 0 || len >= sizeof(st->cfg->tun) || strcmp(value, ".") == 0 ||
+	    strcmp(value, "..") == 0 || strpbrk(value, "/: \t") != NULL)
+		return bad(st,
+		           "invalid tun '%s': expected an interface name of 1 to %zu characters",
+		           value, sizeof(st->cfg->tun) - 1);
+	memcpy(st->cfg->tun, value, len + 1);
+	return 0;
+}
+
+static int set_mtu(struct parse_state *st, const char *value)
+{
+	uint32_t v;
+
+	/* 1280 is the IPv6 minimum link MTU (RFC 8200 §5); cfr carries both families. */
+	if (parse_u32(value, 1280, 65535, &v) < 0)
+		return bad(st, "invalid mtu '%s': expected an integer from 1280 to 65535", value);
+	st->cfg->mtu = v;
+	return 0;
+}
+
+static int set_control(struct parse_state *st, const char *value)
+{
+	size_t len = strlen(value);
+
+	/* Absolute, because the daemon's working directory means nothing to cfrctl. */
+	if (value[0] != '/' || len >= sizeof(st->cfg->control))
+		return bad(st, "invalid control '%s': expected an absolute path under %zu bytes",
+		           value, sizeof(st->cfg->control));
+	memcpy(st->cfg->control, value, len + 1);
+	return 0;
+}
+
+static int set_log_level(struct parse_state *st, const char *value)
+{
+	if (cfrd_log_level_parse(value, &st->cfg->log_level) < 0)
+		return bad(st, "invalid log-level '%s': expected error, warn, info or debug",
+		           value);
+	return 0;
+}
+
+static const char *family_name(int family)
+{
+	return family == CFR_FAMILY_V4 ? "IPv4" : "IPv6";
+}
+
+/*
+ * cfr_prefix_parse() says only "invalid"; the most common mistake by far is
+ * an address with host bits, so recognise it and suggest the fix.
+ */
+static int bad_prefix(struct parse_state *st, const char *value)
+{
+	unsigned char addr[16];
+	char addr_text[INET6_ADDRSTRLEN], fixed[INET6_ADDRSTRLEN];
+	const char *slash = strchr(value, '/');
+	int af, bits;
+	uint32_t len;
+
+	if (slash == NULL || (size_t)(slash - value) >= sizeof(addr_text))
+		goto invalid;
+	memcpy(addr_text, value, (size_t)(slash - value));
+	addr_text[slash - value] = '\0';
+	af = strchr(addr_text, ':') != NULL ? AF_INET6 : AF_INET;
+	bits = af == AF_INET6 ? 128 : 32;
+	if (inet_pton(af, addr_text, addr) != 1 ||
+	    parse_u32(slash + 1, 0, (uint32_t)bits, &len) < 0)
+		goto invalid;
+	for (int i = 0; i < bits / 8; i++) {
+		int keep = (int)len - i * 8;
+
+		addr[i] &= keep >= 8 ? 0xff : keep <= 0 ? 0 : (unsigned char)(0xff << (8 - keep));
+	}
+	if (inet_ntop(af, addr, fixed, sizeof(fixed)) == NULL)
+		goto invalid;
+	return bad(st, "prefix %s has host bits set (did you mean %s/%u?)", value, fixed, len);
+invalid:
+	return bad(st, "invalid prefix '%s': expected ADDRESS/LENGTH", value);
+}
+
+static void format_prefix(const struct cfr_prefix *p, char *out, size_t size)
+{
+	char addr[INET6_ADDRSTRLEN] = "?";
+
+	inet_ntop(p->family == CFR_FAMILY_V4 ? AF_INET : AF_INET6, p->addr, addr, sizeof(addr));
+	snprintf(out, size, "%s/%u", addr, p->len);
+}
+
+static bool prefixes_overlap(const struct cfr_prefix *a, const struct cfr_prefix *b)
+{
+	const struct cfr_prefix *shorter = a->len <= b->len ? a : b;
+	const struct cfr_prefix *longer = shorter == a ? b : a;
+
+	return a->family == b->family && cfr_prefix_contains(shorter, longer->family, longer->addr);
+}
+
+/*
+ * A pool prefix inside a subscriber prefix would make the relay translate
+ * its own aliases; refuse it here, where the line is still known.
+ */
+static int check_overlap(struct parse_state *st, const struct cfr_prefix *p,
+                         const struct cfr_prefix *others, unsigned n, const char *what)
+{
+	char a[INET6_ADDRSTRLEN + 4], b[INET6_ADDRSTRLEN + 4];
+
+	for (unsigned i = 0; i < n; i++) {
+		if (!prefixes_overlap(p, &others[i]))
+			continue;
+		format_prefix(p, a, sizeof(a));
+		format_prefix(&others[i], b, sizeof(b));
+		return bad(st, "prefix %s overlaps %s prefix %s", a, what, b);
+	}
+	return 0;
+}
+
+static int add_prefix(struct parse_state *st, const char *value, int family,
+                      struct cfr_prefix *list, unsigned *n, unsigned max)
+{
+	struct cfr_prefix p;
+
+	if (cfr_prefix_parse(value, &p) < 0)
+		return bad_prefix(st, value);
+	if (family >= 0 && p.family != family)
+		return bad(st, "%s is not an %s prefix", value, family_name(family));
+	if (*n >= max)
+		return bad(st, "too many prefixes of this kind (at most %u)", max);
+	list[(*n)++] = p;
+	return 0;
+}
+
+static int set_pool4(struct parse_state *st, const char *value)
+{
+	struct cfr_engine_config *e = &st->cfg->engine;
+
+	if (add_prefix(st, value, CFR_FAMILY_V4, e->pool4, &e->n_pool4, CFR_MAX_POOL_PREFIXES) < 0)
+		return -EINVAL;
+	return check_overlap(st, &e->pool4[e->n_pool4 - 1], e->subscribers, e->n_subscribers,
+	                     "subscriber");
+}
+
+static int set_pool6(struct parse_state *st, const char *value)
+{
+	struct cfr_engine_config *e = &st->cfg->engine;
+
+	if (add_prefix(st, value, CFR_FAMILY_V6, e->pool6, &e->n_pool6, CFR_MAX_POOL_PREFIXES) < 0)
+		return -EINVAL;
+	if (e->pool6[e->n_pool6 - 1].len > ENGINE_POOL6_MAX_BITS)
+		return bad(st, "ipv6 pool %s is too small to hide anyone in (at most /%u)", value,
+		           ENGINE_POOL6_MAX_BITS);
+	return check_overlap(st, &e->pool6[e->n_pool6 - 1], e->subscribers, e->n_subscribers,
+	                     "subscriber");
+}
+
+static int set_subscriber(struct parse_state *st, const char *value)
+{
+	struct cfr_engine_config *e = &st->cfg->engine;
+	const struct cfr_prefix *p;
+
+	if (add_prefix(st, value, -1, e->subscribers, &e->n_subscribers,
+	               CFR_MAX_SUBSCRIBER_PREFIXES) < 0)
+		return -EINVAL;
+	p = &e->subscribers[e->n_subscribers - 1];
+	if (p->family == CFR_FAMILY_V4)
+		return check_overlap(st, p, e->pool4, e->n_pool4, "ipv4 pool");
+	return check_overlap(st, p, e->pool6, e->n_pool6, "ipv6 pool");
+}
+
+static int set_ports(struct parse_state *st, const char *value)
+{
+	char first[8];
+	const char *dash = strchr(value, '-');
+	uint32_t lo, hi;
+
+	if (dash == NULL || (size_t)(dash - value) >= sizeof(first))
+		goto invalid;
+	memcpy(first, value, (size_t)(dash - value));
+	first[dash - value] = '\0';
+	if (parse_u32(first, 1, 65535, &lo) < 0 || parse_u32(dash + 1, 1, 65535, &hi) < 0)
+		goto invalid;
+	if (lo > hi)
+		return bad(st, "port range %s is reversed (did you mean %u-%u?)", value, hi, lo);
+	st->cfg->engine.port_min = (uint16_t)lo;
+	st->cfg->engine.port_max = (uint16_t)hi;
+	return 0;
+invalid:
+	return bad(st, "invalid ports '%s': expected FIRST-LAST, from 1 to 65535", value);
+}
+
+static int set_timeout(struct parse_state *st, enum cfr_timeout which, const char *value)
+{
+	if (parse_u32(value, 1, TIMEOUT_MAX_S, &st->cfg->engine.timeout[which]) < 0)
+		return bad(st, "invalid timeout '%s': expected seconds from 1 to %u", value,
+		           TIMEOUT_MAX_S);
+	return 0;
+}
+
+static int set_tcp_established(struct parse_state *st, const char *value)
+{
+	return set_timeout(st, CFR_TIMEOUT_TCP_ESTABLISHED, value);
+}
+
+static int set_tcp_transitory(struct parse_state *st, const char *value)
+{
+	return set_timeout(st, CFR_TIMEOUT_TCP_TRANSITORY, value);
+}
+
+static int set_udp(struct parse_state *st, const char *value)
+{
+	return set_timeout(st, CFR_TIMEOUT_UDP, value);
+}
+
+static int set_icmp(struct parse_state *st, const char *value)
+{
+	return set_timeout(st, CFR_TIMEOUT_ICMP, value);
+}
+
+static int set_max_flows(struct parse_state *st, const char *value)
+{
+	if (parse_u32(value, 1, ENGINE_MAX_FLOWS, &st->cfg->engine.max_flows) < 0)
+		return bad(st, "invalid max-flows '%s': expected an integer from 1 to %u", value,
+		           ENGINE_MAX_FLOWS);
+	return 0;
+}
+
+static int set_max_fragments(struct parse_state *st, const char *value)
+{
+	if (parse_u32(value, 1, ENGINE_MAX_FRAGS, &st->cfg->engine.max_frags) < 0)
+		return bad(st, "invalid max-fragments '%s': expected an integer from 1 to %u",
+		           value, ENGINE_MAX_FRAGS);
+	return 0;
+}
+
+static const struct key keys[] = {
+    {"cfrd", "tun", set_tun, false},
+    {"cfrd", "mtu", set_mtu, false},
+    {"cfrd", "control", set_control, false},
+    {"cfrd", "log-level", set_log_level, false},
+    {"pool", "ipv4", set_pool4, true},
+    {"pool", "ipv6", set_pool6, true},
+    {"pool", "ports", set_ports, false},
+    {"subscribers", "prefix", set_subscriber, true},
+    {"timeouts", "tcp-established", set_tcp_established, false},
+    {"timeouts", "tcp-transitory", set_tcp_transitory, false},
+    {"timeouts", "udp", set_udp, false},
+    {"timeouts", "icmp", set_icmp, false},
+    {"limits", "max-flows", set_max_flows, false},
+    {"limits", "max-fragments", set_max_fragments, false},
+};
+
+_Static_assert(ARRAY_SIZE(keys) <= ARRAY_SIZE(((struct parse_state *)0)->seen),
+               "parse_state.seen must cover every key");
+
+static bool known_section(const char *section)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		if (strcmp(keys[i].section, section) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* inih callback: nonzero means "fine, go on". */
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_state *st = user;
+
+	if (section[0] == '\0')
+		return bad(st, "key '%s' outside any section", name) == 0;
+	if (!known_section(section))
+		return bad(st, "unknown section [%s]", section) == 0;
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		const struct key *k = &keys[i];
+
+		if (strcmp(k->section, section) != 0 || strcmp(k->name, name) != 0)
+			continue;
+		if (!k->repeatable && st->seen[i] != 0)
+			return bad(st, "duplicate key '%s' (already set on line %d)", name,
+			           st->seen[i]) == 0;
+		st->seen[i] = st->line;
+		return k->set(st, value) == 0;
+	}
+	return bad(st, "unknown key '%s' in [%s]", name, section) == 0;
+}
+
+/*
+ * fgets() over the buffer. Lines were checked to fit inih's line buffer,
+ * so each call returns exactly one line and <line> stays exact.
+ */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct parse_state *st = stream;
+	const char *nl;
+	size_t len;
+
+	if (st->pos >= st->end)
+		return NULL;
+	nl = memchr(st->pos, '\n', (size_t)(st->end - st->pos));
+	len = nl != NULL ? (size_t)(nl - st->pos) + 1 : (size_t)(st->end - st->pos);
+	if (len > (size_t)num - 1)
+		len = (size_t)num - 1;
+	memcpy(str, st->pos, len);
+	str[len] = '\0';
+	st->pos += len;
+	st->line++;
+	return str;
+}
+
+/* Reject what inih would silently mangle: NUL bytes and lines it would split. */
+static int check_lines(const char *buf, size_t len, struct cfrd_config_error *err, int *n_lines)
+{
+	/* inih needs room for "\r\n\0" after the longest line */
+	const size_t max = INI_MAX_LINE - 3;
+	size_t start = 0;
+	int line = 1;
+
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && buf[i] == '\0')
+			return fail(err, line, "NUL byte in configuration");
+		if (i < len && buf[i] != '\n')
+			continue;
+		if (i - start > max + (i > start && buf[i - 1] == '\r'))
+			return fail(err, line, "line longer than %zu characters", max);
+		start = i + 1;
+		if (i < len)
+			line++;
+	}
+	*n_lines = len > 0 && buf[len - 1] == '\n' ? line - 1 : line;
+	return 0;
+}
+
+int cfrd_config_parse_buffer(const char *buf, size_t len, struct cfrd_config *cfg,
+                             struct cfrd_config_error *err)
+{
+	struct parse_state st = {.pos = buf, .end = buf + len, .cfg = cfg, .err = err};
+	int ret, n_lines = 0;
+
+	memset(cfg, 0, sizeof(*cfg));
+	memset(err, 0, sizeof(*err));
+	snprintf(cfg->tun, sizeof(cfg->tun), "%s", CFRD_DEFAULT_TUN);
+	cfg->mtu = CFRD_DEFAULT_MTU;
+	snprintf(cfg->control, sizeof(cfg->control), "%s", CFRD_DEFAULT_CONTROL);
+	cfg->log_level = CFRD_LOG_INFO;
+	cfr_engine_config_defaults(&cfg->engine);
+
+	ret = check_lines(buf, len, err, &n_lines);
+	if (ret < 0)
+		return ret;
+	ret = ini_parse_stream(read_line, &st, on_key, &st);
+	/* inih reports syntax errors by line only; the handler's own come with a message. */
+	if (ret > 0 && (err->msg[0] == '\0' || ret < err->line))
+		return fail(err, ret, "syntax error: expected [section] or key = value");
+	if (ret != 0)
+		return -EINVAL;
+	if (cfg->engine.n_pool4 + cfg->engine.n_pool6 == 0)
+		return fail(err, n_lines,
+		            "no alias pool: [pool] needs at least one ipv4 or ipv6 prefix");
+	if (cfg->engine.n_subscribers == 0)
+		return fail(err, n_lines,
+		            "no subscribers: [subscribers] needs at least one prefix");
+	return 0;
+}
+
+int cfrd_config_load(const char *path, struct cfrd_config *cfg, struct cfrd_config_error *err)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f;
+	int ret;
+
+	memset(err, 0, sizeof(*err));
+	f = fopen(path, "re");
+	if (f == NULL) {
+		ret = -errno;
+		fail(err, 0, "cannot open: %s", strerror(-ret));
+		return ret;
+	}
+	buf = malloc(CONFIG_MAX_BYTES + 1);
+	if (buf == NULL) {
+		ret = -ENOMEM;
+		fail(err, 0, "cannot read: %s", strerror(ENOMEM));
+		goto out;
+	}
+	len = fread(buf, 1, CONFIG_MAX_BYTES + 1, f);
+	if (ferror(f)) {
+		ret = -EIO;
+		fail(err, 0, "cannot read: %s", strerror(EIO));
+		goto out;
+	}
+	if (len > CONFIG_MAX_BYTES) {
+		ret = -EFBIG;
+		fail(err, 0, "larger than %u bytes", CONFIG_MAX_BYTES);
+		goto out;
+	}
+	ret = cfrd_config_parse_buffer(buf, len, cfg, err);
+out:
+	free(buf);
+	fclose(f);
+	return ret;
+}

@@ -1,0 +1,269 @@
+/*
+ * cfrd control socket. Everything here is non-blocking and bounded: a
+ * client that connects and says nothing holds one of a few slots for at most
+ * CLIENT_TIMEOUT_MS and never delays a packet. Commands come from one table,
+ * so adding one (`epoch rotate`, ...) is one line plus its function.
+ */
+#include "control.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "stats.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Long enough for a human with socat, short enough that idle clients cannot pile up. */
+#define CLIENT_TIMEOUT_MS 2000
+
+struct command {
+	const char *name;
+	struct json_object *(*run)(const struct cfrd *d, uint64_t now_ms);
+};
+
+static const struct command commands[] = {
+    {"stats", cfrd_stats_json},
+};
+
+static void sockaddr_for(struct sockaddr_un *sun, const char *path)
+{
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	snprintf(sun->sun_path, sizeof(sun->sun_path), "%s", path);
+}
+
+/*
+ * A socket file left by a cfrd that crashed refuses connections and can be
+ * removed; one that accepts them belongs to a live cfrd we must not steal
+ * from.
+ */
+static int remove_stale_socket(const char *path)
+{
+	struct sockaddr_un sun;
+	int fd, ret;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	sockaddr_for(&sun, path);
+	ret = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 ? -EADDRINUSE : -errno;
+	close(fd);
+	if (ret == -ECONNREFUSED)
+		return unlink(path) < 0 ? -errno : 0;
+	if (ret == -EADDRINUSE)
+		return ret;
+	return 0; /* nothing there, or not a socket: bind() will say so */
+}
+
+int cfrd_control_open(struct cfrd_control *ctl, const char *path)
+{
+	struct sockaddr_un sun;
+	mode_t old_umask;
+	int fd, ret;
+
+	ctl->listen_fd = -1;
+	for (unsigned i = 0; i < ARRAY_SIZE(ctl->clients); i++)
+		ctl->clients[i].fd = -1;
+	snprintf(ctl->path, sizeof(ctl->path), "%s", path);
+
+	ret = remove_stale_socket(path);
+	if (ret < 0) {
+		log_error("cannot bind control socket %s: %s%s", path, strerror(-ret),
+		          ret == -EADDRINUSE ? " (another cfrd is listening there)" : "");
+		return ret;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ret = -errno;
+		log_error("cannot create control socket: %s", strerror(-ret));
+		return ret;
+	}
+	sockaddr_for(&sun, path);
+	/* The socket file is born 0600: stats are for the operator, not for every local user. */
+	old_umask = umask(0177);
+	ret = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -errno : 0;
+	umask(old_umask);
+	if (ret < 0) {
+		log_error("cannot bind control socket %s: %s", path, strerror(-ret));
+		goto fail;
+	}
+	if (listen(fd, CFRD_CONTROL_MAX_CLIENTS) < 0) {
+		ret = -errno;
+		log_error("cannot listen on control socket %s: %s", path, strerror(-ret));
+		unlink(path);
+		goto fail;
+	}
+	ctl->listen_fd = fd;
+	log_info("control socket %s", path);
+	return 0;
+fail:
+	close(fd);
+	return ret;
+}
+
+static void client_close(struct cfrd_control_client *c)
+{
+	close(c->fd);
+	c->fd = -1;
+	c->len = 0;
+}
+
+void cfrd_control_close(struct cfrd_control *ctl)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(ctl->clients); i++) {
+		if (ctl->clients[i].fd >= 0)
+			client_close(&ctl->clients[i]);
+	}
+	if (ctl->listen_fd < 0)
+		return;
+	close(ctl->listen_fd);
+	ctl->listen_fd = -1;
+	unlink(ctl->path);
+}
+
+unsigned cfrd_control_poll_fill(const struct cfrd_control *ctl, struct pollfd *pfd)
+{
+	unsigned n = 0;
+
+	pfd[n++] = (struct pollfd){.fd = ctl->listen_fd, .events = POLLIN};
+	for (unsigned i = 0; i < ARRAY_SIZE(ctl->clients); i++) {
+		if (ctl->clients[i].fd >= 0)
+			pfd[n++] = (struct pollfd){.fd = ctl->clients[i].fd, .events = POLLIN};
+	}
+	return n;
+}
+
+static struct json_object *error_reply(const char *msg)
+{
+	struct json_object *obj = json_object_new_object();
+
+	if (obj == NULL)
+		return NULL;
+	json_object_object_add(obj, "error", json_object_new_string(msg));
+	return obj;
+}
+
+static struct json_object *dispatch(const char *line, const struct cfrd *d, uint64_t now_ms)
+{
+	char msg[32 + sizeof(((struct cfrd_control_client *)0)->buf)];
+
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		if (strcmp(commands[i].name, line) == 0)
+			return commands[i].run(d, now_ms);
+	}
+	snprintf(msg, sizeof(msg), "unknown command: %s", line);
+	return error_reply(msg);
+}
+
+/*
+ * Reply and hang up. The reply is a few kilobytes and the socket buffer is
+ * empty, so one non-blocking send normally takes all of it; a client that
+ * made it fail gets a truncated reply rather than a stalled daemon.
+ */
+static void client_reply(struct cfrd_control_client *c, struct json_object *reply)
+{
+	const char *text;
+	size_t len;
+	ssize_t sent;
+
+	if (reply == NULL) {
+		log_warn("control: out of memory building a reply");
+		goto out;
+	}
+	text = json_object_to_json_string_length(reply, JSON_C_TO_STRING_PLAIN, &len);
+	sent = send(c->fd, text, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (sent == (ssize_t)len)
+		sent = send(c->fd, "\n", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (sent < 0)
+		log_debug("control: reply not sent: %s", strerror(errno));
+	json_object_put(reply);
+out:
+	client_close(c);
+}
+
+static void client_read(struct cfrd_control_client *c, const struct cfrd *d, uint64_t now_ms)
+{
+	ssize_t got = recv(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len, MSG_DONTWAIT);
+	char *nl;
+
+	if (got < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (got < 0) {
+		client_close(c);
+		return;
+	}
+	c->len += (size_t)got;
+	c->buf[c->len] = '\0';
+	nl = strchr(c->buf, '\n');
+	if (nl != NULL) {
+		*nl = '\0';
+		if (nl > c->buf && nl[-1] == '\r')
+			nl[-1] = '\0';
+	} else if (got > 0 && c->len < sizeof(c->buf) - 1) {
+		return; /* wait for the rest of the line */
+	} else if (got > 0) {
+		client_reply(c, error_reply("command too long"));
+		return;
+	} else if (c->len == 0) {
+		client_close(c); /* hung up without a word */
+		return;
+	}
+	client_reply(c, dispatch(c->buf, d, now_ms));
+}
+
+static void accept_clients(struct cfrd_control *ctl, uint64_t now_ms)
+{
+	for (;;) {
+		struct cfrd_control_client *slot = NULL;
+		int fd = accept4(ctl->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0)
+			return;
+		for (unsigned i = 0; i < ARRAY_SIZE(ctl->clients) && slot == NULL; i++) {
+			if (ctl->clients[i].fd < 0)
+				slot = &ctl->clients[i];
+		}
+		if (slot == NULL) {
+			log_debug("control: all %d client slots busy, refusing one",
+			          CFRD_CONTROL_MAX_CLIENTS);
+			close(fd);
+			continue;
+		}
+		slot->fd = fd;
+		slot->len = 0;
+		slot->deadline_ms = now_ms + CLIENT_TIMEOUT_MS;
+	}
+}
+
+void cfrd_control_poll_handle(struct cfrd_control *ctl, const struct pollfd *pfd, unsigned n,
+                              const struct cfrd *d, uint64_t now_ms)
+{
+	/* Clients first: accepting could reuse a slot whose pollfd is still in <pfd>. */
+	for (unsigned i = 1; i < n; i++) {
+		if (pfd[i].revents == 0)
+			continue;
+		for (unsigned k = 0; k < ARRAY_SIZE(ctl->clients); k++) {
+			if (ctl->clients[k].fd == pfd[i].fd) {
+				client_read(&ctl->clients[k], d, now_ms);
+				break;
+			}
+		}
+	}
+	for (unsigned k = 0; k < ARRAY_SIZE(ctl->clients); k++) {
+		struct cfrd_control_client *c = &ctl->clients[k];
+
+		if (c->fd >= 0 && now_ms >= c->deadline_ms) {
+			log_debug("control: client said nothing for %d ms, hanging up",
+			          CLIENT_TIMEOUT_MS);
+			client_close(c);
+		}
+	}
+	if (n > 0 && (pfd[0].revents & POLLIN))
+		accept_clients(ctl, now_ms);
+}

@@ -1,0 +1,46 @@
+/*
+ * cfrd packet I/O backends. Each backend fills one struct cfr_io_backend
+ * (TUN today; TUN with offloads or AF_XDP later) and the main loop drives it
+ * through these calls only, so adding a backend touches no other file.
+ */
+#ifndef CFRD_IO_H
+#define CFRD_IO_H
+
+#include <stdint.h>
+
+#include <cfr/cfr.h>
+
+#include "config.h"
+
+/*
+ * Every packet buffer holds the largest IP packet (64 KiB - 1 plus room), so
+ * a read can never be truncated whatever MTU the operator or a GRO path
+ * produces; only the touched pages of a buffer become resident.
+ */
+#define CFRD_PKT_BUF_SIZE 65536u
+
+struct cfr_io {
+	const struct cfr_io_backend *backend;
+	int fd; /* what the main loop polls for POLLIN */
+	uint64_t read_errors;
+	uint64_t write_errors; /* failed and short writes */
+};
+
+struct cfr_io_backend {
+	const char *name;
+	/* Attach to the device <cfg> names. Logs why it failed; returns 0 or -errno. */
+	int (*open)(struct cfr_io *io, const struct cfrd_config *cfg);
+	/*
+	 * Fill up to <n> packets: pkts[i].data points at a CFRD_PKT_BUF_SIZE
+	 * buffer owned by the caller, the backend sets pkts[i].len. Returns how
+	 * many were read (0 when none is waiting); never blocks.
+	 */
+	unsigned (*rx_burst)(struct cfr_io *io, struct cfr_pkt *pkts, unsigned n);
+	/* Send <n> packets. Returns how many went out; the rest are counted as errors. */
+	unsigned (*tx_burst)(struct cfr_io *io, const struct cfr_pkt *pkts, unsigned n);
+	void (*close)(struct cfr_io *io);
+};
+
+extern const struct cfr_io_backend cfrd_io_tun;
+
+#endif

@@ -1,0 +1,283 @@
+/*
+ * cfrctl: talk to a running cfrd over its control socket. Subcommands come
+ * from one table, like wg(8); each sends one line and gets one JSON object
+ * back, printed as a short table or, with --json, as pretty JSON.
+ *
+ * It shows counters only. Should a subcommand ever show addresses, it must
+ * hide subscribers unless explicitly asked, as `wg show` hides keys.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../cfrd/version.h"
+
+#define DEFAULT_SOCKET "/run/cfrd.sock"
+/* A reply is a few kilobytes; anything past this is not cfrd talking. */
+#define MAX_REPLY (1u << 20)
+/* cfrd answers between two packet bursts; seconds of silence mean it is wedged. */
+#define REPLY_TIMEOUT_S 5
+
+struct ctx {
+	const char *socket_path;
+	bool json;
+};
+
+struct subcommand {
+	const char *name;
+	int (*main)(const struct ctx *ctx, int argc, char **argv);
+	const char *help;
+};
+
+static int stats_main(const struct ctx *ctx, int argc, char **argv);
+
+static const struct subcommand subcommands[] = {
+    {"stats", stats_main, "show counters"},
+};
+
+static void usage(FILE *out)
+{
+	fputs("Usage: cfrctl [-s SOCKET] [--json] COMMAND\n"
+	      "Query a running cfrd over its control socket.\n"
+	      "\n"
+	      "  -s, --socket SOCKET  control socket (default: $CFR_CONTROL, else " DEFAULT_SOCKET
+	      ")\n"
+	      "  -j, --json           print the daemon's JSON reply instead of a table\n"
+	      "  -h, --help           show this help and exit\n"
+	      "  -V, --version        show the version and exit\n"
+	      "\n"
+	      "Commands:\n",
+	      out);
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		fprintf(out, "  %-20s %s\n", subcommands[i].name, subcommands[i].help);
+	fputs("\nSee cfrctl(8).\n", out);
+}
+
+/* Connect, send <cmd> and a newline, read the reply to EOF. Returns a buffer to free, or NULL. */
+static char *request(const char *path, const char *cmd)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = REPLY_TIMEOUT_S};
+	char *buf = NULL;
+	size_t len = 0;
+	int fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "cfrctl: socket path too long: %s\n", path);
+		return NULL;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		fprintf(stderr, "cfrctl: socket: %s\n", strerror(errno));
+		return NULL;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		fprintf(stderr, "cfrctl: cannot connect to %s: %s (is cfrd running?)\n", path,
+		        strerror(errno));
+		goto fail;
+	}
+	if (dprintf(fd, "%s\n", cmd) < 0) {
+		fprintf(stderr, "cfrctl: cannot send to %s: %s\n", path, strerror(errno));
+		goto fail;
+	}
+	buf = malloc(MAX_REPLY + 1);
+	if (buf == NULL) {
+		fprintf(stderr, "cfrctl: %s\n", strerror(ENOMEM));
+		goto fail;
+	}
+	for (;;) {
+		ssize_t got = read(fd, buf + len, MAX_REPLY - len);
+
+		if (got == 0)
+			break;
+		if (got < 0) {
+			fprintf(stderr, "cfrctl: no reply from %s: %s\n", path,
+			        errno == EAGAIN ? "timed out" : strerror(errno));
+			goto fail;
+		}
+		len += (size_t)got;
+		if (len == MAX_REPLY) {
+			fprintf(stderr, "cfrctl: reply from %s too long\n", path);
+			goto fail;
+		}
+	}
+	buf[len] = '\0';
+	close(fd);
+	return buf;
+fail:
+	free(buf);
+	close(fd);
+	return NULL;
+}
+
+/* Send <cmd> and parse the reply; an {"error": ...} reply is reported and counts as failure. */
+static struct json_object *query(const struct ctx *ctx, const char *cmd)
+{
+	struct json_object *reply, *error;
+	char *text = request(ctx->socket_path, cmd);
+
+	if (text == NULL)
+		return NULL;
+	reply = json_tokener_parse(text);
+	free(text);
+	if (reply == NULL || !json_object_is_type(reply, json_type_object)) {
+		fprintf(stderr, "cfrctl: malformed reply from %s\n", ctx->socket_path);
+		json_object_put(reply);
+		return NULL;
+	}
+	if (json_object_object_get_ex(reply, "error", &error)) {
+		fprintf(stderr, "cfrctl: %s\n", json_object_get_string(error));
+		json_object_put(reply);
+		return NULL;
+	}
+	return reply;
+}
+
+/* The integer at <path> ("flows", "ipv4", "tcp", NULL), or 0 when absent. */
+static uint64_t get_u64(struct json_object *obj, ...)
+{
+	va_list ap;
+	const char *key;
+
+	va_start(ap, obj);
+	while (obj != NULL && (key = va_arg(ap, const char *)) != NULL) {
+		if (!json_object_object_get_ex(obj, key, &obj))
+			obj = NULL;
+	}
+	va_end(ap);
+	return obj != NULL ? json_object_get_uint64(obj) : 0;
+}
+
+static void print_uptime(uint64_t s)
+{
+	printf("uptime:    %" PRIu64 "d %02" PRIu64 ":%02" PRIu64 ":%02" PRIu64 "\n", s / 86400,
+	       s / 3600 % 24, s / 60 % 60, s % 60);
+}
+
+static void print_stats(struct json_object *r)
+{
+	struct json_object *version = NULL, *drops;
+	uint64_t total;
+
+	json_object_object_get_ex(r, "version", &version);
+	printf("cfrd:      %s\n", version != NULL ? json_object_get_string(version) : "?");
+	print_uptime(get_u64(r, "uptime_s", NULL));
+	printf("memory:    %" PRIu64 " bytes\n\n", get_u64(r, "memory_bytes", NULL));
+
+	printf("packets    %20s %20s\n", "rx", "tx");
+	printf("  out      %20" PRIu64 " %20" PRIu64 "\n", get_u64(r, "packets", "rx", "out", NULL),
+	       get_u64(r, "packets", "tx", "out", NULL));
+	printf("  in       %20" PRIu64 " %20" PRIu64 "\n\n",
+	       get_u64(r, "packets", "rx", "in", NULL), get_u64(r, "packets", "tx", "in", NULL));
+
+	printf("flows      %" PRIu64 " active of %" PRIu64 ", %" PRIu64 " created, %" PRIu64
+	       " expired\n",
+	       get_u64(r, "flows", "active", NULL), get_u64(r, "flows", "max", NULL),
+	       get_u64(r, "flows", "created", NULL), get_u64(r, "flows", "expired", NULL));
+	printf("           %13s %13s %13s\n", "tcp", "udp", "icmp");
+	for (int f = 0; f < 2; f++) {
+		const char *fam = f == 0 ? "ipv4" : "ipv6";
+
+		printf("  %-8s %13" PRIu64 " %13" PRIu64 " %13" PRIu64 "\n", fam,
+		       get_u64(r, "flows", fam, "tcp", NULL), get_u64(r, "flows", fam, "udp", NULL),
+		       get_u64(r, "flows", fam, "icmp", NULL));
+	}
+	printf("fragments  %" PRIu64 " tracked\n\n", get_u64(r, "fragments_tracked", NULL));
+
+	total = get_u64(r, "drops", "total", NULL);
+	printf("drops      %" PRIu64 "\n", total);
+	/* Only the reasons that happened: a list of twenty zeros hides the one that matters. */
+	if (json_object_object_get_ex(r, "drops", &drops)) {
+		json_object_object_foreach(drops, name, value)
+		{
+			uint64_t v = json_object_get_uint64(value);
+
+			if (strcmp(name, "total") != 0 && v != 0)
+				printf("  %-22s %20" PRIu64 "\n", name, v);
+		}
+	}
+	printf("\nio errors  read %" PRIu64 ", write %" PRIu64 "\n",
+	       get_u64(r, "io", "read_errors", NULL), get_u64(r, "io", "write_errors", NULL));
+}
+
+static int stats_main(const struct ctx *ctx, int argc, char **argv)
+{
+	struct json_object *reply;
+
+	(void)argv;
+	if (argc != 1) {
+		fputs("Usage: cfrctl [-s SOCKET] [--json] stats\n", stderr);
+		return 2;
+	}
+	reply = query(ctx, "stats");
+	if (reply == NULL)
+		return 1;
+	if (ctx->json)
+		puts(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PRETTY |
+		                                               JSON_C_TO_STRING_SPACED));
+	else
+		print_stats(reply);
+	json_object_put(reply);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+	    {"socket", required_argument, NULL, 's'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct ctx ctx = {.socket_path = getenv("CFR_CONTROL")};
+	int opt;
+
+	/* '+': options end at the subcommand, whose own arguments are its business. */
+	while ((opt = getopt_long(argc, argv, "+s:jhV", options, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			ctx.socket_path = optarg;
+			break;
+		case 'j':
+			ctx.json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("cfrctl %s\n", CFR_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (ctx.socket_path == NULL || ctx.socket_path[0] == '\0')
+		ctx.socket_path = DEFAULT_SOCKET;
+	if (optind == argc) {
+		usage(stderr);
+		return 2;
+	}
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {
+		if (strcmp(argv[optind], subcommands[i].name) == 0)
+			return subcommands[i].main(&ctx, argc - optind, argv + optind);
+	}
+	fprintf(stderr, "cfrctl: unknown command '%s'\n", argv[optind]);
+	usage(stderr);
+	return 2;
+}
