@@ -1,0 +1,698 @@
+/*
+ * Translation of ordinary traffic: outbound TCP/UDP/ICMP echo for both
+ * families gets an alias from the pool and a port in range with nothing else
+ * changed; replies are restored exactly; the mapping is endpoint-dependent,
+ * stable per 5-tuple and different across flows; and the guard drops
+ * (no flow, unauthorised source, non-SYN opener, hairpin, IPv6 UDP without
+ * checksum).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <netinet/in.h>
+#include <string.h>
+
+#include "lab.h"
+
+#define T0 1000
+
+static void parse_ok(const struct pkt *p, struct pkt_info *pi)
+{
+	assert_int_equal(pkt_parse(p->data, p->len, false, pi), 0);
+}
+
+/* Payload bytes after the transport header must be untouched. */
+static void assert_same_payload(const struct pkt *a, const struct pkt *b)
+{
+	struct pkt_info pa, pb;
+	size_t oa, ob;
+
+	parse_ok(a, &pa);
+	parse_ok(b, &pb);
+	oa = pkt_payload_off(a->data, &pa);
+	ob = pkt_payload_off(b->data, &pb);
+	assert_int_equal(a->len - oa, b->len - ob);
+	assert_memory_equal(a->data + oa, b->data + ob, a->len - oa);
+}
+
+static void outbound(void **state, int family, uint8_t proto, uint16_t sport)
+{
+	struct pkt orig, p;
+	struct pkt_info o, t;
+	struct pkt_spec s;
+	struct cfr_pkt r;
+
+	lab_spec(&s, family, proto, sport, 443);
+	pkt_build(&orig, &s);
+	p = orig;
+	r = lab_process(*state, &p, T0);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	parse_ok(&orig, &o);
+	parse_ok(&p, &t);
+	assert_true(lab_in_pool(family, t.src));
+	assert_in_range(t.sport, LAB_PORT_MIN, LAB_PORT_MAX);
+	assert_memory_equal(t.dst, o.dst, 16);
+	assert_int_equal(t.dport, o.dport);
+	assert_int_equal(t.proto, o.proto);
+	assert_int_equal(t.icmp_type, o.icmp_type);
+	assert_int_equal(t.tcp_flags, o.tcp_flags);
+	assert_same_payload(&p, &orig);
+	lab_expect_checksums(&p);
+}
+
+static void out_tcp4_syn(void **state)
+{
+	outbound(state, 4, IPPROTO_TCP, 40000);
+}
+
+static void out_udp4(void **state)
+{
+	outbound(state, 4, IPPROTO_UDP, 40000);
+}
+
+static void out_icmp4_echo(void **state)
+{
+	outbound(state, 4, IPPROTO_ICMP, 0x0abc);
+}
+
+static void out_tcp6_syn(void **state)
+{
+	outbound(state, 6, IPPROTO_TCP, 40000);
+}
+
+static void out_udp6(void **state)
+{
+	outbound(state, 6, IPPROTO_UDP, 40000);
+}
+
+static void out_icmp6_echo(void **state)
+{
+	outbound(state, 6, IPPROTO_ICMPV6, 0x0abc);
+}
+
+/* A privileged source port (below port_min) must still come out inside the range. */
+static void out_low_port_mapped_into_range4(void **state)
+{
+	outbound(state, 4, IPPROTO_UDP, 53);
+}
+
+static void out_low_port_mapped_into_range6(void **state)
+{
+	outbound(state, 6, IPPROTO_UDP, 53);
+}
+
+/* Out, then the reply back in: the reply must reach exactly the subscriber's socket. */
+static void round_trip(void **state, int family, uint8_t proto)
+{
+	struct pkt orig, out, in, reply_orig;
+	struct pkt_info o, i, t;
+	struct pkt_spec s;
+	struct cfr_pkt r;
+
+	lab_spec(&s, family, proto, 40001, 8443);
+	pkt_build(&orig, &s);
+	out = orig;
+	r = lab_process(*state, &out, T0);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	parse_ok(&out, &t);
+
+	lab_reply_spec(&s, &out);
+	pkt_build(&reply_orig, &s);
+	in = reply_orig;
+	r = lab_process(*state, &in, T0 + 10);
+	lab_expect_forward(&r, CFR_DIR_IN);
+	parse_ok(&orig, &o);
+	parse_ok(&in, &i);
+	/* translate-then-reverse gives back the original tuple, mirrored */
+	assert_memory_equal(i.dst, o.src, 16);
+	assert_int_equal(i.dport, proto == IPPROTO_TCP || proto == IPPROTO_UDP ? o.sport : 0);
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		assert_int_equal(i.sport, o.sport); /* echo identifier restored */
+	else
+		assert_int_equal(i.sport, o.dport);
+	assert_memory_equal(i.src, o.dst, 16);
+	assert_same_payload(&in, &reply_orig);
+	lab_expect_checksums(&in);
+}
+
+static void in_reply_tcp4(void **state)
+{
+	round_trip(state, 4, IPPROTO_TCP);
+}
+
+static void in_reply_udp4(void **state)
+{
+	round_trip(state, 4, IPPROTO_UDP);
+}
+
+static void in_reply_icmp4_echo(void **state)
+{
+	round_trip(state, 4, IPPROTO_ICMP);
+}
+
+static void in_reply_tcp6(void **state)
+{
+	round_trip(state, 6, IPPROTO_TCP);
+}
+
+static void in_reply_udp6(void **state)
+{
+	round_trip(state, 6, IPPROTO_UDP);
+}
+
+static void in_reply_icmp6_echo(void **state)
+{
+	round_trip(state, 6, IPPROTO_ICMPV6);
+}
+
+/* Later packets of one 5-tuple keep the alias and port of the first (R4). */
+static void flow_stability(void **state, int family, uint8_t proto)
+{
+	struct pkt first, p;
+	struct pkt_info f, t;
+	struct pkt_spec s;
+	struct cfr_pkt r;
+	int k;
+
+	lab_open_flow(*state, family, proto, 40002, 443, &first, T0);
+	parse_ok(&first, &f);
+	for (k = 1; k <= 5; k++) {
+		lab_spec(&s, family, proto, 40002, 443);
+		if (proto == IPPROTO_TCP)
+			s.tcp_flags =
+			    PKT_TCP_ACK; /* retransmitted SYNs are covered by the same rule */
+		s.seq = 1001 + (uint32_t)k;
+		s.icmp_seq = (uint16_t)(1 + k);
+		r = lab_send(*state, &s, &p, T0 + (uint64_t)k * 100);
+		lab_expect_forward(&r, CFR_DIR_OUT);
+		parse_ok(&p, &t);
+		assert_memory_equal(t.src, f.src, 16);
+		assert_int_equal(t.sport, f.sport);
+		lab_expect_checksums(&p);
+	}
+}
+
+static void stable_tcp4(void **state)
+{
+	flow_stability(state, 4, IPPROTO_TCP);
+}
+
+static void stable_udp4(void **state)
+{
+	flow_stability(state, 4, IPPROTO_UDP);
+}
+
+static void stable_icmp4(void **state)
+{
+	flow_stability(state, 4, IPPROTO_ICMP);
+}
+
+static void stable_tcp6(void **state)
+{
+	flow_stability(state, 6, IPPROTO_TCP);
+}
+
+static void stable_udp6(void **state)
+{
+	flow_stability(state, 6, IPPROTO_UDP);
+}
+
+static void stable_icmp6(void **state)
+{
+	flow_stability(state, 6, IPPROTO_ICMPV6);
+}
+
+#define NFLOWS 200
+
+/*
+ * 200 flows of one subscriber to one front door: every outside tuple must be
+ * distinct (or return traffic would be ambiguous), and the aliases and ports
+ * must spread (cross-flow rotation: one subscriber must not be pinned to one
+ * alias). With 64 addresses, 200 uniform picks leave ~61 distinct; 32 is a
+ * bound a correct random allocator misses with negligible probability.
+ */
+static void many_flows(void **state, int family, uint8_t proto, unsigned min_aliases)
+{
+	static struct pkt_info t[NFLOWS];
+	unsigned i, j, aliases = 0, ports = 0;
+	struct pkt p;
+
+	for (i = 0; i < NFLOWS; i++) {
+		lab_open_flow(*state, family, proto, (uint16_t)(10000 + i), 443, &p, T0);
+		parse_ok(&p, &t[i]);
+	}
+	for (i = 0; i < NFLOWS; i++) {
+		bool new_alias = true, new_port = true;
+
+		for (j = 0; j < i; j++) {
+			if (!memcmp(t[i].src, t[j].src, 16)) {
+				new_alias = false;
+				if (t[i].sport == t[j].sport)
+					fail_msg("flows %u and %u share an outside tuple", i, j);
+			}
+			if (t[i].sport == t[j].sport)
+				new_port = false;
+		}
+		aliases += new_alias;
+		ports += new_port;
+	}
+	assert_true(aliases >= min_aliases);
+	assert_true(ports >= NFLOWS * 9 / 10);
+}
+
+static void many_flows_udp4(void **state)
+{
+	many_flows(state, 4, IPPROTO_UDP, 32);
+}
+
+static void many_flows_tcp4(void **state)
+{
+	many_flows(state, 4, IPPROTO_TCP, 32);
+}
+
+static void many_flows_udp6(void **state)
+{
+	many_flows(state, 6, IPPROTO_UDP, NFLOWS * 9 / 10);
+}
+
+static void many_flows_icmp6(void **state)
+{
+	many_flows(state, 6, IPPROTO_ICMPV6, NFLOWS * 9 / 10);
+}
+
+/* Two subscribers using the same port towards the same server get separate mappings. */
+static void two_subscribers_same_port(void **state)
+{
+	struct pkt a, b, ra, rb;
+	struct pkt_info ta, tb, ia, ib;
+	struct pkt_spec s;
+	struct cfr_pkt r;
+
+	lab_spec(&s, 4, IPPROTO_UDP, 5555, 443);
+	r = lab_send(*state, &s, &a, T0);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	memcpy(s.src, lab_sub2(4), 16);
+	r = lab_send(*state, &s, &b, T0);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	parse_ok(&a, &ta);
+	parse_ok(&b, &tb);
+	assert_false(!memcmp(ta.src, tb.src, 4) && ta.sport == tb.sport);
+
+	lab_reply_spec(&s, &b);
+	r = lab_send(*state, &s, &rb, T0 + 1);
+	lab_expect_forward(&r, CFR_DIR_IN);
+	lab_reply_spec(&s, &a);
+	r = lab_send(*state, &s, &ra, T0 + 1);
+	lab_expect_forward(&r, CFR_DIR_IN);
+	parse_ok(&ra, &ia);
+	parse_ok(&rb, &ib);
+	assert_memory_equal(ia.dst, lab_sub(4), 4);
+	assert_memory_equal(ib.dst, lab_sub2(4), 4);
+	assert_int_equal(ia.dport, 5555);
+	assert_int_equal(ib.dport, 5555);
+}
+
+static void udp4_zero_checksum_stays_zero(void **state)
+{
+	struct pkt p, reply;
+	struct pkt_info t;
+	struct pkt_spec s;
+	struct cfr_pkt r;
+
+	lab_spec(&s, 4, IPPROTO_UDP, 40003, 53);
+	s.udp_zero_csum = true;
+	r = lab_send(*state, &s, &p, T0);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	parse_ok(&p, &t);
+	assert_int_equal(pkt_get16(p.data + t.l3_len + 6), 0);
+	lab_expect_checksums(&p);
+
+	lab_reply_spec(&s, &p);
+	s.udp_zero_csum = true;
+	r = lab_send(*state, &s, &reply, T0 + 1);
+	lab_expect_forward(&r, CFR_DIR_IN);
+	parse_ok(&reply, &t);
+	assert_int_equal(pkt_get16(reply.data + t.l3_len + 6), 0);
+	assert_int_equal(t.dport, 40003);
+}
+
+/* RFC 8200 8.1: a zero UDP checksum is invalid over IPv6. */
+static void udp6_zero_checksum_dropped(void **state)
+{
+	struct pkt_spec s;
+	struct cfr_pkt r;
+	struct pkt p;
+
+	lab_spec(&s, 6, IPPROTO_UDP, 40004, 53);
+	s.udp_zero_csum = true;
+	r = lab_send(*state, &s, &p, T0);
+	lab_expect_drop(&r, CFR_DROP_UDP6_ZERO_CHECKSUM);
+}
+
+static void unsolicited(void **state, int family, uint8_t proto)
+{
+	struct pkt_spec s;
+	struct cfr_pkt r;
+	struct pkt p;
+
+	lab_spec(&s, family, proto, 443, 4000);
+	memcpy(s.src, lab_remote(family), 16);
+	pkt_addr(family, family == 4 ? "192.0.2.10" : "2001:db8:a1::10", s.dst);
+	r = lab_send(*state, &s, &p, T0);
+	lab_expect_drop(&r, CFR_DROP_NO_FLOW);
+}
+
+static void unsolicited_udp4_no_flow(void **state)
+{
+	unsolicited(state, 4, IPPROTO_UDP);
+}
+
+static void unsolicited_tcp4_no_flow(void **state)
+{
+	unsolicited(state, 4, IPPROTO_TCP);
+}
+
+static void unsolicited_udp6_no_flow(void **state)
+{
+	unsolicited(state, 6, IPPROTO_UDP);
+}
+
+static void unsolicited_icmp6_no_flow(void **state)
+{
+	unsolicited(state, 6, IPPROTO_ICMPV6);
+}
+
+/*
+ * Endpoint-dependent filtering: a reply is accepted only from the remote
+ * address and port the flow was opened to, with the same protocol.
+ */
+static void reply_mismatch(void **state, int family, int what)
+{
+	struct pkt out, in;
+	struct pkt_spec s;
+	struct cfr_pkt r;
+
+	lab_open_flow(*state, family, IPPROTO_UDP, 40005, 443, &out, T0);
+	lab_reply_spec(&s, &out);
+	if (what == 0) {
+		s.sport = 444;
+	} else if (what == 1) {
+		memcpy(s.src, lab_router(family), 16);
+	} else {
+		s.proto = IPPROTO_TCP;
+		s.tcp_flags = PKT_TCP_SYN | PKT_TCP_ACK;
+	}
+	r = lab_send(*state, &s, &in, T0 + 1);
+	lab_expect_drop(&r, CFR_DROP_NO_FLOW);
+}
+
+static void reply_from_other_port4_no_flow(void **state)
+{
+	reply_mismatch(state, 4, 0);
+}
+
+static void reply_from_other_host4_no_flow(void **state)
+{
+	reply_mismatch(state, 4, 1);
+}
+
+static void reply_other_proto4_no_flow(void **state)
+{
+	reply_mismatch(state, 4, 2);
+}
+
+static void reply_from_other_port6_no_flow(void **state)
+{
+	reply_mismatch(state, 6, 0);
+}
+
+static void reply_from_other_host6_no_flow(void **state)
+{
+	reply_mismatch(state, 6, 1);
+}
+
+static void unauthorised(void **state, int family)
+{
+	struct pkt_spec s;
+	struct cfr_pkt r;
+	struct pkt p;
+
+	lab_spec(&s, family, IPPROTO_UDP, 40006, 443);
+	pkt_addr(family, family == 4 ? "10.1.2.3" : "2001:db8:200::3", s.src);
+	r = lab_send(*state, &s, &p, T0);
+	lab_expect_drop(&r, CFR_DROP_UNAUTHORISED_SOURCE);
+}
+
+static void unauthorised_source4(void **state)
+{
+	unauthorised(state, 4);
+}
+
+static void unauthorised_source6(void **state)
+{
+	unauthorised(state, 6);
+}
+
+static void tcp_not_syn(void **state, int family, uint8_t flags)
+{
+	struct pkt_spec s;
+	struct cfr_pkt r;
+	struct pkt p;
+
+	lab_spec(&s, family, IPPROTO_TCP, 40007, 443);
+	s.tcp_flags = flags;
+	r = lab_send(*state, &s, &p, T0);
+	lab_expect_drop(&r, CFR_DROP_TCP_NOT_SYN);
+}
+
+static void tcp4_ack_opens_no_flow(void **state)
+{
+	tcp_not_syn(state, 4, PKT_TCP_ACK);
+}
+
+static void tcp6_ack_opens_no_flow(void **state)
+{
+	tcp_not_syn(state, 6, PKT_TCP_ACK);
+}
+
+static void tcp4_rst_opens_no_flow(void **state)
+{
+	tcp_not_syn(state, 4, PKT_TCP_RST);
+}
+
+static void tcp4_fin_opens_no_flow(void **state)
+{
+	tcp_not_syn(state, 4, PKT_TCP_FIN | PKT_TCP_ACK);
+}
+
+static void hairpin(void **state, int family)
+{
+	struct pkt_spec s;
+	struct cfr_pkt r;
+	struct pkt p;
+
+	lab_spec(&s, family, IPPROTO_UDP, 40008, 443);
+	pkt_addr(family, family == 4 ? "192.0.2.5" : "2001:db8:a1::5", s.dst);
+	r = lab_send(*state, &s, &p, T0);
+	lab_expect_drop(&r, CFR_DROP_HAIRPIN);
+}
+
+static void hairpin4(void **state)
+{
+	hairpin(state, 4);
+}
+
+static void hairpin6(void **state)
+{
+	hairpin(state, 6);
+}
+
+/* IPv4 options ride along untouched; only addresses and ports change. */
+static void ip4_options_preserved(void **state)
+{
+	struct pkt orig, p;
+	struct pkt_info t;
+	struct pkt_spec s;
+	struct cfr_pkt r;
+
+	lab_spec(&s, 4, IPPROTO_UDP, 40009, 443);
+	s.ip4_opt_len = 8;
+	pkt_build(&orig, &s);
+	p = orig;
+	r = lab_process(*state, &p, T0);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	parse_ok(&p, &t);
+	assert_int_equal(t.l3_len, 28);
+	assert_memory_equal(p.data + 20, orig.data + 20, 8);
+	assert_true(lab_in_pool(4, t.src));
+	assert_same_payload(&p, &orig);
+	lab_expect_checksums(&p);
+}
+
+static void ip6_ext_headers(void **state, const enum pkt_ext *ext, unsigned n)
+{
+	struct pkt orig, p;
+	struct pkt_info t, o;
+	struct pkt_spec s;
+	struct cfr_pkt r;
+
+	lab_spec(&s, 6, IPPROTO_UDP, 40010, 443);
+	memcpy(s.ext, ext, n * sizeof *ext);
+	s.n_ext = n;
+	pkt_build(&orig, &s);
+	p = orig;
+	r = lab_process(*state, &p, T0);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	parse_ok(&orig, &o);
+	parse_ok(&p, &t);
+	assert_int_equal(t.l3_len, o.l3_len);
+	assert_memory_equal(p.data + 40, orig.data + 40, o.l3_len - 40);
+	assert_true(lab_in_pool(6, t.src));
+	assert_in_range(t.sport, LAB_PORT_MIN, LAB_PORT_MAX);
+	assert_same_payload(&p, &orig);
+	lab_expect_checksums(&p);
+}
+
+static void ip6_hopopts_dstopts_translated(void **state)
+{
+	static const enum pkt_ext ext[] = {PKT_EXT_HOPOPTS, PKT_EXT_DSTOPTS};
+
+	ip6_ext_headers(state, ext, 2);
+}
+
+/* Segments left 0: the header is spent and the packet is for the stated destination. */
+static void ip6_routing_segleft0_translated(void **state)
+{
+	static const enum pkt_ext ext[] = {PKT_EXT_ROUTING};
+
+	ip6_ext_headers(state, ext, 1);
+}
+
+/* An atomic fragment (RFC 6946) is a whole datagram and translates as one. */
+static void ip6_atomic_fragment_translated(void **state)
+{
+	static const enum pkt_ext ext[] = {PKT_EXT_FRAG};
+
+	ip6_ext_headers(state, ext, 1);
+}
+
+/*
+ * TCP timestamps: whatever the engine does to TSval on the way out (it may
+ * add a per-flow offset to unlink flows), the echoed TSecr coming back must
+ * be the subscriber's own clock again, and the offset must be constant for
+ * the flow.
+ */
+static void tcp_timestamps(void **state, int family)
+{
+	struct pkt out, out2, in;
+	struct pkt_info t, t2, i;
+	struct pkt_spec s;
+	struct cfr_pkt r;
+	uint32_t ts_out;
+
+	lab_spec(&s, family, IPPROTO_TCP, 40011, 443);
+	s.tcp_ts = true;
+	s.tsval = 0x10000000;
+	r = lab_send(*state, &s, &out, T0);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	lab_expect_checksums(&out);
+	parse_ok(&out, &t);
+	ts_out = pkt_get32(out.data + t.l3_len + 28);
+
+	lab_reply_spec(&s, &out);
+	s.tcp_ts = true;
+	s.tsval = 0x77777777;
+	s.tsecr = ts_out;
+	r = lab_send(*state, &s, &in, T0 + 1);
+	lab_expect_forward(&r, CFR_DIR_IN);
+	lab_expect_checksums(&in);
+	parse_ok(&in, &i);
+	assert_int_equal(pkt_get32(in.data + i.l3_len + 32), 0x10000000);
+	assert_int_equal(pkt_get32(in.data + i.l3_len + 28), 0x77777777);
+
+	lab_spec(&s, family, IPPROTO_TCP, 40011, 443);
+	s.tcp_flags = PKT_TCP_ACK;
+	s.tcp_ts = true;
+	s.tsval = 0x10000100;
+	s.tsecr = 0x77777777;
+	r = lab_send(*state, &s, &out2, T0 + 2);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	lab_expect_checksums(&out2);
+	parse_ok(&out2, &t2);
+	assert_int_equal(pkt_get32(out2.data + t2.l3_len + 28), ts_out + 0x100);
+	assert_int_equal(pkt_get32(out2.data + t2.l3_len + 32), 0x77777777);
+}
+
+static void tcp4_timestamps_restored(void **state)
+{
+	tcp_timestamps(state, 4);
+}
+
+static void tcp6_timestamps_restored(void **state)
+{
+	tcp_timestamps(state, 6);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, lab_setup, lab_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    T(out_tcp4_syn),
+	    T(out_udp4),
+	    T(out_icmp4_echo),
+	    T(out_tcp6_syn),
+	    T(out_udp6),
+	    T(out_icmp6_echo),
+	    T(out_low_port_mapped_into_range4),
+	    T(out_low_port_mapped_into_range6),
+	    T(in_reply_tcp4),
+	    T(in_reply_udp4),
+	    T(in_reply_icmp4_echo),
+	    T(in_reply_tcp6),
+	    T(in_reply_udp6),
+	    T(in_reply_icmp6_echo),
+	    T(stable_tcp4),
+	    T(stable_udp4),
+	    T(stable_icmp4),
+	    T(stable_tcp6),
+	    T(stable_udp6),
+	    T(stable_icmp6),
+	    T(many_flows_udp4),
+	    T(many_flows_tcp4),
+	    T(many_flows_udp6),
+	    T(many_flows_icmp6),
+	    T(two_subscribers_same_port),
+	    T(udp4_zero_checksum_stays_zero),
+	    T(udp6_zero_checksum_dropped),
+	    T(unsolicited_udp4_no_flow),
+	    T(unsolicited_tcp4_no_flow),
+	    T(unsolicited_udp6_no_flow),
+	    T(unsolicited_icmp6_no_flow),
+	    T(reply_from_other_port4_no_flow),
+	    T(reply_from_other_host4_no_flow),
+	    T(reply_other_proto4_no_flow),
+	    T(reply_from_other_port6_no_flow),
+	    T(reply_from_other_host6_no_flow),
+	    T(unauthorised_source4),
+	    T(unauthorised_source6),
+	    T(tcp4_ack_opens_no_flow),
+	    T(tcp6_ack_opens_no_flow),
+	    T(tcp4_rst_opens_no_flow),
+	    T(tcp4_fin_opens_no_flow),
+	    T(hairpin4),
+	    T(hairpin6),
+	    T(ip4_options_preserved),
+	    T(ip6_hopopts_dstopts_translated),
+	    T(ip6_routing_segleft0_translated),
+	    T(ip6_atomic_fragment_translated),
+	    T(tcp4_timestamps_restored),
+	    T(tcp6_timestamps_restored),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
