@@ -99,8 +99,38 @@ struct cfr_prefix {
 	uint8_t addr[16]; /* IPv4 in the first 4 bytes; host bits are zero */
 };
 
+/*
+ * How a new flow's alias address is chosen (the port is always random).
+ * Documented with its trade-offs in cfrd.conf(5) and docs/privacy.md.
+ */
+enum cfr_policy {
+	CFR_POLICY_PER_FLOW = 0,        /* fresh random alias for every flow */
+	CFR_POLICY_PER_DESTINATION = 1, /* one alias per (subscriber, remote) per epoch */
+	CFR_POLICY_PER_SUBSCRIBER = 2,  /* one alias per subscriber per epoch: classic CGN */
+	CFR_POLICY__COUNT
+};
+
+const char *cfr_policy_name(enum cfr_policy policy);
+
+enum cfr_scrubber {
+	CFR_SCRUB_TCP_TIMESTAMPS = 0,
+	CFR_SCRUB_IP_ID,
+	CFR_SCRUB_TTL,
+	CFR_SCRUB_FLOW_LABEL,
+	CFR_SCRUB__COUNT
+};
+
+/* Scrubbers of auxiliary signals that re-link flows (outbound unless noted). */
+struct cfr_scrub_config {
+	bool tcp_timestamps; /* per-flow random TSval offset, removed from TSecr inbound */
+	bool ip_id;          /* IPv4 identification from the CSPRNG, shared by fragments */
+	bool flow_label;     /* IPv6 flow label from a keyed hash of the translated tuple */
+	uint8_t ttl_cap;     /* lower TTL / hop limit to this (0: off); never raises */
+};
+
 #define CFR_MAX_POOL_PREFIXES       16
 #define CFR_MAX_SUBSCRIBER_PREFIXES 256
+#define CFR_MAX_POOL4_ADDRESSES     (1u << 24)
 
 struct cfr_engine_config {
 	struct cfr_prefix pool4[CFR_MAX_POOL_PREFIXES];
@@ -112,7 +142,12 @@ struct cfr_engine_config {
 	uint16_t port_min, port_max;          /* alias source ports, inclusive */
 	uint32_t timeout[CFR_TIMEOUT__COUNT]; /* seconds */
 	uint32_t max_flows;
-	uint32_t max_frags; /* fragmented datagrams tracked at once */
+	uint32_t max_frags;                /* fragmented datagrams tracked at once */
+	uint8_t policy[CFR_FAMILY__COUNT]; /* enum cfr_policy, per family's pool */
+	uint32_t epoch_s;                  /* privacy epoch length */
+	struct cfr_scrub_config scrub;
+	uint8_t subscriber_prefix6; /* an IPv6 subscriber is its /N (default 64) */
+	uint32_t anon_k;            /* new flows on aliases with fewer subscribers are counted */
 };
 
 /* Fill <cfg> with the documented defaults (empty pools and subscribers). */
@@ -134,9 +169,30 @@ struct cfr_stats {
 	uint32_t flows_active[CFR_FAMILY__COUNT][CFR_PROTO__COUNT];
 	uint32_t frags_tracked;
 	uint32_t max_flows;
+	uint64_t epoch; /* number of the current privacy epoch */
+	uint64_t epochs_rotated;
+	uint64_t new_flows_below_k; /* placed on an alias then shared by < anon_k subscribers */
+	uint64_t scrubbed[CFR_SCRUB__COUNT]; /* packets changed, by scrubber */
+};
+
+/*
+ * Anonymity set of each alias: how many distinct subscribers have live
+ * flows on it right now. An IPv4 alias is one pool address; an IPv6 alias is
+ * a pool prefix, since the addresses inside it are fresh random per flow and
+ * carry nothing. Histogram bucket i counts aliases with a set size in
+ * [2^i, 2^(i+1)).
+ */
+#define CFR_ANON_BUCKETS 24
+struct cfr_anon_stats {
+	uint32_t aliases_in_use[CFR_FAMILY__COUNT];
+	uint32_t min[CFR_FAMILY__COUNT], median[CFR_FAMILY__COUNT], max[CFR_FAMILY__COUNT];
+	uint32_t histogram[CFR_FAMILY__COUNT][CFR_ANON_BUCKETS];
 };
 
 struct cfr_engine;
+
+/* Compute the anonymity-set distribution (a scan of the alias table). */
+void cfr_engine_anonymity(const struct cfr_engine *eng, struct cfr_anon_stats *out);
 
 /*
  * Validate <cfg> and allocate every table the engine will ever use. Returns
@@ -152,6 +208,13 @@ void cfr_engine_free(struct cfr_engine *eng);
  * a verdict; a packet that is forwarded keeps its length.
  */
 void cfr_engine_process(struct cfr_engine *eng, struct cfr_pkt *pkts, unsigned n, uint64_t now_ms);
+
+/*
+ * End the current privacy epoch now: its key is wiped, new flows use a new
+ * one; established flows keep their aliases. Epochs also end by themselves
+ * every epoch_s seconds.
+ */
+void cfr_engine_epoch_rotate(struct cfr_engine *eng, uint64_t now_ms);
 
 /* Expire idle flows. Cheap enough to call every few hundred milliseconds. */
 void cfr_engine_expire(struct cfr_engine *eng, uint64_t now_ms);

@@ -49,6 +49,15 @@ void cfr_engine_config_defaults(struct cfr_engine_config *cfg)
 	cfg->timeout[CFR_TIMEOUT_ICMP] = 60;
 	cfg->max_flows = 1u << 20;
 	cfg->max_frags = 4096;
+	cfg->policy[CFR_FAMILY_V4] = CFR_POLICY_PER_FLOW;
+	cfg->policy[CFR_FAMILY_V6] = CFR_POLICY_PER_FLOW;
+	cfg->epoch_s = 600;
+	cfg->scrub.tcp_timestamps = true;
+	cfg->scrub.ip_id = true;
+	cfg->scrub.flow_label = true;
+	cfg->scrub.ttl_cap = 64;
+	cfg->subscriber_prefix6 = 64;
+	cfg->anon_k = 8;
 }
 
 int cfr_prefix_parse(const char *text, struct cfr_prefix *out)
@@ -121,6 +130,7 @@ static bool prefixes_valid(const struct cfr_prefix *list, unsigned n, unsigned m
 
 static bool config_valid(const struct cfr_engine_config *cfg)
 {
+	uint64_t pool4_size = 0;
 	unsigned i;
 
 	if (cfg->n_pool4 + cfg->n_pool6 == 0 || cfg->n_subscribers == 0)
@@ -132,6 +142,15 @@ static bool config_valid(const struct cfr_engine_config *cfg)
 	for (i = 0; i < cfg->n_pool6; i++)
 		if (cfg->pool6[i].len > 120)
 			return false; /* too small to hide anyone in */
+	for (i = 0; i < cfg->n_pool4; i++)
+		pool4_size += 1ull << (32 - cfg->pool4[i].len);
+	if (pool4_size > CFR_MAX_POOL4_ADDRESSES)
+		return false;
+	for (i = 0; i < CFR_FAMILY__COUNT; i++)
+		if (cfg->policy[i] >= CFR_POLICY__COUNT)
+			return false;
+	if (cfg->epoch_s == 0 || cfg->subscriber_prefix6 > 128)
+		return false;
 	if (cfg->port_min == 0 || cfg->port_min > cfg->port_max)
 		return false;
 	for (i = 0; i < CFR_TIMEOUT__COUNT; i++)
@@ -173,7 +192,10 @@ struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg)
 	eng->in_buckets = calloc(buckets, sizeof(uint32_t));
 	eng->out_buckets = calloc(buckets, sizeof(uint32_t));
 	eng->frags = calloc(frag_slots, sizeof(*eng->frags));
-	if (!eng->flows || !eng->in_buckets || !eng->out_buckets || !eng->frags) {
+	for (i = 0; i < cfg->n_pool4; i++)
+		eng->pool4_size += 1ull << (32 - cfg->pool4[i].len);
+	if (!eng->flows || !eng->in_buckets || !eng->out_buckets || !eng->frags ||
+	    cfr_anon_init(eng) != 0) {
 		cfr_engine_free(eng);
 		errno = ENOMEM;
 		return NULL;
@@ -181,11 +203,9 @@ struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg)
 	eng->next_fresh = 1;
 	eng->rng_used = CFR_RNG_BUF;
 	randombytes_buf(eng->hash_key, sizeof(eng->hash_key));
-	for (i = 0; i < cfg->n_pool4; i++)
-		eng->pool4_size += 1ull << (32 - cfg->pool4[i].len);
 	eng->stats.max_flows = cfg->max_flows;
-	eng->memory = sizeof(*eng) + ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows) +
-	              2 * (size_t)buckets * sizeof(uint32_t) + frag_slots * sizeof(*eng->frags);
+	eng->memory += sizeof(*eng) + ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows) +
+	               2 * (size_t)buckets * sizeof(uint32_t) + frag_slots * sizeof(*eng->frags);
 	return eng;
 }
 
@@ -197,6 +217,7 @@ void cfr_engine_free(struct cfr_engine *eng)
 	free(eng->in_buckets);
 	free(eng->out_buckets);
 	free(eng->frags);
+	cfr_anon_free(eng);
 	sodium_memzero(eng, sizeof(*eng));
 	free(eng);
 }
@@ -241,6 +262,17 @@ static enum cfr_drop process_one(struct cfr_engine *eng, struct cfr_pkt *pkt)
 static void set_clock(struct cfr_engine *eng, uint64_t now_ms)
 {
 	eng->now_s = (uint32_t)(now_ms / 1000);
+	if (unlikely(eng->stats.epoch == 0))
+		cfr_epoch_new(eng); /* the first epoch starts with the first clock */
+	else
+		cfr_epoch_check(eng);
+}
+
+void cfr_engine_epoch_rotate(struct cfr_engine *eng, uint64_t now_ms)
+{
+	set_clock(eng, now_ms);
+	cfr_epoch_new(eng);
+	eng->stats.epochs_rotated++;
 }
 
 void cfr_engine_process(struct cfr_engine *eng, struct cfr_pkt *pkts, unsigned n, uint64_t now_ms)

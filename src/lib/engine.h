@@ -44,8 +44,10 @@ struct cfr_flow {
 	uint8_t in_use;
 	uint8_t pad_;
 	union cfr_addr sub, alias, remote;
+	uint32_t ts_offset;  /* added to our TSval, removed from the remote's TSecr */
+	uint32_t flow_label; /* IPv6 flow label sent upstream */
 };
-static_assert(sizeof(struct cfr_flow) == 80, "flow record layout changed: update docs/engine.md");
+static_assert(sizeof(struct cfr_flow) == 88, "flow record layout changed: update docs/engine.md");
 
 struct cfr_lru {
 	uint32_t head, tail;
@@ -58,9 +60,20 @@ struct cfr_frag {
 	uint32_t flow;
 	uint32_t expires_s;
 	uint8_t family, proto, dir, in_use;
+	uint16_t ip_id; /* scrubbed IPv4 identification shared by all fragments */
+	uint16_t pad_;
 };
 
 #define CFR_RNG_BUF 512
+
+/* How many flows of one subscriber sit on one alias (the anonymity-set count). */
+struct cfr_anon_pair {
+	uint8_t sub[16]; /* the subscriber: IPv4 address, or IPv6 /N prefix */
+	uint32_t alias_id;
+	uint32_t flows;
+	uint32_t next; /* bucket chain; free list when unused */
+	uint32_t pad_;
+};
 
 struct cfr_engine {
 	struct cfr_engine_config cfg;
@@ -75,6 +88,13 @@ struct cfr_engine {
 	uint32_t frag_mask;
 	uint64_t pool4_size;
 	uint32_t now_s;
+	uint32_t epoch_start_s;
+	uint8_t epoch_key[32]; /* wiped when its epoch ends */
+	/* Anonymity-set accounting: distinct subscribers per alias id. */
+	uint32_t *alias_subs; /* pool4_size IPv4 aliases, then one per IPv6 prefix */
+	struct cfr_anon_pair *pairs;
+	uint32_t *pair_buckets;
+	uint32_t pair_mask, pair_free, pair_fresh;
 	uint32_t rng_used;
 	uint8_t rng[CFR_RNG_BUF]; /* CSPRNG output not handed out yet */
 	struct cfr_stats stats;
@@ -98,16 +118,40 @@ uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, 
 void cfr_flow_touch(struct cfr_engine *eng, uint32_t idx, uint8_t tclass);
 void cfr_flow_expire(struct cfr_engine *eng);
 
+uint32_t cfr_flow_label(const struct cfr_engine *eng, const struct cfr_flow *f);
+
 /* alloc.c */
 enum cfr_drop cfr_alloc_alias(struct cfr_engine *eng, uint8_t family, uint8_t proto,
-                              const uint8_t *remote, uint16_t remote_port, union cfr_addr *alias,
-                              uint16_t *alias_port);
+                              const uint8_t *sub, const uint8_t *remote, uint16_t remote_port,
+                              union cfr_addr *alias, uint16_t *alias_port);
+
+/* policy.c */
+void cfr_subscriber_key(const struct cfr_engine *eng, uint8_t family, const uint8_t *addr,
+                        uint8_t key[16]);
+bool cfr_policy_alias(struct cfr_engine *eng, uint8_t family, const uint8_t *sub,
+                      const uint8_t *remote, union cfr_addr *alias);
+void cfr_alias_from_bytes(const struct cfr_engine *eng, uint8_t family, const uint8_t bytes[24],
+                          union cfr_addr *alias);
+void cfr_epoch_new(struct cfr_engine *eng);
+void cfr_epoch_check(struct cfr_engine *eng);
+
+/* anon.c */
+int cfr_anon_init(struct cfr_engine *eng);
+void cfr_anon_free(struct cfr_engine *eng);
+uint32_t cfr_anon_add(struct cfr_engine *eng, const struct cfr_flow *f);
+void cfr_anon_remove(struct cfr_engine *eng, const struct cfr_flow *f);
+
+/* scrub.c */
+void cfr_scrub_out(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p,
+                   const struct cfr_flow *f, const struct cfr_frag *frag);
+void cfr_scrub_in(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p,
+                  const struct cfr_flow *f);
 
 /* frag.c */
-enum cfr_drop cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
-                                const struct cfr_parsed *p, uint32_t flow);
-uint32_t cfr_frag_find(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
-                       const struct cfr_parsed *p);
+struct cfr_frag *cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
+                                   const struct cfr_parsed *p, uint32_t flow);
+struct cfr_frag *cfr_frag_find(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
+                               const struct cfr_parsed *p);
 void cfr_frag_sweep(struct cfr_engine *eng);
 
 /* translate.c */

@@ -23,7 +23,7 @@ struct flow_key {
 };
 static_assert(sizeof(struct flow_key) == 40, "flow key must have no implicit padding");
 
-enum { SIDE_INSIDE = 1, SIDE_OUTSIDE = 2 };
+enum { SIDE_INSIDE = 1, SIDE_OUTSIDE = 2, SIDE_LABEL = 3 };
 
 static uint32_t flow_hash(const struct cfr_engine *eng, uint8_t side, uint8_t family, uint8_t proto,
                           const uint8_t *a, uint16_t pa, const uint8_t *b, uint16_t pb)
@@ -41,7 +41,26 @@ static uint32_t flow_hash(const struct cfr_engine *eng, uint8_t side, uint8_t fa
 	k.proto = proto;
 	k.side = side;
 	crypto_shorthash((unsigned char *)&h, (const unsigned char *)&k, sizeof(k), eng->hash_key);
-	return (uint32_t)h & eng->bucket_mask;
+	return (uint32_t)h;
+}
+
+static uint32_t flow_bucket(const struct cfr_engine *eng, uint8_t side, uint8_t family,
+                            uint8_t proto, const uint8_t *a, uint16_t pa, const uint8_t *b,
+                            uint16_t pb)
+{
+	return flow_hash(eng, side, family, proto, a, pa, b, pb) & eng->bucket_mask;
+}
+
+/*
+ * RFC 6437 asks for labels that are uniformly distributed and stable per
+ * flow; a keyed hash of the translated tuple is both, and says nothing of
+ * the subscriber's own label (which may be a per-host hash).
+ */
+uint32_t cfr_flow_label(const struct cfr_engine *eng, const struct cfr_flow *f)
+{
+	return flow_hash(eng, SIDE_LABEL, f->family, f->proto, f->alias.b, f->alias_port,
+	                 f->remote.b, f->remote_port) &
+	       0xfffff;
 }
 
 static struct cfr_flow *flow_at(struct cfr_engine *eng, uint32_t idx)
@@ -54,8 +73,8 @@ uint32_t cfr_flow_find_inside(struct cfr_engine *eng, uint8_t family, uint8_t pr
                               uint16_t remote_port)
 {
 	size_t alen = family == CFR_FAMILY_V4 ? 4 : 16;
-	uint32_t idx = eng->in_buckets[flow_hash(eng, SIDE_INSIDE, family, proto, sub, sub_port,
-	                                         remote, remote_port)];
+	uint32_t idx = eng->in_buckets[flow_bucket(eng, SIDE_INSIDE, family, proto, sub, sub_port,
+	                                           remote, remote_port)];
 
 	for (; idx != 0; idx = flow_at(eng, idx)->in_next) {
 		const struct cfr_flow *f = flow_at(eng, idx);
@@ -73,8 +92,8 @@ uint32_t cfr_flow_find_outside(struct cfr_engine *eng, uint8_t family, uint8_t p
                                uint16_t remote_port)
 {
 	size_t alen = family == CFR_FAMILY_V4 ? 4 : 16;
-	uint32_t idx = eng->out_buckets[flow_hash(eng, SIDE_OUTSIDE, family, proto, alias,
-	                                          alias_port, remote, remote_port)];
+	uint32_t idx = eng->out_buckets[flow_bucket(eng, SIDE_OUTSIDE, family, proto, alias,
+	                                            alias_port, remote, remote_port)];
 
 	for (; idx != 0; idx = flow_at(eng, idx)->out_next) {
 		const struct cfr_flow *f = flow_at(eng, idx);
@@ -170,16 +189,20 @@ uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, 
 	f->in_use = 1;
 	f->tclass = initial_class(proto);
 	f->last_seen_s = eng->now_s;
+	cfr_rng_bytes(eng, &f->ts_offset, sizeof(f->ts_offset));
+	f->flow_label = cfr_flow_label(eng, f);
 
-	hin = flow_hash(eng, SIDE_INSIDE, family, proto, sub, sub_port, remote, remote_port);
-	hout =
-	    flow_hash(eng, SIDE_OUTSIDE, family, proto, alias->b, alias_port, remote, remote_port);
+	hin = flow_bucket(eng, SIDE_INSIDE, family, proto, sub, sub_port, remote, remote_port);
+	hout = flow_bucket(eng, SIDE_OUTSIDE, family, proto, alias->b, alias_port, remote,
+	                   remote_port);
 	f->in_next = eng->in_buckets[hin];
 	eng->in_buckets[hin] = idx;
 	f->out_next = eng->out_buckets[hout];
 	eng->out_buckets[hout] = idx;
 	lru_append(eng, idx);
 
+	if (cfr_anon_add(eng, f) < eng->cfg.anon_k)
+		eng->stats.new_flows_below_k++;
 	eng->stats.flows_created++;
 	eng->stats.flows_active[family][proto_index(proto)]++;
 	return idx;
@@ -217,14 +240,15 @@ static void chain_remove(struct cfr_engine *eng, uint32_t *bucket, uint32_t idx,
 static void flow_destroy(struct cfr_engine *eng, uint32_t idx)
 {
 	struct cfr_flow *f = flow_at(eng, idx);
-	uint32_t hin = flow_hash(eng, SIDE_INSIDE, f->family, f->proto, f->sub.b, f->sub_port,
-	                         f->remote.b, f->remote_port);
-	uint32_t hout = flow_hash(eng, SIDE_OUTSIDE, f->family, f->proto, f->alias.b, f->alias_port,
-	                          f->remote.b, f->remote_port);
+	uint32_t hin = flow_bucket(eng, SIDE_INSIDE, f->family, f->proto, f->sub.b, f->sub_port,
+	                           f->remote.b, f->remote_port);
+	uint32_t hout = flow_bucket(eng, SIDE_OUTSIDE, f->family, f->proto, f->alias.b,
+	                            f->alias_port, f->remote.b, f->remote_port);
 
 	chain_remove(eng, &eng->in_buckets[hin], idx, true);
 	chain_remove(eng, &eng->out_buckets[hout], idx, false);
 	lru_unlink(eng, idx);
+	cfr_anon_remove(eng, f);
 	eng->stats.flows_active[f->family][proto_index(f->proto)]--;
 	eng->stats.flows_expired++;
 	/* Wipe the tuple: an expired mapping should not outlive its flow in memory. */

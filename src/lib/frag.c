@@ -55,8 +55,8 @@ static bool frag_live(const struct cfr_engine *eng, const struct cfr_frag *e)
 	return e->in_use && (int32_t)(e->expires_s - eng->now_s) > 0;
 }
 
-enum cfr_drop cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
-                                const struct cfr_parsed *p, uint32_t flow)
+struct cfr_frag *cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
+                                   const struct cfr_parsed *p, uint32_t flow)
 {
 	uint32_t slot = frag_slot(eng, dir, buf, p), i;
 	struct cfr_frag *free_slot = NULL;
@@ -72,7 +72,7 @@ enum cfr_drop cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const uint8
 			free_slot = e;
 	}
 	if (!free_slot)
-		return CFR_DROP_FRAG_TABLE_FULL;
+		return NULL;
 	memset(free_slot, 0, sizeof(*free_slot));
 	memcpy(free_slot->src.b, buf + p->src_off, p->addr_len);
 	memcpy(free_slot->dst.b, buf + p->dst_off, p->addr_len);
@@ -83,11 +83,12 @@ enum cfr_drop cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const uint8
 	free_slot->flow = flow;
 	free_slot->expires_s = eng->now_s + FRAG_TIMEOUT_S;
 	free_slot->in_use = 1;
-	return CFR_DROP_NONE;
+	cfr_rng_bytes(eng, &free_slot->ip_id, sizeof(free_slot->ip_id));
+	return free_slot;
 }
 
-uint32_t cfr_frag_find(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
-                       const struct cfr_parsed *p)
+struct cfr_frag *cfr_frag_find(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
+                               const struct cfr_parsed *p)
 {
 	uint32_t slot = frag_slot(eng, dir, buf, p), i;
 
@@ -96,10 +97,10 @@ uint32_t cfr_frag_find(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
 
 		if (frag_live(eng, e) && frag_matches(e, dir, buf, p)) {
 			e->expires_s = eng->now_s + FRAG_TIMEOUT_S;
-			return e->flow;
+			return e;
 		}
 	}
-	return 0;
+	return NULL;
 }
 
 void cfr_frag_sweep(struct cfr_engine *eng)

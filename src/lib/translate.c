@@ -103,6 +103,7 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, uint8_t *buf, const s
 {
 	const uint8_t *sub = buf + p->src_off, *remote = buf + p->dst_off;
 	uint16_t remote_port = is_icmp(p->proto) ? 0 : p->dport;
+	const struct cfr_frag *frag = NULL;
 	enum cfr_drop reason;
 	struct cfr_flow *f;
 	uint32_t idx;
@@ -120,7 +121,7 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, uint8_t *buf, const s
 		if (p->proto == CFR_IPPROTO_TCP &&
 		    (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN)
 			return CFR_DROP_TCP_NOT_SYN;
-		reason = cfr_alloc_alias(eng, p->family, p->proto, remote, remote_port, &alias,
+		reason = cfr_alloc_alias(eng, p->family, p->proto, sub, remote, remote_port, &alias,
 		                         &alias_port);
 		if (reason != CFR_DROP_NONE)
 			return reason;
@@ -130,13 +131,14 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, uint8_t *buf, const s
 			return CFR_DROP_TABLE_FULL;
 	}
 	if (p->frag) {
-		reason = cfr_frag_remember(eng, CFR_DIR_OUT, buf, p, idx);
-		if (reason != CFR_DROP_NONE)
-			return reason;
+		frag = cfr_frag_remember(eng, CFR_DIR_OUT, buf, p, idx);
+		if (!frag)
+			return CFR_DROP_FRAG_TABLE_FULL;
 	}
 	flow_seen(eng, idx, CFR_DIR_OUT, p);
 	f = &eng->flows[idx];
 	rewrite_endpoint(buf, p, true, f->alias.b, f->alias_port);
+	cfr_scrub_out(eng, buf, p, f, frag);
 	return CFR_DROP_NONE;
 }
 
@@ -144,7 +146,6 @@ static enum cfr_drop translate_in(struct cfr_engine *eng, uint8_t *buf, const st
 {
 	const uint8_t *remote = buf + p->src_off, *alias = buf + p->dst_off;
 	uint16_t remote_port = is_icmp(p->proto) ? 0 : p->sport;
-	enum cfr_drop reason;
 	struct cfr_flow *f;
 	uint32_t idx;
 
@@ -155,14 +156,12 @@ static enum cfr_drop translate_in(struct cfr_engine *eng, uint8_t *buf, const st
 	idx = cfr_flow_find_outside(eng, p->family, p->proto, alias, p->dport, remote, remote_port);
 	if (!idx)
 		return CFR_DROP_NO_FLOW;
-	if (p->frag) {
-		reason = cfr_frag_remember(eng, CFR_DIR_IN, buf, p, idx);
-		if (reason != CFR_DROP_NONE)
-			return reason;
-	}
+	if (p->frag && !cfr_frag_remember(eng, CFR_DIR_IN, buf, p, idx))
+		return CFR_DROP_FRAG_TABLE_FULL;
 	flow_seen(eng, idx, CFR_DIR_IN, p);
 	f = &eng->flows[idx];
 	rewrite_endpoint(buf, p, false, f->sub.b, f->sub_port);
+	cfr_scrub_in(eng, buf, p, f);
 	return CFR_DROP_NONE;
 }
 
@@ -170,16 +169,18 @@ static enum cfr_drop translate_in(struct cfr_engine *eng, uint8_t *buf, const st
 static enum cfr_drop translate_fragment(struct cfr_engine *eng, uint8_t *buf,
                                         const struct cfr_parsed *p, uint8_t dir)
 {
-	uint32_t idx = cfr_frag_find(eng, dir, buf, p);
-	const struct cfr_flow *f = &eng->flows[idx];
+	const struct cfr_frag *frag = cfr_frag_find(eng, dir, buf, p);
+	const struct cfr_flow *f = &eng->flows[frag ? frag->flow : 0];
 	bool out = dir == CFR_DIR_OUT;
 
 	/* The flow may have expired and its record been reused since. */
-	if (!idx || !f->in_use || f->proto != p->proto || f->family != p->family ||
+	if (!frag || !f->in_use || f->proto != p->proto || f->family != p->family ||
 	    memcmp(out ? f->sub.b : f->remote.b, buf + p->src_off, p->addr_len) != 0 ||
 	    memcmp(out ? f->remote.b : f->alias.b, buf + p->dst_off, p->addr_len) != 0)
 		return CFR_DROP_FRAG_NO_FLOW;
 	rewrite_endpoint(buf, p, out, out ? f->alias.b : f->sub.b, 0);
+	if (out)
+		cfr_scrub_out(eng, buf, p, f, frag);
 	return CFR_DROP_NONE;
 }
 

@@ -1,0 +1,179 @@
+/*
+ * Anonymity-set accounting: for every alias, how many distinct subscribers
+ * have live flows on it right now. A pair table counts the flows of each
+ * (subscriber, alias); an alias's set grows when a pair appears and shrinks
+ * when its last flow ends. Both tables are sized at start from max_flows
+ * (there are never more pairs than flows), so the packet path allocates
+ * nothing and a flow costs one more keyed lookup when it starts and ends.
+ */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+static uint32_t alias_id(const struct cfr_engine *eng, const struct cfr_flow *f)
+{
+	uint64_t base = 0;
+	unsigned i;
+
+	if (f->family == CFR_FAMILY_V6) {
+		for (i = 0; i < eng->cfg.n_pool6; i++)
+			if (cfr_prefix_contains(&eng->cfg.pool6[i], CFR_FAMILY_V6, f->alias.b))
+				break;
+		return (uint32_t)(eng->pool4_size + i);
+	}
+	for (i = 0; i < eng->cfg.n_pool4; i++) {
+		const struct cfr_prefix *p = &eng->cfg.pool4[i];
+
+		if (cfr_prefix_contains(p, CFR_FAMILY_V4, f->alias.b)) {
+			uint32_t a = (uint32_t)f->alias.b[2] << 8 | f->alias.b[3];
+			uint32_t mask = (uint32_t)((1ull << (32 - p->len)) - 1);
+
+			a |= (uint32_t)f->alias.b[0] << 24 | (uint32_t)f->alias.b[1] << 16;
+			return (uint32_t)(base + (a & mask));
+		}
+		base += 1ull << (32 - p->len);
+	}
+	return 0;
+}
+
+int cfr_anon_init(struct cfr_engine *eng)
+{
+	uint32_t buckets = eng->bucket_mask + 1;
+
+	eng->alias_subs = calloc(eng->pool4_size + eng->cfg.n_pool6, sizeof(uint32_t));
+	eng->pairs = calloc((size_t)eng->cfg.max_flows + 1, sizeof(*eng->pairs));
+	eng->pair_buckets = calloc(buckets, sizeof(uint32_t));
+	if (!eng->alias_subs || !eng->pairs || !eng->pair_buckets)
+		return -1;
+	eng->pair_mask = buckets - 1;
+	eng->pair_fresh = 1;
+	eng->memory += (eng->pool4_size + eng->cfg.n_pool6) * sizeof(uint32_t) +
+	               ((size_t)eng->cfg.max_flows + 1) * sizeof(*eng->pairs) +
+	               buckets * sizeof(uint32_t);
+	return 0;
+}
+
+void cfr_anon_free(struct cfr_engine *eng)
+{
+	free(eng->alias_subs);
+	free(eng->pairs);
+	free(eng->pair_buckets);
+}
+
+static uint32_t *pair_link(struct cfr_engine *eng, const uint8_t sub[16], uint32_t id)
+{
+	uint8_t key[20];
+	uint64_t h;
+	uint32_t *link;
+
+	memcpy(key, sub, 16);
+	memcpy(key + 16, &id, 4);
+	crypto_shorthash((unsigned char *)&h, key, sizeof(key), eng->hash_key);
+	link = &eng->pair_buckets[(uint32_t)h & eng->pair_mask];
+	while (*link) {
+		struct cfr_anon_pair *pr = &eng->pairs[*link];
+
+		if (pr->alias_id == id && memcmp(pr->sub, sub, 16) == 0)
+			break;
+		link = &pr->next;
+	}
+	return link;
+}
+
+uint32_t cfr_anon_add(struct cfr_engine *eng, const struct cfr_flow *f)
+{
+	uint32_t id = alias_id(eng, f), *link, idx;
+	uint8_t sub[16];
+
+	cfr_subscriber_key(eng, f->family, f->sub.b, sub);
+	link = pair_link(eng, sub, id);
+	if (*link == 0) {
+		/* There are never more pairs than flows, so a record is always free. */
+		if (eng->pair_free) {
+			idx = eng->pair_free;
+			eng->pair_free = eng->pairs[idx].next;
+		} else {
+			idx = eng->pair_fresh++;
+		}
+		memset(&eng->pairs[idx], 0, sizeof(eng->pairs[idx]));
+		memcpy(eng->pairs[idx].sub, sub, 16);
+		eng->pairs[idx].alias_id = id;
+		*link = idx;
+		eng->alias_subs[id]++;
+	}
+	eng->pairs[*link].flows++;
+	return eng->alias_subs[id];
+}
+
+void cfr_anon_remove(struct cfr_engine *eng, const struct cfr_flow *f)
+{
+	uint32_t id = alias_id(eng, f), *link, idx;
+	uint8_t sub[16];
+
+	cfr_subscriber_key(eng, f->family, f->sub.b, sub);
+	link = pair_link(eng, sub, id);
+	idx = *link;
+	if (idx == 0 || --eng->pairs[idx].flows > 0)
+		return;
+	*link = eng->pairs[idx].next;
+	sodium_memzero(&eng->pairs[idx], sizeof(eng->pairs[idx]));
+	eng->pairs[idx].next = eng->pair_free;
+	eng->pair_free = idx;
+	eng->alias_subs[id]--;
+}
+
+static unsigned log2_bucket(uint32_t n)
+{
+	unsigned b = 0;
+
+	while (n >>= 1)
+		b++;
+	return b < CFR_ANON_BUCKETS ? b : CFR_ANON_BUCKETS - 1;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Control path, not packet path: the median sorts a copy of the set sizes
+ * of the aliases in use (if that copy cannot be allocated, it stays 0).
+ */
+void cfr_engine_anonymity(const struct cfr_engine *eng, struct cfr_anon_stats *out)
+{
+	uint64_t first[CFR_FAMILY__COUNT] = {0, eng->pool4_size};
+	uint64_t count[CFR_FAMILY__COUNT] = {eng->pool4_size, eng->cfg.n_pool6};
+	unsigned fam;
+
+	memset(out, 0, sizeof(*out));
+	for (fam = 0; fam < CFR_FAMILY__COUNT; fam++) {
+		const uint32_t *subs = eng->alias_subs + first[fam];
+		uint32_t *sizes = malloc(count[fam] * sizeof(*sizes) + 1);
+		uint64_t i;
+		uint32_t n = 0;
+
+		for (i = 0; i < count[fam]; i++) {
+			if (subs[i] == 0)
+				continue;
+			if (n == 0 || subs[i] < out->min[fam])
+				out->min[fam] = subs[i];
+			if (subs[i] > out->max[fam])
+				out->max[fam] = subs[i];
+			out->histogram[fam][log2_bucket(subs[i])]++;
+			if (sizes)
+				sizes[n] = subs[i];
+			n++;
+		}
+		out->aliases_in_use[fam] = n;
+		if (sizes && n > 0) {
+			qsort(sizes, n, sizeof(*sizes), cmp_u32);
+			out->median[fam] = sizes[(n - 1) / 2];
+		}
+		free(sizes);
+	}
+}

@@ -1,0 +1,119 @@
+/*
+ * Scrubbing auxiliary signals that re-link flows after the address changed
+ * (MISSION.md, "Known limits"): TCP timestamps, IPv4 identification, TTL /
+ * hop limit, IPv6 flow label. Payloads, windows, sequence numbers and other
+ * options are left alone. Each scrubber is switchable and counted.
+ *
+ * The TCP timestamp modulation is the one OpenBSD pf does: a random offset
+ * per flow, added to TSval on the way out and removed from TSecr on the way
+ * back, so the remote's PAWS and RTT measurement keep working while TSvals
+ * of two flows from one host are no longer related.
+ */
+#include "csum.h"
+#include "engine.h"
+
+#define TCPOPT_EOL       0
+#define TCPOPT_NOP       1
+#define TCPOPT_TIMESTAMP 8
+#define TCP_ACK          0x10
+
+/* Offset of the timestamp option in the TCP header at <l4>, or 0. */
+static uint32_t find_timestamp(const uint8_t *buf, const struct cfr_parsed *p)
+{
+	const uint8_t *l4 = buf + p->l4_off;
+	uint32_t hlen = (uint32_t)(l4[12] >> 4) * 4, off = 20;
+
+	/* parse.c guaranteed hlen bytes are present for a packet we translate. */
+	while (off < hlen) {
+		uint8_t kind = l4[off];
+
+		if (kind == TCPOPT_EOL)
+			break;
+		if (kind == TCPOPT_NOP) {
+			off++;
+			continue;
+		}
+		if (off + 2 > hlen || l4[off + 1] < 2 || off + l4[off + 1] > hlen)
+			break; /* malformed options: leave them as they are */
+		if (kind == TCPOPT_TIMESTAMP && l4[off + 1] == 10)
+			return p->l4_off + off;
+		off += l4[off + 1];
+	}
+	return 0;
+}
+
+static void add32(uint8_t *buf, uint32_t off, uint32_t csum_off, uint32_t delta)
+{
+	uint32_t v = get32(buf + off) + delta;
+	uint8_t nv[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+
+	csum_replace(buf + csum_off, buf + off, nv, 4);
+	buf[off] = nv[0];
+	buf[off + 1] = nv[1];
+	buf[off + 2] = nv[2];
+	buf[off + 3] = nv[3];
+}
+
+void cfr_scrub_out(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p,
+                   const struct cfr_flow *f, const struct cfr_frag *frag)
+{
+	const struct cfr_scrub_config *s = &eng->cfg.scrub;
+
+	if (s->tcp_timestamps && p->proto == CFR_IPPROTO_TCP && p->has_l4) {
+		uint32_t ts = find_timestamp(buf, p);
+
+		if (ts) {
+			add32(buf, ts + 2, p->csum_off, f->ts_offset);
+			eng->stats.scrubbed[CFR_SCRUB_TCP_TIMESTAMPS]++;
+		}
+	}
+	if (p->family == CFR_FAMILY_V4) {
+		if (s->ip_id) {
+			uint8_t id[2];
+
+			/* All fragments of one datagram must keep one identification. */
+			if (frag) {
+				put16(id, frag->ip_id);
+			} else {
+				cfr_rng_bytes(eng, id, sizeof(id));
+			}
+			csum_replace(buf + 10, buf + 4, id, 2);
+			buf[4] = id[0];
+			buf[5] = id[1];
+			eng->stats.scrubbed[CFR_SCRUB_IP_ID]++;
+		}
+		if (s->ttl_cap && buf[8] > s->ttl_cap) {
+			uint8_t word[2] = {s->ttl_cap, buf[9]};
+
+			csum_replace(buf + 10, buf + 8, word, 2);
+			buf[8] = s->ttl_cap;
+			eng->stats.scrubbed[CFR_SCRUB_TTL]++;
+		}
+		return;
+	}
+	if (s->ttl_cap && buf[7] > s->ttl_cap) {
+		buf[7] = s->ttl_cap; /* the IPv6 header has no checksum */
+		eng->stats.scrubbed[CFR_SCRUB_TTL]++;
+	}
+	if (s->flow_label) {
+		buf[1] = (uint8_t)((buf[1] & 0xf0) | ((f->flow_label >> 16) & 0x0f));
+		buf[2] = (uint8_t)(f->flow_label >> 8);
+		buf[3] = (uint8_t)f->flow_label;
+		eng->stats.scrubbed[CFR_SCRUB_FLOW_LABEL]++;
+	}
+}
+
+void cfr_scrub_in(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p,
+                  const struct cfr_flow *f)
+{
+	uint32_t ts;
+
+	if (!eng->cfg.scrub.tcp_timestamps || p->proto != CFR_IPPROTO_TCP || !p->has_l4 ||
+	    !(p->tcp_flags & TCP_ACK)) /* RFC 7323 §3.2: TSecr is valid only with ACK */
+		return;
+	ts = find_timestamp(buf, p);
+	if (ts) {
+		add32(buf, ts + 6, p->csum_off, (uint32_t)-f->ts_offset);
+		eng->stats.scrubbed[CFR_SCRUB_TCP_TIMESTAMPS]++;
+	}
+}
