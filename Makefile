@@ -20,7 +20,10 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_HELPER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c)))
 
-PROGS := $(BUILD)/cfrd $(BUILD)/cfrctl
+AUDIT_SRC := $(wildcard src/tools/audit/*.c)
+AUDIT_OBJ := $(AUDIT_SRC:%.c=$(BUILD)/%.o)
+
+PROGS := $(BUILD)/cfrd $(BUILD)/cfrctl $(BUILD)/cfr-audit
 
 .PHONY: all unit check demo clean format
 all: $(PROGS)
@@ -37,6 +40,9 @@ $(BUILD)/cfrd: $(CFRD_OBJ) $(BUILD)/libcfr.a
 
 $(BUILD)/cfrctl: $(BUILD)/src/tools/cfrctl.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs json-c)
+
+$(BUILD)/cfr-audit: $(AUDIT_OBJ) $(BUILD)/libcfr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_SODIUM) -lpcap -lm
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJ) $(BUILD)/libcfr.a
 	@mkdir -p $(dir $@)
