@@ -47,6 +47,7 @@ struct key {
 struct parse_state {
 	/* reader cursor over the input; <line> is the line inih is working on */
 	const char *pos, *end;
+	const char *line_start; /* raw text of <line> */
 	int line;
 	struct cfrd_config *cfg;
 	struct cfrd_config_error *err;
@@ -364,6 +365,14 @@ static int on_key(void *user, const char *section, const char *name, const char 
 {
 	struct parse_state *st = user;
 
+	/*
+	 * inih reads an indented line as a continuation of the previous value
+	 * (Python configparser style), which nobody means here: refuse any
+	 * indented key so the rule is simple.
+	 */
+	if (st->line_start[0] == ' ' || st->line_start[0] == '\t')
+		return bad(st, "indented line: remove the indentation (it would continue the "
+		               "previous value)") == 0;
 	if (section[0] == '\0')
 		return bad(st, "key '%s' outside any section", name) == 0;
 	if (!known_section(section))
@@ -400,6 +409,7 @@ static char *read_line(char *str, int num, void *stream)
 		len = (size_t)num - 1;
 	memcpy(str, st->pos, len);
 	str[len] = '\0';
+	st->line_start = st->pos;
 	st->pos += len;
 	st->line++;
 	return str;

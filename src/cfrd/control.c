@@ -1,7 +1,8 @@
 /*
  * cfrd control socket. Everything here is non-blocking and bounded: a
  * client that connects and says nothing holds one of a few slots for at most
- * CLIENT_TIMEOUT_MS and never delays a packet. Commands come from one table,
+ * CLIENT_TIMEOUT_MS, or until a newer client needs the slot, and never
+ * delays a packet. Commands come from one table,
  * so adding one (`epoch rotate`, ...) is one line plus its function.
  */
 #include "control.h"
@@ -217,24 +218,36 @@ static void client_read(struct cfrd_control_client *c, const struct cfrd *d, uin
 	client_reply(c, dispatch(c->buf, d, now_ms));
 }
 
+/*
+ * With every slot taken, the client closest to its deadline makes room:
+ * only the operator can connect (mode 0600), and a cfrctl run must always
+ * get through even if forgotten connections hold the slots.
+ */
+static struct cfrd_control_client *free_slot(struct cfrd_control *ctl)
+{
+	struct cfrd_control_client *oldest = &ctl->clients[0];
+
+	for (unsigned i = 0; i < ARRAY_SIZE(ctl->clients); i++) {
+		if (ctl->clients[i].fd < 0)
+			return &ctl->clients[i];
+		if (ctl->clients[i].deadline_ms < oldest->deadline_ms)
+			oldest = &ctl->clients[i];
+	}
+	log_debug("control: all %d client slots busy, hanging up on the oldest",
+	          CFRD_CONTROL_MAX_CLIENTS);
+	client_close(oldest);
+	return oldest;
+}
+
 static void accept_clients(struct cfrd_control *ctl, uint64_t now_ms)
 {
 	for (;;) {
-		struct cfrd_control_client *slot = NULL;
+		struct cfrd_control_client *slot;
 		int fd = accept4(ctl->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0)
 			return;
-		for (unsigned i = 0; i < ARRAY_SIZE(ctl->clients) && slot == NULL; i++) {
-			if (ctl->clients[i].fd < 0)
-				slot = &ctl->clients[i];
-		}
-		if (slot == NULL) {
-			log_debug("control: all %d client slots busy, refusing one",
-			          CFRD_CONTROL_MAX_CLIENTS);
-			close(fd);
-			continue;
-		}
+		slot = free_slot(ctl);
 		slot->fd = fd;
 		slot->len = 0;
 		slot->deadline_ms = now_ms + CLIENT_TIMEOUT_MS;

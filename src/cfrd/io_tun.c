@@ -29,6 +29,18 @@ static const char *privilege_hint(int err)
 	return err == EPERM || err == EACCES ? " (needs CAP_NET_ADMIN)" : "";
 }
 
+static const char *attach_hint(int err)
+{
+	switch (err) {
+	case EINVAL: /* the name exists with other flags: tap, pi, multi_queue, or not a tun */
+		return " (exists but is not a plain tun device?)";
+	case EBUSY:
+		return " (another process has it open)";
+	default:
+		return privilege_hint(err);
+	}
+}
+
 /* Link settings go through an ordinary socket: the TUN fd does not take them. */
 static int tun_configure_link(const char *name, unsigned mtu)
 {
@@ -83,11 +95,8 @@ static int tun_open(struct cfr_io *io, const struct cfrd_config *cfg)
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", cfg->tun);
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		ret = -errno;
-		/* EINVAL here means a device of that name exists with other flags (tap, pi,
-		 * multi_queue). */
 		log_error("cannot attach TUN device %s: %s%s", cfg->tun, strerror(-ret),
-		          -ret == EINVAL ? " (exists but is not a plain tun device?)"
-		                         : privilege_hint(-ret));
+		          attach_hint(-ret));
 		goto fail;
 	}
 	ret = tun_configure_link(ifr.ifr_name, cfg->mtu);

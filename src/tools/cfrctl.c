@@ -69,6 +69,7 @@ static char *request(const char *path, const char *cmd)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	struct timeval tv = {.tv_sec = REPLY_TIMEOUT_S};
+	char line[64];
 	char *buf = NULL;
 	size_t len = 0;
 	int fd;
@@ -78,6 +79,7 @@ static char *request(const char *path, const char *cmd)
 		return NULL;
 	}
 	memcpy(sun.sun_path, path, strlen(path) + 1);
+	snprintf(line, sizeof(line), "%s\n", cmd);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		fprintf(stderr, "cfrctl: socket: %s\n", strerror(errno));
@@ -90,7 +92,8 @@ static char *request(const char *path, const char *cmd)
 		        strerror(errno));
 		goto fail;
 	}
-	if (dprintf(fd, "%s\n", cmd) < 0) {
+	/* MSG_NOSIGNAL: a daemon that hung up is an error message, not a SIGPIPE death. */
+	if (send(fd, line, strlen(line), MSG_NOSIGNAL) < 0) {
 		fprintf(stderr, "cfrctl: cannot send to %s: %s\n", path, strerror(errno));
 		goto fail;
 	}
