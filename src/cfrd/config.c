@@ -233,8 +233,16 @@ static int set_pool4(struct parse_state *st, const char *value)
 {
 	struct cfr_engine_config *e = &st->cfg->engine;
 
+	uint64_t addresses = 0;
+
 	if (add_prefix(st, value, CFR_FAMILY_V4, e->pool4, &e->n_pool4, CFR_MAX_POOL_PREFIXES) < 0)
 		return -EINVAL;
+	/* The engine keeps one anonymity counter per IPv4 alias address. */
+	for (unsigned i = 0; i < e->n_pool4; i++)
+		addresses += 1ull << (32 - e->pool4[i].len);
+	if (addresses > CFR_MAX_POOL4_ADDRESSES)
+		return bad(st, "ipv4 pool larger than %u addresses in all",
+		           CFR_MAX_POOL4_ADDRESSES);
 	return check_overlap(st, &e->pool4[e->n_pool4 - 1], e->subscribers, e->n_subscribers,
 	                     "subscriber");
 }
@@ -331,6 +339,93 @@ static int set_max_fragments(struct parse_state *st, const char *value)
 	return 0;
 }
 
+static int set_policy(struct parse_state *st, enum cfr_family family, const char *value)
+{
+	for (int p = 0; p < CFR_POLICY__COUNT; p++) {
+		if (strcmp(value, cfr_policy_name((enum cfr_policy)p)) == 0) {
+			st->cfg->engine.policy[family] = (uint8_t)p;
+			return 0;
+		}
+	}
+	return bad(st, "invalid policy '%s': expected per-flow, per-destination or per-subscriber",
+	           value);
+}
+
+static int set_policy4(struct parse_state *st, const char *value)
+{
+	return set_policy(st, CFR_FAMILY_V4, value);
+}
+
+static int set_policy6(struct parse_state *st, const char *value)
+{
+	return set_policy(st, CFR_FAMILY_V6, value);
+}
+
+static int set_epoch(struct parse_state *st, const char *value)
+{
+	if (parse_u32(value, 1, TIMEOUT_MAX_S, &st->cfg->engine.epoch_s) < 0)
+		return bad(st, "invalid epoch '%s': expected seconds from 1 to %u", value,
+		           TIMEOUT_MAX_S);
+	return 0;
+}
+
+static int set_subscriber_prefix6(struct parse_state *st, const char *value)
+{
+	uint32_t v;
+
+	if (parse_u32(value, 1, 128, &v) < 0)
+		return bad(st, "invalid subscriber-prefix6 '%s': expected a length from 1 to 128",
+		           value);
+	st->cfg->engine.subscriber_prefix6 = (uint8_t)v;
+	return 0;
+}
+
+static int set_anonymity_k(struct parse_state *st, const char *value)
+{
+	if (parse_u32(value, 0, UINT32_MAX, &st->cfg->engine.anon_k) < 0)
+		return bad(st, "invalid anonymity-k '%s': expected a non-negative integer", value);
+	return 0;
+}
+
+static int parse_bool(struct parse_state *st, const char *value, bool *out)
+{
+	static const char *const yes[] = {"yes", "true", "on"}, *const no[] = {"no", "false",
+	                                                                       "off"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+		if (strcmp(value, yes[i]) == 0 || strcmp(value, no[i]) == 0) {
+			*out = strcmp(value, yes[i]) == 0;
+			return 0;
+		}
+	}
+	return bad(st, "invalid boolean '%s': expected yes or no", value);
+}
+
+static int set_scrub_tcp_timestamps(struct parse_state *st, const char *value)
+{
+	return parse_bool(st, value, &st->cfg->engine.scrub.tcp_timestamps);
+}
+
+static int set_scrub_ip_id(struct parse_state *st, const char *value)
+{
+	return parse_bool(st, value, &st->cfg->engine.scrub.ip_id);
+}
+
+static int set_scrub_flow_label(struct parse_state *st, const char *value)
+{
+	return parse_bool(st, value, &st->cfg->engine.scrub.flow_label);
+}
+
+static int set_scrub_ttl_cap(struct parse_state *st, const char *value)
+{
+	uint32_t v;
+
+	if (parse_u32(value, 0, 255, &v) < 0)
+		return bad(st, "invalid ttl-cap '%s': expected 0 (off) to 255", value);
+	st->cfg->engine.scrub.ttl_cap = (uint8_t)v;
+	return 0;
+}
+
 static const struct key keys[] = {
     {"cfrd", "tun", set_tun, false},
     {"cfrd", "mtu", set_mtu, false},
@@ -346,6 +441,15 @@ static const struct key keys[] = {
     {"timeouts", "icmp", set_icmp, false},
     {"limits", "max-flows", set_max_flows, false},
     {"limits", "max-fragments", set_max_fragments, false},
+    {"privacy", "ipv4-policy", set_policy4, false},
+    {"privacy", "ipv6-policy", set_policy6, false},
+    {"privacy", "epoch", set_epoch, false},
+    {"privacy", "subscriber-prefix6", set_subscriber_prefix6, false},
+    {"privacy", "anonymity-k", set_anonymity_k, false},
+    {"scrub", "tcp-timestamps", set_scrub_tcp_timestamps, false},
+    {"scrub", "ip-id", set_scrub_ip_id, false},
+    {"scrub", "flow-label", set_scrub_flow_label, false},
+    {"scrub", "ttl-cap", set_scrub_ttl_cap, false},
 };
 
 _Static_assert(ARRAY_SIZE(keys) <= ARRAY_SIZE(((struct parse_state *)0)->seen),

@@ -42,6 +42,6 @@ unsigned cfrd_control_poll_fill(const struct cfrd_control *ctl, struct pollfd *p
  * gave, then drop clients older than their deadline. Never blocks.
  */
 void cfrd_control_poll_handle(struct cfrd_control *ctl, const struct pollfd *pfd, unsigned n,
-                              const struct cfrd *d, uint64_t now_ms);
+                              struct cfrd *d, uint64_t now_ms);
 
 #endif

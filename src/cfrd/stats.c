@@ -21,6 +21,13 @@ static const char *const family_names[CFR_FAMILY__COUNT] = {
     [CFR_FAMILY_V6] = "ipv6",
 };
 
+static const char *const scrubber_names[CFR_SCRUB__COUNT] = {
+    [CFR_SCRUB_TCP_TIMESTAMPS] = "tcp_timestamps",
+    [CFR_SCRUB_IP_ID] = "ip_id",
+    [CFR_SCRUB_TTL] = "ttl",
+    [CFR_SCRUB_FLOW_LABEL] = "flow_label",
+};
+
 static void add_u64(struct json_object *obj, const char *key, uint64_t value)
 {
 	json_object_object_add(obj, key, json_object_new_uint64(value));
@@ -91,6 +98,59 @@ static struct json_object *flows_json(const struct cfr_stats *s)
 	return obj;
 }
 
+static struct json_object *privacy_json(const struct cfr_stats *s)
+{
+	struct json_object *obj = json_object_new_object();
+	struct json_object *scrubbed = json_object_new_object();
+
+	if (obj == NULL || scrubbed == NULL) {
+		json_object_put(obj);
+		json_object_put(scrubbed);
+		return NULL;
+	}
+	add_u64(obj, "epoch", s->epoch);
+	add_u64(obj, "epochs_rotated", s->epochs_rotated);
+	add_u64(obj, "new_flows_below_k", s->new_flows_below_k);
+	for (int i = 0; i < CFR_SCRUB__COUNT; i++)
+		add_u64(scrubbed, scrubber_names[i], s->scrubbed[i]);
+	json_object_object_add(obj, "scrubbed", scrubbed);
+	return obj;
+}
+
+/*
+ * Distinct subscribers per alias right now: the number that says how much
+ * an alias hides. Computing it scans the alias table, which is why it is
+ * done here, on request, and never on the packet path.
+ */
+static struct json_object *anonymity_json(const struct cfrd *d)
+{
+	struct json_object *obj = json_object_new_object();
+	struct cfr_anon_stats a;
+
+	if (obj == NULL)
+		return NULL;
+	cfr_engine_anonymity(d->engine, &a);
+	for (int f = 0; f < CFR_FAMILY__COUNT; f++) {
+		struct json_object *fam = json_object_new_object();
+		struct json_object *hist = json_object_new_array_ext(CFR_ANON_BUCKETS);
+
+		if (fam == NULL || hist == NULL) {
+			json_object_put(fam);
+			json_object_put(hist);
+			return obj;
+		}
+		add_u64(fam, "aliases_in_use", a.aliases_in_use[f]);
+		add_u64(fam, "min", a.min[f]);
+		add_u64(fam, "median", a.median[f]);
+		add_u64(fam, "max", a.max[f]);
+		for (int b = 0; b < CFR_ANON_BUCKETS; b++)
+			json_object_array_add(hist, json_object_new_uint64(a.histogram[f][b]));
+		json_object_object_add(fam, "histogram", hist);
+		json_object_object_add(obj, family_names[f], fam);
+	}
+	return obj;
+}
+
 struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)
 {
 	const struct cfr_stats *s = cfr_engine_stats(d->engine);
@@ -106,6 +166,8 @@ struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)
 	json_object_object_add(obj, "flows", flows_json(s));
 	add_u64(obj, "fragments_tracked", s->frags_tracked);
 	add_u64(obj, "memory_bytes", cfr_engine_memory(d->engine));
+	json_object_object_add(obj, "privacy", privacy_json(s));
+	json_object_object_add(obj, "anonymity", anonymity_json(d));
 	io = json_object_new_object();
 	if (io == NULL)
 		return obj;

@@ -36,14 +36,17 @@ struct ctx {
 
 struct subcommand {
 	const char *name;
+	const char *args;
 	int (*main)(const struct ctx *ctx, int argc, char **argv);
 	const char *help;
 };
 
 static int stats_main(const struct ctx *ctx, int argc, char **argv);
+static int epoch_main(const struct ctx *ctx, int argc, char **argv);
 
 static const struct subcommand subcommands[] = {
-    {"stats", stats_main, "show counters"},
+    {"stats", "", stats_main, "show counters"},
+    {"epoch", "rotate", epoch_main, "end the privacy epoch now"},
 };
 
 static void usage(FILE *out)
@@ -60,7 +63,8 @@ static void usage(FILE *out)
 	      "Commands:\n",
 	      out);
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
-		fprintf(out, "  %-20s %s\n", subcommands[i].name, subcommands[i].help);
+		fprintf(out, "  %-6s %-13s %s\n", subcommands[i].name, subcommands[i].args,
+		        subcommands[i].help);
 	fputs("\nSee cfrctl(8).\n", out);
 }
 
@@ -213,6 +217,26 @@ static void print_stats(struct json_object *r)
 				printf("  %-22s %20" PRIu64 "\n", name, v);
 		}
 	}
+	printf("\nprivacy    epoch %" PRIu64 " (%" PRIu64 " rotations), %" PRIu64
+	       " new flows on aliases shared by fewer than k subscribers\n",
+	       get_u64(r, "privacy", "epoch", NULL), get_u64(r, "privacy", "epochs_rotated", NULL),
+	       get_u64(r, "privacy", "new_flows_below_k", NULL));
+	printf("anonymity  %13s %13s %13s %13s\n", "aliases used", "min", "median", "max");
+	for (int f = 0; f < 2; f++) {
+		const char *fam = f == 0 ? "ipv4" : "ipv6";
+
+		printf("  %-8s %13" PRIu64 " %13" PRIu64 " %13" PRIu64 " %13" PRIu64 "\n", fam,
+		       get_u64(r, "anonymity", fam, "aliases_in_use", NULL),
+		       get_u64(r, "anonymity", fam, "min", NULL),
+		       get_u64(r, "anonymity", fam, "median", NULL),
+		       get_u64(r, "anonymity", fam, "max", NULL));
+	}
+	printf("scrubbed   tcp_timestamps %" PRIu64 ", ip_id %" PRIu64 ", ttl %" PRIu64
+	       ", flow_label %" PRIu64 "\n",
+	       get_u64(r, "privacy", "scrubbed", "tcp_timestamps", NULL),
+	       get_u64(r, "privacy", "scrubbed", "ip_id", NULL),
+	       get_u64(r, "privacy", "scrubbed", "ttl", NULL),
+	       get_u64(r, "privacy", "scrubbed", "flow_label", NULL));
 	printf("\nio errors  read %" PRIu64 ", write %" PRIu64 "\n",
 	       get_u64(r, "io", "read_errors", NULL), get_u64(r, "io", "write_errors", NULL));
 }
@@ -234,6 +258,26 @@ static int stats_main(const struct ctx *ctx, int argc, char **argv)
 		                                               JSON_C_TO_STRING_SPACED));
 	else
 		print_stats(reply);
+	json_object_put(reply);
+	return 0;
+}
+
+static int epoch_main(const struct ctx *ctx, int argc, char **argv)
+{
+	struct json_object *reply;
+
+	if (argc != 2 || strcmp(argv[1], "rotate") != 0) {
+		fputs("Usage: cfrctl [-s SOCKET] [--json] epoch rotate\n", stderr);
+		return 2;
+	}
+	reply = query(ctx, "epoch rotate");
+	if (reply == NULL)
+		return 1;
+	if (ctx->json)
+		puts(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PRETTY |
+		                                               JSON_C_TO_STRING_SPACED));
+	else
+		printf("epoch %" PRIu64 "\n", get_u64(reply, "epoch", NULL));
 	json_object_put(reply);
 	return 0;
 }
