@@ -23,7 +23,7 @@ UNIT_HELPER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(UNIT_SRC),$(wildca
 AUDIT_SRC := $(wildcard src/tools/audit/*.c)
 AUDIT_OBJ := $(AUDIT_SRC:%.c=$(BUILD)/%.o)
 
-PROGS := $(BUILD)/cfrd $(BUILD)/cfrctl $(BUILD)/cfr-audit
+PROGS := $(BUILD)/cfrd $(BUILD)/cfrctl $(if $(AUDIT_SRC),$(BUILD)/cfr-audit)
 
 .PHONY: all unit check demo clean format
 all: $(PROGS)

@@ -46,7 +46,9 @@ extern "C" {
 	_(FRAG_ICMP_ERROR, "frag_icmp_error", "fragmented ICMP error")                             \
 	_(ICMP_BAD_CHECKSUM, "icmp_bad_checksum", "ICMP error checksum invalid")                   \
 	_(ICMP_BAD_INNER, "icmp_bad_inner", "ICMP error quotes a malformed packet")                \
-	_(ICMP_NO_FLOW, "icmp_no_flow", "ICMP error quotes a packet of no flow")
+	_(ICMP_NO_FLOW, "icmp_no_flow", "ICMP error quotes a packet of no flow")                   \
+	_(SUBSCRIBER_TABLE_FULL, "subscriber_table_full",                                          \
+	  "too many subscribers active in this epoch")
 
 enum cfr_drop {
 	CFR_DROP_NONE = 0,
@@ -147,6 +149,7 @@ struct cfr_engine_config {
 	uint32_t epoch_s;                  /* privacy epoch length */
 	struct cfr_scrub_config scrub;
 	uint8_t subscriber_prefix6; /* an IPv6 subscriber is its /N (default 64) */
+	uint32_t max_subscribers;   /* subscribers active in one epoch */
 	uint32_t anon_k;            /* new flows on aliases with fewer subscribers are counted */
 };
 
@@ -171,7 +174,10 @@ struct cfr_stats {
 	uint32_t max_flows;
 	uint64_t epoch; /* number of the current privacy epoch */
 	uint64_t epochs_rotated;
-	uint64_t new_flows_below_k; /* placed on an alias then shared by < anon_k subscribers */
+	uint64_t records_sealed;     /* handed to the drain callback */
+	uint64_t records_lost;       /* wiped undrained when the next epoch ended */
+	uint32_t subscribers_active; /* in the current epoch */
+	uint64_t new_flows_below_k;  /* placed on an alias then shared by < anon_k subscribers */
 	uint64_t scrubbed[CFR_SCRUB__COUNT]; /* packets changed, by scrubber */
 };
 
@@ -189,7 +195,60 @@ struct cfr_anon_stats {
 	uint32_t histogram[CFR_FAMILY__COUNT][CFR_ANON_BUCKETS];
 };
 
+/*
+ * Accountability without profiling. Each subscriber active in an epoch gets
+ * a secret random seed; every alias and port it is given in that epoch is a
+ * keyed pseudo-random function of the seed and an allocation counter (and,
+ * for the per-destination policy, of the remote). When the epoch ends the
+ * engine hands out one record per active subscriber (seed, counter, and a
+ * compact timeline of when the counter moved) for the daemon to seal, then
+ * wipes the seed. No remote address or port is ever part of a record.
+ */
+#define CFR_SEED_BYTES     32
+#define CFR_TIMELINE_BYTES 64
+
+struct cfr_epoch_record {
+	uint64_t epoch;
+	uint64_t start_ms, end_ms; /* engine clock (the caller's monotonic ms) */
+	uint8_t family;            /* of the subscriber identity */
+	uint8_t subscriber[16];    /* IPv4 address, or IPv6 /subscriber_prefix6 */
+	uint8_t seed[CFR_SEED_BYTES];
+	uint32_t counter; /* allocations drawn: counter values 0 .. counter-1 */
+	uint16_t timeline_len;
+	uint8_t timeline[CFR_TIMELINE_BYTES]; /* see cfr_timeline_next() */
+};
+
+/*
+ * One step of a record's timeline: counter values [*first, *first + *count)
+ * were drawn at seconds in [*t_from, *t_to] after the epoch start. Start with
+ * *off = 0 and all outputs 0; returns 1 while an entry was read, 0 at the
+ * end, -EINVAL on a malformed timeline.
+ */
+int cfr_timeline_next(const struct cfr_epoch_record *rec, size_t *off, uint32_t *t_from,
+                      uint32_t *t_to, uint32_t *first, uint32_t *count);
+
+/*
+ * The alias and port the engine derives from <seed> for allocation
+ * <counter> of a flow of <family> under the pool, ports and policy of
+ * <cfg>; <remote> (the flow's remote address) is used by the
+ * per-destination policy only. cfr-lookup regenerates allocations with it.
+ */
+void cfr_derive_alias(const struct cfr_engine_config *cfg, const uint8_t seed[CFR_SEED_BYTES],
+                      uint8_t family, uint32_t counter, const uint8_t *remote, uint8_t alias[16],
+                      uint16_t *port);
+
+typedef void (*cfr_record_fn)(void *ctx, const struct cfr_epoch_record *rec);
+
 struct cfr_engine;
+
+/*
+ * Hand at most <max> records of the ended epoch to <fn> (which must seal or
+ * discard them before returning; the seed is wiped right after). Returns how
+ * many are still waiting. Call it soon after every rotation: a record still
+ * waiting when the next epoch ends is lost (counted in records_lost).
+ */
+unsigned cfr_engine_drain_records(struct cfr_engine *eng, cfr_record_fn fn, void *ctx,
+                                  unsigned max);
 
 /* Compute the anonymity-set distribution (a scan of the alias table). */
 void cfr_engine_anonymity(const struct cfr_engine *eng, struct cfr_anon_stats *out);

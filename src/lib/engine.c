@@ -57,6 +57,7 @@ void cfr_engine_config_defaults(struct cfr_engine_config *cfg)
 	cfg->scrub.flow_label = true;
 	cfg->scrub.ttl_cap = 64;
 	cfg->subscriber_prefix6 = 64;
+	cfg->max_subscribers = 1u << 16;
 	cfg->anon_k = 8;
 }
 
@@ -149,7 +150,8 @@ static bool config_valid(const struct cfr_engine_config *cfg)
 	for (i = 0; i < CFR_FAMILY__COUNT; i++)
 		if (cfg->policy[i] >= CFR_POLICY__COUNT)
 			return false;
-	if (cfg->epoch_s == 0 || cfg->subscriber_prefix6 > 128)
+	if (cfg->epoch_s == 0 || cfg->subscriber_prefix6 > 128 || cfg->max_subscribers == 0 ||
+	    cfg->max_subscribers > (1u << 26))
 		return false;
 	if (cfg->port_min == 0 || cfg->port_min > cfg->port_max)
 		return false;
@@ -195,7 +197,7 @@ struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg)
 	for (i = 0; i < cfg->n_pool4; i++)
 		eng->pool4_size += 1ull << (32 - cfg->pool4[i].len);
 	if (!eng->flows || !eng->in_buckets || !eng->out_buckets || !eng->frags ||
-	    cfr_anon_init(eng) != 0) {
+	    cfr_anon_init(eng) != 0 || cfr_acct_init(eng) != 0) {
 		cfr_engine_free(eng);
 		errno = ENOMEM;
 		return NULL;
@@ -218,6 +220,7 @@ void cfr_engine_free(struct cfr_engine *eng)
 	free(eng->out_buckets);
 	free(eng->frags);
 	cfr_anon_free(eng);
+	cfr_acct_free(eng);
 	sodium_memzero(eng, sizeof(*eng));
 	free(eng);
 }
@@ -261,17 +264,18 @@ static enum cfr_drop process_one(struct cfr_engine *eng, struct cfr_pkt *pkt)
 
 static void set_clock(struct cfr_engine *eng, uint64_t now_ms)
 {
+	eng->now_ms = now_ms;
 	eng->now_s = (uint32_t)(now_ms / 1000);
 	if (unlikely(eng->stats.epoch == 0))
-		cfr_epoch_new(eng); /* the first epoch starts with the first clock */
+		cfr_epoch_new(eng, now_ms); /* the first epoch starts with the first clock */
 	else
-		cfr_epoch_check(eng);
+		cfr_epoch_check(eng, now_ms);
 }
 
 void cfr_engine_epoch_rotate(struct cfr_engine *eng, uint64_t now_ms)
 {
 	set_clock(eng, now_ms);
-	cfr_epoch_new(eng);
+	cfr_epoch_new(eng, now_ms);
 	eng->stats.epochs_rotated++;
 }
 

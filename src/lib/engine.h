@@ -66,6 +66,30 @@ struct cfr_frag {
 
 #define CFR_RNG_BUF 512
 
+/*
+ * A subscriber's state in one epoch: its secret seed, the allocation
+ * counter, and the timeline of when the counter moved (see acct.c).
+ */
+struct cfr_sub_state {
+	uint8_t key[16];
+	uint8_t family, in_use;
+	uint16_t tl_len;
+	uint32_t next; /* bucket chain */
+	uint32_t counter;
+	uint32_t prev_end;                       /* end second of the last flushed entry */
+	uint32_t pend_from, pend_to, pend_count; /* the entry being built */
+	uint8_t seed[CFR_SEED_BYTES];
+	uint8_t timeline[CFR_TIMELINE_BYTES];
+};
+
+struct cfr_sub_table {
+	struct cfr_sub_state *s; /* max_subscribers + 1; index 0 means none */
+	uint32_t *buckets;
+	uint32_t *used; /* indexes in use, in order of arrival */
+	uint32_t n_used, drained;
+	uint64_t epoch, start_ms, end_ms;
+};
+
 /* How many flows of one subscriber sit on one alias (the anonymity-set count). */
 struct cfr_anon_pair {
 	uint8_t sub[16]; /* the subscriber: IPv4 address, or IPv6 /N prefix */
@@ -89,7 +113,11 @@ struct cfr_engine {
 	uint64_t pool4_size;
 	uint32_t now_s;
 	uint32_t epoch_start_s;
-	uint8_t epoch_key[32]; /* wiped when its epoch ends */
+	uint64_t epoch_start_ms;
+	struct cfr_sub_table subs[2]; /* current epoch, and the ended one being drained */
+	uint8_t cur_subs;
+	uint32_t sub_mask;
+	uint64_t now_ms;
 	/* Anonymity-set accounting: distinct subscribers per alias id. */
 	uint32_t *alias_subs; /* pool4_size IPv4 aliases, then one per IPv6 prefix */
 	struct cfr_anon_pair *pairs;
@@ -128,12 +156,15 @@ enum cfr_drop cfr_alloc_alias(struct cfr_engine *eng, uint8_t family, uint8_t pr
 /* policy.c */
 void cfr_subscriber_key(const struct cfr_engine *eng, uint8_t family, const uint8_t *addr,
                         uint8_t key[16]);
-bool cfr_policy_alias(struct cfr_engine *eng, uint8_t family, const uint8_t *sub,
-                      const uint8_t *remote, union cfr_addr *alias);
-void cfr_alias_from_bytes(const struct cfr_engine *eng, uint8_t family, const uint8_t bytes[24],
-                          union cfr_addr *alias);
-void cfr_epoch_new(struct cfr_engine *eng);
-void cfr_epoch_check(struct cfr_engine *eng);
+
+/* acct.c */
+int cfr_acct_init(struct cfr_engine *eng);
+void cfr_acct_free(struct cfr_engine *eng);
+struct cfr_sub_state *cfr_acct_subscriber(struct cfr_engine *eng, uint8_t family,
+                                          const uint8_t *addr);
+void cfr_acct_drew(struct cfr_engine *eng, struct cfr_sub_state *s);
+void cfr_epoch_new(struct cfr_engine *eng, uint64_t now_ms);
+void cfr_epoch_check(struct cfr_engine *eng, uint64_t now_ms);
 
 /* anon.c */
 int cfr_anon_init(struct cfr_engine *eng);

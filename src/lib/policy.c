@@ -1,12 +1,19 @@
 /*
- * Alias policies and privacy epochs.
+ * Alias policies: how a new flow's alias address and port are derived.
  *
- * per-flow draws every alias fresh from the CSPRNG. per-destination and
- * per-subscriber derive it from a keyed hash (BLAKE2b) of the subscriber
- * (and the remote) under the current epoch's key, so the choice is stable
- * inside an epoch without any per-subscriber state, and unrecoverable once
- * the key is wiped at the end of the epoch: past mappings cannot be
- * recomputed from a memory dump taken later.
+ * Every allocation is a keyed pseudo-random function (BLAKE2b) of the
+ * subscriber's secret per-epoch seed (acct.c) and an input that depends on
+ * the policy:
+ *   per-flow         alias and port from (family, counter): a fresh,
+ *                    uniformly distributed pair for every flow;
+ *   per-destination  alias from (family, remote), port from the counter: one
+ *                    alias per subscriber and remote within an epoch;
+ *   per-subscriber   alias from (family), port from the counter: one alias
+ *                    per subscriber per epoch (classic CGN, the baseline).
+ * To anyone without the seed each policy's output is indistinguishable from
+ * fresh CSPRNG draws of the same shape; with it (cfr-lookup, holding the
+ * sealed records) every allocation can be regenerated. Once the seed is
+ * wiped at the end of its epoch, nobody can recompute the mapping.
  */
 #include <sodium.h>
 #include <string.h>
@@ -65,104 +72,100 @@ static uint64_t pool6_weight(const struct cfr_prefix *p)
  * Reducing 64 bits modulo a pool of at most 2^24 addresses biases the choice
  * by less than 2^-40, far below anything observable.
  */
-void cfr_alias_from_bytes(const struct cfr_engine *eng, uint8_t family, const uint8_t bytes[24],
-                          union cfr_addr *alias)
+static void alias_from_bytes(const struct cfr_engine_config *cfg, uint8_t family,
+                             const uint8_t bytes[24], uint8_t alias[16])
 {
-	uint64_t n = get64(bytes);
 	const struct cfr_prefix *p = NULL;
+	uint64_t n = get64(bytes), total = 0;
 	unsigned i, full, rem;
 
-	memset(alias, 0, sizeof(*alias));
+	memset(alias, 0, 16);
 	if (family == CFR_FAMILY_V4) {
-		n %= eng->pool4_size;
-		for (i = 0; i < eng->cfg.n_pool4; i++) {
-			uint64_t size = 1ull << (32 - eng->cfg.pool4[i].len);
+		for (i = 0; i < cfg->n_pool4; i++)
+			total += 1ull << (32 - cfg->pool4[i].len);
+		n %= total;
+		for (i = 0; i < cfg->n_pool4; i++) {
+			uint64_t size = 1ull << (32 - cfg->pool4[i].len);
+			const uint8_t *b = cfg->pool4[i].addr;
+			uint32_t a;
 
-			if (n < size) {
-				const uint8_t *b = eng->cfg.pool4[i].addr;
-				uint32_t a = ((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
-				              (uint32_t)b[2] << 8 | b[3]) +
-				             (uint32_t)n;
-
-				alias->b[0] = (uint8_t)(a >> 24);
-				alias->b[1] = (uint8_t)(a >> 16);
-				alias->b[2] = (uint8_t)(a >> 8);
-				alias->b[3] = (uint8_t)a;
-				return;
+			if (n >= size) {
+				n -= size;
+				continue;
 			}
-			n -= size;
+			a = ((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 |
+			     b[3]) +
+			    (uint32_t)n;
+			alias[0] = (uint8_t)(a >> 24);
+			alias[1] = (uint8_t)(a >> 16);
+			alias[2] = (uint8_t)(a >> 8);
+			alias[3] = (uint8_t)a;
+			return;
 		}
 		return;
 	}
-	{
-		uint64_t total = 0;
-
-		for (i = 0; i < eng->cfg.n_pool6; i++)
-			total += pool6_weight(&eng->cfg.pool6[i]);
-		n %= total;
-	}
-	for (i = 0; i < eng->cfg.n_pool6; i++) {
-		p = &eng->cfg.pool6[i];
+	for (i = 0; i < cfg->n_pool6; i++)
+		total += pool6_weight(&cfg->pool6[i]);
+	n %= total;
+	for (i = 0; i < cfg->n_pool6; i++) {
+		p = &cfg->pool6[i];
 		if (n < pool6_weight(p))
 			break;
 		n -= pool6_weight(p);
 	}
-	/*
-	 * Every bit below the prefix is random, so nothing of the subscriber's
-	 * own prefix survives upstream.
-	 */
+	/* Every bit below the prefix is random: nothing of the subscriber's prefix survives. */
 	full = p->len / 8;
 	rem = p->len % 8;
-	memcpy(alias->b, p->addr, 16);
+	memcpy(alias, p->addr, 16);
 	for (i = full; i < 16; i++)
-		alias->b[i] = bytes[8 + i];
+		alias[i] = bytes[8 + i];
 	if (rem)
-		alias->b[full] = (uint8_t)((p->addr[full] & (0xff << (8 - rem))) |
-		                           (bytes[8 + full] & (0xff >> rem)));
+		alias[full] = (uint8_t)((p->addr[full] & (0xff << (8 - rem))) |
+		                        (bytes[8 + full] & (0xff >> rem)));
 	/* Never the subnet-router anycast address (all-zero interface identifier). */
-	if (get64(alias->b + 8) == 0 && p->len <= 127)
-		alias->b[15] = 1;
+	if (get64(alias + 8) == 0)
+		alias[15] = 1;
 }
 
-/*
- * The alias a sticky policy assigns, or false for per-flow (choose at
- * random). The hash input is tagged with the policy so the two sticky
- * policies never produce related aliases.
- */
-bool cfr_policy_alias(struct cfr_engine *eng, uint8_t family, const uint8_t *sub,
-                      const uint8_t *remote, union cfr_addr *alias)
-{
-	uint8_t policy = eng->cfg.policy[family], in[34], out[24];
-	size_t len = 18;
+enum { PRF_FLOW = 'F', PRF_DESTINATION = 'D', PRF_SUBSCRIBER = 'S' };
 
-	if (policy == CFR_POLICY_PER_FLOW)
-		return false;
-	memset(in, 0, sizeof(in));
-	in[0] = policy;
-	in[1] = family;
-	cfr_subscriber_key(eng, family, sub, in + 2);
-	if (policy == CFR_POLICY_PER_DESTINATION) {
-		memcpy(in + 18, remote, family == CFR_FAMILY_V4 ? 4 : 16);
-		len = sizeof(in);
+static void prf(const uint8_t seed[CFR_SEED_BYTES], uint8_t tag, uint8_t family,
+                const uint8_t *data, size_t len, uint8_t out[32])
+{
+	crypto_generichash_state st;
+	uint8_t head[2] = {tag, family};
+
+	crypto_generichash_init(&st, seed, CFR_SEED_BYTES, 32);
+	crypto_generichash_update(&st, head, sizeof(head));
+	crypto_generichash_update(&st, data, len);
+	crypto_generichash_final(&st, out, 32);
+}
+
+void cfr_derive_alias(const struct cfr_engine_config *cfg, const uint8_t seed[CFR_SEED_BYTES],
+                      uint8_t family, uint32_t counter, const uint8_t *remote, uint8_t alias[16],
+                      uint16_t *port)
+{
+	uint32_t range = (uint32_t)cfg->port_max - cfg->port_min + 1;
+	uint8_t ctr[4] = {(uint8_t)(counter >> 24), (uint8_t)(counter >> 16),
+	                  (uint8_t)(counter >> 8), (uint8_t)counter};
+	uint8_t out[32], sticky[32];
+
+	prf(seed, PRF_FLOW, family, ctr, sizeof(ctr), out);
+	*port = (uint16_t)(cfg->port_min + get64(out + 24) % range);
+	switch (cfg->policy[family]) {
+	case CFR_POLICY_PER_DESTINATION:
+		prf(seed, PRF_DESTINATION, family, remote, family == CFR_FAMILY_V4 ? 4 : 16,
+		    sticky);
+		alias_from_bytes(cfg, family, sticky, alias);
+		break;
+	case CFR_POLICY_PER_SUBSCRIBER:
+		prf(seed, PRF_SUBSCRIBER, family, NULL, 0, sticky);
+		alias_from_bytes(cfg, family, sticky, alias);
+		break;
+	default:
+		alias_from_bytes(cfg, family, out, alias);
+		break;
 	}
-	crypto_generichash(out, sizeof(out), in, len, eng->epoch_key, sizeof(eng->epoch_key));
-	cfr_alias_from_bytes(eng, family, out, alias);
 	sodium_memzero(out, sizeof(out));
-	return true;
-}
-
-void cfr_epoch_new(struct cfr_engine *eng)
-{
-	/* Overwritten in place: the old key exists nowhere once this returns. */
-	randombytes_buf(eng->epoch_key, sizeof(eng->epoch_key));
-	eng->epoch_start_s = eng->now_s;
-	eng->stats.epoch++;
-}
-
-void cfr_epoch_check(struct cfr_engine *eng)
-{
-	if (unlikely(eng->now_s - eng->epoch_start_s >= eng->cfg.epoch_s)) {
-		cfr_epoch_new(eng);
-		eng->stats.epochs_rotated++;
-	}
+	sodium_memzero(sticky, sizeof(sticky));
 }
