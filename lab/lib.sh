@@ -78,7 +78,8 @@ lab_subscribers() { cat "$LAB_RUN/subscribers" 2>/dev/null || echo 0; }
 capture_start() {
 	local name=$1 ns=${2:-fd} ifname=${3:-$FD_IF} i
 	rm -f "$LAB_RUN/$name.pcap" "$LAB_RUN/$name.capture.log"
-	nsx "$ns" tcpdump -i "$ifname" -n -U -s 200 -Z root -w "$LAB_RUN/$name.pcap" \
+	# Not through nsx: $! must be tcpdump itself (ip netns exec execs it).
+	ip netns exec "cfr-$ns" tcpdump -i "$ifname" -n -U --immediate-mode -s 200 -Z root -w "$LAB_RUN/$name.pcap" \
 		>"$LAB_RUN/$name.capture.log" 2>&1 &
 	echo $! >"$LAB_RUN/capture-$name.pid"
 	for i in $(seq 50); do
@@ -332,4 +333,44 @@ for k in sys.argv[1].split("."):
         sys.exit(3)
     v = v[k]
 print(v)' "$1"
+}
+
+# udp_roundtrip NS ADDR SIZE COUNT [fresh]: from namespace cfr-NS, send COUNT
+# random datagrams of SIZE bytes to the UDP echo at ADDR port 7, one at a
+# time, and compare each echo byte for byte (3 s per datagram). With "fresh",
+# every datagram uses a new socket (a new source port). Prints one line per
+# datagram: "SENT_FROM_PORT ok". Exits non-zero at the first loss or mismatch.
+# shellcheck disable=SC2016
+UDP_PY='
+import os, socket, sys
+addr, size, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+fresh = len(sys.argv) > 4 and sys.argv[4] == "fresh"
+fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+def sock():
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    if fam == socket.AF_INET:
+        s.setsockopt(socket.IPPROTO_IP, 10, 0)  # IP_MTU_DISCOVER = DONT: fragment
+    s.settimeout(3.0)
+    s.connect((addr, 7))
+    return s
+s = None
+for i in range(count):
+    if s is None or fresh:
+        if s is not None:
+            s.close()
+        s = sock()
+    data = os.urandom(size)
+    s.send(data)
+    try:
+        got = s.recv(65535)
+    except socket.timeout:
+        sys.exit("datagram %d (%d bytes) to %s: no echo within 3 s" % (i, size, addr))
+    if got != data:
+        sys.exit("datagram %d to %s: echo differs (%d bytes back, %d sent)" % (i, addr, len(got), size))
+    print(s.getsockname()[1], "ok")
+'
+udp_roundtrip() {
+	local ns=$1
+	shift
+	nsx "$ns" "$PY" -c "$UDP_PY" "$@"
 }
