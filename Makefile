@@ -20,26 +20,39 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_HELPER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c)))
 
+# Sealed accountability records: written by cfrd, read by cfr-lookup.
+RECORDS_SRC := $(wildcard src/records/*.c)
+RECORDS_OBJ := $(RECORDS_SRC:%.c=$(BUILD)/%.o)
+LOOKUP_SRC := $(wildcard src/tools/lookup/*.c)
+LOOKUP_OBJ := $(LOOKUP_SRC:%.c=$(BUILD)/%.o)
 AUDIT_SRC := $(wildcard src/tools/audit/*.c)
 AUDIT_OBJ := $(AUDIT_SRC:%.c=$(BUILD)/%.o)
 
-PROGS := $(BUILD)/cfrd $(BUILD)/cfrctl $(if $(AUDIT_SRC),$(BUILD)/cfr-audit)
+PROGS := $(BUILD)/cfrd $(BUILD)/cfrctl $(if $(AUDIT_SRC),$(BUILD)/cfr-audit) \
+	$(if $(LOOKUP_SRC),$(BUILD)/cfr-lookup) \
+	$(if $(wildcard src/tools/cfr-keygen.c),$(BUILD)/cfr-keygen)
 
 .PHONY: all unit check demo clean format
 all: $(PROGS)
 
-$(BUILD)/%.o: %.c $(wildcard include/cfr/*.h src/*/*.h tests/unit/*.h)
+$(BUILD)/%.o: %.c $(wildcard include/cfr/*.h src/*/*.h src/tools/*/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libcfr.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
-$(BUILD)/cfrd: $(CFRD_OBJ) $(BUILD)/libcfr.a
+$(BUILD)/cfrd: $(CFRD_OBJ) $(RECORDS_OBJ) $(BUILD)/libcfr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs $(PKGS))
 
 $(BUILD)/cfrctl: $(BUILD)/src/tools/cfrctl.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs json-c)
+
+$(BUILD)/cfr-lookup: $(LOOKUP_OBJ) $(RECORDS_OBJ) $(BUILD)/libcfr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs $(PKGS))
+
+$(BUILD)/cfr-keygen: $(BUILD)/src/tools/cfr-keygen.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_SODIUM)
 
 $(BUILD)/cfr-audit: $(AUDIT_OBJ) $(BUILD)/libcfr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_SODIUM) -lpcap -lm
