@@ -57,7 +57,7 @@ $(BUILD)/cfr-keygen: $(BUILD)/src/tools/cfr-keygen.o
 $(BUILD)/cfr-audit: $(AUDIT_OBJ) $(BUILD)/libcfr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_SODIUM) -lpcap -lm
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJ) $(BUILD)/libcfr.a
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJ) $(RECORDS_OBJ) $(BUILD)/libcfr.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_SODIUM)
 
