@@ -1,0 +1,39 @@
+#!/bin/bash
+# tests/net/config.sh: `cfrd --check-config` accepts the lab's configuration
+# and rejects broken ones with a "FILE:LINE:" message and a non-zero exit.
+# Needs no namespace and sends no traffic (so it has no front-door capture).
+set -eu
+# shellcheck source=lab/lib.sh
+. "$(dirname "$0")/../../lab/lib.sh"
+
+[ -x "$CFRD" ] || skip "build/cfrd missing: run make"
+dir=$(mktemp -d /tmp/cfr-config-test.XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+
+lab_config >"$dir/lab.conf"
+out=$("$CFRD" --check-config "$dir/lab.conf" 2>&1) || fail "lab config rejected: $out"
+ok "lab config accepted: $out"
+
+# bad NAME SED-EXPR: derive a broken config; cfrd must name the changed line.
+bad() {
+	local name=$1 expr=$2 line out rc=0
+	sed "$expr" "$dir/lab.conf" >"$dir/$name.conf"
+	cmp -s "$dir/lab.conf" "$dir/$name.conf" && fail "$name: test bug, sed changed nothing"
+	line=$(diff "$dir/lab.conf" "$dir/$name.conf" | sed -n 's/^\([0-9][0-9]*\)[ac,].*/\1/p' | head -n 1)
+	case $expr in */a\\*) line=$((line + 1)) ;; esac
+	out=$("$CFRD" --check-config "$dir/$name.conf" 2>&1) || rc=$?
+	[ "$rc" -ne 0 ] || fail "$name: accepted (exit 0): $out"
+	echo "$out" | grep -qF "$dir/$name.conf:$line:" \
+		|| fail "$name: exit $rc but no '$name.conf:$line:' in: $out"
+	ok "$name rejected (exit $rc): ${out#"$dir"/}"
+}
+bad bad-pool-prefix 's#^ipv4 = 192.0.2.0/26#ipv4 = 192.0.2.0/33#'
+bad bad-ports 's#^ports = 1024-65535#ports = 1024-70000#'
+bad host-bits 's#^prefix = 100.64.0.0/10#prefix = 100.64.0.1/10#'
+bad syntax 's#^\[limits\]#this line is not ini#'
+bad unknown-key '/^log-level/a\
+no-such-key = 1'
+
+out=$("$CFRD" --check-config "$dir/missing.conf" 2>&1) && fail "missing file accepted: $out"
+ok "missing file rejected: ${out#"$dir"/}"
+echo "PASS $TEST_NAME"
