@@ -289,9 +289,9 @@ void cfr_engine_process(struct cfr_engine *eng, struct cfr_pkt *pkts, unsigned n
 		enum cfr_drop reason;
 
 		pkt->dir = classify(eng, pkt->data, pkt->len);
-		eng->stats.rx[pkt->dir]++;
 		reason = process_one(eng, pkt);
 		pkt->reason = (uint8_t)reason;
+		eng->stats.rx[pkt->dir]++; /* after process_one, which may correct dir */
 		if (likely(reason == CFR_DROP_NONE)) {
 			pkt->verdict = CFR_VERDICT_FORWARD;
 			eng->stats.tx[pkt->dir]++;

@@ -267,7 +267,11 @@ void cfr_flow_expire(struct cfr_engine *eng)
 		while (eng->lru[c].head != 0) {
 			uint32_t idx = eng->lru[c].head;
 
-			if (eng->now_s - flow_at(eng, idx)->last_seen_s < timeout)
+			/*
+			 * The clock has whole seconds: wait one more so that no
+			 * flow ever lives less than its timeout.
+			 */
+			if (eng->now_s - flow_at(eng, idx)->last_seen_s <= timeout)
 				break;
 			flow_destroy(eng, idx);
 		}

@@ -73,6 +73,8 @@ struct cfr_frag *cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const ui
 	}
 	if (!free_slot)
 		return NULL;
+	if (!free_slot->in_use)
+		eng->stats.frags_tracked++; /* exact again at the next sweep */
 	memset(free_slot, 0, sizeof(*free_slot));
 	memcpy(free_slot->src.b, buf + p->src_off, p->addr_len);
 	memcpy(free_slot->dst.b, buf + p->dst_off, p->addr_len);

@@ -41,10 +41,11 @@ static enum cfr_drop parse_l4(const uint8_t *buf, bool quoted, struct cfr_parsed
 	switch (p->proto) {
 	case CFR_IPPROTO_TCP:
 		if (!quoted) {
-			uint32_t doff = (uint32_t)(l4[12] >> 4) * 4;
+			uint32_t doff;
 
 			if (avail < 20)
 				return CFR_DROP_TRUNCATED;
+			doff = (uint32_t)(l4[12] >> 4) * 4;
 			if (doff < 20 || doff > avail)
 				return CFR_DROP_BAD_L4_HEADER;
 			p->tcp_flags = l4[13];
