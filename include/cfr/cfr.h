@@ -24,31 +24,39 @@ extern "C" {
  * generates the enum, the short names used as JSON keys, and the
  * descriptions shown to people.
  */
-#define CFR_DROP_REASONS(_)                                                                        \
-	_(TRUNCATED, "truncated", "packet shorter than its headers")                               \
-	_(BAD_VERSION, "bad_version", "IP version is neither 4 nor 6")                             \
-	_(BAD_IP_HEADER, "bad_ip_header", "IP header length or total length invalid")              \
-	_(BAD_IP_CHECKSUM, "bad_ip_checksum", "IPv4 header checksum invalid")                      \
-	_(EXT_HDR_LIMIT, "ext_hdr_limit", "IPv6 extension header chain too long")                  \
-	_(ROUTING_HDR, "routing_hdr", "IPv6 routing header with segments left")                    \
-	_(BAD_L4_HEADER, "bad_l4_header", "TCP/UDP/ICMP header malformed")                         \
-	_(UNSUPPORTED_PROTO, "unsupported_proto", "transport protocol not translated")             \
-	_(UNSUPPORTED_ICMP, "unsupported_icmp", "ICMP type not translated")                        \
-	_(UDP6_ZERO_CHECKSUM, "udp6_zero_checksum", "IPv6 UDP without checksum")                   \
-	_(UNAUTHORISED_SOURCE, "unauthorised_source", "source is not an authorised subscriber")    \
-	_(HAIRPIN, "hairpin", "subscriber sending to an alias address")                            \
-	_(TCP_NOT_SYN, "tcp_not_syn", "TCP segment without SYN opens no flow")                     \
-	_(NO_FLOW, "no_flow", "inbound packet matches no flow")                                    \
-	_(POOL_EXHAUSTED, "pool_exhausted", "no free alias address and port")                      \
-	_(TABLE_FULL, "table_full", "flow table full")                                             \
-	_(FRAG_NO_FLOW, "frag_no_flow", "non-first fragment of an unknown datagram")               \
-	_(FRAG_TABLE_FULL, "frag_table_full", "fragment tracking table full")                      \
-	_(FRAG_ICMP_ERROR, "frag_icmp_error", "fragmented ICMP error")                             \
-	_(ICMP_BAD_CHECKSUM, "icmp_bad_checksum", "ICMP error checksum invalid")                   \
-	_(ICMP_BAD_INNER, "icmp_bad_inner", "ICMP error quotes a malformed packet")                \
-	_(ICMP_NO_FLOW, "icmp_no_flow", "ICMP error quotes a packet of no flow")                   \
-	_(SUBSCRIBER_TABLE_FULL, "subscriber_table_full",                                          \
-	  "too many subscribers active in this epoch")
+/* clang-format off */
+#define CFR_DROP_REASONS(_) \
+	_(TRUNCATED, "truncated", "packet shorter than its headers") \
+	_(BAD_VERSION, "bad_version", "IP version is neither 4 nor 6") \
+	_(BAD_IP_HEADER, "bad_ip_header", "IP header length or total length invalid") \
+	_(BAD_IP_CHECKSUM, "bad_ip_checksum", "IPv4 header checksum invalid") \
+	_(EXT_HDR_LIMIT, "ext_hdr_limit", "IPv6 extension header chain too long") \
+	_(ROUTING_HDR, "routing_hdr", "IPv6 routing header with segments left") \
+	_(BAD_L4_HEADER, "bad_l4_header", "TCP/UDP/ICMP header malformed") \
+	_(UNSUPPORTED_PROTO, "unsupported_proto", "transport protocol not translated") \
+	_(UNSUPPORTED_ICMP, "unsupported_icmp", "ICMP type not translated") \
+	_(UDP6_ZERO_CHECKSUM, "udp6_zero_checksum", "IPv6 UDP without checksum") \
+	_(UNAUTHORISED_SOURCE, "unauthorised_source", "source is not an authorised subscriber") \
+	_(HAIRPIN, "hairpin", "subscriber sending to an alias address") \
+	_(TCP_NOT_SYN, "tcp_not_syn", "TCP segment without SYN opens no flow") \
+	_(NO_FLOW, "no_flow", "inbound packet matches no flow") \
+	_(POOL_EXHAUSTED, "pool_exhausted", "no free alias address and port") \
+	_(TABLE_FULL, "table_full", "flow table full") \
+	_(FRAG_NO_FLOW, "frag_no_flow", "non-first fragment of an unknown datagram") \
+	_(FRAG_TABLE_FULL, "frag_table_full", "fragment tracking table full") \
+	_(FRAG_ICMP_ERROR, "frag_icmp_error", "fragmented ICMP error") \
+	_(ICMP_BAD_CHECKSUM, "icmp_bad_checksum", "ICMP error checksum invalid") \
+	_(ICMP_BAD_INNER, "icmp_bad_inner", "ICMP error quotes a malformed packet") \
+	_(ICMP_NO_FLOW, "icmp_no_flow", "ICMP error quotes a packet of no flow") \
+	_(SUBSCRIBER_TABLE_FULL, "subscriber_table_full", "too many subscribers active at once") \
+	_(INGRESS_MISMATCH, "ingress_mismatch", "packet arrived on the wrong access line") \
+	_(MARTIAN_SOURCE, "martian_source", "source is unspecified, loopback, multicast, link-local or reserved") \
+	_(MARTIAN_DESTINATION, "martian_destination", "destination is unspecified, loopback, multicast, link-local or reserved") \
+	_(SPOOFED_SOURCE, "spoofed_source", "packet from outside claims a pool or subscriber source") \
+	_(SUBSCRIBER_FLOW_LIMIT, "subscriber_flow_limit", "subscriber at its concurrent flow limit") \
+	_(SUBSCRIBER_RATE_LIMIT, "subscriber_rate_limit", "subscriber over its new-flow rate") \
+	_(SUBSCRIBER_HALF_OPEN_LIMIT, "subscriber_half_open_limit", "subscriber at its half-open TCP limit")
+/* clang-format on */
 
 enum cfr_drop {
 	CFR_DROP_NONE = 0,
@@ -78,10 +86,11 @@ enum cfr_proto { CFR_PROTO_TCP = 0, CFR_PROTO_UDP = 1, CFR_PROTO_ICMP = 2, CFR_P
 
 /* Timeout classes: every flow of one class shares one idle timeout. */
 enum cfr_timeout {
-	CFR_TIMEOUT_TCP_TRANSITORY = 0, /* SYN sent, or FIN/RST seen */
+	CFR_TIMEOUT_TCP_TRANSITORY = 0, /* FIN or RST seen */
 	CFR_TIMEOUT_TCP_ESTABLISHED,
 	CFR_TIMEOUT_UDP,
 	CFR_TIMEOUT_ICMP,
+	CFR_TIMEOUT_TCP_EMBRYONIC, /* SYN sent, no answer yet: short, against half-open floods */
 	CFR_TIMEOUT__COUNT
 };
 
@@ -89,10 +98,10 @@ enum cfr_timeout {
 struct cfr_pkt {
 	uint8_t *data;
 	uint32_t len;
-	uint8_t dir;     /* out: enum cfr_dir, set by the engine */
-	uint8_t verdict; /* out: enum cfr_verdict */
-	uint8_t reason;  /* out: enum cfr_drop when dropped */
-	uint8_t pad_;
+	uint16_t ingress; /* in: access line it arrived on (0: the shared device) */
+	uint8_t dir;      /* out: enum cfr_dir, set by the engine */
+	uint8_t verdict;  /* out: enum cfr_verdict */
+	uint8_t reason;   /* out: enum cfr_drop when dropped */
 };
 
 struct cfr_prefix {
@@ -130,6 +139,14 @@ struct cfr_scrub_config {
 	uint8_t ttl_cap;     /* lower TTL / hop limit to this (0: off); never raises */
 };
 
+/* Per-subscriber limits; 0 means no limit. */
+struct cfr_limits {
+	uint32_t flows_per_subscriber[CFR_PROTO__COUNT]; /* concurrent, per family */
+	uint32_t half_open_per_subscriber;               /* TCP flows awaiting a SYN-ACK */
+	uint32_t new_flows_per_s;                        /* token bucket rate ... */
+	uint32_t new_flows_burst;                        /* ... and depth */
+};
+
 #define CFR_MAX_POOL_PREFIXES       16
 #define CFR_MAX_SUBSCRIBER_PREFIXES 256
 #define CFR_MAX_POOL4_ADDRESSES     (1u << 24)
@@ -141,6 +158,10 @@ struct cfr_engine_config {
 	unsigned n_pool6;
 	struct cfr_prefix subscribers[CFR_MAX_SUBSCRIBER_PREFIXES];
 	unsigned n_subscribers;
+	/* Access line each subscriber prefix must arrive on (0: any). */
+	uint16_t subscriber_ingress[CFR_MAX_SUBSCRIBER_PREFIXES];
+	bool strict_ingress; /* every packet must come from its prefix's line */
+	struct cfr_limits limits;
 	uint16_t port_min, port_max;          /* alias source ports, inclusive */
 	uint32_t timeout[CFR_TIMEOUT__COUNT]; /* seconds */
 	uint32_t max_flows;
@@ -177,6 +198,7 @@ struct cfr_stats {
 	uint64_t records_sealed;     /* handed to the drain callback */
 	uint64_t records_lost;       /* wiped undrained when the next epoch ended */
 	uint32_t subscribers_active; /* in the current epoch */
+	uint32_t longest_chain;      /* longest hash chain a lookup walked */
 	uint64_t new_flows_below_k;  /* placed on an alias then shared by < anon_k subscribers */
 	uint64_t scrubbed[CFR_SCRUB__COUNT]; /* packets changed, by scrubber */
 };

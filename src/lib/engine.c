@@ -47,6 +47,18 @@ void cfr_engine_config_defaults(struct cfr_engine_config *cfg)
 	cfg->timeout[CFR_TIMEOUT_TCP_ESTABLISHED] = 7440;
 	cfg->timeout[CFR_TIMEOUT_UDP] = 300;
 	cfg->timeout[CFR_TIMEOUT_ICMP] = 60;
+	/*
+	 * Shorter than RFC 5382's 4 minutes, on purpose: a SYN nobody answers
+	 * in 30 s is a scan or a flood far more often than a slow server, and
+	 * half-open flows are what a flood fills the table with.
+	 */
+	cfg->timeout[CFR_TIMEOUT_TCP_EMBRYONIC] = 30;
+	cfg->limits.flows_per_subscriber[CFR_PROTO_TCP] = 8192;
+	cfg->limits.flows_per_subscriber[CFR_PROTO_UDP] = 8192;
+	cfg->limits.flows_per_subscriber[CFR_PROTO_ICMP] = 256;
+	cfg->limits.half_open_per_subscriber = 512;
+	cfg->limits.new_flows_per_s = 500;
+	cfg->limits.new_flows_burst = 2000;
 	cfg->max_flows = 1u << 20;
 	cfg->max_frags = 4096;
 	cfg->policy[CFR_FAMILY_V4] = CFR_POLICY_PER_FLOW;
@@ -197,7 +209,7 @@ struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg)
 	for (i = 0; i < cfg->n_pool4; i++)
 		eng->pool4_size += 1ull << (32 - cfg->pool4[i].len);
 	if (!eng->flows || !eng->in_buckets || !eng->out_buckets || !eng->frags ||
-	    cfr_anon_init(eng) != 0 || cfr_acct_init(eng) != 0) {
+	    cfr_anon_init(eng) != 0 || cfr_acct_init(eng) != 0 || cfr_guard_init(eng) != 0) {
 		cfr_engine_free(eng);
 		errno = ENOMEM;
 		return NULL;
@@ -221,6 +233,7 @@ void cfr_engine_free(struct cfr_engine *eng)
 	free(eng->frags);
 	cfr_anon_free(eng);
 	cfr_acct_free(eng);
+	cfr_guard_free(eng);
 	sodium_memzero(eng, sizeof(*eng));
 	free(eng);
 }
@@ -259,6 +272,9 @@ static enum cfr_drop process_one(struct cfr_engine *eng, struct cfr_pkt *pkt)
 	}
 	if (pkt->dir == CFR_DIR_OUT && !from_subscriber)
 		return CFR_DROP_UNAUTHORISED_SOURCE;
+	reason = cfr_guard_packet(eng, pkt, &p);
+	if (reason != CFR_DROP_NONE)
+		return reason;
 	return cfr_translate(eng, pkt->data, &p, pkt->dir);
 }
 

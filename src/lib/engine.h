@@ -82,6 +82,18 @@ struct cfr_sub_state {
 	uint8_t timeline[CFR_TIMELINE_BYTES];
 };
 
+/* One subscriber's use of the engine, for its limits (guard.c). */
+struct cfr_guard_entry {
+	uint8_t key[16];
+	uint8_t family;
+	uint8_t pad_[3];
+	uint32_t next; /* bucket chain; free list when unused */
+	uint32_t flows[CFR_PROTO__COUNT];
+	uint32_t half_open;
+	uint64_t tokens_milli; /* new-flow token bucket, in thousandths */
+	uint64_t refill_ms;
+};
+
 struct cfr_sub_table {
 	struct cfr_sub_state *s; /* max_subscribers + 1; index 0 means none */
 	uint32_t *buckets;
@@ -116,6 +128,9 @@ struct cfr_engine {
 	uint64_t epoch_start_ms;
 	struct cfr_sub_table subs[2]; /* current epoch, and the ended one being drained */
 	uint8_t cur_subs;
+	struct cfr_guard_entry *guards; /* max_subscribers + 1 */
+	uint32_t *guard_buckets;
+	uint32_t guard_mask, guard_free, guard_fresh;
 	uint32_t sub_mask;
 	uint64_t now_ms;
 	/* Anonymity-set accounting: distinct subscribers per alias id. */
@@ -171,6 +186,18 @@ int cfr_anon_init(struct cfr_engine *eng);
 void cfr_anon_free(struct cfr_engine *eng);
 uint32_t cfr_anon_add(struct cfr_engine *eng, const struct cfr_flow *f);
 void cfr_anon_remove(struct cfr_engine *eng, const struct cfr_flow *f);
+
+/* guard.c */
+int cfr_guard_init(struct cfr_engine *eng);
+void cfr_guard_free(struct cfr_engine *eng);
+enum cfr_drop cfr_guard_packet(struct cfr_engine *eng, const struct cfr_pkt *pkt,
+                               const struct cfr_parsed *p);
+enum cfr_drop cfr_guard_admit(struct cfr_engine *eng, uint8_t family, const uint8_t *sub,
+                              uint8_t proto_idx);
+void cfr_guard_flow_added(struct cfr_engine *eng, const struct cfr_flow *f, uint8_t proto_idx);
+void cfr_guard_flow_removed(struct cfr_engine *eng, const struct cfr_flow *f, uint8_t proto_idx);
+void cfr_guard_half_open(struct cfr_engine *eng, const struct cfr_flow *f, int delta);
+uint8_t cfr_proto_index(uint8_t proto);
 
 /* scrub.c */
 void cfr_scrub_out(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p,

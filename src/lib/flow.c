@@ -63,6 +63,13 @@ uint32_t cfr_flow_label(const struct cfr_engine *eng, const struct cfr_flow *f)
 	       0xfffff;
 }
 
+/* Keyed hashing should keep chains short whatever ports subscribers pick: watch it. */
+static void note_chain(struct cfr_engine *eng, uint32_t steps)
+{
+	if (unlikely(steps > eng->stats.longest_chain))
+		eng->stats.longest_chain = steps;
+}
+
 static struct cfr_flow *flow_at(struct cfr_engine *eng, uint32_t idx)
 {
 	return &eng->flows[idx];
@@ -76,8 +83,12 @@ uint32_t cfr_flow_find_inside(struct cfr_engine *eng, uint8_t family, uint8_t pr
 	uint32_t idx = eng->in_buckets[flow_bucket(eng, SIDE_INSIDE, family, proto, sub, sub_port,
 	                                           remote, remote_port)];
 
+	uint32_t steps = 0;
+
 	for (; idx != 0; idx = flow_at(eng, idx)->in_next) {
 		const struct cfr_flow *f = flow_at(eng, idx);
+
+		note_chain(eng, ++steps);
 
 		if (f->sub_port == sub_port && f->remote_port == remote_port && f->proto == proto &&
 		    f->family == family && memcmp(f->sub.b, sub, alen) == 0 &&
@@ -95,8 +106,12 @@ uint32_t cfr_flow_find_outside(struct cfr_engine *eng, uint8_t family, uint8_t p
 	uint32_t idx = eng->out_buckets[flow_bucket(eng, SIDE_OUTSIDE, family, proto, alias,
 	                                            alias_port, remote, remote_port)];
 
+	uint32_t steps = 0;
+
 	for (; idx != 0; idx = flow_at(eng, idx)->out_next) {
 		const struct cfr_flow *f = flow_at(eng, idx);
+
+		note_chain(eng, ++steps);
 
 		if (f->alias_port == alias_port && f->remote_port == remote_port &&
 		    f->proto == proto && f->family == family &&
@@ -136,7 +151,7 @@ static void lru_append(struct cfr_engine *eng, uint32_t idx)
 	l->tail = idx;
 }
 
-static uint8_t proto_index(uint8_t proto)
+uint8_t cfr_proto_index(uint8_t proto)
 {
 	switch (proto) {
 	case CFR_IPPROTO_TCP:
@@ -152,7 +167,7 @@ static uint8_t initial_class(uint8_t proto)
 {
 	switch (proto) {
 	case CFR_IPPROTO_TCP:
-		return CFR_TIMEOUT_TCP_TRANSITORY;
+		return CFR_TIMEOUT_TCP_EMBRYONIC; /* flows open on a SYN only */
 	case CFR_IPPROTO_UDP:
 		return CFR_TIMEOUT_UDP;
 	default:
@@ -203,8 +218,9 @@ uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, 
 
 	if (cfr_anon_add(eng, f) < eng->cfg.anon_k)
 		eng->stats.new_flows_below_k++;
+	cfr_guard_flow_added(eng, f, cfr_proto_index(proto));
 	eng->stats.flows_created++;
-	eng->stats.flows_active[family][proto_index(proto)]++;
+	eng->stats.flows_active[family][cfr_proto_index(proto)]++;
 	return idx;
 }
 
@@ -249,7 +265,8 @@ static void flow_destroy(struct cfr_engine *eng, uint32_t idx)
 	chain_remove(eng, &eng->out_buckets[hout], idx, false);
 	lru_unlink(eng, idx);
 	cfr_anon_remove(eng, f);
-	eng->stats.flows_active[f->family][proto_index(f->proto)]--;
+	cfr_guard_flow_removed(eng, f, cfr_proto_index(f->proto));
+	eng->stats.flows_active[f->family][cfr_proto_index(f->proto)]--;
 	eng->stats.flows_expired++;
 	/* Wipe the tuple: an expired mapping should not outlive its flow in memory. */
 	memset(f, 0, sizeof(*f));

@@ -57,9 +57,9 @@ static void rewrite_endpoint(uint8_t *buf, const struct cfr_parsed *p, bool src_
 }
 
 /*
- * TCP progress, just enough for the timeout class: transitory until the
- * remote answers the SYN, established after, transitory again once both
- * sides sent FIN or either sent RST (RFC 5382 §5, RFC 7857 §2.2).
+ * TCP progress, just enough for the timeout class: embryonic until the
+ * remote answers the SYN, established after, transitory once both sides
+ * sent FIN or either sent RST (RFC 5382 §5, RFC 7857 §2.2).
  */
 static uint8_t tcp_track(struct cfr_flow *f, uint8_t dir, uint8_t flags)
 {
@@ -86,7 +86,7 @@ static uint8_t tcp_track(struct cfr_flow *f, uint8_t dir, uint8_t flags)
 		return CFR_TIMEOUT_TCP_TRANSITORY;
 	if (f->tcp_state & CFR_TCP_SYNACK_IN)
 		return CFR_TIMEOUT_TCP_ESTABLISHED;
-	return CFR_TIMEOUT_TCP_TRANSITORY;
+	return CFR_TIMEOUT_TCP_EMBRYONIC;
 }
 
 static void flow_seen(struct cfr_engine *eng, uint32_t idx, uint8_t dir, const struct cfr_parsed *p)
@@ -94,8 +94,13 @@ static void flow_seen(struct cfr_engine *eng, uint32_t idx, uint8_t dir, const s
 	struct cfr_flow *f = &eng->flows[idx];
 	uint8_t tclass = f->tclass;
 
-	if (p->proto == CFR_IPPROTO_TCP)
+	if (p->proto == CFR_IPPROTO_TCP) {
 		tclass = tcp_track(f, dir, p->tcp_flags);
+		/* Half-open is a limited resource: keep the subscriber's count exact. */
+		if ((f->tclass == CFR_TIMEOUT_TCP_EMBRYONIC) !=
+		    (tclass == CFR_TIMEOUT_TCP_EMBRYONIC))
+			cfr_guard_half_open(eng, f, tclass == CFR_TIMEOUT_TCP_EMBRYONIC ? 1 : -1);
+	}
 	cfr_flow_touch(eng, idx, tclass);
 }
 
@@ -121,6 +126,9 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, uint8_t *buf, const s
 		if (p->proto == CFR_IPPROTO_TCP &&
 		    (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN)
 			return CFR_DROP_TCP_NOT_SYN;
+		reason = cfr_guard_admit(eng, p->family, sub, cfr_proto_index(p->proto));
+		if (reason != CFR_DROP_NONE)
+			return reason;
 		reason = cfr_alloc_alias(eng, p->family, p->proto, sub, remote, remote_port, &alias,
 		                         &alias_port);
 		if (reason != CFR_DROP_NONE)

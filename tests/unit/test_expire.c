@@ -19,6 +19,7 @@
 
 #define T0      1000
 #define TRANS_S 4
+#define EMBR_S  6
 #define EST_S   100
 #define UDP_S   2
 #define ICMP_S  3
@@ -29,6 +30,7 @@ static struct cfr_engine *short_engine(uint32_t max_flows)
 
 	lab_config(&cfg);
 	cfg.timeout[CFR_TIMEOUT_TCP_TRANSITORY] = TRANS_S;
+	cfg.timeout[CFR_TIMEOUT_TCP_EMBRYONIC] = EMBR_S;
 	cfg.timeout[CFR_TIMEOUT_TCP_ESTABLISHED] = EST_S;
 	cfg.timeout[CFR_TIMEOUT_UDP] = UDP_S;
 	cfg.timeout[CFR_TIMEOUT_ICMP] = ICMP_S;
@@ -107,15 +109,15 @@ static void icmp6_expires(void **state)
 	idle_expiry(state, 6, IPPROTO_ICMPV6, CFR_PROTO_ICMP, ICMP_S);
 }
 
-/* A SYN that is never answered only holds state for the transitory timeout. */
-static void tcp4_syn_only_transitory(void **state)
+/* A SYN that is never answered only holds state for the embryonic timeout. */
+static void tcp4_syn_only_embryonic(void **state)
 {
-	idle_expiry(state, 4, IPPROTO_TCP, CFR_PROTO_TCP, TRANS_S);
+	idle_expiry(state, 4, IPPROTO_TCP, CFR_PROTO_TCP, EMBR_S);
 }
 
-static void tcp6_syn_only_transitory(void **state)
+static void tcp6_syn_only_embryonic(void **state)
 {
-	idle_expiry(state, 6, IPPROTO_TCP, CFR_PROTO_TCP, TRANS_S);
+	idle_expiry(state, 6, IPPROTO_TCP, CFR_PROTO_TCP, EMBR_S);
 }
 
 /*
@@ -351,8 +353,8 @@ int main(void)
 	    T(udp6_expires),
 	    T(icmp4_expires),
 	    T(icmp6_expires),
-	    T(tcp4_syn_only_transitory),
-	    T(tcp6_syn_only_transitory),
+	    T(tcp4_syn_only_embryonic),
+	    T(tcp6_syn_only_embryonic),
 	    T(udp_refreshed_survives),
 	    T(udp_never_expires_early),
 	    T(tcp4_established_long_timeout),

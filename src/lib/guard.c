@@ -1,0 +1,225 @@
+/*
+ * Guard: what may enter at all, and how much of the engine one subscriber
+ * may take (MISSION R8, and the state-exhaustion concerns of RFC 6888).
+ *
+ * Address checks stop martians both ways and packets claiming our own
+ * address space from outside; ingress binding stops one access line from
+ * sending as another. Per-subscriber limits (concurrent flows per protocol,
+ * half-open TCP flows, a token bucket on new flows) make a hostile
+ * subscriber run into its own ceiling, counted, while everyone else keeps
+ * working. The per-subscriber table is sized at start like every other
+ * table; an entry lives while its subscriber has flows.
+ */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+int cfr_guard_init(struct cfr_engine *eng)
+{
+	uint32_t n = eng->cfg.max_subscribers, buckets = 1;
+
+	while (buckets < n)
+		buckets <<= 1;
+	eng->guards = calloc((size_t)n + 1, sizeof(*eng->guards));
+	eng->guard_buckets = calloc(buckets, sizeof(uint32_t));
+	if (!eng->guards || !eng->guard_buckets)
+		return -1;
+	eng->guard_mask = buckets - 1;
+	eng->guard_fresh = 1;
+	eng->memory += ((size_t)n + 1) * sizeof(*eng->guards) + buckets * sizeof(uint32_t);
+	return 0;
+}
+
+void cfr_guard_free(struct cfr_engine *eng)
+{
+	free(eng->guards);
+	free(eng->guard_buckets);
+}
+
+static bool martian4(const uint8_t *a)
+{
+	return a[0] == 0 || a[0] == 127 || a[0] >= 224 || (a[0] == 169 && a[1] == 254);
+}
+
+static bool martian6(const uint8_t *a)
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	static const uint8_t zero[15];
+
+	return a[0] == 0xff || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) ||
+	       memcmp(a, mapped, 12) == 0 || (memcmp(a, zero, 15) == 0 && a[15] <= 1);
+}
+
+static bool martian(uint8_t family, const uint8_t *a)
+{
+	return family == CFR_FAMILY_V4 ? martian4(a) : martian6(a);
+}
+
+enum cfr_drop cfr_guard_packet(struct cfr_engine *eng, const struct cfr_pkt *pkt,
+                               const struct cfr_parsed *p)
+{
+	const uint8_t *src = pkt->data + p->src_off, *dst = pkt->data + p->dst_off;
+	const struct cfr_engine_config *c = &eng->cfg;
+	unsigned i;
+
+	if (pkt->dir == CFR_DIR_IN) {
+		if (c->strict_ingress && pkt->ingress != 0)
+			return CFR_DROP_INGRESS_MISMATCH;
+		if (martian(p->family, src))
+			return CFR_DROP_MARTIAN_SOURCE;
+		for (i = 0; i < (p->family == CFR_FAMILY_V4 ? c->n_pool4 : c->n_pool6); i++)
+			if (cfr_prefix_contains(p->family == CFR_FAMILY_V4 ? &c->pool4[i]
+			                                                   : &c->pool6[i],
+			                        p->family, src))
+				return CFR_DROP_SPOOFED_SOURCE;
+		return CFR_DROP_NONE;
+	}
+	if (martian(p->family, dst))
+		return CFR_DROP_MARTIAN_DESTINATION;
+	for (i = 0; i < c->n_subscribers; i++) {
+		uint16_t bound = c->subscriber_ingress[i];
+
+		if (!cfr_prefix_contains(&c->subscribers[i], p->family, src))
+			continue;
+		/* Strict: every prefix has a line, 0 included; loose: only bound ones. */
+		if (bound != pkt->ingress && (c->strict_ingress || (bound && pkt->ingress)))
+			return CFR_DROP_INGRESS_MISMATCH;
+		return CFR_DROP_NONE;
+	}
+	return CFR_DROP_NONE;
+}
+
+static uint32_t guard_bucket(const struct cfr_engine *eng, uint8_t family, const uint8_t key[16])
+{
+	uint8_t in[18];
+	uint64_t h;
+
+	memcpy(in, key, 16);
+	in[16] = family;
+	in[17] = 'G'; /* apart from the accounting table hashed under the same key */
+	crypto_shorthash((unsigned char *)&h, in, sizeof(in), eng->hash_key);
+	return (uint32_t)h & eng->guard_mask;
+}
+
+static uint32_t *guard_link(struct cfr_engine *eng, uint8_t family, const uint8_t key[16])
+{
+	uint32_t *link = &eng->guard_buckets[guard_bucket(eng, family, key)];
+
+	while (*link) {
+		struct cfr_guard_entry *g = &eng->guards[*link];
+
+		if (g->family == family && memcmp(g->key, key, 16) == 0)
+			break;
+		link = &g->next;
+	}
+	return link;
+}
+
+static void refill(const struct cfr_engine *eng, struct cfr_guard_entry *g)
+{
+	uint64_t cap = (uint64_t)eng->cfg.limits.new_flows_burst * 1000;
+	uint64_t tokens =
+	    g->tokens_milli + (eng->now_ms - g->refill_ms) * eng->cfg.limits.new_flows_per_s;
+
+	g->tokens_milli = tokens > cap ? cap : tokens;
+	g->refill_ms = eng->now_ms;
+}
+
+enum cfr_drop cfr_guard_admit(struct cfr_engine *eng, uint8_t family, const uint8_t *sub,
+                              uint8_t proto_idx)
+{
+	const struct cfr_limits *l = &eng->cfg.limits;
+	struct cfr_guard_entry *g;
+	uint8_t key[16];
+	uint32_t *link, idx;
+
+	cfr_subscriber_key(eng, family, sub, key);
+	link = guard_link(eng, family, key);
+	if (*link == 0) {
+		if (eng->guard_free) {
+			idx = eng->guard_free;
+			eng->guard_free = eng->guards[idx].next;
+		} else if (eng->guard_fresh <= eng->cfg.max_subscribers) {
+			idx = eng->guard_fresh++;
+		} else {
+			return CFR_DROP_SUBSCRIBER_TABLE_FULL;
+		}
+		g = &eng->guards[idx];
+		memset(g, 0, sizeof(*g));
+		memcpy(g->key, key, 16);
+		g->family = family;
+		g->tokens_milli = (uint64_t)l->new_flows_burst * 1000;
+		g->refill_ms = eng->now_ms;
+		*link = idx;
+	}
+	g = &eng->guards[*link];
+	if (l->flows_per_subscriber[proto_idx] &&
+	    g->flows[proto_idx] >= l->flows_per_subscriber[proto_idx])
+		return CFR_DROP_SUBSCRIBER_FLOW_LIMIT;
+	if (proto_idx == CFR_PROTO_TCP && l->half_open_per_subscriber &&
+	    g->half_open >= l->half_open_per_subscriber)
+		return CFR_DROP_SUBSCRIBER_HALF_OPEN_LIMIT;
+	if (l->new_flows_per_s) {
+		refill(eng, g);
+		if (g->tokens_milli < 1000)
+			return CFR_DROP_SUBSCRIBER_RATE_LIMIT;
+	}
+	return CFR_DROP_NONE;
+}
+
+static struct cfr_guard_entry *guard_of(struct cfr_engine *eng, const struct cfr_flow *f)
+{
+	uint8_t key[16];
+	uint32_t idx;
+
+	cfr_subscriber_key(eng, f->family, f->sub.b, key);
+	idx = *guard_link(eng, f->family, key);
+	return idx ? &eng->guards[idx] : NULL;
+}
+
+void cfr_guard_flow_added(struct cfr_engine *eng, const struct cfr_flow *f, uint8_t proto_idx)
+{
+	struct cfr_guard_entry *g = guard_of(eng, f);
+
+	if (!g)
+		return; /* admit always runs first; nothing to count against */
+	g->flows[proto_idx]++;
+	if (f->tclass == CFR_TIMEOUT_TCP_EMBRYONIC)
+		g->half_open++;
+	if (eng->cfg.limits.new_flows_per_s && g->tokens_milli >= 1000)
+		g->tokens_milli -= 1000;
+}
+
+void cfr_guard_half_open(struct cfr_engine *eng, const struct cfr_flow *f, int delta)
+{
+	struct cfr_guard_entry *g = guard_of(eng, f);
+
+	if (g && (delta > 0 || g->half_open > 0))
+		g->half_open += (uint32_t)delta;
+}
+
+void cfr_guard_flow_removed(struct cfr_engine *eng, const struct cfr_flow *f, uint8_t proto_idx)
+{
+	uint8_t key[16];
+	uint32_t *link, idx;
+	struct cfr_guard_entry *g;
+
+	cfr_subscriber_key(eng, f->family, f->sub.b, key);
+	link = guard_link(eng, f->family, key);
+	idx = *link;
+	if (!idx)
+		return;
+	g = &eng->guards[idx];
+	if (g->flows[proto_idx])
+		g->flows[proto_idx]--;
+	if (f->tclass == CFR_TIMEOUT_TCP_EMBRYONIC && g->half_open)
+		g->half_open--;
+	if (g->flows[CFR_PROTO_TCP] || g->flows[CFR_PROTO_UDP] || g->flows[CFR_PROTO_ICMP])
+		return;
+	*link = g->next;
+	memset(g, 0, sizeof(*g));
+	g->next = eng->guard_free;
+	eng->guard_free = idx;
+}
