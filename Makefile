@@ -32,7 +32,7 @@ PROGS := $(BUILD)/cfrd $(BUILD)/cfrctl $(if $(AUDIT_SRC),$(BUILD)/cfr-audit) \
 	$(if $(LOOKUP_SRC),$(BUILD)/cfr-lookup) \
 	$(if $(wildcard src/tools/cfr-keygen.c),$(BUILD)/cfr-keygen)
 
-.PHONY: all unit check demo clean format
+.PHONY: all unit check demo clean format bench-engine
 all: $(PROGS)
 
 $(BUILD)/%.o: %.c $(wildcard include/cfr/*.h src/*/*.h src/tools/*/*.h tests/unit/*.h)
@@ -61,10 +61,16 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJ) $(RECORDS_OBJ) $(BU
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_SODIUM)
 
+$(BUILD)/engine-bench: $(BUILD)/bench/engine/engine-bench.o $(BUILD)/libcfr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_SODIUM)
+
 unit: $(UNIT_BIN)
 
 check:
 	tests/run
+
+bench-engine: $(BUILD)/engine-bench
+	bench/engine/run
 
 demo:
 	scripts/setup-deps
