@@ -89,7 +89,12 @@ int ech_addr_parse(const char *host, const char *port, struct sockaddr_storage *
 	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
 	                         .ai_socktype = SOCK_STREAM};
 	struct addrinfo *ai;
+	char *end;
+	long p = strtol(port, &end, 10);
 
+	/* getaddrinfo() silently wraps ports above 65535. */
+	if (*port == '\0' || *end != '\0' || p < 1 || p > 65535)
+		return -1;
 	if (getaddrinfo(host, port, &hints, &ai) != 0)
 		return -1;
 	memcpy(ss, ai->ai_addr, ai->ai_addrlen);

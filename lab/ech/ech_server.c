@@ -161,7 +161,7 @@ static int setup_model(struct server *s)
 
 	cert = PK11_FindCertFromNickname(s->nick, NULL);
 	if (!cert) {
-		fprintf(stderr, "ech-server: certificate '%s': %s\n", s->nick, ech_err());
+		fprintf(stderr, "ech-server: no certificate '%s' in %s\n", s->nick, s->db);
 		return -1;
 	}
 	key = PK11_FindKeyByAnyCert(cert, NULL);
