@@ -30,9 +30,10 @@
  * Limits cfr_engine_new() enforces but cfr.h does not export; checked here
  * too so the operator gets a line number instead of "Invalid argument".
  */
-#define ENGINE_MAX_FLOWS      (1u << 28)
-#define ENGINE_MAX_FRAGS      (1u << 24)
-#define ENGINE_POOL6_MAX_BITS 120
+#define ENGINE_MAX_FLOWS       (1u << 28)
+#define ENGINE_MAX_FRAGS       (1u << 24)
+#define ENGINE_POOL6_MAX_BITS  120
+#define ENGINE_MAX_SUBSCRIBERS (1u << 26)
 
 struct parse_state;
 typedef int (*key_setter)(struct parse_state *st, const char *value);
@@ -51,7 +52,9 @@ struct parse_state {
 	int line;
 	struct cfrd_config *cfg;
 	struct cfrd_config_error *err;
-	int seen[32]; /* line where each scalar key was first set, by key index */
+	int seen[64];                  /* line where each scalar key was first set, by key index */
+	int line_seen[CFRD_MAX_LINES]; /* where each [line NAME] first appeared */
+	int line_tun_seen[CFRD_MAX_LINES];
 };
 
 __attribute__((format(printf, 3, 4))) static int fail(struct cfrd_config_error *err, int line,
@@ -426,21 +429,119 @@ static int set_scrub_ttl_cap(struct parse_state *st, const char *value)
 	return 0;
 }
 
+static int set_tcp_embryonic(struct parse_state *st, const char *value)
+{
+	return set_timeout(st, CFR_TIMEOUT_TCP_EMBRYONIC, value);
+}
+
+/* A per-subscriber limit: 0 turns it off, anything above max-flows' ceiling is a typo. */
+static int set_limit(struct parse_state *st, const char *key, uint32_t max, uint32_t *out,
+                     const char *value)
+{
+	if (parse_u32(value, 0, max, out) < 0)
+		return bad(st, "invalid %s '%s': expected an integer from 0 (no limit) to %u", key,
+		           value, max);
+	return 0;
+}
+
+static int set_tcp_per_subscriber(struct parse_state *st, const char *value)
+{
+	return set_limit(st, "tcp-per-subscriber", ENGINE_MAX_FLOWS,
+	                 &st->cfg->engine.limits.flows_per_subscriber[CFR_PROTO_TCP], value);
+}
+
+static int set_udp_per_subscriber(struct parse_state *st, const char *value)
+{
+	return set_limit(st, "udp-per-subscriber", ENGINE_MAX_FLOWS,
+	                 &st->cfg->engine.limits.flows_per_subscriber[CFR_PROTO_UDP], value);
+}
+
+static int set_icmp_per_subscriber(struct parse_state *st, const char *value)
+{
+	return set_limit(st, "icmp-per-subscriber", ENGINE_MAX_FLOWS,
+	                 &st->cfg->engine.limits.flows_per_subscriber[CFR_PROTO_ICMP], value);
+}
+
+static int set_half_open_per_subscriber(struct parse_state *st, const char *value)
+{
+	return set_limit(st, "half-open-per-subscriber", ENGINE_MAX_FLOWS,
+	                 &st->cfg->engine.limits.half_open_per_subscriber, value);
+}
+
+/*
+ * A million new flows per second from one subscriber is far beyond any
+ * host; the ceiling also keeps the engine's token arithmetic far from
+ * overflow.
+ */
+#define NEW_FLOWS_MAX 1000000u
+
+static int set_new_flows_per_second(struct parse_state *st, const char *value)
+{
+	return set_limit(st, "new-flows-per-second", NEW_FLOWS_MAX,
+	                 &st->cfg->engine.limits.new_flows_per_s, value);
+}
+
+static int set_new_flows_burst(struct parse_state *st, const char *value)
+{
+	return set_limit(st, "new-flows-burst", NEW_FLOWS_MAX,
+	                 &st->cfg->engine.limits.new_flows_burst, value);
+}
+
+static int set_max_subscribers(struct parse_state *st, const char *value)
+{
+	if (parse_u32(value, 1, ENGINE_MAX_SUBSCRIBERS, &st->cfg->engine.max_subscribers) < 0)
+		return bad(st, "invalid max-subscribers '%s': expected an integer from 1 to %u",
+		           value, ENGINE_MAX_SUBSCRIBERS);
+	return 0;
+}
+
+static int set_strict_ingress(struct parse_state *st, const char *value)
+{
+	return parse_bool(st, value, &st->cfg->engine.strict_ingress);
+}
+
+static int set_seccomp(struct parse_state *st, const char *value)
+{
+	bool on;
+
+	if (strcmp(value, "log") == 0) {
+		st->cfg->seccomp = CFRD_SECCOMP_LOG;
+		return 0;
+	}
+	if (parse_bool(st, value, &on) < 0) {
+		/* parse_bool kept its own message; say what else is allowed. */
+		st->err->msg[0] = '\0';
+		return bad(st, "invalid seccomp '%s': expected yes, no or log", value);
+	}
+	st->cfg->seccomp = on ? CFRD_SECCOMP_KILL : CFRD_SECCOMP_OFF;
+	return 0;
+}
+
 static const struct key keys[] = {
     {"cfrd", "tun", set_tun, false},
     {"cfrd", "mtu", set_mtu, false},
     {"cfrd", "control", set_control, false},
     {"cfrd", "log-level", set_log_level, false},
+    {"cfrd", "seccomp", set_seccomp, false},
     {"pool", "ipv4", set_pool4, true},
     {"pool", "ipv6", set_pool6, true},
     {"pool", "ports", set_ports, false},
     {"subscribers", "prefix", set_subscriber, true},
+    {"subscribers", "strict-ingress", set_strict_ingress, false},
     {"timeouts", "tcp-established", set_tcp_established, false},
     {"timeouts", "tcp-transitory", set_tcp_transitory, false},
     {"timeouts", "udp", set_udp, false},
     {"timeouts", "icmp", set_icmp, false},
+    {"timeouts", "tcp-embryonic", set_tcp_embryonic, false},
     {"limits", "max-flows", set_max_flows, false},
     {"limits", "max-fragments", set_max_fragments, false},
+    {"limits", "tcp-per-subscriber", set_tcp_per_subscriber, false},
+    {"limits", "udp-per-subscriber", set_udp_per_subscriber, false},
+    {"limits", "icmp-per-subscriber", set_icmp_per_subscriber, false},
+    {"limits", "half-open-per-subscriber", set_half_open_per_subscriber, false},
+    {"limits", "new-flows-per-second", set_new_flows_per_second, false},
+    {"limits", "new-flows-burst", set_new_flows_burst, false},
+    {"limits", "max-subscribers", set_max_subscribers, false},
     {"privacy", "ipv4-policy", set_policy4, false},
     {"privacy", "ipv6-policy", set_policy6, false},
     {"privacy", "epoch", set_epoch, false},
@@ -464,6 +565,120 @@ static bool known_section(const char *section)
 	return false;
 }
 
+/*
+ * [line NAME]: an access line with its own TUN device. Its prefixes are
+ * subscriber prefixes bound to the line's ingress id (index + 1), so that
+ * with strict-ingress one line cannot send as another (MISSION R8).
+ */
+static struct cfrd_line *line_for(struct parse_state *st, const char *name)
+{
+	struct cfrd_config *cfg = st->cfg;
+	size_t len = strlen(name);
+	unsigned i;
+
+	if (len == 0 || len >= CFRD_LINE_NAME_MAX ||
+	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+	        len) {
+		bad(st, "invalid line name '%s': expected 1 to %d letters, digits, '.', '_' or '-'",
+		    name, CFRD_LINE_NAME_MAX - 1);
+		return NULL;
+	}
+	for (i = 0; i < cfg->n_lines; i++)
+		if (strcmp(cfg->lines[i].name, name) == 0)
+			return &cfg->lines[i];
+	if (cfg->n_lines >= CFRD_MAX_LINES) {
+		bad(st, "too many [line] sections (at most %d)", CFRD_MAX_LINES);
+		return NULL;
+	}
+	memcpy(cfg->lines[i].name, name, len + 1);
+	st->line_seen[i] = st->line;
+	cfg->n_lines++;
+	return &cfg->lines[i];
+}
+
+static int on_line_key(struct parse_state *st, const char *line_name, const char *name,
+                       const char *value)
+{
+	struct cfr_engine_config *e = &st->cfg->engine;
+	struct cfrd_line *l = line_for(st, line_name);
+	unsigned idx;
+	int ret;
+
+	if (l == NULL)
+		return -EINVAL;
+	idx = (unsigned)(l - st->cfg->lines);
+	if (strcmp(name, "tun") == 0) {
+		char saved[IFNAMSIZ];
+
+		if (st->line_tun_seen[idx] != 0)
+			return bad(st, "duplicate key 'tun' (already set on line %d)",
+			           st->line_tun_seen[idx]);
+		st->line_tun_seen[idx] = st->line;
+		/* set_tun validates into cfg->tun; borrow it and put the main one back. */
+		memcpy(saved, st->cfg->tun, sizeof(saved));
+		ret = set_tun(st, value);
+		memcpy(l->tun, st->cfg->tun, sizeof(l->tun));
+		memcpy(st->cfg->tun, saved, sizeof(saved));
+		return ret;
+	}
+	if (strcmp(name, "prefix") == 0) {
+		ret = set_subscriber(st, value);
+		if (ret < 0)
+			return ret;
+		e->subscriber_ingress[e->n_subscribers - 1] = (uint16_t)(idx + 1);
+		l->n_prefixes++;
+		return 0;
+	}
+	return bad(st, "unknown key '%s' in [line %s]: expected tun or prefix", name, line_name);
+}
+
+/* Whole-file rules for [line] sections, checked once every key is known. */
+static int check_lines_config(const struct parse_state *st)
+{
+	const struct cfrd_config *cfg = st->cfg;
+	const struct cfr_engine_config *e = &cfg->engine;
+
+	for (unsigned i = 0; i < cfg->n_lines; i++) {
+		const struct cfrd_line *l = &cfg->lines[i];
+
+		if (l->tun[0] == '\0')
+			return fail(st->err, st->line_seen[i], "[line %s] needs a tun device",
+			            l->name);
+		if (l->n_prefixes == 0)
+			return fail(st->err, st->line_seen[i],
+			            "[line %s] needs at least one subscriber prefix", l->name);
+		if (strcmp(l->tun, cfg->tun) == 0)
+			return fail(st->err, st->line_tun_seen[i],
+			            "[line %s] uses tun %s, which is already the main tun device",
+			            l->name, l->tun);
+		for (unsigned j = 0; j < i; j++)
+			if (strcmp(l->tun, cfg->lines[j].tun) == 0)
+				return fail(st->err, st->line_tun_seen[i],
+				            "[line %s] uses tun %s, already used by [line %s]",
+				            l->name, l->tun, cfg->lines[j].name);
+	}
+	/*
+	 * The engine binds a packet by the first prefix that holds its source,
+	 * so nested prefixes on different devices would bind one line's
+	 * subscribers to another: refuse them.
+	 */
+	for (unsigned i = 0; i < e->n_subscribers; i++)
+		for (unsigned j = 0; j < i; j++) {
+			char a[INET6_ADDRSTRLEN + 4], b[INET6_ADDRSTRLEN + 4];
+
+			if (e->subscriber_ingress[i] == e->subscriber_ingress[j] ||
+			    !prefixes_overlap(&e->subscribers[i], &e->subscribers[j]))
+				continue;
+			format_prefix(&e->subscribers[j], a, sizeof(a));
+			format_prefix(&e->subscribers[i], b, sizeof(b));
+			return fail(st->err, 0,
+			            "subscriber prefixes %s and %s overlap but belong to different "
+			            "devices ([subscribers] or [line])",
+			            a, b);
+		}
+	return 0;
+}
+
 /* inih callback: nonzero means "fine, go on". */
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
@@ -479,6 +694,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		               "previous value)") == 0;
 	if (section[0] == '\0')
 		return bad(st, "key '%s' outside any section", name) == 0;
+	if (strncmp(section, "line ", 5) == 0)
+		return on_line_key(st, section + 5, name, value) == 0;
 	if (!known_section(section))
 		return bad(st, "unknown section [%s]", section) == 0;
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
@@ -554,6 +771,7 @@ int cfrd_config_parse_buffer(const char *buf, size_t len, struct cfrd_config *cf
 	cfg->mtu = CFRD_DEFAULT_MTU;
 	snprintf(cfg->control, sizeof(cfg->control), "%s", CFRD_DEFAULT_CONTROL);
 	cfg->log_level = CFRD_LOG_INFO;
+	cfg->seccomp = CFRD_SECCOMP_KILL;
 	cfr_engine_config_defaults(&cfg->engine);
 
 	ret = check_lines(buf, len, err, &n_lines);
@@ -571,7 +789,7 @@ int cfrd_config_parse_buffer(const char *buf, size_t len, struct cfrd_config *cf
 	if (cfg->engine.n_subscribers == 0)
 		return fail(err, n_lines,
 		            "no subscribers: [subscribers] needs at least one prefix");
-	return 0;
+	return check_lines_config(&st);
 }
 
 int cfrd_config_load(const char *path, struct cfrd_config *cfg, struct cfrd_config_error *err)

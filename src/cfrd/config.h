@@ -18,11 +18,36 @@
 #define CFRD_DEFAULT_MTU     1500
 #define CFRD_DEFAULT_CONTROL "/run/cfrd.sock"
 
+/*
+ * Access lines with a TUN device of their own ([line NAME] sections). Line
+ * i has ingress id i + 1; 0 is the main tun. Each line costs a descriptor in
+ * the poll set, so keep it a handful: per-line devices are for gateways with
+ * few, large access aggregates, not one per subscriber.
+ */
+#define CFRD_MAX_LINES     16
+#define CFRD_LINE_NAME_MAX 32
+
+struct cfrd_line {
+	char name[CFRD_LINE_NAME_MAX];
+	char tun[IFNAMSIZ];
+	unsigned n_prefixes;
+};
+
+/* What the seccomp filter does with a syscall cfrd does not use. */
+enum cfrd_seccomp {
+	CFRD_SECCOMP_OFF = 0,
+	CFRD_SECCOMP_KILL, /* default: the process dies (SCMP_ACT_KILL_PROCESS) */
+	CFRD_SECCOMP_LOG,  /* allowed but logged by the kernel: for finding a missing syscall */
+};
+
 struct cfrd_config {
 	char tun[IFNAMSIZ];
 	unsigned mtu;
 	char control[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	enum cfrd_log_level log_level;
+	enum cfrd_seccomp seccomp;
+	struct cfrd_line lines[CFRD_MAX_LINES];
+	unsigned n_lines;
 	struct cfr_engine_config engine;
 };
 
