@@ -11,9 +11,13 @@
 
 #include "io.h"
 
+/* The main tun (ingress 0) and one device per [line] section. */
+#define CFRD_MAX_IO (1 + CFRD_MAX_LINES)
+
 struct cfrd {
 	struct cfr_engine *engine;
-	struct cfr_io io;
+	struct cfr_io io[CFRD_MAX_IO];
+	unsigned n_io;
 	uint64_t start_ms; /* CLOCK_MONOTONIC */
 };
 

@@ -6,6 +6,7 @@
 #ifndef CFRD_IO_H
 #define CFRD_IO_H
 
+#include <net/if.h>
 #include <stdint.h>
 
 #include <cfr/cfr.h>
@@ -21,18 +22,21 @@
 
 struct cfr_io {
 	const struct cfr_io_backend *backend;
-	int fd; /* what the main loop polls for POLLIN */
+	int fd;           /* what the main loop polls for POLLIN */
+	uint16_t ingress; /* stamped on every packet read (cfr_pkt.ingress) */
+	char name[IFNAMSIZ];
 	uint64_t read_errors;
 	uint64_t write_errors; /* failed and short writes */
 };
 
 struct cfr_io_backend {
 	const char *name;
-	/* Attach to the device <cfg> names. Logs why it failed; returns 0 or -errno. */
-	int (*open)(struct cfr_io *io, const struct cfrd_config *cfg);
+	/* Attach to device <ifname> with <mtu>. Logs why it failed; returns 0 or -errno. */
+	int (*open)(struct cfr_io *io, const char *ifname, unsigned mtu);
 	/*
 	 * Fill up to <n> packets: pkts[i].data points at a CFRD_PKT_BUF_SIZE
-	 * buffer owned by the caller, the backend sets pkts[i].len. Returns how
+	 * buffer owned by the caller, the backend sets pkts[i].len and
+	 * pkts[i].ingress (io->ingress). Returns how
 	 * many were read (0 when none is waiting); never blocks.
 	 */
 	unsigned (*rx_burst)(struct cfr_io *io, struct cfr_pkt *pkts, unsigned n);

@@ -78,7 +78,7 @@ out:
 	return ret;
 }
 
-static int tun_open(struct cfr_io *io, const struct cfrd_config *cfg)
+static int tun_open(struct cfr_io *io, const char *ifname, unsigned mtu)
 {
 	struct ifreq ifr;
 	int fd, ret;
@@ -92,20 +92,20 @@ static int tun_open(struct cfr_io *io, const struct cfrd_config *cfg)
 	}
 	memset(&ifr, 0, sizeof(ifr));
 	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", cfg->tun);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		ret = -errno;
-		log_error("cannot attach TUN device %s: %s%s", cfg->tun, strerror(-ret),
+		log_error("cannot attach TUN device %s: %s%s", ifname, strerror(-ret),
 		          attach_hint(-ret));
 		goto fail;
 	}
-	ret = tun_configure_link(ifr.ifr_name, cfg->mtu);
+	ret = tun_configure_link(ifr.ifr_name, mtu);
 	if (ret < 0)
 		goto fail;
 	io->fd = fd;
 	io->read_errors = 0;
 	io->write_errors = 0;
-	log_info("attached to TUN device %s, MTU %u", ifr.ifr_name, cfg->mtu);
+	log_info("attached to TUN device %s, MTU %u, ingress %u", ifr.ifr_name, mtu, io->ingress);
 	return 0;
 fail:
 	close(fd);
@@ -121,6 +121,7 @@ static unsigned tun_rx_burst(struct cfr_io *io, struct cfr_pkt *pkts, unsigned n
 
 		if (len > 0) {
 			pkts[i].len = (uint32_t)len;
+			pkts[i].ingress = io->ingress;
 			continue;
 		}
 		if (len < 0 && errno != EAGAIN)

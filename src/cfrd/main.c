@@ -27,6 +27,7 @@
 #include "daemon.h"
 #include "io.h"
 #include "log.h"
+#include "sandbox.h"
 #include "version.h"
 
 #define DEFAULT_CONFIG "/etc/cfrd.conf"
@@ -38,7 +39,8 @@
 /* The engine's expiry is O(expired flows); twice a second keeps timeouts within 0.5 s. */
 #define EXPIRE_INTERVAL_MS 500
 
-enum { PFD_SIGNAL, PFD_IO, PFD_CONTROL, PFD__COUNT = PFD_CONTROL + CFRD_CONTROL_MAX_POLLFDS };
+/* Poll set: the signalfd, every packet device (main tun first), then the control socket. */
+enum { PFD_SIGNAL, PFD_IO, PFD__COUNT = PFD_IO + CFRD_MAX_IO + CFRD_CONTROL_MAX_POLLFDS };
 
 static const char usage_text[] =
     "Usage: cfrd [-c FILE]\n"
@@ -139,17 +141,21 @@ static unsigned gather_forwarded(struct cfr_pkt *pkts, unsigned n)
 	return k;
 }
 
-static void forward_bursts(struct cfrd *d, struct cfr_pkt *pkts)
+/*
+ * Each packet goes back out of the device it came in on: the kernel routes
+ * it from there, and a line device only ever sees its own line's traffic.
+ */
+static void forward_bursts(struct cfrd *d, struct cfr_io *io, struct cfr_pkt *pkts)
 {
-	const struct cfr_io_backend *be = d->io.backend;
+	const struct cfr_io_backend *be = io->backend;
 
 	for (int b = 0; b < MAX_BURSTS_PER_WAKEUP; b++) {
-		unsigned n = be->rx_burst(&d->io, pkts, BURST);
+		unsigned n = be->rx_burst(io, pkts, BURST);
 
 		if (n == 0)
 			return;
 		cfr_engine_process(d->engine, pkts, n, now_ms());
-		be->tx_burst(&d->io, pkts, gather_forwarded(pkts, n));
+		be->tx_burst(io, pkts, gather_forwarded(pkts, n));
 		if (n < BURST)
 			return;
 	}
@@ -171,14 +177,16 @@ static int event_loop(struct cfrd *d, struct cfrd_control *ctl, int sfd, struct 
 	uint64_t last_expire = now_ms();
 
 	for (;;) {
-		unsigned n = PFD_CONTROL + cfrd_control_poll_fill(ctl, pfd + PFD_CONTROL);
+		unsigned ctl_first = PFD_IO + d->n_io;
+		unsigned n = ctl_first + cfrd_control_poll_fill(ctl, pfd + ctl_first);
 		uint64_t now = now_ms();
 		int timeout = now - last_expire >= EXPIRE_INTERVAL_MS
 		                  ? 0
 		                  : (int)(EXPIRE_INTERVAL_MS - (now - last_expire));
 
 		pfd[PFD_SIGNAL] = (struct pollfd){.fd = sfd, .events = POLLIN};
-		pfd[PFD_IO] = (struct pollfd){.fd = d->io.fd, .events = POLLIN};
+		for (unsigned i = 0; i < d->n_io; i++)
+			pfd[PFD_IO + i] = (struct pollfd){.fd = d->io[i].fd, .events = POLLIN};
 		if (poll(pfd, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -187,14 +195,17 @@ static int event_loop(struct cfrd *d, struct cfrd_control *ctl, int sfd, struct 
 		}
 		if ((pfd[PFD_SIGNAL].revents & POLLIN) && drain_signal(sfd))
 			return 0;
-		if (pfd[PFD_IO].revents & (POLLERR | POLLHUP | POLLNVAL)) {
-			log_error("%s device failed (deleted?), stopping", d->io.backend->name);
-			return -EIO;
+		for (unsigned i = 0; i < d->n_io; i++) {
+			if (pfd[PFD_IO + i].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+				log_error("%s device %s failed (deleted?), stopping",
+				          d->io[i].backend->name, d->io[i].name);
+				return -EIO;
+			}
+			if (pfd[PFD_IO + i].revents & POLLIN)
+				forward_bursts(d, &d->io[i], pkts);
 		}
-		if (pfd[PFD_IO].revents & POLLIN)
-			forward_bursts(d, pkts);
 		now = now_ms();
-		cfrd_control_poll_handle(ctl, pfd + PFD_CONTROL, n - PFD_CONTROL, d, now);
+		cfrd_control_poll_handle(ctl, pfd + ctl_first, n - ctl_first, d, now);
 		if (now - last_expire >= EXPIRE_INTERVAL_MS) {
 			cfr_engine_expire(d->engine, now);
 			last_expire = now;
@@ -202,9 +213,34 @@ static int event_loop(struct cfrd *d, struct cfrd_control *ctl, int sfd, struct 
 	}
 }
 
+/* Attach the main tun as ingress 0 and each [line]'s device as ingress i + 1. */
+static int open_devices(struct cfrd *d, const struct cfrd_config *cfg)
+{
+	for (unsigned i = 0; i <= cfg->n_lines; i++) {
+		struct cfr_io *io = &d->io[i];
+		const char *name = i == 0 ? cfg->tun : cfg->lines[i - 1].tun;
+		int ret;
+
+		*io = (struct cfr_io){.backend = &cfrd_io_tun, .fd = -1, .ingress = (uint16_t)i};
+		snprintf(io->name, sizeof(io->name), "%s", name);
+		ret = io->backend->open(io, name, cfg->mtu);
+		if (ret < 0)
+			return ret;
+		d->n_io = i + 1;
+	}
+	return 0;
+}
+
+static void close_devices(struct cfrd *d)
+{
+	for (unsigned i = 0; i < d->n_io; i++)
+		d->io[i].backend->close(&d->io[i]);
+	d->n_io = 0;
+}
+
 static int run(const struct cfrd_config *cfg)
 {
-	struct cfrd d = {.io = {.backend = &cfrd_io_tun, .fd = -1}};
+	struct cfrd d = {.n_io = 0};
 	struct cfrd_control ctl;
 	struct cfr_pkt pkts[BURST];
 	uint8_t *bufs;
@@ -234,12 +270,16 @@ static int run(const struct cfrd_config *cfg)
 	}
 	for (unsigned i = 0; i < BURST; i++)
 		pkts[i] = (struct cfr_pkt){.data = bufs + (size_t)i * CFRD_PKT_BUF_SIZE};
-	ret = d.io.backend->open(&d.io, cfg);
+	ret = open_devices(&d, cfg);
 	if (ret < 0)
-		goto out_bufs;
+		goto out_io;
 	ret = cfrd_control_open(&ctl, cfg->control);
 	if (ret < 0)
 		goto out_io;
+	/* Everything that needs privileges is open: give them up before any packet. */
+	ret = cfrd_sandbox_enter(cfg->seccomp);
+	if (ret < 0)
+		goto out_control;
 
 	d.start_ms = now_ms();
 	log_info("cfrd %s running: %u IPv4 and %u IPv6 pool prefixes, ports %u-%u, "
@@ -248,10 +288,10 @@ static int run(const struct cfrd_config *cfg)
 	         cfg->engine.port_max, cfg->engine.n_subscribers, cfr_engine_memory(d.engine));
 	ret = event_loop(&d, &ctl, sfd, pkts);
 
+out_control:
 	cfrd_control_close(&ctl);
 out_io:
-	d.io.backend->close(&d.io);
-out_bufs:
+	close_devices(&d);
 	free(bufs);
 out_engine:
 	cfr_engine_free(d.engine);

@@ -156,7 +156,13 @@ struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)
 	const struct cfr_stats *s = cfr_engine_stats(d->engine);
 	struct json_object *obj = json_object_new_object();
 	struct json_object *io;
+	uint64_t read_errors = 0, write_errors = 0;
 
+	/* One total over the main tun and every line device. */
+	for (unsigned i = 0; i < d->n_io; i++) {
+		read_errors += d->io[i].read_errors;
+		write_errors += d->io[i].write_errors;
+	}
 	if (obj == NULL)
 		return NULL;
 	json_object_object_add(obj, "version", json_object_new_string(CFR_VERSION));
@@ -171,8 +177,8 @@ struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)
 	io = json_object_new_object();
 	if (io == NULL)
 		return obj;
-	add_u64(io, "read_errors", d->io.read_errors);
-	add_u64(io, "write_errors", d->io.write_errors);
+	add_u64(io, "read_errors", read_errors);
+	add_u64(io, "write_errors", write_errors);
 	json_object_object_add(obj, "io", io);
 	return obj;
 }
