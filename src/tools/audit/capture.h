@@ -1,0 +1,19 @@
+/*
+ * cfr-audit: capture mode. The same measurements on real traffic: flows
+ * read from a capture taken at the front door, matched to subscribers
+ * through a capture (or a TSV) taken on the subscriber side.
+ */
+#ifndef CFR_AUDIT_CAPTURE_H
+#define CFR_AUDIT_CAPTURE_H
+
+#include "audit.h"
+
+/*
+ * Read <fd_pcap> and <truth>, fill up to two rows (the subscriber side as a
+ * front door would see it without translation, when <truth> is a capture;
+ * then the front-door capture) and set *<n>. Returns 0 or -errno.
+ */
+int capture_run(const char *fd_pcap, const char *truth, const struct pool_list *pools,
+                const struct link_params *lp, uint64_t seed, struct row *rows, unsigned *n);
+
+#endif

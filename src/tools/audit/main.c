@@ -1,0 +1,383 @@
+/*
+ * cfr-audit: measure how well an adversary at the front door can link
+ * flows to subscribers, for cfr's policies and the baselines, on a
+ * synthetic population driven through the real engine or on captures.
+ *
+ * This file is the command line and the list of table rows; it must stay
+ * free of measurement logic so that the rows differ only in the engine
+ * configuration they hand to drive_row().
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "capture.h"
+#include "sim.h"
+
+static const char usage[] =
+    "usage: cfr-audit [options]\n"
+    "       cfr-audit --pcap FRONTDOOR.pcap --truth SUBSCRIBERS.pcap|TRUTH.tsv [options]\n"
+    "\n"
+    "Measure the linkability of subscribers' flows as seen by a front door: a synthetic\n"
+    "population replayed through the real engine (default), or a capture (--pcap).\n"
+    "\n"
+    "Population:\n"
+    "  --subscribers N     subscribers (access lines) [10000]\n"
+    "  --flows N           flows in the trace [1000000]\n"
+    "  --hours H           simulated duration [6]\n"
+    "  --remotes N         destinations, Zipf popularity [10000]\n"
+    "  --top-share F       share of flows to the biggest front door [0.2]\n"
+    "  --v6-share F        share of flows over IPv6 [0.4]\n"
+    "  --udp-share F       share of QUIC-like UDP flows [0.25]\n"
+    "  --legacy-ts F       hosts with one TCP timestamp clock for all connections [0.15]\n"
+    "  --windows F         hosts with TTL 128, IP ID counter, no timestamps [0.35]\n"
+    "  --label-host F      hosts with one IPv6 flow label for all flows [0.1]\n"
+    "  --duration S        median flow duration in seconds (log-normal) [15]\n"
+    "  --diurnal           modulate arrivals with a day curve\n"
+    "  --seed N            simulation seed; the same for every row [1]\n"
+    "Engine:\n"
+    "  --pool4 PREFIX      IPv4 alias pool [192.0.2.0/26]\n"
+    "  --pool6 PREFIX      IPv6 alias pool [2001:db8:a1::/64]\n"
+    "  --epoch S           privacy epoch of cfr's sticky policies [600]\n"
+    "  --k N               anon_k: the engine counts new flows on aliases with fewer [8]\n"
+    "  --max-flows N       engine flow table size [4194304]\n"
+    "  --rows LIST         rows to run, comma-separated from: none,cgn,napt,flow,dest,sub [all]\n"
+    "Adversary:\n"
+    "  --window S          addr+window linker: starts at most S apart [60]\n"
+    "  --ts-tol MS         tsval linker: offset tolerance [5]\n"
+    "  --ts-horizon S      tsval linker: flows at most S apart [600]\n"
+    "  --ts-skew PPM       tsval linker: clock drift allowed [100]\n"
+    "Capture mode:\n"
+    "  --pcap FILE         front-door capture (Ethernet, raw IP or Linux cooked)\n"
+    "  --truth FILE        subscriber-side capture, or a TSV (see cfr-audit(1))\n"
+    "Output:\n"
+    "  --markdown          Markdown table\n"
+    "  --all               every linker and the engine's own counters\n"
+    "  --svg FILE          write a plot\n"
+    "  -h, --help          this text\n";
+
+enum row_id { ROW_NONE, ROW_CGN, ROW_NAPT, ROW_FLOW, ROW_DEST, ROW_SUB, ROW__COUNT };
+
+static const char *const row_keys[ROW__COUNT] = {"none", "cgn", "napt", "flow", "dest", "sub"};
+static const char *const row_names[ROW__COUNT] = {
+    "no translation", "classic CGN",         "random NAPT",
+    "cfr per-flow",   "cfr per-destination", "cfr per-subscriber",
+};
+
+struct opts {
+	struct sim_params sim;
+	struct link_params link;
+	struct drive_opts drive;
+	const char *pool4, *pool6, *svg, *pcap, *truth;
+	uint32_t epoch_s, anon_k, max_flows;
+	bool rows[ROW__COUNT];
+	bool markdown, all;
+};
+
+static int parse_rows(const char *list, bool *rows)
+{
+	char buf[128], *tok, *save = NULL;
+	unsigned i;
+
+	if (strlen(list) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, list);
+	memset(rows, 0, ROW__COUNT * sizeof(*rows));
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		for (i = 0; i < ROW__COUNT; i++)
+			if (strcmp(tok, row_keys[i]) == 0)
+				break;
+		if (i == ROW__COUNT)
+			return -EINVAL;
+		rows[i] = true;
+	}
+	return 0;
+}
+
+static int num(const char *s, double lo, double hi, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	return errno || end == s || *end || *out < lo || *out > hi ? -EINVAL : 0;
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option longopts[] = {
+	    {"subscribers", 1, 0, 'S'}, {"flows", 1, 0, 'F'},     {"hours", 1, 0, 'H'},
+	    {"remotes", 1, 0, 'R'},     {"top-share", 1, 0, 'T'}, {"v6-share", 1, 0, '6'},
+	    {"udp-share", 1, 0, 'U'},   {"legacy-ts", 1, 0, 'L'}, {"windows", 1, 0, 'W'},
+	    {"label-host", 1, 0, 'B'},  {"duration", 1, 0, 'D'},  {"diurnal", 0, 0, 'd'},
+	    {"seed", 1, 0, 's'},        {"pool4", 1, 0, '4'},     {"pool6", 1, 0, 'P'},
+	    {"epoch", 1, 0, 'e'},       {"k", 1, 0, 'k'},         {"max-flows", 1, 0, 'M'},
+	    {"rows", 1, 0, 'r'},        {"window", 1, 0, 'w'},    {"ts-tol", 1, 0, 't'},
+	    {"ts-horizon", 1, 0, 'z'},  {"ts-skew", 1, 0, 'K'},   {"pcap", 1, 0, 'p'},
+	    {"truth", 1, 0, 'g'},       {"markdown", 0, 0, 'm'},  {"all", 0, 0, 'a'},
+	    {"svg", 1, 0, 'v'},         {"help", 0, 0, 'h'},      {0, 0, 0, 0},
+	};
+	int c, idx = -1;
+	double v;
+
+	sim_params_defaults(&o->sim);
+	o->link = (struct link_params){60000, 5, 600000, 100};
+	o->drive.snapshot_s = 60;
+	o->pool4 = "192.0.2.0/26";
+	o->pool6 = "2001:db8:a1::/64";
+	o->epoch_s = 600;
+	o->anon_k = 8;
+	o->max_flows = 1u << 22;
+	for (c = 0; c < ROW__COUNT; c++)
+		o->rows[c] = true;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, &idx)) != -1) {
+		const char *a = optarg;
+		int err = 0;
+
+		switch (c) {
+		case 'S':
+			err = num(a, 1, 1 << 24, &v);
+			o->sim.subscribers = (uint32_t)v;
+			break;
+		case 'F':
+			err = num(a, 1, 4e9, &v);
+			o->sim.flows = (uint64_t)v;
+			break;
+		case 'H':
+			err = num(a, 0.01, 24 * 30, &o->sim.hours);
+			break;
+		case 'R':
+			err = num(a, 1, 131072, &v);
+			o->sim.remotes = (uint32_t)v;
+			break;
+		case 'T':
+			err = num(a, 0, 1, &o->sim.top_share);
+			break;
+		case '6':
+			err = num(a, 0, 1, &o->sim.v6_share);
+			break;
+		case 'U':
+			err = num(a, 0, 1, &o->sim.udp_share);
+			break;
+		case 'L':
+			err = num(a, 0, 1, &o->sim.legacy_ts);
+			break;
+		case 'W':
+			err = num(a, 0, 1, &o->sim.windows);
+			break;
+		case 'B':
+			err = num(a, 0, 1, &o->sim.label_host);
+			break;
+		case 'D':
+			err = num(a, 0.05, 14400, &o->sim.dur_median_s);
+			break;
+		case 'd':
+			o->sim.diurnal = true;
+			break;
+		case 's':
+			err = num(a, 0, 1e18, &v);
+			o->sim.seed = (uint64_t)v;
+			break;
+		case '4':
+			o->pool4 = a;
+			break;
+		case 'P':
+			o->pool6 = a;
+			break;
+		case 'e':
+			err = num(a, 1, 1e9, &v);
+			o->epoch_s = (uint32_t)v;
+			break;
+		case 'k':
+			err = num(a, 1, 1e9, &v);
+			o->anon_k = (uint32_t)v;
+			break;
+		case 'M':
+			err = num(a, 1024, 1 << 28, &v);
+			o->max_flows = (uint32_t)v;
+			break;
+		case 'r':
+			err = parse_rows(a, o->rows);
+			break;
+		case 'w':
+			err = num(a, 0, 86400, &v);
+			o->link.window_ms = (uint32_t)(v * 1000);
+			break;
+		case 't':
+			err = num(a, 0, 1e6, &v);
+			o->link.ts_tol_ms = (uint32_t)v;
+			break;
+		case 'z':
+			err = num(a, 0, 86400 * 30, &v);
+			o->link.ts_horizon_ms = (uint32_t)(v * 1000);
+			break;
+		case 'K':
+			err = num(a, 0, 1e4, &v);
+			o->link.ts_skew_ppm = (uint32_t)v;
+			break;
+		case 'p':
+			o->pcap = a;
+			break;
+		case 'g':
+			o->truth = a;
+			break;
+		case 'm':
+			o->markdown = true;
+			break;
+		case 'a':
+			o->all = true;
+			break;
+		case 'v':
+			o->svg = a;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			exit(0);
+		default:
+			return -EINVAL;
+		}
+		if (err) {
+			fprintf(stderr, "cfr-audit: bad value for --%s: %s\n",
+			        idx >= 0 ? longopts[idx].name : "?", a);
+			return err;
+		}
+	}
+	if (optind != argc || !o->pcap != !o->truth)
+		return -EINVAL;
+	if (o->sim.legacy_ts + o->sim.windows > 1) {
+		fprintf(stderr, "cfr-audit: --legacy-ts plus --windows exceeds 1\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The engine configuration of each row; all share pools, timeouts and table size. */
+static int row_config(const struct opts *o, enum row_id id, struct drive_row *r,
+                      struct pool_list *pools)
+{
+	struct cfr_engine_config *c = &r->cfg;
+	unsigned f;
+
+	memset(r, 0, sizeof(*r));
+	r->name = row_names[id];
+	r->translate = id != ROW_NONE;
+	cfr_engine_config_defaults(c);
+	if (cfr_prefix_parse(o->pool4, &c->pool4[0]) != 0 || c->pool4[0].family != CFR_FAMILY_V4 ||
+	    cfr_prefix_parse(o->pool6, &c->pool6[0]) != 0 || c->pool6[0].family != CFR_FAMILY_V6) {
+		fprintf(stderr, "cfr-audit: bad --pool4 or --pool6\n");
+		return -EINVAL;
+	}
+	c->n_pool4 = c->n_pool6 = 1;
+	c->n_subscribers =
+	    sub_prefixes(o->sim.subscribers, c->subscribers, CFR_MAX_SUBSCRIBER_PREFIXES);
+	c->max_flows = o->max_flows;
+	c->epoch_s = o->epoch_s;
+	c->anon_k = o->anon_k;
+	pools->n = 0;
+	pools->p[pools->n++] = c->pool4[0];
+	pools->p[pools->n++] = c->pool6[0];
+	for (f = 0; f < CFR_FAMILY__COUNT; f++) {
+		switch (id) {
+		case ROW_CGN:
+		case ROW_SUB:
+			c->policy[f] = CFR_POLICY_PER_SUBSCRIBER;
+			break;
+		case ROW_DEST:
+			c->policy[f] = CFR_POLICY_PER_DESTINATION;
+			break;
+		default:
+			c->policy[f] = CFR_POLICY_PER_FLOW;
+		}
+	}
+	if (id == ROW_CGN || id == ROW_NAPT)
+		c->scrub = (struct cfr_scrub_config){false, false, false, 0};
+	/* Paired pooling (RFC 7857 §2.1, RFC 6888 REQ-2): one address per subscriber, kept. */
+	if (id == ROW_CGN)
+		c->epoch_s = UINT32_MAX;
+	return 0;
+}
+
+static double since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static int run_sim(const struct opts *o, struct row *rows, unsigned *n)
+{
+	unsigned id;
+
+	*n = 0;
+	for (id = 0; id < ROW__COUNT; id++) {
+		struct drive_row dr;
+		struct pool_list pools;
+		struct obs_vec ov = {0};
+		struct row *r = &rows[*n];
+		struct timespec t0;
+		int err;
+
+		if (!o->rows[id])
+			continue;
+		if ((err = row_config(o, id, &dr, &pools)) != 0)
+			return err;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		memset(r, 0, sizeof(*r));
+		snprintf(r->name, sizeof(r->name), "%s", dr.name);
+		fprintf(stderr, "cfr-audit: %s\n", dr.name);
+		err = drive_row(&o->sim, &dr, &o->drive, &pools, &ov, &r->m);
+		if (!err)
+			err = metrics_compute(&ov, &o->link, o->sim.seed, &r->m);
+		obs_free(&ov);
+		if (err) {
+			fprintf(stderr, "cfr-audit: %s: %s\n", dr.name, strerror(-err));
+			return err;
+		}
+		r->seconds = since(&t0);
+		fprintf(stderr, "cfr-audit: %s done in %.1f s\n", dr.name, r->seconds);
+		(*n)++;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct row rows[ROW__COUNT];
+	struct opts o;
+	unsigned n = 0;
+	int err;
+
+	memset(&o, 0, sizeof(o));
+	if (parse_opts(argc, argv, &o) != 0) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (sodium_init() < 0) {
+		fprintf(stderr, "cfr-audit: libsodium failed to initialise\n");
+		return 1;
+	}
+	if (o.pcap) {
+		struct drive_row dr;
+		struct pool_list pools;
+
+		err = row_config(&o, ROW_FLOW, &dr, &pools);
+		if (!err)
+			err = capture_run(o.pcap, o.truth, &pools, &o.link, o.sim.seed, rows, &n);
+	} else {
+		err = run_sim(&o, rows, &n);
+	}
+	if (err)
+		return 1;
+	report_text(rows, n, o.markdown, o.all);
+	if (o.svg && report_svg(o.svg, rows, n) != 0) {
+		fprintf(stderr, "cfr-audit: %s: %s\n", o.svg, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
