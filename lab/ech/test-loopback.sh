@@ -16,8 +16,10 @@
 #   4. stale ECHConfigList (another server's key): client reports rejected,
 #      fails with SSL_ERROR_ECH_RETRY_WITH_ECH, never falls back silently.
 #   5. GREASE ECH against a --no-ech server: completes, ech=grease/ignored.
+#   6. interop: NSS's own tstclnt -N with our ECHConfigList is accepted too.
 #
-# Usage: test-loopback.sh [BUILD_DIR]   (default ../../build/ech)
+# Usage: make ech && lab/ech/test-loopback.sh [BUILD_DIR]   (default build/ech)
+#        or: make -C lab/ech check
 # Exit: 0 pass, 1 fail, 77 skip (not root, or a tool is missing).
 # Everything created lives in one temp dir removed on exit; every process
 # started has a timeout and is stopped by its own pid.
@@ -30,7 +32,7 @@ client=$build/ech-client
 inner=secret.example
 public=public.example
 
-for tool in certutil tcpdump ss timeout; do
+for tool in certutil tstclnt tcpdump ss timeout; do
 	command -v "$tool" >/dev/null || { echo "SKIP: $tool not found"; exit 77; }
 done
 [ "$(id -u)" = 0 ] || { echo "SKIP: tcpdump on lo needs root"; exit 77; }
@@ -130,7 +132,7 @@ family() { # family TAG ADDR
 	echo "== $tag ($addr)"
 
 	port=$(free_port)
-	start_server "ech-$tag" --ech-out "$tmp/ech-$tag.b64" --max-conns 4 --timeout 40 \
+	start_server "ech-$tag" --ech-out "$tmp/ech-$tag.b64" --max-conns 5 --timeout 40 \
 		"$addr" "$port"
 	check "$tag: ech-server ready" wait_for 5 test -s "$tmp/ech-$tag.b64"
 
@@ -188,6 +190,16 @@ family() { # family TAG ADDR
 	echo "  server: $line"
 	check "$tag: server logs stale config as rejected" \
 		has "$line" "outer_sni=$public inner_sni=- ech=rejected"
+
+	# 6. a second ECH client: tstclnt from libnss3-tools
+	out=$(printf 'GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$inner" |
+		timeout 10 tstclnt -d "sql:$tmp/db" -h "$addr" -p "$port" -a "$inner" -o \
+			-V tls1.3:tls1.3 -N "$(cat "$tmp/ech-$tag.b64")" 2>&1)
+	check "$tag: tstclnt -N reaches the inner name" has "$out" "served $inner"
+	line=$(log_line "ech-$tag" 5)
+	echo "  server: $line"
+	check "$tag: server accepts tstclnt's ECH" \
+		has "$line" "outer_sni=$public inner_sni=$inner ech=accepted result=ok"
 
 	# 5. GREASE towards a server without ECH
 	plain_port=$(free_port)
