@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "csum.h"
 #include "engine.h"
 
 static const char *const drop_names[CFR_DROP__COUNT] = {[CFR_DROP_NONE] = "none",
@@ -111,11 +112,19 @@ int cfr_prefix_parse(const char *text, struct cfr_prefix *out)
 
 bool cfr_prefix_contains(const struct cfr_prefix *p, int family, const uint8_t *addr)
 {
-	unsigned full = p->len / 8, rem = p->len % 8;
+	unsigned i;
 
-	if (p->family != family || memcmp(p->addr, addr, full) != 0)
+	if (p->family != family)
 		return false;
-	return rem == 0 || ((p->addr[full] ^ addr[full]) & (0xff << (8 - rem))) == 0;
+	/* Whole 32-bit words: one comparison for IPv4, two for a /64. */
+	for (i = 0; i * 32 < p->len; i++) {
+		unsigned bits = p->len - i * 32 < 32 ? p->len - i * 32 : 32;
+		uint32_t mask = (uint32_t)(0xffffffffull << (32 - bits));
+
+		if ((get32(p->addr + 4 * i) ^ get32(addr + 4 * i)) & mask)
+			return false;
+	}
+	return true;
 }
 
 static bool in_prefixes(const struct cfr_prefix *list, unsigned n, int family, const uint8_t *addr)

@@ -131,6 +131,7 @@ struct cfr_engine {
 	struct cfr_guard_entry *guards; /* max_subscribers + 1 */
 	uint32_t *guard_buckets;
 	uint32_t guard_mask, guard_free, guard_fresh;
+	bool ingress_bound; /* some prefix is bound to a line, or strict mode */
 	uint32_t sub_mask;
 	uint64_t now_ms;
 	/* Anonymity-set accounting: distinct subscribers per alias id. */

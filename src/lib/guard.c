@@ -19,6 +19,11 @@
 int cfr_guard_init(struct cfr_engine *eng)
 {
 	uint32_t n = eng->cfg.max_subscribers, buckets = 1;
+	unsigned i;
+
+	eng->ingress_bound = eng->cfg.strict_ingress;
+	for (i = 0; i < eng->cfg.n_subscribers; i++)
+		eng->ingress_bound = eng->ingress_bound || eng->cfg.subscriber_ingress[i] != 0;
 
 	while (buckets < n)
 		buckets <<= 1;
@@ -78,6 +83,8 @@ enum cfr_drop cfr_guard_packet(struct cfr_engine *eng, const struct cfr_pkt *pkt
 	}
 	if (martian(p->family, dst))
 		return CFR_DROP_MARTIAN_DESTINATION;
+	if (!eng->ingress_bound)
+		return CFR_DROP_NONE;
 	for (i = 0; i < c->n_subscribers; i++) {
 		uint16_t bound = c->subscriber_ingress[i];
 
