@@ -1,0 +1,248 @@
+/*
+ * The byte layout of a segment: the clear header and the plaintext of
+ * record frames. All integers are little-endian. Pure functions, no I/O,
+ * so the writer, the reader and the tests agree by construction.
+ *
+ * Header: magic[8] | u16 length | u64 start_ms | u32 period_s | u32 epoch_s
+ *       | u16 port_min | u16 port_max | u8 policy4 | u8 policy6
+ *       | u8 subscriber_prefix6 | u8 n_pool4 | u8 n_pool6
+ *       | n_pool4 x (u8 len, 4 bytes) | n_pool6 x (u8 len, 16 bytes)
+ *       | sealed segment key[80]
+ * Record: u8 family | subscriber (4 bytes, or the /prefix6 in whole bytes)
+ *       | seed[32] | LEB128 counter | u8 timeline length | timeline
+ * A record of a light subscriber is about 45 bytes of plaintext; it is the
+ * whole cost of accountability for that subscriber in that epoch.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "records.h"
+
+int cfr_rec_fail(struct cfr_rec_error *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static void put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static unsigned v6_sub_bytes(uint8_t prefix6)
+{
+	return (prefix6 + 7u) / 8u;
+}
+
+int cfr_seg_header_encode(const struct cfr_seg_header *h, uint8_t *out, size_t size)
+{
+	const struct cfr_engine_config *c = &h->cfg;
+	size_t len = 35 + (size_t)c->n_pool4 * 5 + (size_t)c->n_pool6 * 17 + CFR_SEG_SEALED_BYTES;
+	uint8_t *p = out;
+
+	if (len > size || c->n_pool4 > CFR_MAX_POOL_PREFIXES || c->n_pool6 > CFR_MAX_POOL_PREFIXES)
+		return -EINVAL;
+	memcpy(p, CFR_SEG_MAGIC, CFR_SEG_MAGIC_LEN);
+	p += CFR_SEG_MAGIC_LEN;
+	put_le(p, len, 2);
+	put_le(p + 2, h->start_ms, 8);
+	put_le(p + 10, h->period_s, 4);
+	put_le(p + 14, h->epoch_s, 4);
+	put_le(p + 18, c->port_min, 2);
+	put_le(p + 20, c->port_max, 2);
+	p[22] = c->policy[CFR_FAMILY_V4];
+	p[23] = c->policy[CFR_FAMILY_V6];
+	p[24] = c->subscriber_prefix6;
+	p[25] = (uint8_t)c->n_pool4;
+	p[26] = (uint8_t)c->n_pool6;
+	p += 27;
+	for (unsigned i = 0; i < c->n_pool4; i++, p += 5) {
+		p[0] = c->pool4[i].len;
+		memcpy(p + 1, c->pool4[i].addr, 4);
+	}
+	for (unsigned i = 0; i < c->n_pool6; i++, p += 17) {
+		p[0] = c->pool6[i].len;
+		memcpy(p + 1, c->pool6[i].addr, 16);
+	}
+	memcpy(p, h->sealed_key, CFR_SEG_SEALED_BYTES);
+	return (int)len;
+}
+
+static bool valid_prefix(const struct cfr_prefix *p)
+{
+	unsigned bits = p->family == CFR_FAMILY_V4 ? 32 : 128;
+	struct cfr_prefix masked = *p;
+
+	if (p->len > bits)
+		return false;
+	for (unsigned i = p->len; i < bits; i++)
+		masked.addr[i / 8] &= (uint8_t) ~(0x80 >> (i % 8));
+	return memcmp(masked.addr, p->addr, 16) == 0;
+}
+
+int cfr_seg_header_decode(const uint8_t *buf, size_t len, struct cfr_seg_header *h)
+{
+	struct cfr_engine_config *c = &h->cfg;
+	const uint8_t *p;
+	size_t hlen;
+
+	if (len < CFR_SEG_MAGIC_LEN + 2)
+		return 0;
+	if (memcmp(buf, CFR_SEG_MAGIC, CFR_SEG_MAGIC_LEN) != 0)
+		return -EBADMSG;
+	hlen = get_le(buf + CFR_SEG_MAGIC_LEN, 2);
+	if (hlen < 35 + CFR_SEG_SEALED_BYTES || hlen > CFR_SEG_HEADER_MAX)
+		return -EBADMSG;
+	if (len < hlen)
+		return 0;
+	memset(h, 0, sizeof(*h));
+	cfr_engine_config_defaults(c);
+	p = buf + CFR_SEG_MAGIC_LEN + 2;
+	h->start_ms = get_le(p, 8);
+	h->period_s = (uint32_t)get_le(p + 8, 4);
+	h->epoch_s = (uint32_t)get_le(p + 12, 4);
+	c->port_min = (uint16_t)get_le(p + 16, 2);
+	c->port_max = (uint16_t)get_le(p + 18, 2);
+	c->policy[CFR_FAMILY_V4] = p[20];
+	c->policy[CFR_FAMILY_V6] = p[21];
+	c->subscriber_prefix6 = p[22];
+	c->n_pool4 = p[23];
+	c->n_pool6 = p[24];
+	p += 25;
+	if (c->n_pool4 > CFR_MAX_POOL_PREFIXES || c->n_pool6 > CFR_MAX_POOL_PREFIXES ||
+	    hlen != 35 + (size_t)c->n_pool4 * 5 + (size_t)c->n_pool6 * 17 + CFR_SEG_SEALED_BYTES ||
+	    c->port_min == 0 || c->port_min > c->port_max || c->policy[0] >= CFR_POLICY__COUNT ||
+	    c->policy[1] >= CFR_POLICY__COUNT || c->subscriber_prefix6 == 0 ||
+	    c->subscriber_prefix6 > 128 || h->period_s == 0 || h->epoch_s == 0)
+		return -EBADMSG;
+	for (unsigned i = 0; i < c->n_pool4; i++, p += 5) {
+		c->pool4[i] = (struct cfr_prefix){.family = CFR_FAMILY_V4, .len = p[0]};
+		memcpy(c->pool4[i].addr, p + 1, 4);
+		if (!valid_prefix(&c->pool4[i]))
+			return -EBADMSG;
+	}
+	for (unsigned i = 0; i < c->n_pool6; i++, p += 17) {
+		c->pool6[i] = (struct cfr_prefix){.family = CFR_FAMILY_V6, .len = p[0]};
+		memcpy(c->pool6[i].addr, p + 1, 16);
+		if (!valid_prefix(&c->pool6[i]))
+			return -EBADMSG;
+	}
+	memcpy(h->sealed_key, p, CFR_SEG_SEALED_BYTES);
+	return (int)hlen;
+}
+
+void cfr_frame_nonce(uint64_t seq, uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES])
+{
+	/* The key is fresh per segment, so the frame's sequence number is a unique nonce. */
+	memset(nonce, 0, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+	put_le(nonce, seq, 8);
+}
+
+static size_t put_varint(uint8_t *out, uint32_t v)
+{
+	size_t n = 0;
+
+	do {
+		out[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	return n;
+}
+
+static int get_varint(const uint8_t *buf, size_t len, size_t *off, uint32_t *out)
+{
+	uint64_t v = 0;
+
+	for (unsigned shift = 0; shift < 35 && *off < len; shift += 7) {
+		uint8_t b = buf[(*off)++];
+
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			if (v > UINT32_MAX)
+				return -EBADMSG;
+			*out = (uint32_t)v;
+			return 0;
+		}
+	}
+	return -EBADMSG;
+}
+
+size_t cfr_record_encode(const struct cfr_epoch_record *rec, uint8_t subscriber_prefix6,
+                         uint8_t out[CFR_FRAME_PLAIN_MAX])
+{
+	unsigned sub = rec->family == CFR_FAMILY_V4 ? 4 : v6_sub_bytes(subscriber_prefix6);
+	uint16_t tl =
+	    rec->timeline_len < CFR_TIMELINE_BYTES ? rec->timeline_len : CFR_TIMELINE_BYTES;
+	size_t n = 0;
+
+	_Static_assert(1 + 16 + CFR_SEED_BYTES + 5 + 1 + CFR_TIMELINE_BYTES <= CFR_FRAME_PLAIN_MAX,
+	               "a record fits a frame");
+	out[n++] = rec->family;
+	memcpy(out + n, rec->subscriber, sub);
+	n += sub;
+	memcpy(out + n, rec->seed, CFR_SEED_BYTES);
+	n += CFR_SEED_BYTES;
+	n += put_varint(out + n, rec->counter);
+	out[n++] = (uint8_t)tl;
+	memcpy(out + n, rec->timeline, tl);
+	return n + tl;
+}
+
+int cfr_record_decode(const uint8_t *buf, size_t len, uint8_t subscriber_prefix6,
+                      struct cfr_epoch_record *rec)
+{
+	size_t off = 1, sub;
+	uint8_t tl;
+
+	if (len < 1 || buf[0] >= CFR_FAMILY__COUNT)
+		return -EBADMSG;
+	rec->family = buf[0];
+	sub = rec->family == CFR_FAMILY_V4 ? 4 : v6_sub_bytes(subscriber_prefix6);
+	if (len < off + sub + CFR_SEED_BYTES)
+		return -EBADMSG;
+	memset(rec->subscriber, 0, sizeof(rec->subscriber));
+	memcpy(rec->subscriber, buf + off, sub);
+	off += sub;
+	memcpy(rec->seed, buf + off, CFR_SEED_BYTES);
+	off += CFR_SEED_BYTES;
+	if (get_varint(buf, len, &off, &rec->counter) < 0 || off >= len)
+		return -EBADMSG;
+	tl = buf[off++];
+	if (tl > CFR_TIMELINE_BYTES || off + tl != len)
+		return -EBADMSG;
+	rec->timeline_len = tl;
+	memset(rec->timeline, 0, sizeof(rec->timeline));
+	memcpy(rec->timeline, buf + off, tl);
+	return 0;
+}
+
+void cfr_seg_name(uint64_t start_ms, unsigned n, char *out, size_t size)
+{
+	time_t t = (time_t)(start_ms / 1000);
+	struct tm tm;
+	char stamp[32] = "unknown";
+
+	if (gmtime_r(&t, &tm))
+		strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	if (n)
+		snprintf(out, size, "cfr-%s-%u" CFR_SEG_SUFFIX, stamp, n);
+	else
+		snprintf(out, size, "cfr-%s" CFR_SEG_SUFFIX, stamp);
+}
