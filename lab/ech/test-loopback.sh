@@ -106,7 +106,7 @@ cap_start() { # cap_start FILE PORT
 	timeout 30 tcpdump -i lo --immediate-mode -U -n -s 0 -w "$1" "tcp port $2" 2>"$1.err" &
 	cap_pid=$!
 	pids+=($cap_pid)
-	wait_for 5 grep -q "listening on" "$1.err"
+	wait_for 5 grep -qs "listening on" "$1.err"
 }
 
 cap_stop() {
