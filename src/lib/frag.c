@@ -64,9 +64,11 @@ struct cfr_frag *cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const ui
 	for (i = 0; i < FRAG_PROBES; i++) {
 		struct cfr_frag *e = &eng->frags[(slot + i) & eng->frag_mask];
 
+		/* A repeated first fragment keeps the datagram's identification. */
 		if (frag_live(eng, e) && frag_matches(e, dir, buf, p)) {
-			free_slot = e;
-			break;
+			e->flow = flow;
+			e->expires_s = eng->now_s + FRAG_TIMEOUT_S;
+			return e;
 		}
 		if (!free_slot && !frag_live(eng, e))
 			free_slot = e;

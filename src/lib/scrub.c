@@ -9,6 +9,8 @@
  * back, so the remote's PAWS and RTT measurement keep working while TSvals
  * of two flows from one host are no longer related.
  */
+#include <string.h>
+
 #include "csum.h"
 #include "engine.h"
 
@@ -42,16 +44,26 @@ static uint32_t find_timestamp(const uint8_t *buf, const struct cfr_parsed *p)
 	return 0;
 }
 
+/*
+ * Add <delta> to the 32-bit field at <off>. The checksum sums 16-bit words
+ * from the (even) start of the segment, so a field at an odd offset (an
+ * option after a single NOP) is updated through the aligned 6 bytes around
+ * it rather than through misaligned words.
+ */
 static void add32(uint8_t *buf, uint32_t off, uint32_t csum_off, uint32_t delta)
 {
-	uint32_t v = get32(buf + off) + delta;
-	uint8_t nv[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+	uint32_t start = off & ~1u, v = get32(buf + off) + delta;
+	uint8_t old[6], new[6];
+	size_t len = off & 1 ? 6 : 4;
 
-	csum_replace(buf + csum_off, buf + off, nv, 4);
-	buf[off] = nv[0];
-	buf[off + 1] = nv[1];
-	buf[off + 2] = nv[2];
-	buf[off + 3] = nv[3];
+	memcpy(old, buf + start, len);
+	memcpy(new, old, len);
+	new[off - start] = (uint8_t)(v >> 24);
+	new[off - start + 1] = (uint8_t)(v >> 16);
+	new[off - start + 2] = (uint8_t)(v >> 8);
+	new[off - start + 3] = (uint8_t)v;
+	csum_replace(buf + csum_off, old, new, len);
+	memcpy(buf + start, new, len);
 }
 
 void cfr_scrub_out(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p,
