@@ -208,10 +208,37 @@ out:
 	client_close(c);
 }
 
+enum cfrd_control_step cfrd_control_request(char *buf, size_t len, bool more, struct cfrd *d,
+                                            uint64_t now_ms, struct json_object **reply)
+{
+	char *nl = memchr(buf, '\n', len);
+	size_t line_len = nl != NULL ? (size_t)(nl - buf) : len;
+
+	*reply = NULL;
+	if (nl == NULL && more && len < CFRD_CONTROL_LINE_MAX)
+		return CFRD_CONTROL_NEED_MORE;
+	if (nl == NULL && more) {
+		*reply = error_reply("command too long");
+		return CFRD_CONTROL_REPLY;
+	}
+	if (len == 0)
+		return CFRD_CONTROL_HANG_UP; /* hung up without a word */
+	/* A NUL would hide the rest of the line from the command table. */
+	if (memchr(buf, '\0', line_len) != NULL) {
+		*reply = error_reply("NUL byte in command");
+		return CFRD_CONTROL_REPLY;
+	}
+	buf[line_len] = '\0';
+	if (line_len > 0 && buf[line_len - 1] == '\r')
+		buf[line_len - 1] = '\0';
+	*reply = dispatch(buf, d, now_ms);
+	return CFRD_CONTROL_REPLY;
+}
+
 static void client_read(struct cfrd_control_client *c, struct cfrd *d, uint64_t now_ms)
 {
 	ssize_t got = recv(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len, MSG_DONTWAIT);
-	char *nl;
+	struct json_object *reply;
 
 	if (got < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -220,22 +247,16 @@ static void client_read(struct cfrd_control_client *c, struct cfrd *d, uint64_t 
 		return;
 	}
 	c->len += (size_t)got;
-	c->buf[c->len] = '\0';
-	nl = strchr(c->buf, '\n');
-	if (nl != NULL) {
-		*nl = '\0';
-		if (nl > c->buf && nl[-1] == '\r')
-			nl[-1] = '\0';
-	} else if (got > 0 && c->len < sizeof(c->buf) - 1) {
-		return; /* wait for the rest of the line */
-	} else if (got > 0) {
-		client_reply(c, error_reply("command too long"));
+	switch (cfrd_control_request(c->buf, c->len, got > 0, d, now_ms, &reply)) {
+	case CFRD_CONTROL_NEED_MORE:
 		return;
-	} else if (c->len == 0) {
-		client_close(c); /* hung up without a word */
+	case CFRD_CONTROL_HANG_UP:
+		client_close(c);
+		return;
+	case CFRD_CONTROL_REPLY:
+		client_reply(c, reply);
 		return;
 	}
-	client_reply(c, dispatch(c->buf, d, now_ms));
 }
 
 /*

@@ -5,7 +5,9 @@
 #ifndef CFRD_CONTROL_H
 #define CFRD_CONTROL_H
 
+#include <json-c/json.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/un.h>
@@ -17,11 +19,14 @@
 /* Pollfds the control socket may need at once: listener plus clients. */
 #define CFRD_CONTROL_MAX_POLLFDS (1 + CFRD_CONTROL_MAX_CLIENTS)
 
+/* Longest command line accepted, newline excluded. */
+#define CFRD_CONTROL_LINE_MAX 63
+
 struct cfrd_control_client {
 	int fd; /* -1 when the slot is free */
 	uint64_t deadline_ms;
 	size_t len;
-	char buf[64]; /* longest command line accepted */
+	char buf[CFRD_CONTROL_LINE_MAX + 1];
 };
 
 struct cfrd_control {
@@ -43,5 +48,21 @@ unsigned cfrd_control_poll_fill(const struct cfrd_control *ctl, struct pollfd *p
  */
 void cfrd_control_poll_handle(struct cfrd_control *ctl, const struct pollfd *pfd, unsigned n,
                               struct cfrd *d, uint64_t now_ms);
+
+/* What a client's bytes so far call for. */
+enum cfrd_control_step {
+	CFRD_CONTROL_NEED_MORE, /* no full line yet: wait */
+	CFRD_CONTROL_REPLY,     /* send *reply (NULL: out of memory), then hang up */
+	CFRD_CONTROL_HANG_UP,   /* the client left without a word */
+};
+
+/*
+ * The protocol without the socket: <buf> holds the <len> bytes a client sent
+ * so far (room for len + 1), <more> says whether it may still send. Runs
+ * the command once a line is complete. Split out so the fuzz target drives
+ * exactly what the daemon runs.
+ */
+enum cfrd_control_step cfrd_control_request(char *buf, size_t len, bool more, struct cfrd *d,
+                                            uint64_t now_ms, struct json_object **reply);
 
 #endif
