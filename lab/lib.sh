@@ -80,7 +80,7 @@ capture_start() {
 	rm -f "$LAB_RUN/$name.pcap" "$LAB_RUN/$name.capture.log"
 	# Not through nsx: $! must be tcpdump itself (ip netns exec execs it).
 	ip netns exec "cfr-$ns" tcpdump -i "$ifname" -n -U --immediate-mode -s 200 -Z root -w "$LAB_RUN/$name.pcap" \
-		>"$LAB_RUN/$name.capture.log" 2>&1 &
+		>"$LAB_RUN/$name.capture.log" 2>&1 9<&- &
 	echo $! >"$LAB_RUN/capture-$name.pid"
 	for i in $(seq 50); do
 		grep -q 'listening on' "$LAB_RUN/$name.capture.log" 2>/dev/null && return 0
@@ -295,17 +295,30 @@ test_requires() {
 	done
 }
 
-# test_lab_up [N]: root check, lab up with N subscribers, down on exit, and a
-# capture on the front door named after the test.
+# lab_lock: wait (up to 10 min) until no other test on this machine holds
+# the lab, then hold it until this shell exits. The lab's names are fixed, so
+# two tests at once would tear down each other's namespaces. The lock is on
+# lab/cfr-lab itself, so it leaves no file behind.
+lab_lock() {
+	exec 9<"$LAB_DIR/cfr-lab"
+	flock -w 600 9 || fail "the lab is busy (another test holds it for 10 min)"
+}
+
+# test_lab_up [N [UP-ARGS...]]: root check, lab lock, lab up with N
+# subscribers (and e.g. --config FILE), down on exit, and a capture on the
+# front door named after the test.
 test_lab_up() {
+	local n=${1:-4}
+	[ $# -eq 0 ] || shift
 	[ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
-	test_requires ip tcpdump nginx openssl curl
+	test_requires ip tcpdump nginx openssl curl flock
 	[ -x "$PY" ] || skip "$PY missing"
 	if [ ! -x "$CFRD" ] || [ ! -x "$CFRCTL" ]; then skip "build/cfrd or build/cfrctl missing: run make"; fi
+	lab_lock
 	TEST_LAB_UP=1
 	trap _test_cleanup EXIT
 	trap 'exit 1' INT TERM
-	"$LAB_DIR/cfr-lab" up --subscribers "${1:-4}" >"/tmp/cfr-lab-up.$$.log" 2>&1 || {
+	"$LAB_DIR/cfr-lab" up --subscribers "$n" "$@" >"/tmp/cfr-lab-up.$$.log" 2>&1 9<&- || {
 		cat "/tmp/cfr-lab-up.$$.log"
 		rm -f "/tmp/cfr-lab-up.$$.log"
 		fail "lab/cfr-lab up failed"

@@ -21,5 +21,14 @@ for i in 1 2; do
 	done
 done
 
+# The echo server's own log: who it answered.
+n=0
+while read -r _ addr port _; do
+	in_pool "$addr" || fail "UDP echo answered $addr:$port, not a pool address"
+	n=$((n + 1))
+done < <(grep '^from ' "$LAB_RUN/udp-echo.log")
+[ "$n" -ge 80 ] || fail "UDP echo logged $n datagrams, want >= 80"
+ok "UDP echo's log: $n datagrams, all from pool addresses"
+
 test_leak_check
 echo "PASS $TEST_NAME"
