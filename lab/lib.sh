@@ -297,10 +297,11 @@ test_requires() {
 
 # lab_lock: wait (up to 10 min) until no other test on this machine holds
 # the lab, then hold it until this shell exits. The lab's names are fixed, so
-# two tests at once would tear down each other's namespaces. The lock is on
-# lab/cfr-lab itself, so it leaves no file behind.
+# two tests at once would tear down each other's namespaces, also from two
+# checkouts. The lock is a flock on the /run directory itself: machine-wide,
+# and it leaves no file behind.
 lab_lock() {
-	exec 9<"$LAB_DIR/cfr-lab"
+	exec 9</run
 	flock -w 600 9 || fail "the lab is busy (another test holds it for 10 min)"
 }
 
