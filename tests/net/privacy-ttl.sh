@@ -28,22 +28,25 @@ _privacy_cleanup() {
 	_test_cleanup # exits with the status just set
 }
 
-# privacy_lab_up N EXTRA: the lab with N subscribers and the lab's config
-# plus the lines EXTRA; down on exit.
+# privacy_lab_up N EXTRA: test_lab_up with the lab's config plus the lines
+# EXTRA (cfr-lab up --config): root check, the machine-wide lab lock (taken
+# once, held until exit), lab up with N subscribers, down on exit. Called
+# again, it restarts the lab with the new configuration under the same lock.
 privacy_lab_up() {
 	[ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
-	test_requires ip tcpdump nginx openssl curl
+	test_requires ip tcpdump nginx openssl curl flock
 	[ -x "$PY" ] || skip "$PY missing"
 	if [ ! -x "$CFRD" ] || [ ! -x "$CFRCTL" ]; then skip "build/cfrd or build/cfrctl missing: run make"; fi
 	[ -n "$CONF" ] || CONF=$(mktemp /tmp/cfr-privacy.XXXXXX)
+	trap _privacy_cleanup EXIT
+	trap 'exit 1' INT TERM
+	[ "${TEST_LAB_UP:-0}" = 1 ] || lab_lock
+	TEST_LAB_UP=1
 	{
 		lab_config
 		printf '%s\n' "$2"
 	} >"$CONF"
-	TEST_LAB_UP=1
-	trap _privacy_cleanup EXIT
-	trap 'exit 1' INT TERM
-	"$LAB_DIR/cfr-lab" up --subscribers "$1" --config "$CONF" >"$CONF.log" 2>&1 || {
+	"$LAB_DIR/cfr-lab" up --subscribers "$1" --config "$CONF" >"$CONF.log" 2>&1 9<&- || {
 		cat "$CONF.log"
 		rm -f "$CONF.log"
 		fail "lab/cfr-lab up --config failed"
