@@ -299,7 +299,9 @@ static void set_clock(struct cfr_engine *eng, uint64_t now_ms)
 
 void cfr_engine_epoch_rotate(struct cfr_engine *eng, uint64_t now_ms)
 {
-	set_clock(eng, now_ms);
+	/* Not set_clock(): an epoch due by time would end too, ending two at once. */
+	eng->now_ms = now_ms;
+	eng->now_s = (uint32_t)(now_ms / 1000);
 	cfr_epoch_new(eng, now_ms);
 	eng->stats.epochs_rotated++;
 }
