@@ -33,15 +33,6 @@ static int read_key(const char *path, const char *label, uint8_t key[CFR_KEY_BYT
 		cfr_rec_fail(err, "%s: cannot stat: %s", path, strerror(errno));
 		goto out;
 	}
-	/* Like ssh: a private key others can read is no longer private. */
-	if (private_key && (st.st_mode & 0077)) {
-		cfr_rec_fail(err,
-		             "%s: private key is accessible by others (mode %04o); "
-		             "run chmod 600 %s",
-		             path, (unsigned)(st.st_mode & 07777), path);
-		ret = -EACCES;
-		goto out;
-	}
 	n = read(fd, buf, sizeof(buf) - 1);
 	if (n < 0) {
 		ret = -errno;
@@ -63,6 +54,15 @@ static int read_key(const char *path, const char *label, uint8_t key[CFR_KEY_BYT
 			                   "%s: not a cfr key file (expected a line '%s BASE64', "
 			                   "as cfr-keygen writes)",
 			                   path, label);
+		goto out;
+	}
+	/* Like ssh: a private key others can read is no longer private. */
+	if (private_key && (st.st_mode & 0077)) {
+		cfr_rec_fail(err,
+		             "%s: private key is accessible by others (mode %04o); "
+		             "run chmod 600 %s",
+		             path, (unsigned)(st.st_mode & 07777), path);
+		ret = -EACCES;
 		goto out;
 	}
 	if (sodium_base642bin(key, CFR_KEY_BYTES, buf + llen + 1, len - llen - 1, NULL, &bin_len,

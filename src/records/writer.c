@@ -2,8 +2,9 @@
  * The segment writer: cfrd's side of the sealed records.
  *
  * Each segment gets a fresh key from the CSPRNG, sealed once to the
- * operator's public key in the header; the key lives in guarded, locked
- * memory (sodium_malloc) and is wiped when the segment closes. The daemon
+ * operator's public key in the header; the key lives in memory locked out
+ * of swap (sodium_mlock, once, before cfrd's sandbox forbids mlock) and is
+ * wiped when the segment closes. The daemon
  * never has the private key, so neither it nor a thief of its disk can open
  * a segment once its key is gone.
  *
@@ -37,7 +38,7 @@ struct cfr_recw {
 	char *dir;
 	int dirfd, fd;
 	struct cfr_seg_header hdr;
-	uint8_t *key; /* sodium_malloc: guard pages, mlock, wiped on free */
+	uint8_t key[CFR_SEG_KEY_BYTES];
 	uint8_t header_hash[32];
 	uint64_t seq;
 	char seg_name[64];
@@ -319,8 +320,9 @@ struct cfr_recw *cfr_recw_new(const struct cfr_recw_config *cfg, uint64_t now_wa
 	}
 	w->dirfd = w->fd = -1;
 	w->dir = strdup(cfg->dir);
-	w->key = sodium_malloc(CFR_SEG_KEY_BYTES);
-	if (!w->dir || !w->key) {
+	/* Best effort: a key that cannot be locked is still wiped on time. */
+	sodium_mlock(w->key, sizeof(w->key));
+	if (!w->dir) {
 		cfr_rec_fail(err, "records: %s", strerror(ENOMEM));
 		goto fail;
 	}
@@ -346,8 +348,6 @@ struct cfr_recw *cfr_recw_new(const struct cfr_recw_config *cfg, uint64_t now_wa
 	run_retention(w);
 	return w;
 fail:
-	if (w->key)
-		sodium_free(w->key);
 	free(w->dir);
 	free(w);
 	errno = error;
@@ -365,7 +365,8 @@ void cfr_recw_free(struct cfr_recw *w)
 	if (w->fd >= 0)
 		close(w->fd);
 	close(w->dirfd);
-	sodium_free(w->key);
+	/* No munlock: the sandbox forbids it, and the pages go with the process anyway. */
+	sodium_memzero(w->key, sizeof(w->key));
 	free(w->dir);
 	free(w);
 }
