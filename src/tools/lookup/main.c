@@ -83,13 +83,13 @@ static int parse_addr(const char *text, uint8_t *family, uint8_t out[16])
 	return -EINVAL;
 }
 
-static int parse_seconds(const char *text, double *out)
+static int parse_seconds(const char *text, double max, double *out)
 {
 	char *end;
 
 	errno = 0;
 	*out = strtod(text, &end);
-	return errno || end == text || *end || !isfinite(*out) || *out < 0 || *out > 1e9 ? -EINVAL
+	return errno || end == text || *end || !isfinite(*out) || *out < 0 || *out > max ? -EINVAL
 	                                                                                 : 0;
 }
 
@@ -104,8 +104,8 @@ static int parse_time(const char *text, uint64_t *ms)
 	time_t t;
 
 	if (strspn(text, "0123456789.") == strlen(text))
-		return parse_seconds(text, &secs) < 0 ? -EINVAL
-		                                      : (*ms = (uint64_t)(secs * 1000), 0);
+		return parse_seconds(text, 1e11, &secs) < 0 ? -EINVAL
+		                                            : (*ms = (uint64_t)(secs * 1000), 0);
 	p = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm);
 	if (!p)
 		return -EINVAL;
@@ -170,12 +170,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 			o->time = optarg;
 			break;
 		case 'T':
-			if (parse_seconds(optarg, &o->tolerance) < 0)
+			if (parse_seconds(optarg, 1e9, &o->tolerance) < 0)
 				return usage_error("--tolerance: not a number of seconds: %s",
 				                   optarg);
 			break;
 		case 'A':
-			if (parse_seconds(optarg, &o->flow_age) < 0)
+			if (parse_seconds(optarg, 1e9, &o->flow_age) < 0)
 				return usage_error("--flow-age: not a number of seconds: %s",
 				                   optarg);
 			break;
