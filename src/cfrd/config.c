@@ -429,6 +429,53 @@ static int set_scrub_ttl_cap(struct parse_state *st, const char *value)
 	return 0;
 }
 
+/* Absolute, because cfrd's working directory is nobody's business in a config file. */
+static int set_path(struct parse_state *st, const char *key, const char *value, char *out)
+{
+	size_t len = strlen(value);
+
+	if (value[0] != '/' || len >= CFRD_PATH_MAX)
+		return bad(st, "invalid %s '%s': expected an absolute path under %d bytes", key,
+		           value, CFRD_PATH_MAX);
+	memcpy(out, value, len + 1);
+	return 0;
+}
+
+static int set_acct_records(struct parse_state *st, const char *value)
+{
+	return set_path(st, "records", value, st->cfg->acct.records);
+}
+
+static int set_acct_public_key(struct parse_state *st, const char *value)
+{
+	return set_path(st, "public-key", value, st->cfg->acct.public_key);
+}
+
+static int set_acct_segment(struct parse_state *st, const char *value)
+{
+	/* A segment longer than a week would keep its oldest records a week past retention. */
+	if (parse_u32(value, 1, 7 * 86400, &st->cfg->acct.segment_s) < 0)
+		return bad(st, "invalid segment '%s': expected seconds from 1 to %u", value,
+		           7 * 86400);
+	return 0;
+}
+
+static int set_acct_retention(struct parse_state *st, const char *value)
+{
+	if (parse_u32(value, 1, 10 * 366 * 86400, &st->cfg->acct.retention_s) < 0)
+		return bad(st, "invalid retention '%s': expected seconds from 1 to %u (ten years)",
+		           value, 10 * 366 * 86400);
+	return 0;
+}
+
+static int set_acct_fsync(struct parse_state *st, const char *value)
+{
+	if (strcmp(value, "epoch") != 0 && strcmp(value, "segment") != 0)
+		return bad(st, "invalid fsync '%s': expected epoch or segment", value);
+	st->cfg->acct.fsync_segment = strcmp(value, "segment") == 0;
+	return 0;
+}
+
 static int set_tcp_embryonic(struct parse_state *st, const char *value)
 {
 	return set_timeout(st, CFR_TIMEOUT_TCP_EMBRYONIC, value);
@@ -551,6 +598,11 @@ static const struct key keys[] = {
     {"scrub", "ip-id", set_scrub_ip_id, false},
     {"scrub", "flow-label", set_scrub_flow_label, false},
     {"scrub", "ttl-cap", set_scrub_ttl_cap, false},
+    {"accounting", "records", set_acct_records, false},
+    {"accounting", "public-key", set_acct_public_key, false},
+    {"accounting", "segment", set_acct_segment, false},
+    {"accounting", "retention", set_acct_retention, false},
+    {"accounting", "fsync", set_acct_fsync, false},
 };
 
 _Static_assert(ARRAY_SIZE(keys) <= ARRAY_SIZE(((struct parse_state *)0)->seen),
@@ -773,6 +825,8 @@ int cfrd_config_parse_buffer(const char *buf, size_t len, struct cfrd_config *cf
 	cfg->log_level = CFRD_LOG_INFO;
 	cfg->seccomp = CFRD_SECCOMP_KILL;
 	cfr_engine_config_defaults(&cfg->engine);
+	cfg->acct.segment_s = CFRD_DEFAULT_SEGMENT_S;
+	cfg->acct.retention_s = CFRD_DEFAULT_RETENTION_S;
 
 	ret = check_lines(buf, len, err, &n_lines);
 	if (ret < 0)
@@ -789,6 +843,11 @@ int cfrd_config_parse_buffer(const char *buf, size_t len, struct cfrd_config *cf
 	if (cfg->engine.n_subscribers == 0)
 		return fail(err, n_lines,
 		            "no subscribers: [subscribers] needs at least one prefix");
+	/* Half an [accounting] section would look like records are kept when none are. */
+	if ((cfg->acct.records[0] == '\0') != (cfg->acct.public_key[0] == '\0'))
+		return fail(err, n_lines,
+		            "[accounting] needs both records and public-key (or neither, and "
+		            "no records are kept)");
 	return check_lines_config(&st);
 }
 

@@ -18,6 +18,19 @@
 #define CFRD_DEFAULT_MTU     1500
 #define CFRD_DEFAULT_CONTROL "/run/cfrd.sock"
 
+/* Sealed records: an hour per segment file, kept 180 days, unless configured. */
+#define CFRD_DEFAULT_SEGMENT_S   3600
+#define CFRD_DEFAULT_RETENTION_S 15552000
+#define CFRD_PATH_MAX            256
+
+/* [accounting]: sealed accountability records; off while <records> is empty. */
+struct cfrd_accounting {
+	char records[CFRD_PATH_MAX];    /* directory of segment files */
+	char public_key[CFRD_PATH_MAX]; /* the operator's key, from cfr-keygen */
+	uint32_t segment_s, retention_s;
+	bool fsync_segment; /* fsync once per segment instead of once per epoch */
+};
+
 /*
  * Access lines with a TUN device of their own ([line NAME] sections). Line
  * i has ingress id i + 1; 0 is the main tun. Each line costs a descriptor in
@@ -48,6 +61,7 @@ struct cfrd_config {
 	enum cfrd_seccomp seccomp;
 	struct cfrd_line lines[CFRD_MAX_LINES];
 	unsigned n_lines;
+	struct cfrd_accounting acct;
 	struct cfr_engine_config engine;
 };
 

@@ -22,6 +22,7 @@
 
 #include <cfr/cfr.h>
 
+#include "acct.h"
 #include "config.h"
 #include "control.h"
 #include "daemon.h"
@@ -171,16 +172,18 @@ static int drain_signal(int sfd)
 	return 1;
 }
 
-static int event_loop(struct cfrd *d, struct cfrd_control *ctl, int sfd, struct cfr_pkt *pkts)
+static int event_loop(struct cfrd *d, struct cfrd_control *ctl, struct cfrd_acct *acct, int sfd,
+                      struct cfr_pkt *pkts)
 {
 	struct pollfd pfd[PFD__COUNT];
 	uint64_t last_expire = now_ms();
+	bool records_waiting = false;
 
 	for (;;) {
 		unsigned ctl_first = PFD_IO + d->n_io;
 		unsigned n = ctl_first + cfrd_control_poll_fill(ctl, pfd + ctl_first);
 		uint64_t now = now_ms();
-		int timeout = now - last_expire >= EXPIRE_INTERVAL_MS
+		int timeout = now - last_expire >= EXPIRE_INTERVAL_MS || records_waiting
 		                  ? 0
 		                  : (int)(EXPIRE_INTERVAL_MS - (now - last_expire));
 
@@ -210,6 +213,8 @@ static int event_loop(struct cfrd *d, struct cfrd_control *ctl, int sfd, struct 
 			cfr_engine_expire(d->engine, now);
 			last_expire = now;
 		}
+		/* After expiry, which may have ended the epoch: its seeds are sealed at once. */
+		records_waiting = cfrd_acct_drain(acct, d->engine, now);
 	}
 }
 
@@ -242,6 +247,7 @@ static int run(const struct cfrd_config *cfg)
 {
 	struct cfrd d = {.n_io = 0};
 	struct cfrd_control ctl;
+	struct cfrd_acct acct;
 	struct cfr_pkt pkts[BURST];
 	uint8_t *bufs;
 	int sfd, ret;
@@ -276,18 +282,23 @@ static int run(const struct cfrd_config *cfg)
 	ret = cfrd_control_open(&ctl, cfg->control);
 	if (ret < 0)
 		goto out_io;
+	ret = cfrd_acct_open(&acct, cfg);
+	if (ret < 0)
+		goto out_control;
 	/* Everything that needs privileges is open: give them up before any packet. */
 	ret = cfrd_sandbox_enter(cfg->seccomp);
 	if (ret < 0)
-		goto out_control;
+		goto out_acct;
 
 	d.start_ms = now_ms();
 	log_info("cfrd %s running: %u IPv4 and %u IPv6 pool prefixes, ports %u-%u, "
 	         "%u subscriber prefixes, %zu bytes of flow state",
 	         CFR_VERSION, cfg->engine.n_pool4, cfg->engine.n_pool6, cfg->engine.port_min,
 	         cfg->engine.port_max, cfg->engine.n_subscribers, cfr_engine_memory(d.engine));
-	ret = event_loop(&d, &ctl, sfd, pkts);
+	ret = event_loop(&d, &ctl, &acct, sfd, pkts);
 
+out_acct:
+	cfrd_acct_close(&acct, d.engine, now_ms());
 out_control:
 	cfrd_control_close(&ctl);
 out_io:
