@@ -99,13 +99,7 @@ void cfrd_acct_close(struct cfrd_acct *a, struct cfr_engine *eng, uint64_t now_m
 {
 	const struct cfr_recw_stats *s;
 
-	/*
-	 * The current epoch is sealed too: a clean stop loses no record. An epoch
-	 * that is due ends (expire) and is sealed first: cfr_engine_epoch_rotate()
-	 * would otherwise end it and the next at once, losing the first's records.
-	 */
-	cfr_engine_expire(eng, now_ms);
-	cfrd_acct_drain_all(a, eng, now_ms);
+	/* The current epoch is sealed too: a clean stop loses no record. */
 	cfr_engine_epoch_rotate(eng, now_ms);
 	cfrd_acct_drain_all(a, eng, now_ms);
 	if (!a->writer)
