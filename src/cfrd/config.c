@@ -549,7 +549,7 @@ static int set_strict_ingress(struct parse_state *st, const char *value)
 
 static int set_seccomp(struct parse_state *st, const char *value)
 {
-	bool on;
+	bool on = true;
 
 	if (strcmp(value, "log") == 0) {
 		st->cfg->seccomp = CFRD_SECCOMP_LOG;
