@@ -9,8 +9,8 @@
  * Ground truth joins them to subscribers without trusting cfr: the fields a
  * translator leaves alone identify a flow exactly on both sides. For TCP
  * that is (remote, remote port, initial sequence number); for UDP (remote,
- * remote port, FNV-1a of the first datagram's payload, random in QUIC's
- * Initial). The truth is either a subscriber-side capture (the subscriber
+ * remote port, FNV-1a of the first datagram's first 64 payload bytes,
+ * random in QUIC's Initial). The truth is either a subscriber-side capture (the subscriber
  * is the source address, an IPv6 source counts by its /64) or a TSV with one
  * flow per line:
  *
@@ -28,7 +28,8 @@
 
 #include "capture.h"
 
-#define UDP_IDLE_MS 300000u
+#define UDP_IDLE_MS   300000u
+#define UDP_KEY_BYTES 64u
 
 struct truth {
 	uint64_t key;
@@ -57,6 +58,8 @@ struct cap {
 	size_t flows_mask, flows_used;
 	uint64_t unmatched, t0_us;
 	bool have_t0;
+	bool per_file;       /* each truth capture is one subscriber */
+	unsigned truth_file; /* index of the truth capture being read */
 };
 
 static uint32_t fnv1a(const uint8_t *p, uint32_t n)
@@ -81,10 +84,16 @@ static uint64_t flow_key(uint8_t proto, const uint8_t *remote, uint16_t rport, u
 	return hash_bytes(k, sizeof(k), 0x6b6579);
 }
 
-/* The flow identifier a translator leaves alone: the ISN, or the first payload's hash. */
+/*
+ * The flow identifier a translator leaves alone: the ISN, or a hash of the
+ * first payload's first UDP_KEY_BYTES (so captures with different snap
+ * lengths and link headers still agree).
+ */
 static uint32_t flow_id(const struct pkt_view *v)
 {
-	return v->proto == 6 ? v->seq : fnv1a(v->payload, v->payload_len);
+	if (v->proto == 6)
+		return v->seq;
+	return fnv1a(v->payload, v->payload_len < UDP_KEY_BYTES ? v->payload_len : UDP_KEY_BYTES);
 }
 
 static bool opens_flow(const struct pkt_view *v)
@@ -169,8 +178,12 @@ static int read_pcap(struct cap *c, const char *path, packet_fn fn)
 		const uint8_t *ip;
 		uint32_t len;
 
+		/*
+		 * One time origin for all captures of a side, with a margin:
+		 * captures started a little apart stay on one clock.
+		 */
 		if (!c->have_t0) {
-			c->t0_us = us;
+			c->t0_us = us > 60000000u ? us - 60000000u : 0;
 			c->have_t0 = true;
 		}
 		ip = ip_payload(dlt, data, h->caplen, &len);
@@ -216,7 +229,9 @@ static void truth_packet(struct cap *c, const struct pkt_view *v, uint32_t t_ms)
 	t = &tv->v[tv->n++];
 	memset(t, 0, sizeof(*t));
 	t->key = flow_key(v->proto, v->dst, v->dport, flow_id(v));
-	t->sub_hash = hash_bytes(v->src, v->family == CFR_FAMILY_V4 ? 4 : 8, 0x737562);
+	t->sub_hash = c->per_file
+	                  ? mix64(c->truth_file + 1)
+	                  : hash_bytes(v->src, v->family == CFR_FAMILY_V4 ? 4 : 8, 0x737562);
 	fill_obs(&t->seen, v, c->pools, t_ms);
 }
 
@@ -445,23 +460,31 @@ static int anon_sets(const struct obs_vec *ov, const uint32_t *last, struct metr
 	return 0;
 }
 
-int capture_run(const char *fd_pcap, const char *truth, const struct pool_list *pools,
-                const struct link_params *lp, uint64_t seed, struct row *rows, unsigned *n)
+int capture_run(const char *fd_pcap, const char *const *truth, unsigned n_truth, bool per_file,
+                const struct pool_list *pools, const struct link_params *lp, uint64_t seed,
+                struct row *rows, unsigned *n)
 {
 	struct cap c;
-	int err;
+	int err = 0;
 	char err_buf[PCAP_ERRBUF_SIZE];
-	pcap_t *probe = pcap_open_offline(truth, err_buf);
 
 	memset(&c, 0, sizeof(c));
 	c.pools = pools;
+	c.per_file = per_file;
 	*n = 0;
-	if (probe) {
-		pcap_close(probe);
-		c.truth.has_packets = true;
-		err = read_pcap(&c, truth, truth_packet);
-	} else {
-		err = read_tsv(&c, truth);
+	/* A TSV says nothing of the packets: the subscriber-side row needs captures only. */
+	c.truth.has_packets = true;
+	for (c.truth_file = 0; !err && c.truth_file < n_truth; c.truth_file++) {
+		const char *path = truth[c.truth_file];
+		pcap_t *probe = pcap_open_offline(path, err_buf);
+
+		if (probe) {
+			pcap_close(probe);
+			err = read_pcap(&c, path, truth_packet);
+		} else {
+			c.truth.has_packets = false;
+			err = read_tsv(&c, path);
+		}
 	}
 	if (!err) {
 		qsort(c.truth.v, c.truth.n, sizeof(*c.truth.v), cmp_truth);

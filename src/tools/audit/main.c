@@ -20,7 +20,7 @@
 
 static const char usage[] =
     "usage: cfr-audit [options]\n"
-    "       cfr-audit --pcap FRONTDOOR.pcap --truth SUBSCRIBERS.pcap|TRUTH.tsv [options]\n"
+    "       cfr-audit --pcap FRONTDOOR.pcap --truth FILE [--truth FILE]... [options]\n"
     "\n"
     "Measure the linkability of subscribers' flows as seen by a front door: a synthetic\n"
     "population replayed through the real engine (default), or a capture (--pcap).\n"
@@ -53,7 +53,8 @@ static const char usage[] =
     "  --ts-skew PPM       tsval linker: clock drift allowed [100]\n"
     "Capture mode:\n"
     "  --pcap FILE         front-door capture (Ethernet, raw IP or Linux cooked)\n"
-    "  --truth FILE        subscriber-side capture, or a TSV (see cfr-audit(1))\n"
+    "  --truth FILE        subscriber-side capture or TSV (see cfr-audit(1)); repeatable\n"
+    "  --truth-per-file    each --truth capture is one subscriber (else: its addresses)\n"
     "Output:\n"
     "  --markdown          Markdown table\n"
     "  --all               every linker and the engine's own counters\n"
@@ -72,7 +73,10 @@ struct opts {
 	struct sim_params sim;
 	struct link_params link;
 	struct drive_opts drive;
-	const char *pool4, *pool6, *svg, *pcap, *truth;
+	const char *pool4, *pool6, *svg, *pcap;
+	const char *truth[256];
+	unsigned n_truth;
+	bool truth_per_file;
 	uint32_t epoch_s, anon_k, max_flows;
 	bool rows[ROW__COUNT];
 	bool markdown, all;
@@ -110,16 +114,37 @@ static int num(const char *s, double lo, double hi, double *out)
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
-	    {"subscribers", 1, 0, 'S'}, {"flows", 1, 0, 'F'},     {"hours", 1, 0, 'H'},
-	    {"remotes", 1, 0, 'R'},     {"top-share", 1, 0, 'T'}, {"v6-share", 1, 0, '6'},
-	    {"udp-share", 1, 0, 'U'},   {"legacy-ts", 1, 0, 'L'}, {"windows", 1, 0, 'W'},
-	    {"label-host", 1, 0, 'B'},  {"duration", 1, 0, 'D'},  {"diurnal", 0, 0, 'd'},
-	    {"seed", 1, 0, 's'},        {"pool4", 1, 0, '4'},     {"pool6", 1, 0, 'P'},
-	    {"epoch", 1, 0, 'e'},       {"k", 1, 0, 'k'},         {"max-flows", 1, 0, 'M'},
-	    {"rows", 1, 0, 'r'},        {"window", 1, 0, 'w'},    {"ts-tol", 1, 0, 't'},
-	    {"ts-horizon", 1, 0, 'z'},  {"ts-skew", 1, 0, 'K'},   {"pcap", 1, 0, 'p'},
-	    {"truth", 1, 0, 'g'},       {"markdown", 0, 0, 'm'},  {"all", 0, 0, 'a'},
-	    {"svg", 1, 0, 'v'},         {"help", 0, 0, 'h'},      {0, 0, 0, 0},
+	    {"subscribers", 1, 0, 'S'},
+	    {"flows", 1, 0, 'F'},
+	    {"hours", 1, 0, 'H'},
+	    {"remotes", 1, 0, 'R'},
+	    {"top-share", 1, 0, 'T'},
+	    {"v6-share", 1, 0, '6'},
+	    {"udp-share", 1, 0, 'U'},
+	    {"legacy-ts", 1, 0, 'L'},
+	    {"windows", 1, 0, 'W'},
+	    {"label-host", 1, 0, 'B'},
+	    {"duration", 1, 0, 'D'},
+	    {"diurnal", 0, 0, 'd'},
+	    {"seed", 1, 0, 's'},
+	    {"pool4", 1, 0, '4'},
+	    {"pool6", 1, 0, 'P'},
+	    {"epoch", 1, 0, 'e'},
+	    {"k", 1, 0, 'k'},
+	    {"max-flows", 1, 0, 'M'},
+	    {"rows", 1, 0, 'r'},
+	    {"window", 1, 0, 'w'},
+	    {"ts-tol", 1, 0, 't'},
+	    {"ts-horizon", 1, 0, 'z'},
+	    {"ts-skew", 1, 0, 'K'},
+	    {"pcap", 1, 0, 'p'},
+	    {"truth", 1, 0, 'g'},
+	    {"truth-per-file", 0, 0, 'f'},
+	    {"markdown", 0, 0, 'm'},
+	    {"all", 0, 0, 'a'},
+	    {"svg", 1, 0, 'v'},
+	    {"help", 0, 0, 'h'},
+	    {0, 0, 0, 0},
 	};
 	int c, idx = -1;
 	double v;
@@ -224,7 +249,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->pcap = a;
 			break;
 		case 'g':
-			o->truth = a;
+			if (o->n_truth == sizeof(o->truth) / sizeof(o->truth[0]))
+				return -E2BIG;
+			o->truth[o->n_truth++] = a;
+			break;
+		case 'f':
+			o->truth_per_file = true;
 			break;
 		case 'm':
 			o->markdown = true;
@@ -247,7 +277,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			return err;
 		}
 	}
-	if (optind != argc || !o->pcap != !o->truth)
+	if (optind != argc || !o->pcap != !o->n_truth)
 		return -EINVAL;
 	if (o->sim.legacy_ts + o->sim.windows > 1) {
 		fprintf(stderr, "cfr-audit: --legacy-ts plus --windows exceeds 1\n");
@@ -276,6 +306,8 @@ static int row_config(const struct opts *o, enum row_id id, struct drive_row *r,
 	c->n_subscribers =
 	    sub_prefixes(o->sim.subscribers, c->subscribers, CFR_MAX_SUBSCRIBER_PREFIXES);
 	c->max_flows = o->max_flows;
+	/* Each line is two engine subscribers (its IPv4 address and its IPv6 /64). */
+	c->max_subscribers = 2 * o->sim.subscribers + 1024;
 	c->epoch_s = o->epoch_s;
 	c->anon_k = o->anon_k;
 	pools->n = 0;
@@ -368,7 +400,8 @@ int main(int argc, char **argv)
 
 		err = row_config(&o, ROW_FLOW, &dr, &pools);
 		if (!err)
-			err = capture_run(o.pcap, o.truth, &pools, &o.link, o.sim.seed, rows, &n);
+			err = capture_run(o.pcap, o.truth, o.n_truth, o.truth_per_file, &pools,
+			                  &o.link, o.sim.seed, rows, &n);
 	} else {
 		err = run_sim(&o, rows, &n);
 	}

@@ -188,8 +188,10 @@ bool pkt_parse(const uint8_t *buf, uint32_t len, struct pkt_view *v)
 	if (buf[0] >> 4 == 4) {
 		off = (uint32_t)(buf[0] & 15) * 4;
 		end = get16(buf + 2);
-		if (off < 20 || end < off || end > len || (get16(buf + 6) & 0x1fff) != 0)
+		if (off < 20 || end < off || (get16(buf + 6) & 0x1fff) != 0)
 			return false;
+		/* Captures cut packets short (snap length): the headers are all we need. */
+		end = end < len ? end : len;
 		v->family = CFR_FAMILY_V4;
 		v->ip_id = get16(buf + 4);
 		v->ttl = buf[8];
@@ -198,8 +200,7 @@ bool pkt_parse(const uint8_t *buf, uint32_t len, struct pkt_view *v)
 		memcpy(v->dst, buf + 16, 4);
 	} else if (buf[0] >> 4 == 6 && len >= 40) {
 		end = 40 + get16(buf + 4);
-		if (end > len)
-			return false;
+		end = end < len ? end : len;
 		v->family = CFR_FAMILY_V6;
 		v->label = get32(buf) & 0xfffff;
 		v->ttl = buf[7];

@@ -53,7 +53,7 @@ void report_text(const struct row *rows, unsigned n, bool md, bool all)
 	if (md)
 		printf("| configuration | anon p5 | anon median ");
 	else
-		printf("%-26s %7s %7s ", "configuration", "anon-p5", "anon-med");
+		printf("%-32s %7s %7s ", "configuration", "anon-p5", "anon-med");
 	for (j = 0; j < 3; j++) {
 		snprintf(buf, sizeof(buf), "%s P", linker_names[main_links[j]]);
 		cell(md, 9, buf);
@@ -93,7 +93,7 @@ void report_text(const struct row *rows, unsigned n, bool md, bool all)
 		if (md)
 			printf("| %s | %u | %u ", rows[i].name, m->anon_p5, m->anon_median);
 		else
-			printf("%-26s %7u %7u ", rows[i].name, m->anon_p5, m->anon_median);
+			printf("%-32s %7u %7u ", rows[i].name, m->anon_p5, m->anon_median);
 		for (j = 0; j < 3; j++)
 			pr_cells(md, m, main_links[j]);
 		cell(md, 16, linker_names[b]);
