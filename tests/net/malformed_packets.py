@@ -22,6 +22,18 @@ SVC4, SVC6 = "203.0.113.10", "2001:db8:f::10"
 ALIAS4, ALIAS6 = "192.0.2.7", "2001:db8:a1::7"
 
 
+# Malformed, but a translator may pass them on: the receiver owns the
+# decision. Overlapping fragments are discarded at reassembly (RFC 5722 for
+# IPv6; Linux does the same for IPv4) and cfr does not reassemble; a
+# hop-by-hop header out of place gets a Parameter Problem from the
+# destination (RFC 8200 section 4.1). Everything else must be dropped.
+FORWARDABLE = {
+    "ip4-frag-overlap-first", "ip4-frag-overlap-second",
+    "ip6-frag-overlap-first", "ip6-frag-overlap-second",
+    "ip6-ext-hopbyhop-repeated-not-first",
+}
+
+
 def ip4_fix(b):
     """Recompute the IPv4 header checksum of raw bytes (after editing them)."""
     b = bytearray(b)
