@@ -328,6 +328,41 @@ test_lab_up() {
 	capture_start "$TEST_NAME" || fail "cannot capture on cfr-fd"
 }
 
+CONF=""
+_test_config_cleanup() {
+	local rc=$?
+	set +e
+	[ -z "$CONF" ] || rm -f "$CONF"
+	(exit "$rc")
+	_test_cleanup # exits with the status just set
+}
+
+# test_lab_config_up N EXTRA: test_lab_up with the lab's config plus the lines
+# EXTRA (cfr-lab up --config): root check, the machine-wide lab lock (taken
+# once, held until exit), lab up with N subscribers, down on exit. Called
+# again, it restarts the lab with the new configuration under the same lock.
+test_lab_config_up() {
+	[ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
+	test_requires ip tcpdump nginx openssl curl flock
+	[ -x "$PY" ] || skip "$PY missing"
+	if [ ! -x "$CFRD" ] || [ ! -x "$CFRCTL" ]; then skip "build/cfrd or build/cfrctl missing: run make"; fi
+	[ -n "$CONF" ] || CONF=$(mktemp /tmp/cfr-test-config.XXXXXX)
+	trap _test_config_cleanup EXIT
+	trap 'exit 1' INT TERM
+	[ "${TEST_LAB_UP:-0}" = 1 ] || lab_lock
+	TEST_LAB_UP=1
+	{
+		lab_config
+		printf '%s\n' "$2"
+	} >"$CONF"
+	"$LAB_DIR/cfr-lab" up --subscribers "$1" --config "$CONF" >"$CONF.log" 2>&1 9<&- || {
+		cat "$CONF.log"
+		rm -f "$CONF.log"
+		fail "lab/cfr-lab up --config failed"
+	}
+	rm -f "$CONF.log"
+}
+
 # test_leak_check: the check every traffic test ends with.
 test_leak_check() {
 	capture_check "$TEST_NAME" || fail "front-door capture check failed (see above)"

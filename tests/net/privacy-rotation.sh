@@ -22,41 +22,6 @@ set -eu
 # shellcheck source=lab/lib.sh
 . "$(dirname "$0")/../../lab/lib.sh"
 
-CONF=""
-_privacy_cleanup() {
-	local rc=$?
-	set +e
-	[ -z "$CONF" ] || rm -f "$CONF"
-	(exit "$rc")
-	_test_cleanup # exits with the status just set
-}
-
-# privacy_lab_up N EXTRA: test_lab_up with the lab's config plus the lines
-# EXTRA (cfr-lab up --config): root check, the machine-wide lab lock (taken
-# once, held until exit), lab up with N subscribers, down on exit. Called
-# again, it restarts the lab with the new configuration under the same lock.
-privacy_lab_up() {
-	[ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
-	test_requires ip tcpdump nginx openssl curl flock
-	[ -x "$PY" ] || skip "$PY missing"
-	if [ ! -x "$CFRD" ] || [ ! -x "$CFRCTL" ]; then skip "build/cfrd or build/cfrctl missing: run make"; fi
-	[ -n "$CONF" ] || CONF=$(mktemp /tmp/cfr-privacy.XXXXXX)
-	trap _privacy_cleanup EXIT
-	trap 'exit 1' INT TERM
-	[ "${TEST_LAB_UP:-0}" = 1 ] || lab_lock
-	TEST_LAB_UP=1
-	{
-		lab_config
-		printf '%s\n' "$2"
-	} >"$CONF"
-	"$LAB_DIR/cfr-lab" up --subscribers "$1" --config "$CONF" >"$CONF.log" 2>&1 9<&- || {
-		cat "$CONF.log"
-		rm -f "$CONF.log"
-		fail "lab/cfr-lab up --config failed"
-	}
-	rm -f "$CONF.log"
-}
-
 # Long UDP flow: COUNT datagrams to ADDR:7 every 0.2 s from one socket.
 # shellcheck disable=SC2016
 LONG_UDP_PY='
@@ -140,7 +105,7 @@ sys.exit(1 if bad else 0)
 '
 
 UDP_N=40
-privacy_lab_up 1 "$(printf '[privacy]\nipv4-policy = per-destination\nipv6-policy = per-destination\nepoch = 3600')"
+test_lab_config_up 1 "$(printf '[privacy]\nipv4-policy = per-destination\nipv6-policy = per-destination\nepoch = 3600')"
 capture_start "$TEST_NAME" || fail "cannot capture on cfr-fd"
 epoch0=$(cfrctl_json | json_get privacy.epoch)
 

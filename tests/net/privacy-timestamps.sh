@@ -21,41 +21,6 @@ set -eu
 # shellcheck source=lab/lib.sh
 . "$(dirname "$0")/../../lab/lib.sh"
 
-CONF=""
-_privacy_cleanup() {
-	local rc=$?
-	set +e
-	[ -z "$CONF" ] || rm -f "$CONF"
-	(exit "$rc")
-	_test_cleanup # exits with the status just set
-}
-
-# privacy_lab_up N EXTRA: test_lab_up with the lab's config plus the lines
-# EXTRA (cfr-lab up --config): root check, the machine-wide lab lock (taken
-# once, held until exit), lab up with N subscribers, down on exit. Called
-# again, it restarts the lab with the new configuration under the same lock.
-privacy_lab_up() {
-	[ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
-	test_requires ip tcpdump nginx openssl curl flock
-	[ -x "$PY" ] || skip "$PY missing"
-	if [ ! -x "$CFRD" ] || [ ! -x "$CFRCTL" ]; then skip "build/cfrd or build/cfrctl missing: run make"; fi
-	[ -n "$CONF" ] || CONF=$(mktemp /tmp/cfr-privacy.XXXXXX)
-	trap _privacy_cleanup EXIT
-	trap 'exit 1' INT TERM
-	[ "${TEST_LAB_UP:-0}" = 1 ] || lab_lock
-	TEST_LAB_UP=1
-	{
-		lab_config
-		printf '%s\n' "$2"
-	} >"$CONF"
-	"$LAB_DIR/cfr-lab" up --subscribers "$1" --config "$CONF" >"$CONF.log" 2>&1 9<&- || {
-		cat "$CONF.log"
-		rm -f "$CONF.log"
-		fail "lab/cfr-lab up --config failed"
-	}
-	rm -f "$CONF.log"
-}
-
 # shellcheck disable=SC2016
 TS_PY='
 import ipaddress, struct, sys
@@ -181,7 +146,7 @@ else:
 # family from sub1, then the checks on both captures.
 run_phase() {
 	local name=$1 want=$2 fam host n code
-	privacy_lab_up 1 "$3"
+	test_lab_config_up 1 "$3"
 	nsx sub1 sysctl -qw net.ipv4.tcp_timestamps=2
 	capture_start "$name" || fail "cannot capture on cfr-fd"
 	capture_start "$name-sub" sub1 gw0 || fail "cannot capture on cfr-sub1"
