@@ -227,7 +227,7 @@ struct cfr_anon_stats {
  * wipes the seed. No remote address or port is ever part of a record.
  */
 #define CFR_SEED_BYTES     32
-#define CFR_TIMELINE_BYTES 64
+#define CFR_TIMELINE_BYTES 96
 
 struct cfr_epoch_record {
 	uint64_t epoch;
@@ -253,7 +253,9 @@ int cfr_timeline_next(const struct cfr_epoch_record *rec, size_t *off, uint32_t 
  * The alias and port the engine derives from <seed> for allocation
  * <counter> of a flow of <family> under the pool, ports and policy of
  * <cfg>; <remote> (the flow's remote address) is used by the
- * per-destination policy only. cfr-lookup regenerates allocations with it.
+ * per-destination policy only, and must then not be NULL. The protocol is
+ * not an input: one sequence serves TCP, UDP and ICMP alike. cfr-lookup
+ * regenerates allocations with it.
  */
 void cfr_derive_alias(const struct cfr_engine_config *cfg, const uint8_t seed[CFR_SEED_BYTES],
                       uint8_t family, uint32_t counter, const uint8_t *remote, uint8_t alias[16],

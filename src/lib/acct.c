@@ -5,9 +5,9 @@
  * allocation attempt moves its counter, and the timeline records in which
  * seconds it moved: entries of (gap since the previous entry, length in
  * seconds, counter values drawn), each a LEB128 varint, usually 3 bytes.
- * When the 64-byte timeline is full the last entry is stretched instead of
- * a new one started, so a busy subscriber costs no more memory, only some
- * precision in cfr-lookup.
+ * When the timeline is full, neighbouring entries merge pairwise, so a busy
+ * subscriber costs no more memory, only some precision in cfr-lookup, spread
+ * evenly over the epoch.
  *
  * Two tables alternate: the current epoch's, and the ended epoch's, which
  * waits for cfr_engine_drain_records() to hand each record to the daemon for
@@ -19,9 +19,6 @@
 #include <string.h>
 
 #include "engine.h"
-
-#define VARINT_MAX 5
-#define ENTRY_MAX  (3 * VARINT_MAX)
 
 int cfr_acct_init(struct cfr_engine *eng)
 {
@@ -112,38 +109,6 @@ static size_t put_varint(uint8_t *out, uint32_t v)
 	return n;
 }
 
-static void flush_entry(struct cfr_sub_state *s)
-{
-	if (s->pend_count == 0)
-		return;
-	s->tl_len += put_varint(s->timeline + s->tl_len, s->pend_from - s->prev_end);
-	s->tl_len += put_varint(s->timeline + s->tl_len, s->pend_to - s->pend_from);
-	s->tl_len += put_varint(s->timeline + s->tl_len, s->pend_count);
-	s->prev_end = s->pend_to;
-	s->pend_count = 0;
-}
-
-/* The counter moved once, now. */
-void cfr_acct_drew(struct cfr_engine *eng, struct cfr_sub_state *s)
-{
-	uint32_t t = (uint32_t)((eng->now_ms - eng->subs[eng->cur_subs].start_ms) / 1000);
-
-	s->counter++;
-	if (s->pend_count && t == s->pend_to) {
-		s->pend_count++;
-		return;
-	}
-	/* A full timeline stretches its last entry rather than grow. */
-	if (s->pend_count && s->tl_len + 2 * ENTRY_MAX > CFR_TIMELINE_BYTES) {
-		s->pend_to = t;
-		s->pend_count++;
-		return;
-	}
-	flush_entry(s);
-	s->pend_from = s->pend_to = t;
-	s->pend_count = 1;
-}
-
 static uint32_t get_varint(const uint8_t *buf, size_t len, size_t *off, int *err)
 {
 	uint32_t v = 0;
@@ -160,6 +125,131 @@ static uint32_t get_varint(const uint8_t *buf, size_t len, size_t *off, int *err
 	}
 	*err = 1;
 	return 0;
+}
+
+static size_t varint_len(uint32_t v)
+{
+	size_t n = 1;
+
+	while (v > 0x7f) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+struct tl_entry {
+	uint32_t from, to, count;
+};
+
+#define TL_MAX_ENTRIES (CFR_TIMELINE_BYTES / 3 + 1)
+
+/* Our own timeline: every entry was written by tl_put, so it decodes. */
+static unsigned tl_decode(const struct cfr_sub_state *s, struct tl_entry *e)
+{
+	uint32_t end = 0;
+	size_t off = 0;
+	unsigned n = 0;
+	int err = 0;
+
+	while (off < s->tl_len && n < TL_MAX_ENTRIES) {
+		e[n].from = end + get_varint(s->timeline, s->tl_len, &off, &err);
+		e[n].to = e[n].from + get_varint(s->timeline, s->tl_len, &off, &err);
+		e[n].count = get_varint(s->timeline, s->tl_len, &off, &err);
+		end = e[n++].to;
+	}
+	return n;
+}
+
+static void tl_put(struct cfr_sub_state *s, uint32_t from, uint32_t to, uint32_t count)
+{
+	s->tl_len += put_varint(s->timeline + s->tl_len, from - s->prev_end);
+	s->tl_len += put_varint(s->timeline + s->tl_len, to - from);
+	s->tl_len += put_varint(s->timeline + s->tl_len, count);
+	s->prev_end = to;
+}
+
+static size_t tl_encoded_len(const struct tl_entry *e, unsigned n)
+{
+	uint32_t end = 0;
+	size_t len = 0;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		len += varint_len(e[i].from - end) + varint_len(e[i].to - e[i].from) +
+		       varint_len(e[i].count);
+		end = e[i].to;
+	}
+	return len;
+}
+
+/*
+ * A full timeline merges the neighbours whose union is the shortest, until
+ * a quarter of the space is free again: precision degrades evenly over the
+ * epoch (a streaming histogram). Stretching the last entry instead would
+ * blur all the rest of the epoch into one range, and make complaints about
+ * it ambiguous.
+ */
+static void tl_coarsen(struct cfr_sub_state *s)
+{
+	struct tl_entry e[TL_MAX_ENTRIES];
+	unsigned n = tl_decode(s, e), i;
+
+	while (n > 1 && tl_encoded_len(e, n) > CFR_TIMELINE_BYTES * 3 / 4) {
+		unsigned best = 0;
+
+		for (i = 1; i + 1 < n; i++)
+			if (e[i + 1].to - e[i].from < e[best + 1].to - e[best].from)
+				best = i;
+		e[best].to = e[best + 1].to;
+		e[best].count += e[best + 1].count;
+		memmove(&e[best + 1], &e[best + 2], (n - best - 2) * sizeof(e[0]));
+		n--;
+	}
+	s->tl_len = 0;
+	s->prev_end = 0;
+	for (i = 0; i < n; i++)
+		tl_put(s, e[i].from, e[i].to, e[i].count);
+}
+
+static void flush_entry(struct cfr_sub_state *s)
+{
+	if (s->pend_count == 0)
+		return;
+	while (s->tl_len + varint_len(s->pend_from - s->prev_end) +
+	           varint_len(s->pend_to - s->pend_from) + varint_len(s->pend_count) >
+	       CFR_TIMELINE_BYTES) {
+		struct tl_entry last;
+		uint16_t before = s->tl_len;
+
+		tl_coarsen(s);
+		if (s->tl_len < before)
+			continue;
+		/* One entry left and still no room: the pending one joins it. */
+		tl_decode(s, &last);
+		s->tl_len = 0;
+		s->prev_end = 0;
+		tl_put(s, last.from, s->pend_to, last.count + s->pend_count);
+		s->pend_count = 0;
+		return;
+	}
+	tl_put(s, s->pend_from, s->pend_to, s->pend_count);
+	s->pend_count = 0;
+}
+
+/* The counter moved once, now. */
+void cfr_acct_drew(struct cfr_engine *eng, struct cfr_sub_state *s)
+{
+	uint32_t t = (uint32_t)((eng->now_ms - eng->subs[eng->cur_subs].start_ms) / 1000);
+
+	s->counter++;
+	if (s->pend_count && t == s->pend_to) {
+		s->pend_count++;
+		return;
+	}
+	flush_entry(s);
+	s->pend_from = s->pend_to = t;
+	s->pend_count = 1;
 }
 
 int cfr_timeline_next(const struct cfr_epoch_record *rec, size_t *off, uint32_t *t_from,

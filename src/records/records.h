@@ -30,7 +30,7 @@
 #define CFR_SEG_HEADER_MAX   512
 #define CFR_FRAME_HEAD       3
 #define CFR_FRAME_TAG        crypto_aead_xchacha20poly1305_ietf_ABYTES
-#define CFR_FRAME_PLAIN_MAX  128
+#define CFR_FRAME_PLAIN_MAX  192
 #define CFR_KEY_BYTES        crypto_box_PUBLICKEYBYTES
 
 _Static_assert(crypto_box_PUBLICKEYBYTES == crypto_box_SECRETKEYBYTES, "X25519 key sizes");
