@@ -184,6 +184,8 @@ void cfr_engine_config_defaults(struct cfr_engine_config *cfg);
 int cfr_prefix_parse(const char *text, struct cfr_prefix *out);
 bool cfr_prefix_contains(const struct cfr_prefix *p, int family, const uint8_t *addr);
 
+#define CFR_ANON_BUCKETS 24
+
 struct cfr_stats {
 	uint64_t rx[2]; /* by enum cfr_dir */
 	uint64_t tx[2];
@@ -200,20 +202,23 @@ struct cfr_stats {
 	uint32_t subscribers_active; /* in the current epoch */
 	uint32_t longest_chain;      /* longest hash chain a lookup walked */
 	uint64_t new_flows_below_k;  /* placed on an alias then shared by < anon_k subscribers */
+	/* New flows by the anonymity set of the alias they were placed on (log2 buckets). */
+	uint64_t new_flow_anon_hist[CFR_FAMILY__COUNT][CFR_ANON_BUCKETS];
 	uint64_t scrubbed[CFR_SCRUB__COUNT]; /* packets changed, by scrubber */
 };
 
 /*
  * Anonymity set of each alias: how many distinct subscribers have live
- * flows on it right now. An IPv4 alias is one pool address; an IPv6 alias is
- * a pool prefix, since the addresses inside it are fresh random per flow and
- * carry nothing. Histogram bucket i counts aliases with a set size in
- * [2^i, 2^(i+1)).
+ * flows on it right now. An IPv4 alias is one pool address. An IPv6 alias
+ * is a pool prefix under the per-flow policy, since the addresses inside it
+ * are fresh random per flow and carry nothing; under a sticky policy each
+ * IPv6 address belongs to one subscriber, and is counted as a set of one. Histogram bucket i counts
+ * aliases with a set size in [2^i, 2^(i+1)).
  */
-#define CFR_ANON_BUCKETS 24
 struct cfr_anon_stats {
 	uint32_t aliases_in_use[CFR_FAMILY__COUNT];
-	uint32_t min[CFR_FAMILY__COUNT], median[CFR_FAMILY__COUNT], max[CFR_FAMILY__COUNT];
+	uint32_t min[CFR_FAMILY__COUNT], p5[CFR_FAMILY__COUNT], median[CFR_FAMILY__COUNT];
+	uint32_t max[CFR_FAMILY__COUNT];
 	uint32_t histogram[CFR_FAMILY__COUNT][CFR_ANON_BUCKETS];
 };
 

@@ -141,11 +141,19 @@ static struct json_object *anonymity_json(const struct cfrd *d)
 		}
 		add_u64(fam, "aliases_in_use", a.aliases_in_use[f]);
 		add_u64(fam, "min", a.min[f]);
+		add_u64(fam, "p5", a.p5[f]);
 		add_u64(fam, "median", a.median[f]);
 		add_u64(fam, "max", a.max[f]);
 		for (int b = 0; b < CFR_ANON_BUCKETS; b++)
 			json_object_array_add(hist, json_object_new_uint64(a.histogram[f][b]));
 		json_object_object_add(fam, "histogram", hist);
+		/* Where new flows landed: bucket i counts sets of [2^i, 2^(i+1)) subscribers. */
+		hist = json_object_new_array_ext(CFR_ANON_BUCKETS);
+		for (int b = 0; hist != NULL && b < CFR_ANON_BUCKETS; b++)
+			json_object_array_add(
+			    hist, json_object_new_uint64(
+			              cfr_engine_stats(d->engine)->new_flow_anon_hist[f][b]));
+		json_object_object_add(fam, "new_flows_histogram", hist);
 		json_object_object_add(obj, family_names[f], fam);
 	}
 	return obj;

@@ -133,6 +133,22 @@ static unsigned log2_bucket(uint32_t n)
 	return b < CFR_ANON_BUCKETS ? b : CFR_ANON_BUCKETS - 1;
 }
 
+/* An IPv6 address chosen by a sticky policy is one subscriber's alone. */
+static bool v6_per_address(const struct cfr_engine *eng)
+{
+	return eng->cfg.policy[CFR_FAMILY_V6] != CFR_POLICY_PER_FLOW;
+}
+
+/* A new flow was placed on an alias now shared by <set> subscribers. */
+void cfr_anon_placed(struct cfr_engine *eng, uint8_t family, uint32_t set)
+{
+	if (family == CFR_FAMILY_V6 && v6_per_address(eng))
+		set = 1;
+	if (set < eng->cfg.anon_k)
+		eng->stats.new_flows_below_k++;
+	eng->stats.new_flow_anon_hist[family][log2_bucket(set)]++;
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -172,8 +188,21 @@ void cfr_engine_anonymity(const struct cfr_engine *eng, struct cfr_anon_stats *o
 		out->aliases_in_use[fam] = n;
 		if (sizes && n > 0) {
 			qsort(sizes, n, sizeof(*sizes), cmp_u32);
+			out->p5[fam] = sizes[(n - 1) / 20];
 			out->median[fam] = sizes[(n - 1) / 2];
 		}
 		free(sizes);
+	}
+	if (v6_per_address(eng) && out->aliases_in_use[CFR_FAMILY_V6]) {
+		uint32_t subscribers = 0, i;
+
+		/* At least one address per subscriber, each a set of one. */
+		for (i = 0; i < eng->cfg.n_pool6; i++)
+			subscribers += eng->alias_subs[eng->pool4_size + i];
+		memset(out->histogram[CFR_FAMILY_V6], 0, sizeof(out->histogram[CFR_FAMILY_V6]));
+		out->histogram[CFR_FAMILY_V6][0] = subscribers;
+		out->aliases_in_use[CFR_FAMILY_V6] = subscribers;
+		out->min[CFR_FAMILY_V6] = out->p5[CFR_FAMILY_V6] = 1;
+		out->median[CFR_FAMILY_V6] = out->max[CFR_FAMILY_V6] = 1;
 	}
 }

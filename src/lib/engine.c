@@ -70,7 +70,8 @@ void cfr_engine_config_defaults(struct cfr_engine_config *cfg)
 	cfg->scrub.flow_label = true;
 	cfg->scrub.ttl_cap = 64;
 	cfg->subscriber_prefix6 = 64;
-	cfg->max_subscribers = 1u << 16;
+	/* A dual-stack line counts twice (its IPv4 address and its IPv6 prefix). */
+	cfg->max_subscribers = 1u << 18;
 	cfg->anon_k = 8;
 }
 

@@ -187,6 +187,7 @@ int cfr_anon_init(struct cfr_engine *eng);
 void cfr_anon_free(struct cfr_engine *eng);
 uint32_t cfr_anon_add(struct cfr_engine *eng, const struct cfr_flow *f);
 void cfr_anon_remove(struct cfr_engine *eng, const struct cfr_flow *f);
+void cfr_anon_placed(struct cfr_engine *eng, uint8_t family, uint32_t set);
 
 /* guard.c */
 int cfr_guard_init(struct cfr_engine *eng);

@@ -217,8 +217,7 @@ uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, 
 	eng->out_buckets[hout] = idx;
 	lru_append(eng, idx);
 
-	if (cfr_anon_add(eng, f) < eng->cfg.anon_k)
-		eng->stats.new_flows_below_k++;
+	cfr_anon_placed(eng, family, cfr_anon_add(eng, f));
 	cfr_guard_flow_added(eng, f, cfr_proto_index(proto));
 	eng->stats.flows_created++;
 	eng->stats.flows_active[family][cfr_proto_index(proto)]++;
