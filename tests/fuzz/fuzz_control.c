@@ -23,9 +23,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct cfr_engine_config cfg;
 	/* A UDP packet from a subscriber: one flow for the counters to show. */
-	static const uint8_t udp[28] = {0x45, 0,   0,    28,   0,  1,   0,    0,   64, 17,
-	                                0,    0,   100,  64,   1,  2,   203,  0,   113, 10,
-	                                0x9c, 0x40, 0,   7,    0,  8,   0,    0};
+	static const uint8_t udp[28] = {0x45, 0,    0,   28, 0, 1, 0,   0, 64,  17,
+	                                0,    0,    100, 64, 1, 2, 203, 0, 113, 10,
+	                                0x9c, 0x40, 0,   7,  0, 8, 0,   0};
 	uint8_t buf[sizeof(udp)];
 	struct cfr_pkt p = {.data = buf, .len = sizeof(buf)};
 

@@ -150,8 +150,7 @@ static bool l4_offset(const uint8_t *d, size_t len, size_t *l4)
 
 static void fix_ip4(uint8_t *d, size_t len)
 {
-	if (len >= 20 && d[0] >> 4 == 4 && (size_t)(d[0] & 15) * 4 <= len &&
-	    (d[0] & 15) >= 5)
+	if (len >= 20 && d[0] >> 4 == 4 && (size_t)(d[0] & 15) * 4 <= len && (d[0] & 15) >= 5)
 		pkt_fix_ip4_csum(d);
 }
 
@@ -224,7 +223,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					pkt_put16(work + l4, f->remote_port);
 					pkt_put16(work + l4 + 2, f->alias_port);
 				} else if (l4 + 6 <= len) {
-					pkt_put16(work + l4 + 4, f->alias_port); /* echo identifier */
+					pkt_put16(work + l4 + 4,
+					          f->alias_port); /* echo identifier */
 				}
 			}
 			fix_ip4(work, len);
