@@ -10,10 +10,13 @@
  * stays at what random placement gives (about 8 for 4096 flows in 4096
  * buckets), far from the flow count.
  */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
 #include <string.h>
 
 #include "lab.h"
