@@ -111,6 +111,7 @@ bench-engine: $(BUILD)/engine-bench
 demo:
 	scripts/setup-deps
 	$(MAKE) all
+	$(MAKE) ech
 	lab/demo
 
 format:
