@@ -55,7 +55,8 @@ extern "C" {
 	_(SPOOFED_SOURCE, "spoofed_source", "packet from outside claims a pool or subscriber source") \
 	_(SUBSCRIBER_FLOW_LIMIT, "subscriber_flow_limit", "subscriber at its concurrent flow limit") \
 	_(SUBSCRIBER_RATE_LIMIT, "subscriber_rate_limit", "subscriber over its new-flow rate") \
-	_(SUBSCRIBER_HALF_OPEN_LIMIT, "subscriber_half_open_limit", "subscriber at its half-open TCP limit")
+	_(SUBSCRIBER_HALF_OPEN_LIMIT, "subscriber_half_open_limit", "subscriber at its half-open TCP limit") \
+	_(PARTIAL_CHECKSUM, "partial_checksum", "partial checksum on a protocol other than TCP or UDP")
 /* clang-format on */
 
 enum cfr_drop {
@@ -99,9 +100,16 @@ struct cfr_pkt {
 	uint8_t *data;
 	uint32_t len;
 	uint16_t ingress; /* in: access line it arrived on (0: the shared device) */
-	uint8_t dir;      /* out: enum cfr_dir, set by the engine */
-	uint8_t verdict;  /* out: enum cfr_verdict */
-	uint8_t reason;   /* out: enum cfr_drop when dropped */
+	/*
+	 * in: the TCP/UDP checksum field holds only the pseudo-header sum, the
+	 * rest to be summed later by the kernel or the NIC (virtio NEEDS_CSUM,
+	 * as for GSO packets from a TUN device with offloads); the engine keeps
+	 * it so. Any other protocol must arrive with complete checksums.
+	 */
+	uint8_t csum_partial;
+	uint8_t dir;     /* out: enum cfr_dir, set by the engine */
+	uint8_t verdict; /* out: enum cfr_verdict */
+	uint8_t reason;  /* out: enum cfr_drop when dropped */
 };
 
 struct cfr_prefix {

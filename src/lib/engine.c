@@ -274,6 +274,11 @@ static enum cfr_drop process_one(struct cfr_engine *eng, struct cfr_pkt *pkt)
 
 	if (reason != CFR_DROP_NONE)
 		return reason;
+	if (pkt->csum_partial) {
+		if (!p.has_l4 || (p.proto != CFR_IPPROTO_TCP && p.proto != CFR_IPPROTO_UDP))
+			return CFR_DROP_PARTIAL_CHECKSUM;
+		p.csum_partial = true;
+	}
 	from_subscriber = in_prefixes(eng->cfg.subscribers, eng->cfg.n_subscribers, p.family,
 	                              pkt->data + p.src_off);
 	if (pkt->dir == CFR_DIR_IN && from_subscriber) {

@@ -34,8 +34,9 @@ struct cfr_parsed {
 	uint8_t addr_len;  /* 4 or 16 */
 	uint8_t icmp_kind; /* enum cfr_icmp_kind */
 	uint8_t tcp_flags;
-	bool frag;   /* part of a fragmented datagram */
-	bool has_l4; /* the transport header is here (not a later fragment) */
+	bool frag;         /* part of a fragmented datagram */
+	bool has_l4;       /* the transport header is here (not a later fragment) */
+	bool csum_partial; /* the transport checksum holds the pseudo-header sum only */
 	uint32_t frag_id;
 	uint32_t src_off, dst_off; /* address fields */
 	uint32_t l4_off;           /* transport header */

@@ -50,7 +50,7 @@ static uint32_t find_timestamp(const uint8_t *buf, const struct cfr_parsed *p)
  * option after a single NOP) is updated through the aligned 6 bytes around
  * it rather than through misaligned words.
  */
-static void add32(uint8_t *buf, uint32_t off, uint32_t csum_off, uint32_t delta)
+static void add32(uint8_t *buf, uint32_t off, const struct cfr_parsed *p, uint32_t delta)
 {
 	uint32_t start = off & ~1u, v = get32(buf + off) + delta;
 	uint8_t old[6], new[6];
@@ -62,7 +62,9 @@ static void add32(uint8_t *buf, uint32_t off, uint32_t csum_off, uint32_t delta)
 	new[off - start + 1] = (uint8_t)(v >> 16);
 	new[off - start + 2] = (uint8_t)(v >> 8);
 	new[off - start + 3] = (uint8_t)v;
-	csum_replace(buf + csum_off, old, new, len);
+	/* A partial checksum is completed later, over the data as it will be. */
+	if (!p->csum_partial)
+		csum_replace(buf + p->csum_off, old, new, len);
 	memcpy(buf + start, new, len);
 }
 
@@ -75,7 +77,7 @@ void cfr_scrub_out(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed
 		uint32_t ts = find_timestamp(buf, p);
 
 		if (ts) {
-			add32(buf, ts + 2, p->csum_off, f->ts_offset);
+			add32(buf, ts + 2, p, f->ts_offset);
 			eng->stats.scrubbed[CFR_SCRUB_TCP_TIMESTAMPS]++;
 		}
 	}
@@ -125,7 +127,7 @@ void cfr_scrub_in(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed 
 		return;
 	ts = find_timestamp(buf, p);
 	if (ts) {
-		add32(buf, ts + 6, p->csum_off, (uint32_t)-f->ts_offset);
+		add32(buf, ts + 6, p, (uint32_t)-f->ts_offset);
 		eng->stats.scrubbed[CFR_SCRUB_TCP_TIMESTAMPS]++;
 	}
 }

@@ -22,6 +22,28 @@ static bool is_icmp(uint8_t proto)
 }
 
 /*
+ * Update the transport checksum at <csum> for <old> becoming <new>. A partial
+ * checksum (offload: the field holds the folded pseudo-header sum, not yet
+ * inverted) only follows the pseudo-header; the ports and the rest are
+ * summed later, with the data, by whoever completes it.
+ */
+static void l4_csum_replace(const struct cfr_parsed *p, uint8_t *csum, const uint8_t *old,
+                            const uint8_t *new, size_t len, bool in_pseudo_header)
+{
+	if (!csum)
+		return;
+	if (!p->csum_partial) {
+		csum_replace(csum, old, new, len);
+		return;
+	}
+	if (!in_pseudo_header)
+		return;
+	put16(csum, (uint16_t)~get16(csum));
+	csum_replace(csum, old, new, len);
+	put16(csum, (uint16_t)~get16(csum));
+}
+
+/*
  * Rewrite the source (<src_side>) or destination endpoint of the packet
  * described by <p> at <buf> to <addr> and, when the packet has one, <port>.
  * Fixes the IPv4 header checksum and the transport checksum when it lies
@@ -36,23 +58,25 @@ static void rewrite_endpoint(uint8_t *buf, const struct cfr_parsed *p, bool src_
 	bool pseudo = p->proto != CFR_IPPROTO_ICMP; /* ICMPv4 has no pseudo-header */
 	uint8_t new_port[2];
 
-	if (csum && p->proto == CFR_IPPROTO_UDP && p->family == CFR_FAMILY_V4 && get16(csum) == 0)
+	if (csum && p->proto == CFR_IPPROTO_UDP && p->family == CFR_FAMILY_V4 && get16(csum) == 0 &&
+	    !p->csum_partial)
 		csum = NULL; /* IPv4 UDP without checksum stays without one */
+	if (!p->has_l4)
+		csum = NULL; /* a later fragment: the checksum is in the first */
 
 	if (p->family == CFR_FAMILY_V4)
 		csum_replace(buf + 10, field, addr, 4);
-	if (csum && pseudo && p->has_l4)
-		csum_replace(csum, field, addr, p->addr_len);
+	if (pseudo)
+		l4_csum_replace(p, csum, field, addr, p->addr_len, true);
 	memcpy(field, addr, p->addr_len);
 
 	if (port_off && p->has_l4) {
 		put16(new_port, port);
-		if (csum)
-			csum_replace(csum, buf + port_off, new_port, 2);
+		l4_csum_replace(p, csum, buf + port_off, new_port, 2, false);
 		memcpy(buf + port_off, new_port, 2);
 	}
 	/* RFC 768: a computed UDP checksum of zero is sent as all ones. */
-	if (csum && p->proto == CFR_IPPROTO_UDP && get16(csum) == 0)
+	if (csum && !p->csum_partial && p->proto == CFR_IPPROTO_UDP && get16(csum) == 0)
 		put16(csum, 0xffff);
 }
 
