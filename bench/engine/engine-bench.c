@@ -243,6 +243,20 @@ static double measure(struct cfr_engine *eng, const struct flow_pkts *sample, un
 	return (double)total / ((double)rounds * BATCH);
 }
 
+/* Resident memory of this process, in bytes (/proc/self/statm, field 2). */
+static double rss_bytes(void)
+{
+	unsigned long size = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f) {
+		if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+			resident = 0;
+		fclose(f);
+	}
+	return (double)resident * 4096;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -258,7 +272,7 @@ int main(int argc, char **argv)
 	uint32_t per_sub = 1000, subs;
 	struct flow_pkts *sample;
 	struct cfr_engine *eng;
-	double setup_rate, ns[5];
+	double setup_rate, ns[5], rss_before;
 	unsigned i, samples;
 
 	family = argc > 2 ? atoi(argv[2]) : 4;
@@ -273,14 +287,16 @@ int main(int argc, char **argv)
 		perror("engine-bench");
 		return 1;
 	}
+	rss_before = rss_bytes();
 	setup_rate = open_flows(eng, flows, per_sub, sample);
 	samples = flows < SAMPLE ? flows : SAMPLE;
 	for (i = 0; i < 5; i++)
 		ns[i] = measure(eng, sample, samples, instrument ? rounds / 5 : rounds, instrument);
 	qsort(ns, 5, sizeof(ns[0]), cmp_double);
 	printf("family=IPv%d flows=%u new_flows_per_s=%.0f ns_per_pkt_median=%.1f "
-	       "ns_per_pkt_min=%.1f bytes_per_flow=%.1f flows_active=%u\n",
-	       family, flows, setup_rate, ns[2], ns[0],
+	       "ns_per_pkt_min=%.1f rss_bytes_per_flow=%.1f allocated_bytes_per_flow=%.1f "
+	       "flows_active=%u\n",
+	       family, flows, setup_rate, ns[2], ns[0], (rss_bytes() - rss_before) / (double)flows,
 	       (double)cfr_engine_memory(eng) / (double)flows,
 	       cfr_engine_stats(eng)->flows_active[family == 4 ? 0 : 1][CFR_PROTO_TCP]);
 	cfr_engine_free(eng);

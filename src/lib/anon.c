@@ -14,23 +14,24 @@
 
 static uint32_t alias_id(const struct cfr_engine *eng, const struct cfr_flow *f)
 {
+	const uint8_t *alias = cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS);
 	uint64_t base = 0;
 	unsigned i;
 
 	if (f->family == CFR_FAMILY_V6) {
 		for (i = 0; i < eng->cfg.n_pool6; i++)
-			if (cfr_prefix_contains(&eng->cfg.pool6[i], CFR_FAMILY_V6, f->alias.b))
+			if (cfr_prefix_contains(&eng->cfg.pool6[i], CFR_FAMILY_V6, alias))
 				break;
 		return (uint32_t)(eng->pool4_size + i);
 	}
 	for (i = 0; i < eng->cfg.n_pool4; i++) {
 		const struct cfr_prefix *p = &eng->cfg.pool4[i];
 
-		if (cfr_prefix_contains(p, CFR_FAMILY_V4, f->alias.b)) {
-			uint32_t a = (uint32_t)f->alias.b[2] << 8 | f->alias.b[3];
+		if (cfr_prefix_contains(p, CFR_FAMILY_V4, alias)) {
+			uint32_t a = (uint32_t)alias[2] << 8 | alias[3];
 			uint32_t mask = (uint32_t)((1ull << (32 - p->len)) - 1);
 
-			a |= (uint32_t)f->alias.b[0] << 24 | (uint32_t)f->alias.b[1] << 16;
+			a |= (uint32_t)alias[0] << 24 | (uint32_t)alias[1] << 16;
 			return (uint32_t)(base + (a & mask));
 		}
 		base += 1ull << (32 - p->len);
@@ -62,20 +63,23 @@ void cfr_anon_free(struct cfr_engine *eng)
 	free(eng->pair_buckets);
 }
 
-static uint32_t *pair_link(struct cfr_engine *eng, const uint8_t sub[16], uint32_t id)
+/*
+ * The pair of (subscriber, alias): the subscriber is named by its guard
+ * entry, which lives exactly as long as it has flows, so a pair costs 16
+ * bytes rather than carrying the subscriber's address.
+ */
+static uint32_t *pair_link(struct cfr_engine *eng, uint32_t guard, uint32_t id)
 {
-	uint8_t key[20];
+	uint32_t key[2] = {guard, id}, *link;
 	uint64_t h;
-	uint32_t *link;
 
-	memcpy(key, sub, 16);
-	memcpy(key + 16, &id, 4);
-	crypto_shorthash((unsigned char *)&h, key, sizeof(key), eng->hash_key);
+	crypto_shorthash((unsigned char *)&h, (const unsigned char *)key, sizeof(key),
+	                 eng->hash_key);
 	link = &eng->pair_buckets[(uint32_t)h & eng->pair_mask];
 	while (*link) {
 		struct cfr_anon_pair *pr = &eng->pairs[*link];
 
-		if (pr->alias_id == id && memcmp(pr->sub, sub, 16) == 0)
+		if (pr->alias_id == id && pr->guard == guard)
 			break;
 		link = &pr->next;
 	}
@@ -84,11 +88,8 @@ static uint32_t *pair_link(struct cfr_engine *eng, const uint8_t sub[16], uint32
 
 uint32_t cfr_anon_add(struct cfr_engine *eng, const struct cfr_flow *f)
 {
-	uint32_t id = alias_id(eng, f), *link, idx;
-	uint8_t sub[16];
+	uint32_t id = alias_id(eng, f), *link = pair_link(eng, f->guard, id), idx;
 
-	cfr_subscriber_key(eng, f->family, f->sub.b, sub);
-	link = pair_link(eng, sub, id);
 	if (*link == 0) {
 		/* There are never more pairs than flows, so a record is always free. */
 		if (eng->pair_free) {
@@ -98,7 +99,7 @@ uint32_t cfr_anon_add(struct cfr_engine *eng, const struct cfr_flow *f)
 			idx = eng->pair_fresh++;
 		}
 		memset(&eng->pairs[idx], 0, sizeof(eng->pairs[idx]));
-		memcpy(eng->pairs[idx].sub, sub, 16);
+		eng->pairs[idx].guard = f->guard;
 		eng->pairs[idx].alias_id = id;
 		*link = idx;
 		eng->alias_subs[id]++;
@@ -109,16 +110,12 @@ uint32_t cfr_anon_add(struct cfr_engine *eng, const struct cfr_flow *f)
 
 void cfr_anon_remove(struct cfr_engine *eng, const struct cfr_flow *f)
 {
-	uint32_t id = alias_id(eng, f), *link, idx;
-	uint8_t sub[16];
+	uint32_t id = alias_id(eng, f), *link = pair_link(eng, f->guard, id), idx = *link;
 
-	cfr_subscriber_key(eng, f->family, f->sub.b, sub);
-	link = pair_link(eng, sub, id);
-	idx = *link;
 	if (idx == 0 || --eng->pairs[idx].flows > 0)
 		return;
 	*link = eng->pairs[idx].next;
-	sodium_memzero(&eng->pairs[idx], sizeof(eng->pairs[idx]));
+	memset(&eng->pairs[idx], 0, sizeof(eng->pairs[idx]));
 	eng->pairs[idx].next = eng->pair_free;
 	eng->pair_free = idx;
 	eng->alias_subs[id]--;

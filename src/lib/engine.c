@@ -213,12 +213,13 @@ struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg)
 	eng->frag_mask = frag_slots - 1;
 	/* calloc keeps untouched records as zero pages: memory is committed as flows come. */
 	eng->flows = calloc((size_t)cfg->max_flows + 1, sizeof(*eng->flows));
+	eng->flows6 = calloc((size_t)cfg->max_flows + 1, sizeof(*eng->flows6));
 	eng->in_buckets = calloc(buckets, sizeof(uint32_t));
 	eng->out_buckets = calloc(buckets, sizeof(uint32_t));
 	eng->frags = calloc(frag_slots, sizeof(*eng->frags));
 	for (i = 0; i < cfg->n_pool4; i++)
 		eng->pool4_size += 1ull << (32 - cfg->pool4[i].len);
-	if (!eng->flows || !eng->in_buckets || !eng->out_buckets || !eng->frags ||
+	if (!eng->flows || !eng->flows6 || !eng->in_buckets || !eng->out_buckets || !eng->frags ||
 	    cfr_anon_init(eng) != 0 || cfr_acct_init(eng) != 0 || cfr_guard_init(eng) != 0) {
 		cfr_engine_free(eng);
 		errno = ENOMEM;
@@ -229,6 +230,7 @@ struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg)
 	randombytes_buf(eng->hash_key, sizeof(eng->hash_key));
 	eng->stats.max_flows = cfg->max_flows;
 	eng->memory += sizeof(*eng) + ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows) +
+	               ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows6) +
 	               2 * (size_t)buckets * sizeof(uint32_t) + frag_slots * sizeof(*eng->frags);
 	return eng;
 }
@@ -238,6 +240,7 @@ void cfr_engine_free(struct cfr_engine *eng)
 	if (!eng)
 		return;
 	free(eng->flows);
+	free(eng->flows6);
 	free(eng->in_buckets);
 	free(eng->out_buckets);
 	free(eng->frags);

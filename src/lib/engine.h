@@ -29,25 +29,35 @@ enum {
 	CFR_TCP_RST = 1 << 4,
 };
 
+/* The three addresses of a flow, in cfr_flow.v4 or cfr_flow6.addr. */
+enum { CFR_FLOW_SUB = 0, CFR_FLOW_ALIAS = 1, CFR_FLOW_REMOTE = 2 };
+
 /*
  * One flow: the inside tuple (sub:sub_port -> remote:remote_port) and its
  * outside tuple (alias:alias_port -> remote:remote_port). Flows are named by
- * their index in the flow array; index 0 means "none".
+ * their index in the flow array; index 0 means "none". An IPv4 flow lives
+ * entirely in these 52 bytes; an IPv6 flow keeps its addresses in the
+ * parallel cfr_flow6 array, whose pages an IPv4-only load never touches.
  */
 struct cfr_flow {
 	uint32_t in_next;  /* inside index chain; free list when unused */
 	uint32_t out_next; /* outside index chain */
 	uint32_t lru_prev, lru_next;
 	uint32_t last_seen_s;
+	uint32_t ts_offset; /* added to our TSval, removed from the remote's TSecr */
+	uint32_t guard;     /* the subscriber's entry in the guard table */
 	uint8_t family, proto, tcp_state, tclass;
 	uint16_t sub_port, alias_port, remote_port; /* numeric values */
 	uint8_t in_use;
 	uint8_t pad_;
-	union cfr_addr sub, alias, remote;
-	uint32_t ts_offset;  /* added to our TSval, removed from the remote's TSecr */
+	uint8_t v4[3][4]; /* IPv4 addresses, by CFR_FLOW_* */
+};
+static_assert(sizeof(struct cfr_flow) == 52, "flow record layout changed: update docs/engine.md");
+
+struct cfr_flow6 {
+	uint8_t addr[3][16]; /* by CFR_FLOW_* */
 	uint32_t flow_label; /* IPv6 flow label sent upstream */
 };
-static_assert(sizeof(struct cfr_flow) == 88, "flow record layout changed: update docs/engine.md");
 
 struct cfr_lru {
 	uint32_t head, tail;
@@ -104,17 +114,17 @@ struct cfr_sub_table {
 
 /* How many flows of one subscriber sit on one alias (the anonymity-set count). */
 struct cfr_anon_pair {
-	uint8_t sub[16]; /* the subscriber: IPv4 address, or IPv6 /N prefix */
+	uint32_t guard; /* the subscriber, by its guard entry (alive while it has flows) */
 	uint32_t alias_id;
 	uint32_t flows;
 	uint32_t next; /* bucket chain; free list when unused */
-	uint32_t pad_;
 };
 
 struct cfr_engine {
 	struct cfr_engine_config cfg;
-	uint8_t hash_key[16];   /* SipHash key for both indexes and the fragment table */
-	struct cfr_flow *flows; /* max_flows + 1 records */
+	uint8_t hash_key[16];     /* SipHash key for both indexes and the fragment table */
+	struct cfr_flow *flows;   /* max_flows + 1 records */
+	struct cfr_flow6 *flows6; /* parallel to flows, used by IPv6 flows only */
 	uint32_t *in_buckets, *out_buckets;
 	uint32_t bucket_mask;
 	uint32_t free_head;  /* recycled records */
@@ -145,6 +155,22 @@ struct cfr_engine {
 	size_t memory;
 };
 
+/* Address <which> (CFR_FLOW_*) of flow <f>, 4 or 16 bytes by its family. */
+static inline uint8_t *cfr_flow_addr(const struct cfr_engine *eng, struct cfr_flow *f, int which)
+{
+	if (f->family == CFR_FAMILY_V4)
+		return f->v4[which];
+	return eng->flows6[f - eng->flows].addr[which];
+}
+
+static inline const uint8_t *cfr_flow_caddr(const struct cfr_engine *eng, const struct cfr_flow *f,
+                                            int which)
+{
+	if (f->family == CFR_FAMILY_V4)
+		return f->v4[which];
+	return eng->flows6[f - eng->flows].addr[which];
+}
+
 /* rng.c: libsodium CSPRNG, buffered so a new flow costs no syscall. */
 void cfr_rng_bytes(struct cfr_engine *eng, void *out, size_t n);
 uint64_t cfr_rng_below(struct cfr_engine *eng, uint64_t n);
@@ -158,11 +184,12 @@ uint32_t cfr_flow_find_outside(struct cfr_engine *eng, uint8_t family, uint8_t p
                                uint16_t remote_port);
 uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, const uint8_t *sub,
                          uint16_t sub_port, const uint8_t *remote, uint16_t remote_port,
-                         const union cfr_addr *alias, uint16_t alias_port);
+                         const union cfr_addr *alias, uint16_t alias_port, uint32_t guard);
 void cfr_flow_touch(struct cfr_engine *eng, uint32_t idx, uint8_t tclass);
 void cfr_flow_expire(struct cfr_engine *eng);
 
 uint32_t cfr_flow_label(const struct cfr_engine *eng, const struct cfr_flow *f);
+uint32_t cfr_flow_label_of(const struct cfr_engine *eng, const struct cfr_flow *f);
 
 /* alloc.c */
 enum cfr_drop cfr_alloc_alias(struct cfr_engine *eng, uint8_t family, uint8_t proto,
@@ -195,9 +222,10 @@ void cfr_guard_free(struct cfr_engine *eng);
 enum cfr_drop cfr_guard_packet(struct cfr_engine *eng, const struct cfr_pkt *pkt,
                                const struct cfr_parsed *p);
 enum cfr_drop cfr_guard_admit(struct cfr_engine *eng, uint8_t family, const uint8_t *sub,
-                              uint8_t proto_idx);
+                              uint8_t proto_idx, uint32_t *guard);
 void cfr_guard_flow_added(struct cfr_engine *eng, const struct cfr_flow *f, uint8_t proto_idx);
 void cfr_guard_flow_removed(struct cfr_engine *eng, const struct cfr_flow *f, uint8_t proto_idx);
+void cfr_guard_release(struct cfr_engine *eng, uint32_t guard);
 void cfr_guard_half_open(struct cfr_engine *eng, const struct cfr_flow *f, int delta);
 uint8_t cfr_proto_index(uint8_t proto);
 

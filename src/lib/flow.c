@@ -53,9 +53,15 @@ static uint32_t flow_bucket(const struct cfr_engine *eng, uint8_t side, uint8_t 
  */
 uint32_t cfr_flow_label(const struct cfr_engine *eng, const struct cfr_flow *f)
 {
-	return flow_hash(eng, SIDE_LABEL, f->family, f->proto, f->alias.b, f->alias_port,
-	                 f->remote.b, f->remote_port) &
+	return flow_hash(eng, SIDE_LABEL, f->family, f->proto,
+	                 cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS), f->alias_port,
+	                 cfr_flow_caddr(eng, f, CFR_FLOW_REMOTE), f->remote_port) &
 	       0xfffff;
+}
+
+uint32_t cfr_flow_label_of(const struct cfr_engine *eng, const struct cfr_flow *f)
+{
+	return eng->flows6[f - eng->flows].flow_label;
 }
 
 /* Fixed-size compares the compiler inlines, instead of a call to memcmp. */
@@ -92,8 +98,9 @@ uint32_t cfr_flow_find_inside(struct cfr_engine *eng, uint8_t family, uint8_t pr
 		note_chain(eng, ++steps);
 
 		if (f->sub_port == sub_port && f->remote_port == remote_port && f->proto == proto &&
-		    f->family == family && addr_eq(f->sub.b, sub, alen) &&
-		    addr_eq(f->remote.b, remote, alen))
+		    f->family == family &&
+		    addr_eq(cfr_flow_caddr(eng, f, CFR_FLOW_SUB), sub, alen) &&
+		    addr_eq(cfr_flow_caddr(eng, f, CFR_FLOW_REMOTE), remote, alen))
 			return idx;
 	}
 	return 0;
@@ -116,7 +123,8 @@ uint32_t cfr_flow_find_outside(struct cfr_engine *eng, uint8_t family, uint8_t p
 
 		if (f->alias_port == alias_port && f->remote_port == remote_port &&
 		    f->proto == proto && f->family == family &&
-		    memcmp(f->alias.b, alias, alen) == 0 && memcmp(f->remote.b, remote, alen) == 0)
+		    addr_eq(cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS), alias, alen) &&
+		    addr_eq(cfr_flow_caddr(eng, f, CFR_FLOW_REMOTE), remote, alen))
 			return idx;
 	}
 	return 0;
@@ -178,7 +186,7 @@ static uint8_t initial_class(uint8_t proto)
 
 uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, const uint8_t *sub,
                          uint16_t sub_port, const uint8_t *remote, uint16_t remote_port,
-                         const union cfr_addr *alias, uint16_t alias_port)
+                         const union cfr_addr *alias, uint16_t alias_port, uint32_t guard)
 {
 	size_t alen = family == CFR_FAMILY_V4 ? 4 : 16;
 	struct cfr_flow *f;
@@ -199,14 +207,16 @@ uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, 
 	f->sub_port = sub_port;
 	f->remote_port = remote_port;
 	f->alias_port = alias_port;
-	memcpy(f->sub.b, sub, alen);
-	memcpy(f->remote.b, remote, alen);
-	f->alias = *alias;
+	f->guard = guard;
+	memcpy(cfr_flow_addr(eng, f, CFR_FLOW_SUB), sub, alen);
+	memcpy(cfr_flow_addr(eng, f, CFR_FLOW_REMOTE), remote, alen);
+	memcpy(cfr_flow_addr(eng, f, CFR_FLOW_ALIAS), alias->b, alen);
 	f->in_use = 1;
 	f->tclass = initial_class(proto);
 	f->last_seen_s = eng->now_s;
 	cfr_rng_bytes(eng, &f->ts_offset, sizeof(f->ts_offset));
-	f->flow_label = cfr_flow_label(eng, f);
+	if (family == CFR_FAMILY_V6)
+		eng->flows6[idx].flow_label = cfr_flow_label(eng, f);
 
 	hin = flow_bucket(eng, SIDE_INSIDE, family, proto, sub, sub_port, remote, remote_port);
 	hout = flow_bucket(eng, SIDE_OUTSIDE, family, proto, alias->b, alias_port, remote,
@@ -264,10 +274,13 @@ static void chain_remove(struct cfr_engine *eng, uint32_t *bucket, uint32_t idx,
 static void flow_destroy(struct cfr_engine *eng, uint32_t idx)
 {
 	struct cfr_flow *f = flow_at(eng, idx);
-	uint32_t hin = flow_bucket(eng, SIDE_INSIDE, f->family, f->proto, f->sub.b, f->sub_port,
-	                           f->remote.b, f->remote_port);
-	uint32_t hout = flow_bucket(eng, SIDE_OUTSIDE, f->family, f->proto, f->alias.b,
-	                            f->alias_port, f->remote.b, f->remote_port);
+	const uint8_t *remote = cfr_flow_caddr(eng, f, CFR_FLOW_REMOTE);
+	uint32_t hin =
+	    flow_bucket(eng, SIDE_INSIDE, f->family, f->proto, cfr_flow_caddr(eng, f, CFR_FLOW_SUB),
+	                f->sub_port, remote, f->remote_port);
+	uint32_t hout = flow_bucket(eng, SIDE_OUTSIDE, f->family, f->proto,
+	                            cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS), f->alias_port, remote,
+	                            f->remote_port);
 
 	chain_remove(eng, &eng->in_buckets[hin], idx, true);
 	chain_remove(eng, &eng->out_buckets[hout], idx, false);
@@ -277,6 +290,8 @@ static void flow_destroy(struct cfr_engine *eng, uint32_t idx)
 	eng->stats.flows_active[f->family][cfr_proto_index(f->proto)]--;
 	eng->stats.flows_expired++;
 	/* Wipe the tuple: an expired mapping should not outlive its flow in memory. */
+	if (f->family == CFR_FAMILY_V6)
+		memset(&eng->flows6[idx], 0, sizeof(eng->flows6[idx]));
 	memset(f, 0, sizeof(*f));
 	f->in_next = eng->free_head;
 	eng->free_head = idx;

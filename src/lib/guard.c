@@ -135,7 +135,7 @@ static void refill(const struct cfr_engine *eng, struct cfr_guard_entry *g)
 }
 
 enum cfr_drop cfr_guard_admit(struct cfr_engine *eng, uint8_t family, const uint8_t *sub,
-                              uint8_t proto_idx)
+                              uint8_t proto_idx, uint32_t *guard)
 {
 	const struct cfr_limits *l = &eng->cfg.limits;
 	struct cfr_guard_entry *g;
@@ -161,6 +161,7 @@ enum cfr_drop cfr_guard_admit(struct cfr_engine *eng, uint8_t family, const uint
 		g->refill_ms = eng->now_ms;
 		*link = idx;
 	}
+	*guard = *link;
 	g = &eng->guards[*link];
 	if (l->flows_per_subscriber[proto_idx] &&
 	    g->flows[proto_idx] >= l->flows_per_subscriber[proto_idx])
@@ -178,12 +179,7 @@ enum cfr_drop cfr_guard_admit(struct cfr_engine *eng, uint8_t family, const uint
 
 static struct cfr_guard_entry *guard_of(struct cfr_engine *eng, const struct cfr_flow *f)
 {
-	uint8_t key[16];
-	uint32_t idx;
-
-	cfr_subscriber_key(eng, f->family, f->sub.b, key);
-	idx = *guard_link(eng, f->family, key);
-	return idx ? &eng->guards[idx] : NULL;
+	return f->guard ? &eng->guards[f->guard] : NULL;
 }
 
 void cfr_guard_flow_added(struct cfr_engine *eng, const struct cfr_flow *f, uint8_t proto_idx)
@@ -207,26 +203,36 @@ void cfr_guard_half_open(struct cfr_engine *eng, const struct cfr_flow *f, int d
 		g->half_open += (uint32_t)delta;
 }
 
-void cfr_guard_flow_removed(struct cfr_engine *eng, const struct cfr_flow *f, uint8_t proto_idx)
+/* Free the entry of a subscriber left without flows (admitted, then refused). */
+static void guard_release_if_idle(struct cfr_engine *eng, uint32_t idx)
 {
-	uint8_t key[16];
-	uint32_t *link, idx;
-	struct cfr_guard_entry *g;
+	struct cfr_guard_entry *g = &eng->guards[idx];
+	uint32_t *link;
 
-	cfr_subscriber_key(eng, f->family, f->sub.b, key);
-	link = guard_link(eng, f->family, key);
-	idx = *link;
-	if (!idx)
-		return;
-	g = &eng->guards[idx];
-	if (g->flows[proto_idx])
-		g->flows[proto_idx]--;
-	if (f->tclass == CFR_TIMEOUT_TCP_EMBRYONIC && g->half_open)
-		g->half_open--;
 	if (g->flows[CFR_PROTO_TCP] || g->flows[CFR_PROTO_UDP] || g->flows[CFR_PROTO_ICMP])
 		return;
+	link = guard_link(eng, g->family, g->key);
 	*link = g->next;
 	memset(g, 0, sizeof(*g));
 	g->next = eng->guard_free;
 	eng->guard_free = idx;
+}
+
+void cfr_guard_release(struct cfr_engine *eng, uint32_t guard)
+{
+	if (guard)
+		guard_release_if_idle(eng, guard);
+}
+
+void cfr_guard_flow_removed(struct cfr_engine *eng, const struct cfr_flow *f, uint8_t proto_idx)
+{
+	struct cfr_guard_entry *g = guard_of(eng, f);
+
+	if (!g)
+		return;
+	if (g->flows[proto_idx])
+		g->flows[proto_idx]--;
+	if (f->tclass == CFR_TIMEOUT_TCP_EMBRYONIC && g->half_open)
+		g->half_open--;
+	guard_release_if_idle(eng, f->guard);
 }

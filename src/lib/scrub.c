@@ -110,9 +110,11 @@ void cfr_scrub_out(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed
 		eng->stats.scrubbed[CFR_SCRUB_TTL]++;
 	}
 	if (s->flow_label) {
-		buf[1] = (uint8_t)((buf[1] & 0xf0) | ((f->flow_label >> 16) & 0x0f));
-		buf[2] = (uint8_t)(f->flow_label >> 8);
-		buf[3] = (uint8_t)f->flow_label;
+		uint32_t label = cfr_flow_label_of(eng, f);
+
+		buf[1] = (uint8_t)((buf[1] & 0xf0) | ((label >> 16) & 0x0f));
+		buf[2] = (uint8_t)(label >> 8);
+		buf[3] = (uint8_t)label;
 		eng->stats.scrubbed[CFR_SCRUB_FLOW_LABEL]++;
 	}
 }

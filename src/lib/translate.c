@@ -145,22 +145,27 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, uint8_t *buf, const s
 	if (!idx) {
 		union cfr_addr alias;
 		uint16_t alias_port;
+		uint32_t guard;
 
 		/* RFC 5382 REQ-2 lets us require a SYN: a stray segment opens nothing. */
 		if (p->proto == CFR_IPPROTO_TCP &&
 		    (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN)
 			return CFR_DROP_TCP_NOT_SYN;
-		reason = cfr_guard_admit(eng, p->family, sub, cfr_proto_index(p->proto));
+		reason = cfr_guard_admit(eng, p->family, sub, cfr_proto_index(p->proto), &guard);
 		if (reason != CFR_DROP_NONE)
 			return reason;
 		reason = cfr_alloc_alias(eng, p->family, p->proto, sub, remote, remote_port, &alias,
 		                         &alias_port);
-		if (reason != CFR_DROP_NONE)
+		if (reason == CFR_DROP_NONE) {
+			idx = cfr_flow_create(eng, p->family, p->proto, sub, p->sport, remote,
+			                      remote_port, &alias, alias_port, guard);
+			if (!idx)
+				reason = CFR_DROP_TABLE_FULL;
+		}
+		if (reason != CFR_DROP_NONE) {
+			cfr_guard_release(eng, guard);
 			return reason;
-		idx = cfr_flow_create(eng, p->family, p->proto, sub, p->sport, remote, remote_port,
-		                      &alias, alias_port);
-		if (!idx)
-			return CFR_DROP_TABLE_FULL;
+		}
 	}
 	if (p->frag) {
 		frag = cfr_frag_remember(eng, CFR_DIR_OUT, buf, p, idx);
@@ -169,7 +174,7 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, uint8_t *buf, const s
 	}
 	flow_seen(eng, idx, CFR_DIR_OUT, p);
 	f = &eng->flows[idx];
-	rewrite_endpoint(buf, p, true, f->alias.b, f->alias_port);
+	rewrite_endpoint(buf, p, true, cfr_flow_addr(eng, f, CFR_FLOW_ALIAS), f->alias_port);
 	cfr_scrub_out(eng, buf, p, f, frag);
 	return CFR_DROP_NONE;
 }
@@ -192,7 +197,7 @@ static enum cfr_drop translate_in(struct cfr_engine *eng, uint8_t *buf, const st
 		return CFR_DROP_FRAG_TABLE_FULL;
 	flow_seen(eng, idx, CFR_DIR_IN, p);
 	f = &eng->flows[idx];
-	rewrite_endpoint(buf, p, false, f->sub.b, f->sub_port);
+	rewrite_endpoint(buf, p, false, cfr_flow_addr(eng, f, CFR_FLOW_SUB), f->sub_port);
 	cfr_scrub_in(eng, buf, p, f);
 	return CFR_DROP_NONE;
 }
@@ -207,10 +212,13 @@ static enum cfr_drop translate_fragment(struct cfr_engine *eng, uint8_t *buf,
 
 	/* The flow may have expired and its record been reused since. */
 	if (!frag || !f->in_use || f->proto != p->proto || f->family != p->family ||
-	    memcmp(out ? f->sub.b : f->remote.b, buf + p->src_off, p->addr_len) != 0 ||
-	    memcmp(out ? f->remote.b : f->alias.b, buf + p->dst_off, p->addr_len) != 0)
+	    memcmp(cfr_flow_caddr(eng, f, out ? CFR_FLOW_SUB : CFR_FLOW_REMOTE), buf + p->src_off,
+	           p->addr_len) != 0 ||
+	    memcmp(cfr_flow_caddr(eng, f, out ? CFR_FLOW_REMOTE : CFR_FLOW_ALIAS), buf + p->dst_off,
+	           p->addr_len) != 0)
 		return CFR_DROP_FRAG_NO_FLOW;
-	rewrite_endpoint(buf, p, out, out ? f->alias.b : f->sub.b, 0);
+	rewrite_endpoint(buf, p, out, cfr_flow_caddr(eng, f, out ? CFR_FLOW_ALIAS : CFR_FLOW_SUB),
+	                 0);
 	if (out)
 		cfr_scrub_out(eng, buf, p, f, frag);
 	return CFR_DROP_NONE;
@@ -260,8 +268,9 @@ static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, uint8_t *buf,
 		if (!idx)
 			return CFR_DROP_ICMP_NO_FLOW;
 		f = &eng->flows[idx];
-		rewrite_endpoint(buf, p, false, f->sub.b, 0);
-		rewrite_endpoint(inner, &q, true, f->sub.b, f->sub_port);
+		rewrite_endpoint(buf, p, false, cfr_flow_caddr(eng, f, CFR_FLOW_SUB), 0);
+		rewrite_endpoint(inner, &q, true, cfr_flow_caddr(eng, f, CFR_FLOW_SUB),
+		                 f->sub_port);
 	} else {
 		if (memcmp(buf + p->src_off, inner + q.dst_off, p->addr_len) != 0)
 			return CFR_DROP_ICMP_BAD_INNER;
@@ -271,8 +280,9 @@ static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, uint8_t *buf,
 		if (!idx)
 			return CFR_DROP_ICMP_NO_FLOW;
 		f = &eng->flows[idx];
-		rewrite_endpoint(buf, p, true, f->alias.b, 0);
-		rewrite_endpoint(inner, &q, false, f->alias.b, f->alias_port);
+		rewrite_endpoint(buf, p, true, cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS), 0);
+		rewrite_endpoint(inner, &q, false, cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS),
+		                 f->alias_port);
 	}
 	/* Verified above, so recomputing cannot launder a corrupted message. */
 	put16(buf + p->l4_off + 2, 0);
