@@ -2,13 +2,14 @@
 # tests/net/privacy-rotation.sh: R4 across forced epoch rotations, with the
 # per-destination policy (so that within an epoch every flow from sub1 to one
 # front-door address shares an alias, which makes "a fresh alias after the
-# rotation" observable). While a long TCP download (curl --limit-rate, ~7 s)
-# and a long UDP flow (40 datagrams to the echo, one every 0.2 s, one
+# rotation" observable). While a long TCP download (curl --limit-rate, ~14 s,
+# long enough to outlast the rotations on a loaded machine) and a long UDP flow
+# (80 datagrams to the echo, one every 0.2 s, one
 # socket) run, `cfrctl epoch rotate` is called three times:
 #   - both long flows keep ONE alias:port from first to last packet at the
 #     front door (one TCP connection, opened by its SYN before the first
 #     rotation and still sending after the last; one UDP tuple carrying all
-#     40 datagrams), the download is intact and every datagram echoed;
+#     80 datagrams), the download is intact and every datagram echoed;
 #   - a connection before the rotations shares the long flows' alias (the
 #     policy), and a new connection after each rotation gets the new epoch's
 #     alias: never the old one on IPv6 (a random /64 IID); on IPv4 (a /26,
@@ -104,7 +105,7 @@ for b in bad:
 sys.exit(1 if bad else 0)
 '
 
-UDP_N=40
+UDP_N=80
 test_lab_config_up 1 "$(printf '[privacy]\nipv4-policy = per-destination\nipv6-policy = per-destination\nepoch = 3600')"
 capture_start "$TEST_NAME" || fail "cannot capture on cfr-fd"
 epoch0=$(cfrctl_json | json_get privacy.epoch)
@@ -123,7 +124,7 @@ for fam in 4 6; do
 done
 pids=()
 for fam in 4 6; do
-	get long "$fam" --limit-rate 300k >"$LAB_RUN/rot-long-$fam.code" 2>&1 &
+	get long "$fam" --limit-rate 150k >"$LAB_RUN/rot-long-$fam.code" 2>&1 &
 	pids+=($!)
 done
 nsx sub1 "$PY" -c "$LONG_UDP_PY" "$SVC4" "$UDP_N" >"$LAB_RUN/rot-udp4.log" 2>&1 &
