@@ -564,9 +564,15 @@ static int set_seccomp(struct parse_state *st, const char *value)
 	return 0;
 }
 
+static int set_offload(struct parse_state *st, const char *value)
+{
+	return parse_bool(st, value, &st->cfg->offload);
+}
+
 static const struct key keys[] = {
     {"cfrd", "tun", set_tun, false},
     {"cfrd", "mtu", set_mtu, false},
+    {"cfrd", "offload", set_offload, false},
     {"cfrd", "control", set_control, false},
     {"cfrd", "log-level", set_log_level, false},
     {"cfrd", "seccomp", set_seccomp, false},
@@ -824,6 +830,7 @@ int cfrd_config_parse_buffer(const char *buf, size_t len, struct cfrd_config *cf
 	snprintf(cfg->control, sizeof(cfg->control), "%s", CFRD_DEFAULT_CONTROL);
 	cfg->log_level = CFRD_LOG_INFO;
 	cfg->seccomp = CFRD_SECCOMP_KILL;
+	cfg->offload = true;
 	cfr_engine_config_defaults(&cfg->engine);
 	cfg->acct.segment_s = CFRD_DEFAULT_SEGMENT_S;
 	cfg->acct.retention_s = CFRD_DEFAULT_RETENTION_S;

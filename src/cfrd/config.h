@@ -59,6 +59,7 @@ struct cfrd_config {
 	char control[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	enum cfrd_log_level log_level;
 	enum cfrd_seccomp seccomp;
+	bool offload; /* TUN with virtio headers, checksum and segmentation offloads */
 	struct cfrd_line lines[CFRD_MAX_LINES];
 	unsigned n_lines;
 	struct cfrd_accounting acct;

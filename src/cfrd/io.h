@@ -1,6 +1,6 @@
 /*
  * cfrd packet I/O backends. Each backend fills one struct cfr_io_backend
- * (TUN today; TUN with offloads or AF_XDP later) and the main loop drives it
+ * (plain TUN, TUN with offloads; AF_XDP later) and the main loop drives it
  * through these calls only, so adding a backend touches no other file.
  */
 #ifndef CFRD_IO_H
@@ -19,6 +19,14 @@
  * produces; only the touched pages of a buffer become resident.
  */
 #define CFRD_PKT_BUF_SIZE 65536u
+/*
+ * Bytes in front of every packet buffer that belong to the backend: the TUN
+ * offload backend reads its virtio_net_hdr there, right before the IP
+ * header, so one read() and one write() move header and packet together
+ * (no iovec), and the header survives the engine, which only ever touches
+ * data[0..len). 64 keeps the IP header of each buffer cache-line aligned.
+ */
+#define CFRD_PKT_HEADROOM 64u
 
 struct cfr_io {
 	const struct cfr_io_backend *backend;
@@ -26,7 +34,9 @@ struct cfr_io {
 	uint16_t ingress; /* stamped on every packet read (cfr_pkt.ingress) */
 	char name[IFNAMSIZ];
 	uint64_t read_errors;
-	uint64_t write_errors; /* failed and short writes */
+	uint64_t write_errors;        /* failed and short writes */
+	uint64_t offload_drops;       /* virtio headers the kernel should not have sent */
+	uint64_t checksums_completed; /* partial checksums summed in software */
 };
 
 struct cfr_io_backend {
@@ -35,16 +45,21 @@ struct cfr_io_backend {
 	int (*open)(struct cfr_io *io, const char *ifname, unsigned mtu);
 	/*
 	 * Fill up to <n> packets: pkts[i].data points at a CFRD_PKT_BUF_SIZE
-	 * buffer owned by the caller, the backend sets pkts[i].len and
-	 * pkts[i].ingress (io->ingress). Returns how
-	 * many were read (0 when none is waiting); never blocks.
+	 * buffer owned by the caller, preceded by CFRD_PKT_HEADROOM bytes the
+	 * backend may use; the backend sets pkts[i].len, pkts[i].ingress
+	 * (io->ingress) and pkts[i].csum_partial. Returns how many were read (0
+	 * when none is waiting); never blocks.
 	 */
 	unsigned (*rx_burst)(struct cfr_io *io, struct cfr_pkt *pkts, unsigned n);
-	/* Send <n> packets. Returns how many went out; the rest are counted as errors. */
+	/*
+	 * Send <n> packets read by rx_burst of the same backend, headroom
+	 * untouched. Returns how many went out; the rest are counted as errors.
+	 */
 	unsigned (*tx_burst)(struct cfr_io *io, const struct cfr_pkt *pkts, unsigned n);
 	void (*close)(struct cfr_io *io);
 };
 
 extern const struct cfr_io_backend cfrd_io_tun;
+extern const struct cfr_io_backend cfrd_io_tun_offload;
 
 #endif

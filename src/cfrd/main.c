@@ -35,6 +35,8 @@
 
 /* Packets per engine call: VPP's vector size, and what one wakeup usually holds. */
 #define BURST 64
+/* A packet slot: the backend's headroom (a virtio header), then the largest packet. */
+#define PKT_SLOT_SIZE (CFRD_PKT_HEADROOM + CFRD_PKT_BUF_SIZE)
 /* Bursts handled before polling again, so a busy TUN cannot starve signals or cfrctl. */
 #define MAX_BURSTS_PER_WAKEUP 16
 /* The engine's expiry is O(expired flows); twice a second keeps timeouts within 0.5 s. */
@@ -226,7 +228,9 @@ static int open_devices(struct cfrd *d, const struct cfrd_config *cfg)
 		const char *name = i == 0 ? cfg->tun : cfg->lines[i - 1].tun;
 		int ret;
 
-		*io = (struct cfr_io){.backend = &cfrd_io_tun, .fd = -1, .ingress = (uint16_t)i};
+		*io = (struct cfr_io){.backend = cfg->offload ? &cfrd_io_tun_offload : &cfrd_io_tun,
+		                      .fd = -1,
+		                      .ingress = (uint16_t)i};
 		snprintf(io->name, sizeof(io->name), "%s", name);
 		ret = io->backend->open(io, name, cfg->mtu);
 		if (ret < 0)
@@ -268,14 +272,15 @@ static int run(const struct cfrd_config *cfg)
 		log_error("cannot create the engine: %s", strerror(errno));
 		goto out_signal;
 	}
-	bufs = aligned_alloc(64, (size_t)BURST * CFRD_PKT_BUF_SIZE);
+	bufs = aligned_alloc(64, (size_t)BURST * PKT_SLOT_SIZE);
 	if (bufs == NULL) {
 		ret = -ENOMEM;
 		log_error("cannot allocate packet buffers: %s", strerror(ENOMEM));
 		goto out_engine;
 	}
 	for (unsigned i = 0; i < BURST; i++)
-		pkts[i] = (struct cfr_pkt){.data = bufs + (size_t)i * CFRD_PKT_BUF_SIZE};
+		pkts[i] =
+		    (struct cfr_pkt){.data = bufs + (size_t)i * PKT_SLOT_SIZE + CFRD_PKT_HEADROOM};
 	ret = open_devices(&d, cfg);
 	if (ret < 0)
 		goto out_io;

@@ -164,12 +164,14 @@ struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)
 	const struct cfr_stats *s = cfr_engine_stats(d->engine);
 	struct json_object *obj = json_object_new_object();
 	struct json_object *io;
-	uint64_t read_errors = 0, write_errors = 0;
+	uint64_t read_errors = 0, write_errors = 0, offload_drops = 0, csum_completed = 0;
 
 	/* One total over the main tun and every line device. */
 	for (unsigned i = 0; i < d->n_io; i++) {
 		read_errors += d->io[i].read_errors;
 		write_errors += d->io[i].write_errors;
+		offload_drops += d->io[i].offload_drops;
+		csum_completed += d->io[i].checksums_completed;
 	}
 	if (obj == NULL)
 		return NULL;
@@ -187,6 +189,11 @@ struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)
 		return obj;
 	add_u64(io, "read_errors", read_errors);
 	add_u64(io, "write_errors", write_errors);
+	if (d->n_io > 0)
+		json_object_object_add(io, "backend",
+		                       json_object_new_string(d->io[0].backend->name));
+	add_u64(io, "offload_drops", offload_drops);
+	add_u64(io, "checksums_completed", csum_completed);
 	json_object_object_add(obj, "io", io);
 	return obj;
 }
