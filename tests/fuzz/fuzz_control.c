@@ -45,8 +45,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	daemon_state.engine = cfr_engine_new(&cfg);
 	if (daemon_state.engine == NULL)
 		abort();
+	/* As after open_devices(): `stats` names the main device's backend. */
 	daemon_state.n_io = 1;
 	daemon_state.io[0].fd = -1;
+	daemon_state.io[0].backend = &cfrd_io_tun;
 	memcpy(buf, udp, sizeof(udp));
 	cfr_engine_process(daemon_state.engine, &p, 1, 1000);
 	return 0;
