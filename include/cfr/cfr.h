@@ -266,13 +266,14 @@ int cfr_timeline_next(const struct cfr_epoch_record *rec, size_t *off, uint32_t 
  * The alias and port the engine derives from <seed> for allocation
  * <counter> of a flow of <family> under the pool, ports and policy of
  * <cfg>; <remote> (the flow's remote address) is used by the
- * per-destination policy only, and must then not be NULL. The protocol is
- * not an input: one sequence serves TCP, UDP and ICMP alike. cfr-lookup
- * regenerates allocations with it.
+ * per-destination policy only. The protocol is not an input: one sequence
+ * serves TCP, UDP and ICMP alike. cfr-lookup regenerates allocations with
+ * it. Returns 0, or -EINVAL (alias and port zeroed) when <cfg> has no pool
+ * of <family> or the per-destination policy gets no <remote>.
  */
-void cfr_derive_alias(const struct cfr_engine_config *cfg, const uint8_t seed[CFR_SEED_BYTES],
-                      uint8_t family, uint32_t counter, const uint8_t *remote, uint8_t alias[16],
-                      uint16_t *port);
+int cfr_derive_alias(const struct cfr_engine_config *cfg, const uint8_t seed[CFR_SEED_BYTES],
+                     uint8_t family, uint32_t counter, const uint8_t *remote, uint8_t alias[16],
+                     uint16_t *port);
 
 typedef void (*cfr_record_fn)(void *ctx, const struct cfr_epoch_record *rec);
 

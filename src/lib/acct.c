@@ -98,6 +98,27 @@ struct cfr_sub_state *cfr_acct_subscriber(struct cfr_engine *eng, uint8_t family
 	return s;
 }
 
+/*
+ * Undo cfr_acct_subscriber() for a subscriber whose very first allocation of
+ * the epoch failed: a refused flow must not hold a slot (nor leave a record)
+ * until the epoch ends. Only the newest entry can be in that state.
+ */
+void cfr_acct_forget_new(struct cfr_engine *eng, struct cfr_sub_state *s)
+{
+	struct cfr_sub_table *tab = &eng->subs[eng->cur_subs];
+	uint32_t idx = tab->n_used, b;
+
+	if (idx == 0 || s != &tab->s[idx])
+		return;
+	b = sub_bucket(eng, s->family, s->key);
+	if (tab->buckets[b] != idx)
+		return;
+	tab->buckets[b] = s->next;
+	sodium_memzero(s, sizeof(*s));
+	tab->n_used--;
+	eng->stats.subscribers_active = tab->n_used;
+}
+
 static size_t put_varint(uint8_t *out, uint32_t v)
 {
 	size_t n = 0;

@@ -17,6 +17,7 @@ enum cfr_drop cfr_alloc_alias(struct cfr_engine *eng, uint8_t family, uint8_t pr
                               union cfr_addr *alias, uint16_t *alias_port)
 {
 	struct cfr_sub_state *s;
+	bool fresh;
 	unsigned i;
 
 	if (family == CFR_FAMILY_V4 ? eng->cfg.n_pool4 == 0 : eng->cfg.n_pool6 == 0)
@@ -24,6 +25,7 @@ enum cfr_drop cfr_alloc_alias(struct cfr_engine *eng, uint8_t family, uint8_t pr
 	s = cfr_acct_subscriber(eng, family, sub);
 	if (!s)
 		return CFR_DROP_SUBSCRIBER_TABLE_FULL;
+	fresh = s->counter == 0;
 
 	for (i = 0; i < ALLOC_TRIES; i++) {
 		cfr_derive_alias(&eng->cfg, s->seed, family, s->counter, remote, alias->b,
@@ -33,5 +35,7 @@ enum cfr_drop cfr_alloc_alias(struct cfr_engine *eng, uint8_t family, uint8_t pr
 		                           remote_port))
 			return CFR_DROP_NONE;
 	}
+	if (fresh)
+		cfr_acct_forget_new(eng, s);
 	return CFR_DROP_POOL_EXHAUSTED;
 }

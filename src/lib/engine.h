@@ -206,6 +206,7 @@ void cfr_acct_free(struct cfr_engine *eng);
 struct cfr_sub_state *cfr_acct_subscriber(struct cfr_engine *eng, uint8_t family,
                                           const uint8_t *addr);
 void cfr_acct_drew(struct cfr_engine *eng, struct cfr_sub_state *s);
+void cfr_acct_forget_new(struct cfr_engine *eng, struct cfr_sub_state *s);
 void cfr_epoch_new(struct cfr_engine *eng, uint64_t now_ms);
 void cfr_epoch_check(struct cfr_engine *eng, uint64_t now_ms);
 

@@ -119,6 +119,13 @@ static enum cfr_drop parse_v4(const uint8_t *buf, uint32_t len, bool quoted, str
 	frag = get16(buf + 6);
 	p->frag = (frag & 0x3fff) != 0; /* MF set or offset non-zero */
 	p->frag_id = get16(buf + 4);
+	/*
+	 * RFC 1858: a TCP fragment at offset 8 overlaps the header of the first
+	 * (flags, checksum) and could rewrite what we translated; nothing
+	 * legitimate sends one.
+	 */
+	if (p->frag && (frag & 0x1fff) == 1 && p->proto == CFR_IPPROTO_TCP && !quoted)
+		return CFR_DROP_BAD_IP_HEADER;
 	if (p->frag && (frag & 0x1fff) != 0)
 		return CFR_DROP_NONE; /* a later fragment: no transport header */
 	return parse_l4(buf, quoted, p);
@@ -154,6 +161,9 @@ static enum cfr_drop parse_v6(const uint8_t *buf, uint32_t len, bool quoted, str
 
 		if (n == CFR_MAX_EXT_HDRS)
 			return quoted ? CFR_DROP_ICMP_BAD_INNER : CFR_DROP_EXT_HDR_LIMIT;
+		/* RFC 8200 §4.1: hop-by-hop options only right after the IPv6 header. */
+		if (nh == 0 && n != 0)
+			return quoted ? CFR_DROP_ICMP_BAD_INNER : CFR_DROP_BAD_IP_HEADER;
 		if (off + 8 > p->end)
 			return quoted ? CFR_DROP_ICMP_BAD_INNER : CFR_DROP_TRUNCATED;
 		hlen = nh == 44 ? 8 : ((uint32_t)buf[off + 1] + 1) * 8;

@@ -15,6 +15,7 @@
  * sealed records) every allocation can be regenerated. Once the seed is
  * wiped at the end of its epoch, nobody can recompute the mapping.
  */
+#include <errno.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -141,15 +142,20 @@ static void prf(const uint8_t seed[CFR_SEED_BYTES], uint8_t tag, uint8_t family,
 	crypto_generichash_final(&st, out, 32);
 }
 
-void cfr_derive_alias(const struct cfr_engine_config *cfg, const uint8_t seed[CFR_SEED_BYTES],
-                      uint8_t family, uint32_t counter, const uint8_t *remote, uint8_t alias[16],
-                      uint16_t *port)
+int cfr_derive_alias(const struct cfr_engine_config *cfg, const uint8_t seed[CFR_SEED_BYTES],
+                     uint8_t family, uint32_t counter, const uint8_t *remote, uint8_t alias[16],
+                     uint16_t *port)
 {
 	uint32_t range = (uint32_t)cfg->port_max - cfg->port_min + 1;
 	uint8_t ctr[4] = {(uint8_t)(counter >> 24), (uint8_t)(counter >> 16),
 	                  (uint8_t)(counter >> 8), (uint8_t)counter};
 	uint8_t out[32], sticky[32];
 
+	memset(alias, 0, 16);
+	*port = 0;
+	if ((family == CFR_FAMILY_V4 ? cfg->n_pool4 : cfg->n_pool6) == 0 ||
+	    (cfg->policy[family] == CFR_POLICY_PER_DESTINATION && remote == NULL))
+		return -EINVAL;
 	prf(seed, PRF_FLOW, family, ctr, sizeof(ctr), out);
 	*port = (uint16_t)(cfg->port_min + get64(out + 24) % range);
 	switch (cfg->policy[family]) {
@@ -168,4 +174,5 @@ void cfr_derive_alias(const struct cfr_engine_config *cfg, const uint8_t seed[CF
 	}
 	sodium_memzero(out, sizeof(out));
 	sodium_memzero(sticky, sizeof(sticky));
+	return 0;
 }
