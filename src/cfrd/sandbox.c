@@ -38,6 +38,8 @@ static const int allowed[] = {
     SCMP_SYS(clock_gettime),
     SCMP_SYS(clock_nanosleep),
     SCMP_SYS(gettimeofday),
+    /* the kernel resumes a poll() interrupted by a stop or a tracer with it */
+    SCMP_SYS(restart_syscall),
     /* TUN packets, the signalfd, log lines on stderr */
     SCMP_SYS(read),
     SCMP_SYS(write),
