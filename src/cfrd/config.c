@@ -569,10 +569,32 @@ static int set_offload(struct parse_state *st, const char *value)
 	return parse_bool(st, value, &st->cfg->offload);
 }
 
+static int set_busy_poll(struct parse_state *st, const char *value)
+{
+	uint32_t us;
+
+	if (parse_u32(value, 0, 1000000, &us) < 0)
+		return bad(st, "invalid busy-poll '%s': expected microseconds, 0 to 1000000",
+		           value);
+	st->cfg->busy_poll_us = us;
+	return 0;
+}
+
+static int set_anon_warn_percent(struct parse_state *st, const char *value)
+{
+	uint32_t pct;
+
+	if (parse_u32(value, 0, 100, &pct) < 0)
+		return bad(st, "invalid anonymity-warn-percent '%s': expected 0 to 100", value);
+	st->cfg->anon_warn_percent = pct;
+	return 0;
+}
+
 static const struct key keys[] = {
     {"cfrd", "tun", set_tun, false},
     {"cfrd", "mtu", set_mtu, false},
     {"cfrd", "offload", set_offload, false},
+    {"cfrd", "busy-poll", set_busy_poll, false},
     {"cfrd", "control", set_control, false},
     {"cfrd", "log-level", set_log_level, false},
     {"cfrd", "seccomp", set_seccomp, false},
@@ -600,6 +622,7 @@ static const struct key keys[] = {
     {"privacy", "epoch", set_epoch, false},
     {"privacy", "subscriber-prefix6", set_subscriber_prefix6, false},
     {"privacy", "anonymity-k", set_anonymity_k, false},
+    {"privacy", "anonymity-warn-percent", set_anon_warn_percent, false},
     {"scrub", "tcp-timestamps", set_scrub_tcp_timestamps, false},
     {"scrub", "ip-id", set_scrub_ip_id, false},
     {"scrub", "flow-label", set_scrub_flow_label, false},
@@ -831,6 +854,8 @@ int cfrd_config_parse_buffer(const char *buf, size_t len, struct cfrd_config *cf
 	cfg->log_level = CFRD_LOG_INFO;
 	cfg->seccomp = CFRD_SECCOMP_KILL;
 	cfg->offload = true;
+	cfg->busy_poll_us = 0;
+	cfg->anon_warn_percent = 50;
 	cfr_engine_config_defaults(&cfg->engine);
 	cfg->acct.segment_s = CFRD_DEFAULT_SEGMENT_S;
 	cfg->acct.retention_s = CFRD_DEFAULT_RETENTION_S;

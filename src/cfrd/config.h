@@ -59,7 +59,9 @@ struct cfrd_config {
 	char control[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	enum cfrd_log_level log_level;
 	enum cfrd_seccomp seccomp;
-	bool offload; /* TUN with virtio headers, checksum and segmentation offloads */
+	bool offload;          /* TUN with virtio headers, checksum and segmentation offloads */
+	unsigned busy_poll_us; /* keep polling this long after traffic before sleeping */
+	unsigned anon_warn_percent; /* warn when more new flows than this land below anonymity-k */
 	struct cfrd_line lines[CFRD_MAX_LINES];
 	unsigned n_lines;
 	struct cfrd_accounting acct;

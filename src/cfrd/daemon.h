@@ -14,11 +14,19 @@
 /* The main tun (ingress 0) and one device per [line] section. */
 #define CFRD_MAX_IO (1 + CFRD_MAX_LINES)
 
+/* The quiet-pool warning (stats.c): counters at the last look. */
+struct cfrd_anon_watch {
+	uint64_t at_ms, created, below;
+	unsigned percent, k;
+};
+
 struct cfrd {
 	struct cfr_engine *engine;
 	struct cfr_io io[CFRD_MAX_IO];
 	unsigned n_io;
 	uint64_t start_ms; /* CLOCK_MONOTONIC */
+	unsigned busy_poll_us;
+	struct cfrd_anon_watch anon_watch;
 };
 
 #endif

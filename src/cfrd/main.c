@@ -29,6 +29,7 @@
 #include "io.h"
 #include "log.h"
 #include "sandbox.h"
+#include "stats.h"
 #include "version.h"
 
 #define DEFAULT_CONFIG "/etc/cfrd.conf"
@@ -59,12 +60,17 @@ static const char usage_text[] =
     "Runs in the foreground, logs to stderr, stops on SIGINT or SIGTERM.\n"
     "See cfrd(8) and cfrd.conf(5).\n";
 
-static uint64_t now_ms(void)
+static uint64_t now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static uint64_t now_ms(void)
+{
+	return now_us() / 1000;
 }
 
 static int load_config(const char *path, struct cfrd_config *cfg)
@@ -148,20 +154,23 @@ static unsigned gather_forwarded(struct cfr_pkt *pkts, unsigned n)
  * Each packet goes back out of the device it came in on: the kernel routes
  * it from there, and a line device only ever sees its own line's traffic.
  */
-static void forward_bursts(struct cfrd *d, struct cfr_io *io, struct cfr_pkt *pkts)
+static unsigned forward_bursts(struct cfrd *d, struct cfr_io *io, struct cfr_pkt *pkts)
 {
 	const struct cfr_io_backend *be = io->backend;
+	unsigned total = 0;
 
 	for (int b = 0; b < MAX_BURSTS_PER_WAKEUP; b++) {
 		unsigned n = be->rx_burst(io, pkts, BURST);
 
+		total += n;
 		if (n == 0)
-			return;
+			return total;
 		cfr_engine_process(d->engine, pkts, n, now_ms());
 		be->tx_burst(io, pkts, gather_forwarded(pkts, n));
 		if (n < BURST)
-			return;
+			return total;
 	}
+	return total;
 }
 
 static int drain_signal(int sfd)
@@ -178,14 +187,20 @@ static int event_loop(struct cfrd *d, struct cfrd_control *ctl, struct cfrd_acct
                       struct cfr_pkt *pkts)
 {
 	struct pollfd pfd[PFD__COUNT];
-	uint64_t last_expire = now_ms();
+	uint64_t last_expire = now_ms(), spin_until_us = 0;
 	bool records_waiting = false;
 
 	for (;;) {
 		unsigned ctl_first = PFD_IO + d->n_io;
 		unsigned n = ctl_first + cfrd_control_poll_fill(ctl, pfd + ctl_first);
 		uint64_t now = now_ms();
-		int timeout = now - last_expire >= EXPIRE_INTERVAL_MS || records_waiting
+		/*
+		 * Busy-poll for a moment after traffic: waking from a sleeping
+		 * poll() costs tens of microseconds on each packet of a
+		 * request/response exchange, more than the whole translation.
+		 */
+		bool spinning = spin_until_us && now_us() < spin_until_us;
+		int timeout = now - last_expire >= EXPIRE_INTERVAL_MS || records_waiting || spinning
 		                  ? 0
 		                  : (int)(EXPIRE_INTERVAL_MS - (now - last_expire));
 
@@ -206,13 +221,15 @@ static int event_loop(struct cfrd *d, struct cfrd_control *ctl, struct cfrd_acct
 				          d->io[i].backend->name, d->io[i].name);
 				return -EIO;
 			}
-			if (pfd[PFD_IO + i].revents & POLLIN)
-				forward_bursts(d, &d->io[i], pkts);
+			if ((pfd[PFD_IO + i].revents & POLLIN) &&
+			    forward_bursts(d, &d->io[i], pkts) && d->busy_poll_us)
+				spin_until_us = now_us() + d->busy_poll_us;
 		}
 		now = now_ms();
 		cfrd_control_poll_handle(ctl, pfd + ctl_first, n - ctl_first, d, now);
 		if (now - last_expire >= EXPIRE_INTERVAL_MS) {
 			cfr_engine_expire(d->engine, now);
+			cfrd_anon_watch(d, now);
 			last_expire = now;
 		}
 		/* After expiry, which may have ended the epoch: its seeds are sealed at once. */
@@ -266,6 +283,9 @@ static int run(const struct cfrd_config *cfg)
 		ret = -EIO;
 		goto out_signal;
 	}
+	d.busy_poll_us = cfg->busy_poll_us;
+	d.anon_watch = (struct cfrd_anon_watch){
+	    .at_ms = now_ms(), .percent = cfg->anon_warn_percent, .k = cfg->engine.anon_k};
 	d.engine = cfr_engine_new(&cfg->engine);
 	if (d.engine == NULL) {
 		ret = -errno;

@@ -7,6 +7,7 @@
  * it asserts when adding to a NULL parent, so each container is checked.
  */
 #include "stats.h"
+#include "log.h"
 
 #include "version.h"
 
@@ -196,4 +197,26 @@ struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)
 	add_u64(io, "checksums_completed", csum_completed);
 	json_object_object_add(obj, "io", io);
 	return obj;
+}
+
+#define ANON_WATCH_INTERVAL_MS 60000
+#define ANON_WATCH_MIN_FLOWS   100 /* fewer new flows than this say little */
+
+void cfrd_anon_watch(struct cfrd *d, uint64_t now_ms)
+{
+	struct cfrd_anon_watch *w = &d->anon_watch;
+	const struct cfr_stats *s = cfr_engine_stats(d->engine);
+	uint64_t created = s->flows_created - w->created, below = s->new_flows_below_k - w->below;
+
+	if (w->percent == 0 || now_ms - w->at_ms < ANON_WATCH_INTERVAL_MS)
+		return;
+	if (created >= ANON_WATCH_MIN_FLOWS && below * 100 > created * w->percent)
+		log_warn("pool too quiet to hide subscribers: %llu of the last minute's %llu new "
+		         "flows (%llu%%) went to aliases shared by fewer than %u subscribers "
+		         "(anonymity-k); a smaller pool or more subscribers per pool would help",
+		         (unsigned long long)below, (unsigned long long)created,
+		         (unsigned long long)(below * 100 / created), w->k);
+	w->at_ms = now_ms;
+	w->created = s->flows_created;
+	w->below = s->new_flows_below_k;
 }
