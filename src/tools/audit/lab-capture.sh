@@ -60,6 +60,7 @@ for i in $(seq "$n"); do capture_start "audit-sub$i" "sub$i" gw0; done
 
 # Per subscriber, in parallel: HTTPS and UDP, two flows in five over IPv6.
 # bash's /dev/udp opens a fresh socket (a fresh source port) every time.
+pids=()
 for i in $(seq "$n"); do
 	nsx "sub$i" bash -c '
 		for j in $(seq '"$conns"'); do
@@ -69,8 +70,10 @@ for i in $(seq "$n"); do
 			head -c 64 /dev/urandom >"/dev/udp/$u/7" || true
 			sleep "0.$((RANDOM % 4))"
 		done' &
+	pids+=($!)
 done
-wait
+# Only these: a bare `wait` would also wait for the captures, forever.
+wait "${pids[@]}"
 sleep 1
 capture_stop audit-fd
 truth=()
