@@ -240,17 +240,23 @@ static void flush_entry(struct cfr_sub_state *s)
 	while (s->tl_len + varint_len(s->pend_from - s->prev_end) +
 	           varint_len(s->pend_to - s->pend_from) + varint_len(s->pend_count) >
 	       CFR_TIMELINE_BYTES) {
-		struct tl_entry last;
+		struct tl_entry e[TL_MAX_ENTRIES];
 		uint16_t before = s->tl_len;
+		unsigned n, i;
 
 		tl_coarsen(s);
 		if (s->tl_len < before)
 			continue;
-		/* One entry left and still no room: the pending one joins it. */
-		tl_decode(s, &last);
+		/* Nothing left to merge and still no room: the pending entry joins the last. */
+		n = tl_decode(s, e);
+		if (n == 0)
+			break;
+		e[n - 1].to = s->pend_to;
+		e[n - 1].count += s->pend_count;
 		s->tl_len = 0;
 		s->prev_end = 0;
-		tl_put(s, last.from, s->pend_to, last.count + s->pend_count);
+		for (i = 0; i < n; i++)
+			tl_put(s, e[i].from, e[i].to, e[i].count);
 		s->pend_count = 0;
 		return;
 	}

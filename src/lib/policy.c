@@ -84,6 +84,8 @@ static void alias_from_bytes(const struct cfr_engine_config *cfg, uint8_t family
 	if (family == CFR_FAMILY_V4) {
 		for (i = 0; i < cfg->n_pool4; i++)
 			total += 1ull << (32 - cfg->pool4[i].len);
+		if (total == 0)
+			return; /* no pool of this family: cfr_derive_alias refuses first */
 		n %= total;
 		for (i = 0; i < cfg->n_pool4; i++) {
 			uint64_t size = 1ull << (32 - cfg->pool4[i].len);
@@ -107,6 +109,8 @@ static void alias_from_bytes(const struct cfr_engine_config *cfg, uint8_t family
 	}
 	for (i = 0; i < cfg->n_pool6; i++)
 		total += pool6_weight(&cfg->pool6[i]);
+	if (total == 0)
+		return;
 	n %= total;
 	for (i = 0; i < cfg->n_pool6; i++) {
 		p = &cfg->pool6[i];

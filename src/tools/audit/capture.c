@@ -235,6 +235,16 @@ static void truth_packet(struct cap *c, const struct pkt_view *v, uint32_t t_ms)
 	fill_obs(&t->seen, v, c->pools, t_ms);
 }
 
+/* A flow key of the TSV: decimal, or hex with 0x (an ISN, a payload hash). */
+static int parse_key(const char *text, unsigned long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(text, &end, 0);
+	return errno || end == text || *end != '\0' ? -1 : 0;
+}
+
 static int read_tsv(struct cap *c, const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -257,7 +267,7 @@ static int read_tsv(struct cap *c, const char *path)
 		    (strcmp(proto, "tcp") && strcmp(proto, "udp")) || rport > 65535 ||
 		    (inet_pton(AF_INET, remote, addr) != 1 &&
 		     inet_pton(AF_INET6, remote, addr) != 1) ||
-		    sscanf(key, "%lli", &id) != 1) {
+		    parse_key(key, &id) != 0) {
 			fprintf(stderr, "cfr-audit: %s:%u: not a truth line\n", path, lineno);
 			fclose(f);
 			return -EINVAL;
