@@ -77,6 +77,30 @@ static void note_chain(struct cfr_engine *eng, uint32_t steps)
 		eng->stats.longest_chain = steps;
 }
 
+/*
+ * The bucket a query or first-fragment packet will look up, for prefetching:
+ * the inside index on the way out, the outside index on the way in. ICMP
+ * errors and later fragments look up other keys and are not prefetched.
+ */
+bool cfr_flow_bucket_of(const struct cfr_engine *eng, const uint8_t *buf,
+                        const struct cfr_parsed *p, uint8_t dir, uint32_t **table, uint32_t *bucket)
+{
+	bool icmp = p->proto == CFR_IPPROTO_ICMP || p->proto == CFR_IPPROTO_ICMPV6;
+
+	if (!p->has_l4 || p->icmp_kind == CFR_ICMP_ERROR)
+		return false;
+	if (dir == CFR_DIR_OUT) {
+		*table = eng->in_buckets;
+		*bucket = flow_bucket(eng, SIDE_INSIDE, p->family, p->proto, buf + p->src_off,
+		                      p->sport, buf + p->dst_off, icmp ? 0 : p->dport);
+	} else {
+		*table = eng->out_buckets;
+		*bucket = flow_bucket(eng, SIDE_OUTSIDE, p->family, p->proto, buf + p->dst_off,
+		                      p->dport, buf + p->src_off, icmp ? 0 : p->sport);
+	}
+	return true;
+}
+
 static struct cfr_flow *flow_at(struct cfr_engine *eng, uint32_t idx)
 {
 	return &eng->flows[idx];
