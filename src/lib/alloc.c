@@ -32,7 +32,7 @@ enum cfr_drop cfr_alloc_alias(struct cfr_engine *eng, uint8_t family, uint8_t pr
 		                 alias_port);
 		cfr_acct_drew(eng, s);
 		if (!cfr_flow_find_outside(eng, family, proto, alias->b, *alias_port, remote,
-		                           remote_port))
+		                           remote_port, NULL))
 			return CFR_DROP_NONE;
 	}
 	if (fresh)

@@ -269,31 +269,30 @@ static uint8_t classify(const struct cfr_engine *eng, const uint8_t *buf, uint32
 	return CFR_DIR_OUT;
 }
 
-static enum cfr_drop process_one(struct cfr_engine *eng, struct cfr_pkt *pkt, struct cfr_parsed *pp,
+static enum cfr_drop process_one(struct cfr_engine *eng, struct cfr_pkt *pkt, struct cfr_parsed *p,
                                  enum cfr_drop reason)
 {
-	struct cfr_parsed p = *pp;
 	bool from_subscriber;
 
 	if (reason != CFR_DROP_NONE)
 		return reason;
 	if (pkt->csum_partial) {
-		if (!p.has_l4 || (p.proto != CFR_IPPROTO_TCP && p.proto != CFR_IPPROTO_UDP))
+		if (!p->has_l4 || (p->proto != CFR_IPPROTO_TCP && p->proto != CFR_IPPROTO_UDP))
 			return CFR_DROP_PARTIAL_CHECKSUM;
-		p.csum_partial = true;
+		p->csum_partial = true;
 	}
-	from_subscriber = in_prefixes(eng->cfg.subscribers, eng->cfg.n_subscribers, p.family,
-	                              pkt->data + p.src_off);
+	from_subscriber = in_prefixes(eng->cfg.subscribers, eng->cfg.n_subscribers, p->family,
+	                              pkt->data + p->src_off);
 	if (pkt->dir == CFR_DIR_IN && from_subscriber) {
 		pkt->dir = CFR_DIR_OUT;
 		return CFR_DROP_HAIRPIN;
 	}
 	if (pkt->dir == CFR_DIR_OUT && !from_subscriber)
 		return CFR_DROP_UNAUTHORISED_SOURCE;
-	reason = cfr_guard_packet(eng, pkt, &p);
+	reason = cfr_guard_packet(eng, pkt, p);
 	if (reason != CFR_DROP_NONE)
 		return reason;
-	return cfr_translate(eng, pkt->data, &p, pkt->dir);
+	return cfr_translate(eng, pkt->data, p, pkt->dir);
 }
 
 static void set_clock(struct cfr_engine *eng, uint64_t now_ms)

@@ -178,18 +178,17 @@ uint64_t cfr_rng_below(struct cfr_engine *eng, uint64_t n);
 /* flow.c */
 uint32_t cfr_flow_find_inside(struct cfr_engine *eng, uint8_t family, uint8_t proto,
                               const uint8_t *sub, uint16_t sub_port, const uint8_t *remote,
-                              uint16_t remote_port);
+                              uint16_t remote_port, const uint32_t *bucket);
 uint32_t cfr_flow_find_outside(struct cfr_engine *eng, uint8_t family, uint8_t proto,
                                const uint8_t *alias, uint16_t alias_port, const uint8_t *remote,
-                               uint16_t remote_port);
+                               uint16_t remote_port, const uint32_t *bucket);
 uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, const uint8_t *sub,
                          uint16_t sub_port, const uint8_t *remote, uint16_t remote_port,
                          const union cfr_addr *alias, uint16_t alias_port, uint32_t guard);
 void cfr_flow_touch(struct cfr_engine *eng, uint32_t idx, uint8_t tclass);
 void cfr_flow_expire(struct cfr_engine *eng);
-bool cfr_flow_bucket_of(const struct cfr_engine *eng, const uint8_t *buf,
-                        const struct cfr_parsed *p, uint8_t dir, uint32_t **table,
-                        uint32_t *bucket);
+bool cfr_flow_bucket_of(const struct cfr_engine *eng, const uint8_t *buf, struct cfr_parsed *p,
+                        uint8_t dir, uint32_t **table, uint32_t *bucket);
 
 uint32_t cfr_flow_label(const struct cfr_engine *eng, const struct cfr_flow *f);
 uint32_t cfr_flow_label_of(const struct cfr_engine *eng, const struct cfr_flow *f);

@@ -82,8 +82,8 @@ static void note_chain(struct cfr_engine *eng, uint32_t steps)
  * the inside index on the way out, the outside index on the way in. ICMP
  * errors and later fragments look up other keys and are not prefetched.
  */
-bool cfr_flow_bucket_of(const struct cfr_engine *eng, const uint8_t *buf,
-                        const struct cfr_parsed *p, uint8_t dir, uint32_t **table, uint32_t *bucket)
+bool cfr_flow_bucket_of(const struct cfr_engine *eng, const uint8_t *buf, struct cfr_parsed *p,
+                        uint8_t dir, uint32_t **table, uint32_t *bucket)
 {
 	bool icmp = p->proto == CFR_IPPROTO_ICMP || p->proto == CFR_IPPROTO_ICMPV6;
 
@@ -98,6 +98,9 @@ bool cfr_flow_bucket_of(const struct cfr_engine *eng, const uint8_t *buf,
 		*bucket = flow_bucket(eng, SIDE_OUTSIDE, p->family, p->proto, buf + p->dst_off,
 		                      p->dport, buf + p->src_off, icmp ? 0 : p->sport);
 	}
+	/* Kept for the translation, which looks up exactly this key. */
+	p->bucket = *bucket;
+	p->bucket_known = true;
 	return true;
 }
 
@@ -108,12 +111,12 @@ static struct cfr_flow *flow_at(struct cfr_engine *eng, uint32_t idx)
 
 uint32_t cfr_flow_find_inside(struct cfr_engine *eng, uint8_t family, uint8_t proto,
                               const uint8_t *sub, uint16_t sub_port, const uint8_t *remote,
-                              uint16_t remote_port)
+                              uint16_t remote_port, const uint32_t *bucket)
 {
 	size_t alen = family == CFR_FAMILY_V4 ? 4 : 16;
-	uint32_t idx = eng->in_buckets[flow_bucket(eng, SIDE_INSIDE, family, proto, sub, sub_port,
-	                                           remote, remote_port)];
-
+	uint32_t idx = eng->in_buckets[bucket ? *bucket
+	                                      : flow_bucket(eng, SIDE_INSIDE, family, proto, sub,
+	                                                    sub_port, remote, remote_port)];
 	uint32_t steps = 0;
 
 	for (; idx != 0; idx = flow_at(eng, idx)->in_next) {
@@ -132,12 +135,13 @@ uint32_t cfr_flow_find_inside(struct cfr_engine *eng, uint8_t family, uint8_t pr
 
 uint32_t cfr_flow_find_outside(struct cfr_engine *eng, uint8_t family, uint8_t proto,
                                const uint8_t *alias, uint16_t alias_port, const uint8_t *remote,
-                               uint16_t remote_port)
+                               uint16_t remote_port, const uint32_t *bucket)
 {
 	size_t alen = family == CFR_FAMILY_V4 ? 4 : 16;
-	uint32_t idx = eng->out_buckets[flow_bucket(eng, SIDE_OUTSIDE, family, proto, alias,
-	                                            alias_port, remote, remote_port)];
-
+	uint32_t idx =
+	    eng->out_buckets[bucket ? *bucket
+	                            : flow_bucket(eng, SIDE_OUTSIDE, family, proto, alias,
+	                                          alias_port, remote, remote_port)];
 	uint32_t steps = 0;
 
 	for (; idx != 0; idx = flow_at(eng, idx)->out_next) {

@@ -37,6 +37,8 @@ struct cfr_parsed {
 	bool frag;         /* part of a fragmented datagram */
 	bool has_l4;       /* the transport header is here (not a later fragment) */
 	bool csum_partial; /* the transport checksum holds the pseudo-header sum only */
+	bool bucket_known; /* <bucket>: the flow index bucket, computed while prefetching */
+	uint32_t bucket;
 	uint32_t frag_id;
 	uint32_t src_off, dst_off; /* address fields */
 	uint32_t l4_off;           /* transport header */

@@ -141,7 +141,8 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, uint8_t *buf, const s
 	if (is_icmp(p->proto) && p->icmp_kind != CFR_ICMP_ECHO_REQUEST)
 		return CFR_DROP_UNSUPPORTED_ICMP;
 
-	idx = cfr_flow_find_inside(eng, p->family, p->proto, sub, p->sport, remote, remote_port);
+	idx = cfr_flow_find_inside(eng, p->family, p->proto, sub, p->sport, remote, remote_port,
+	                           p->bucket_known ? &p->bucket : NULL);
 	if (!idx) {
 		union cfr_addr alias;
 		uint16_t alias_port;
@@ -190,7 +191,8 @@ static enum cfr_drop translate_in(struct cfr_engine *eng, uint8_t *buf, const st
 	if (is_icmp(p->proto) && p->icmp_kind != CFR_ICMP_ECHO_REPLY)
 		return CFR_DROP_NO_FLOW;
 
-	idx = cfr_flow_find_outside(eng, p->family, p->proto, alias, p->dport, remote, remote_port);
+	idx = cfr_flow_find_outside(eng, p->family, p->proto, alias, p->dport, remote, remote_port,
+	                            p->bucket_known ? &p->bucket : NULL);
 	if (!idx)
 		return CFR_DROP_NO_FLOW;
 	if (p->frag && !cfr_frag_remember(eng, CFR_DIR_IN, buf, p, idx))
@@ -264,7 +266,7 @@ static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, uint8_t *buf,
 			return CFR_DROP_ICMP_BAD_INNER;
 		remote_port = is_icmp(q.proto) ? 0 : q.dport;
 		idx = cfr_flow_find_outside(eng, q.family, q.proto, inner + q.src_off, q.sport,
-		                            inner + q.dst_off, remote_port);
+		                            inner + q.dst_off, remote_port, NULL);
 		if (!idx)
 			return CFR_DROP_ICMP_NO_FLOW;
 		f = &eng->flows[idx];
@@ -276,7 +278,7 @@ static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, uint8_t *buf,
 			return CFR_DROP_ICMP_BAD_INNER;
 		remote_port = is_icmp(q.proto) ? 0 : q.sport;
 		idx = cfr_flow_find_inside(eng, q.family, q.proto, inner + q.dst_off, q.dport,
-		                           inner + q.src_off, remote_port);
+		                           inner + q.src_off, remote_port, NULL);
 		if (!idx)
 			return CFR_DROP_ICMP_NO_FLOW;
 		f = &eng->flows[idx];
