@@ -5,7 +5,7 @@ BUILD ?= build
 PKGS := libsodium inih json-c libseccomp
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -D_GNU_SOURCE -Iinclude -Isrc/lib $(WARN)
+CFLAGS += -std=c11 -D_GNU_SOURCE -pthread -Iinclude -Isrc/lib $(WARN)
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
@@ -48,7 +48,7 @@ $(BUILD)/libcfr.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/cfrd: $(CFRD_OBJ) $(RECORDS_OBJ) $(BUILD)/libcfr.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs $(PKGS))
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(shell pkg-config --libs $(PKGS))
 
 $(BUILD)/cfrctl: $(BUILD)/src/tools/cfrctl.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs json-c)
@@ -78,7 +78,7 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/%)
 FUZZ_DEP := $(filter-out $(BUILD)/src/cfrd/main.o,$(CFRD_OBJ)) $(RECORDS_OBJ) \
 	$(BUILD)/tests/unit/pkt.o $(BUILD)/libcfr.a
 $(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_DEP)
-	$(CC) $(LDFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(shell pkg-config --libs $(PKGS))
+	$(CC) $(LDFLAGS) -pthread -fsanitize=fuzzer,address,undefined -o $@ $^ $(shell pkg-config --libs $(PKGS))
 .PHONY: fuzz fuzz-targets lint
 fuzz-targets: $(FUZZ_BIN)
 fuzz:

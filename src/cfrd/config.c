@@ -580,6 +580,21 @@ static int set_busy_poll(struct parse_state *st, const char *value)
 	return 0;
 }
 
+static int set_workers(struct parse_state *st, const char *value)
+{
+	uint32_t n;
+
+	if (strcmp(value, "auto") == 0) {
+		st->cfg->workers = 0;
+		return 0;
+	}
+	if (parse_u32(value, 1, CFRD_MAX_WORKERS, &n) < 0)
+		return bad(st, "invalid workers '%s': expected auto or 1 to %u", value,
+		           CFRD_MAX_WORKERS);
+	st->cfg->workers = n;
+	return 0;
+}
+
 static int set_anon_warn_percent(struct parse_state *st, const char *value)
 {
 	uint32_t pct;
@@ -595,6 +610,7 @@ static const struct key keys[] = {
     {"cfrd", "mtu", set_mtu, false},
     {"cfrd", "offload", set_offload, false},
     {"cfrd", "busy-poll", set_busy_poll, false},
+    {"cfrd", "workers", set_workers, false},
     {"cfrd", "control", set_control, false},
     {"cfrd", "log-level", set_log_level, false},
     {"cfrd", "seccomp", set_seccomp, false},
@@ -855,6 +871,7 @@ int cfrd_config_parse_buffer(const char *buf, size_t len, struct cfrd_config *cf
 	cfg->seccomp = CFRD_SECCOMP_KILL;
 	cfg->offload = true;
 	cfg->busy_poll_us = 0;
+	cfg->workers = 0;
 	cfg->anon_warn_percent = 50;
 	cfr_engine_config_defaults(&cfg->engine);
 	cfg->acct.segment_s = CFRD_DEFAULT_SEGMENT_S;

@@ -37,7 +37,9 @@ struct cfrd_accounting {
  * the poll set, so keep it a handful: per-line devices are for gateways with
  * few, large access aggregates, not one per subscriber.
  */
-#define CFRD_MAX_LINES     16
+#define CFRD_MAX_LINES 16
+/* Worker threads; TUN allows 256 queues per device, and 64 cores is a large gateway. */
+#define CFRD_MAX_WORKERS   64
 #define CFRD_LINE_NAME_MAX 32
 
 struct cfrd_line {
@@ -61,6 +63,7 @@ struct cfrd_config {
 	enum cfrd_seccomp seccomp;
 	bool offload;          /* TUN with virtio headers, checksum and segmentation offloads */
 	unsigned busy_poll_us; /* keep polling this long after traffic before sleeping */
+	unsigned workers;      /* packet threads, one queue of each device each; 0 = one per CPU */
 	unsigned anon_warn_percent; /* warn when more new flows than this land below anonymity-k */
 	struct cfrd_line lines[CFRD_MAX_LINES];
 	unsigned n_lines;

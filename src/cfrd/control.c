@@ -175,8 +175,15 @@ static struct json_object *dispatch(const char *line, struct cfrd *d, uint64_t n
 	char msg[32 + sizeof(((struct cfrd_control_client *)0)->buf)];
 
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
-		if (strcmp(commands[i].name, line) == 0)
-			return commands[i].run(d, now_ms);
+		if (strcmp(commands[i].name, line) == 0) {
+			/* Between two bursts: the reply is one consistent snapshot. */
+			struct json_object *reply;
+
+			cfrd_engine_lock(d);
+			reply = commands[i].run(d, now_ms);
+			cfrd_engine_unlock(d);
+			return reply;
+		}
 	}
 	snprintf(msg, sizeof(msg), "unknown command: %s", line);
 	return error_reply(msg);

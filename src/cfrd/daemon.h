@@ -1,18 +1,25 @@
 /*
- * The state of one running cfrd that the control socket reports on: the
- * engine, the packet I/O backend with its error counters, the start time.
+ * The state of one running cfrd: the engine and the lock that serialises
+ * it, the packet workers with their device queues, the start time. The
+ * control thread (main.c) and the workers (worker.c) share it.
  */
 #ifndef CFRD_DAEMON_H
 #define CFRD_DAEMON_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <cfr/cfr.h>
 
+#include "config.h"
 #include "io.h"
 
 /* The main tun (ingress 0) and one device per [line] section. */
 #define CFRD_MAX_IO (1 + CFRD_MAX_LINES)
+/* Packets per engine call: VPP's vector size, and what one wakeup usually holds. */
+#define CFRD_BURST 64
 
 /* The quiet-pool warning (stats.c): counters at the last look. */
 struct cfrd_anon_watch {
@@ -20,13 +27,46 @@ struct cfrd_anon_watch {
 	unsigned percent, k;
 };
 
-struct cfrd {
-	struct cfr_engine *engine;
+/* One packet thread: queue <index> of every device, and its own buffers. */
+struct cfrd_worker {
+	struct cfrd *d;
+	unsigned index;
+	pthread_t thread;
+	bool running;
 	struct cfr_io io[CFRD_MAX_IO];
-	unsigned n_io;
-	uint64_t start_ms; /* CLOCK_MONOTONIC */
+	struct cfr_pkt pkts[CFRD_BURST];
+	uint8_t *bufs;
+};
+
+struct cfrd {
+	/*
+	 * One engine for all workers, taken for one burst at a time: the
+	 * translation is ~1% of a worker's time (docs/performance.md), the
+	 * TUN system calls around it run in parallel. One table also keeps
+	 * every subscriber's limits, epoch seed and anonymity count exact,
+	 * and no alias bit has to say which worker owns a flow.
+	 */
+	struct cfr_engine *engine;
+	pthread_mutex_t engine_lock;
+	struct cfrd_worker *workers;
+	unsigned n_workers;
+	unsigned n_io; /* devices; each worker has one queue of each */
+	/* An eventfd: written once to stop every worker, by main or by a failing worker. */
+	int stop_fd;
+	atomic_bool failed; /* a worker stopped because a device failed */
+	uint64_t start_ms;  /* CLOCK_MONOTONIC */
 	unsigned busy_poll_us;
 	struct cfrd_anon_watch anon_watch;
 };
+
+static inline void cfrd_engine_lock(struct cfrd *d)
+{
+	pthread_mutex_lock(&d->engine_lock);
+}
+
+static inline void cfrd_engine_unlock(struct cfrd *d)
+{
+	pthread_mutex_unlock(&d->engine_lock);
+}
 
 #endif

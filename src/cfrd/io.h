@@ -7,6 +7,8 @@
 #define CFRD_IO_H
 
 #include <net/if.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <cfr/cfr.h>
@@ -28,20 +30,33 @@
  */
 #define CFRD_PKT_HEADROOM 64u
 
+/*
+ * One queue of one device. With several workers, each worker owns one queue
+ * of every device (IFF_MULTI_QUEUE); the counters are written by that worker
+ * and read by the control thread, hence atomic (relaxed, once per burst or
+ * per error).
+ */
 struct cfr_io {
 	const struct cfr_io_backend *backend;
-	int fd;           /* what the main loop polls for POLLIN */
+	int fd;           /* what the worker polls for POLLIN */
 	uint16_t ingress; /* stamped on every packet read (cfr_pkt.ingress) */
+	bool multi_queue; /* attach as one queue of a multi-queue device */
+	unsigned queue;   /* which queue of the device (the worker's index) */
 	char name[IFNAMSIZ];
-	uint64_t read_errors;
-	uint64_t write_errors;        /* failed and short writes */
-	uint64_t offload_drops;       /* virtio headers the kernel should not have sent */
-	uint64_t checksums_completed; /* partial checksums summed in software */
+	_Atomic uint64_t packets_read;
+	_Atomic uint64_t read_errors;
+	_Atomic uint64_t write_errors;        /* failed and short writes */
+	_Atomic uint64_t offload_drops;       /* virtio headers the kernel should not have sent */
+	_Atomic uint64_t checksums_completed; /* partial checksums summed in software */
 };
 
 struct cfr_io_backend {
 	const char *name;
-	/* Attach to device <ifname> with <mtu>. Logs why it failed; returns 0 or -errno. */
+	/*
+	 * Attach to device <ifname> with <mtu>, as a queue of a multi-queue
+	 * device if io->multi_queue. Logs why it failed; returns 0 or -errno
+	 * (-EINVAL when the device exists with other flags).
+	 */
 	int (*open)(struct cfr_io *io, const char *ifname, unsigned mtu);
 	/*
 	 * Fill up to <n> packets: pkts[i].data points at a CFRD_PKT_BUF_SIZE

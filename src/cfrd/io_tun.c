@@ -55,7 +55,8 @@ static const char *attach_hint(int err)
 {
 	switch (err) {
 	case EINVAL: /* the name exists with other flags: tap, pi, multi_queue, or not a tun */
-		return " (exists but is not a plain tun device?)";
+		return " (exists with other flags: not a tun device, or not multi_queue for "
+		       "several workers?)";
 	case EBUSY:
 		return " (another process has it open)";
 	default:
@@ -100,16 +101,27 @@ out:
 	return ret;
 }
 
-/* Attach <fd> to <ifname> with <flags>, then set the link; returns 0 or -errno. */
-static int tun_attach(int fd, const char *ifname, unsigned mtu, short flags)
+/*
+ * Attach <fd> to <ifname> with <flags>, then set the link; returns 0 or
+ * -errno. One queue of a device made multi_queue is still a working device,
+ * so a single-queue attach that the kernel refuses for want of
+ * IFF_MULTI_QUEUE is retried with it.
+ */
+static int tun_attach(const struct cfr_io *io, int fd, const char *ifname, unsigned mtu,
+                      short flags)
 {
 	struct ifreq ifr;
 	int ret;
 
 	memset(&ifr, 0, sizeof(ifr));
-	ifr.ifr_flags = flags;
+	ifr.ifr_flags = (short)(flags | (io->multi_queue ? IFF_MULTI_QUEUE : 0));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+	ret = ioctl(fd, TUNSETIFF, &ifr);
+	if (ret < 0 && errno == EINVAL && !io->multi_queue) {
+		ifr.ifr_flags = (short)(flags | IFF_MULTI_QUEUE);
+		ret = ioctl(fd, TUNSETIFF, &ifr);
+	}
+	if (ret < 0) {
 		ret = -errno;
 		log_error("cannot attach TUN device %s: %s%s", ifname, strerror(-ret),
 		          attach_hint(-ret));
@@ -135,12 +147,15 @@ static int tun_open_fd(void)
 static void tun_opened(struct cfr_io *io, int fd, unsigned mtu, const char *offloads)
 {
 	io->fd = fd;
+	io->packets_read = 0;
 	io->read_errors = 0;
 	io->write_errors = 0;
 	io->offload_drops = 0;
 	io->checksums_completed = 0;
-	log_info("attached to TUN device %s, MTU %u, ingress %u, offloads: %s", io->name, mtu,
-	         io->ingress, offloads);
+	/* Every queue of a device gets the same settings: say them once. */
+	cfrd_log(io->queue == 0 ? CFRD_LOG_INFO : CFRD_LOG_DEBUG,
+	         "attached to TUN device %s (queue %u), MTU %u, ingress %u, offloads: %s", io->name,
+	         io->queue, mtu, io->ingress, offloads);
 }
 
 static int tun_open(struct cfr_io *io, const char *ifname, unsigned mtu)
@@ -150,7 +165,7 @@ static int tun_open(struct cfr_io *io, const char *ifname, unsigned mtu)
 	fd = tun_open_fd();
 	if (fd < 0)
 		return fd;
-	ret = tun_attach(fd, ifname, mtu, IFF_TUN | IFF_NO_PI);
+	ret = tun_attach(io, fd, ifname, mtu, IFF_TUN | IFF_NO_PI);
 	if (ret < 0)
 		goto fail;
 	/*
@@ -216,7 +231,7 @@ static int tun_offload_open(struct cfr_io *io, const char *ifname, unsigned mtu)
 	fd = tun_open_fd();
 	if (fd < 0)
 		return fd;
-	ret = tun_attach(fd, ifname, mtu, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR);
+	ret = tun_attach(io, fd, ifname, mtu, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR);
 	if (ret < 0)
 		goto fail;
 	/*
@@ -256,6 +271,7 @@ static unsigned tun_rx_burst(struct cfr_io *io, struct cfr_pkt *pkts, unsigned n
 			io->read_errors++;
 		break;
 	}
+	atomic_fetch_add_explicit(&io->packets_read, i, memory_order_relaxed);
 	return i;
 }
 
@@ -277,6 +293,7 @@ static unsigned tun_tx_burst(struct cfr_io *io, const struct cfr_pkt *pkts, unsi
 static unsigned tun_offload_rx_burst(struct cfr_io *io, struct cfr_pkt *pkts, unsigned n)
 {
 	unsigned i = 0, rejects = 0;
+	uint64_t completed = 0;
 
 	while (i < n) {
 		uint8_t *buf = pkts[i].data - CFRD_VNET_HDR_LEN;
@@ -293,7 +310,7 @@ static unsigned tun_offload_rx_burst(struct cfr_io *io, struct cfr_pkt *pkts, un
 		}
 		pkts[i].len = (uint32_t)len - CFRD_VNET_HDR_LEN;
 		pkts[i].ingress = io->ingress;
-		if (__builtin_expect(cfrd_vnet_rx(h, &pkts[i], &io->checksums_completed) < 0, 0)) {
+		if (__builtin_expect(cfrd_vnet_rx(h, &pkts[i], &completed) < 0, 0)) {
 			io->offload_drops++; /* the buffer is reused for the next read */
 			if (++rejects > MAX_REJECTS_PER_BURST)
 				break;
@@ -301,6 +318,10 @@ static unsigned tun_offload_rx_burst(struct cfr_io *io, struct cfr_pkt *pkts, un
 		}
 		i++;
 	}
+	atomic_fetch_add_explicit(&io->packets_read, i, memory_order_relaxed);
+	if (completed)
+		atomic_fetch_add_explicit(&io->checksums_completed, completed,
+		                          memory_order_relaxed);
 	return i;
 }
 

@@ -1,8 +1,9 @@
 /*
  * cfrd: the Customer-Facing Relay daemon. Reads the configuration, attaches
- * to the TUN device and runs one single-threaded poll() loop: packets in
- * batches from the I/O backend through the engine and back, control socket
- * clients, SIGINT/SIGTERM through a signalfd, flow expiry on a tick.
+ * its workers to the queues of the TUN devices (worker.c), gives up its
+ * privileges, and then runs the control thread: control socket clients,
+ * SIGINT/SIGTERM through a signalfd, flow expiry and record sealing on a
+ * tick, while the workers move the packets.
  *
  * It never prints a subscriber address next to a destination, and it never
  * allocates on the packet path: every buffer exists before the loop starts.
@@ -12,17 +13,18 @@
 #include <poll.h>
 #include <signal.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cfr/cfr.h>
 
 #include "acct.h"
+#include "clock.h"
 #include "config.h"
 #include "control.h"
 #include "daemon.h"
@@ -31,20 +33,15 @@
 #include "sandbox.h"
 #include "stats.h"
 #include "version.h"
+#include "worker.h"
 
 #define DEFAULT_CONFIG "/etc/cfrd.conf"
 
-/* Packets per engine call: VPP's vector size, and what one wakeup usually holds. */
-#define BURST 64
-/* A packet slot: the backend's headroom (a virtio header), then the largest packet. */
-#define PKT_SLOT_SIZE (CFRD_PKT_HEADROOM + CFRD_PKT_BUF_SIZE)
-/* Bursts handled before polling again, so a busy TUN cannot starve signals or cfrctl. */
-#define MAX_BURSTS_PER_WAKEUP 16
 /* The engine's expiry is O(expired flows); twice a second keeps timeouts within 0.5 s. */
 #define EXPIRE_INTERVAL_MS 500
 
-/* Poll set: the signalfd, every packet device (main tun first), then the control socket. */
-enum { PFD_SIGNAL, PFD_IO, PFD__COUNT = PFD_IO + CFRD_MAX_IO + CFRD_CONTROL_MAX_POLLFDS };
+/* Poll set: the signalfd, the workers' stop eventfd, then the control socket and clients. */
+enum { PFD_SIGNAL, PFD_STOP, PFD_CONTROL, PFD__COUNT = PFD_CONTROL + CFRD_CONTROL_MAX_POLLFDS };
 
 static const char usage_text[] =
     "Usage: cfrd [-c FILE]\n"
@@ -59,19 +56,6 @@ static const char usage_text[] =
     "\n"
     "Runs in the foreground, logs to stderr, stops on SIGINT or SIGTERM.\n"
     "See cfrd(8) and cfrd.conf(5).\n";
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static uint64_t now_ms(void)
-{
-	return now_us() / 1000;
-}
 
 static int load_config(const char *path, struct cfrd_config *cfg)
 {
@@ -128,51 +112,6 @@ static int open_signalfd(void)
 	return fd < 0 ? -errno : fd;
 }
 
-/*
- * Move forwarded packets to the front, keeping their order. Entries are
- * swapped, not copied over, so every slot still owns exactly one buffer.
- */
-static unsigned gather_forwarded(struct cfr_pkt *pkts, unsigned n)
-{
-	unsigned k = 0;
-
-	for (unsigned i = 0; i < n; i++) {
-		if (pkts[i].verdict != CFR_VERDICT_FORWARD)
-			continue;
-		if (i != k) {
-			struct cfr_pkt tmp = pkts[k];
-
-			pkts[k] = pkts[i];
-			pkts[i] = tmp;
-		}
-		k++;
-	}
-	return k;
-}
-
-/*
- * Each packet goes back out of the device it came in on: the kernel routes
- * it from there, and a line device only ever sees its own line's traffic.
- */
-static unsigned forward_bursts(struct cfrd *d, struct cfr_io *io, struct cfr_pkt *pkts)
-{
-	const struct cfr_io_backend *be = io->backend;
-	unsigned total = 0;
-
-	for (int b = 0; b < MAX_BURSTS_PER_WAKEUP; b++) {
-		unsigned n = be->rx_burst(io, pkts, BURST);
-
-		total += n;
-		if (n == 0)
-			return total;
-		cfr_engine_process(d->engine, pkts, n, now_ms());
-		be->tx_burst(io, pkts, gather_forwarded(pkts, n));
-		if (n < BURST)
-			return total;
-	}
-	return total;
-}
-
 static int drain_signal(int sfd)
 {
 	struct signalfd_siginfo si;
@@ -183,30 +122,37 @@ static int drain_signal(int sfd)
 	return 1;
 }
 
-static int event_loop(struct cfrd *d, struct cfrd_control *ctl, struct cfrd_acct *acct, int sfd,
-                      struct cfr_pkt *pkts)
+/* Periodic engine work and a control command hold the engine lock like a burst does. */
+static void engine_housekeeping(struct cfrd *d, uint64_t now, uint64_t *last_expire)
+{
+	if (now - *last_expire < EXPIRE_INTERVAL_MS)
+		return;
+	cfrd_engine_lock(d);
+	cfr_engine_expire(d->engine, now);
+	cfrd_anon_watch(d, now);
+	cfrd_engine_unlock(d);
+	*last_expire = now;
+}
+
+/*
+ * The control thread: signals, cfrctl clients, expiry and sealing records,
+ * while the workers move packets. It sleeps in poll() between ticks.
+ */
+static int control_loop(struct cfrd *d, struct cfrd_control *ctl, struct cfrd_acct *acct, int sfd)
 {
 	struct pollfd pfd[PFD__COUNT];
-	uint64_t last_expire = now_ms(), spin_until_us = 0;
+	uint64_t last_expire = cfrd_now_ms();
 	bool records_waiting = false;
 
 	for (;;) {
-		unsigned ctl_first = PFD_IO + d->n_io;
-		unsigned n = ctl_first + cfrd_control_poll_fill(ctl, pfd + ctl_first);
-		uint64_t now = now_ms();
-		/*
-		 * Busy-poll for a moment after traffic: waking from a sleeping
-		 * poll() costs tens of microseconds on each packet of a
-		 * request/response exchange, more than the whole translation.
-		 */
-		bool spinning = spin_until_us && now_us() < spin_until_us;
-		int timeout = now - last_expire >= EXPIRE_INTERVAL_MS || records_waiting || spinning
-		                  ? 0
-		                  : (int)(EXPIRE_INTERVAL_MS - (now - last_expire));
+		unsigned n = PFD_CONTROL + cfrd_control_poll_fill(ctl, pfd + PFD_CONTROL);
+		uint64_t now = cfrd_now_ms();
+		bool bored = now - last_expire < EXPIRE_INTERVAL_MS && !records_waiting;
+		int timeout = bored ? (int)(EXPIRE_INTERVAL_MS - (now - last_expire)) : 0;
+		bool drained;
 
 		pfd[PFD_SIGNAL] = (struct pollfd){.fd = sfd, .events = POLLIN};
-		for (unsigned i = 0; i < d->n_io; i++)
-			pfd[PFD_IO + i] = (struct pollfd){.fd = d->io[i].fd, .events = POLLIN};
+		pfd[PFD_STOP] = (struct pollfd){.fd = d->stop_fd, .events = POLLIN};
 		if (poll(pfd, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -215,62 +161,37 @@ static int event_loop(struct cfrd *d, struct cfrd_control *ctl, struct cfrd_acct
 		}
 		if ((pfd[PFD_SIGNAL].revents & POLLIN) && drain_signal(sfd))
 			return 0;
-		for (unsigned i = 0; i < d->n_io; i++) {
-			if (pfd[PFD_IO + i].revents & (POLLERR | POLLHUP | POLLNVAL)) {
-				log_error("%s device %s failed (deleted?), stopping",
-				          d->io[i].backend->name, d->io[i].name);
-				return -EIO;
-			}
-			if ((pfd[PFD_IO + i].revents & POLLIN) &&
-			    forward_bursts(d, &d->io[i], pkts) && d->busy_poll_us)
-				spin_until_us = now_us() + d->busy_poll_us;
-		}
-		now = now_ms();
-		cfrd_control_poll_handle(ctl, pfd + ctl_first, n - ctl_first, d, now);
-		if (now - last_expire >= EXPIRE_INTERVAL_MS) {
-			cfr_engine_expire(d->engine, now);
-			cfrd_anon_watch(d, now);
-			last_expire = now;
-		}
+		if (pfd[PFD_STOP].revents & POLLIN)
+			return atomic_load(&d->failed) ? -EIO : 0;
+		now = cfrd_now_ms();
+		cfrd_control_poll_handle(ctl, pfd + PFD_CONTROL, n - PFD_CONTROL, d, now);
+		engine_housekeeping(d, now, &last_expire);
 		/* After expiry, which may have ended the epoch: its seeds are sealed at once. */
-		records_waiting = cfrd_acct_drain(acct, d->engine, now);
+		cfrd_engine_lock(d);
+		drained = cfrd_acct_drain(acct, d->engine, now);
+		cfrd_engine_unlock(d);
+		records_waiting = drained;
 	}
 }
 
-/* Attach the main tun as ingress 0 and each [line]'s device as ingress i + 1. */
-static int open_devices(struct cfrd *d, const struct cfrd_config *cfg)
+static int engine_lock_init(struct cfrd *d)
 {
-	for (unsigned i = 0; i <= cfg->n_lines; i++) {
-		struct cfr_io *io = &d->io[i];
-		const char *name = i == 0 ? cfg->tun : cfg->lines[i - 1].tun;
-		int ret;
+	pthread_mutexattr_t attr;
+	int ret;
 
-		*io = (struct cfr_io){.backend = cfg->offload ? &cfrd_io_tun_offload : &cfrd_io_tun,
-		                      .fd = -1,
-		                      .ingress = (uint16_t)i};
-		snprintf(io->name, sizeof(io->name), "%s", name);
-		ret = io->backend->open(io, name, cfg->mtu);
-		if (ret < 0)
-			return ret;
-		d->n_io = i + 1;
-	}
-	return 0;
-}
-
-static void close_devices(struct cfrd *d)
-{
-	for (unsigned i = 0; i < d->n_io; i++)
-		d->io[i].backend->close(&d->io[i]);
-	d->n_io = 0;
+	/* Adaptive: a worker waiting for one burst (microseconds) spins before it sleeps. */
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+	ret = pthread_mutex_init(&d->engine_lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+	return -ret;
 }
 
 static int run(const struct cfrd_config *cfg)
 {
-	struct cfrd d = {.n_io = 0};
+	struct cfrd d = {.stop_fd = -1};
 	struct cfrd_control ctl;
 	struct cfrd_acct acct;
-	struct cfr_pkt pkts[BURST];
-	uint8_t *bufs;
 	int sfd, ret;
 
 	sfd = open_signalfd();
@@ -285,28 +206,24 @@ static int run(const struct cfrd_config *cfg)
 	}
 	d.busy_poll_us = cfg->busy_poll_us;
 	d.anon_watch = (struct cfrd_anon_watch){
-	    .at_ms = now_ms(), .percent = cfg->anon_warn_percent, .k = cfg->engine.anon_k};
+	    .at_ms = cfrd_now_ms(), .percent = cfg->anon_warn_percent, .k = cfg->engine.anon_k};
 	d.engine = cfr_engine_new(&cfg->engine);
 	if (d.engine == NULL) {
 		ret = -errno;
 		log_error("cannot create the engine: %s", strerror(errno));
 		goto out_signal;
 	}
-	bufs = aligned_alloc(64, (size_t)BURST * PKT_SLOT_SIZE);
-	if (bufs == NULL) {
-		ret = -ENOMEM;
-		log_error("cannot allocate packet buffers: %s", strerror(ENOMEM));
+	ret = engine_lock_init(&d);
+	if (ret < 0) {
+		log_error("cannot create the engine lock: %s", strerror(-ret));
 		goto out_engine;
 	}
-	for (unsigned i = 0; i < BURST; i++)
-		pkts[i] =
-		    (struct cfr_pkt){.data = bufs + (size_t)i * PKT_SLOT_SIZE + CFRD_PKT_HEADROOM};
-	ret = open_devices(&d, cfg);
+	ret = cfrd_workers_open(&d, cfg);
 	if (ret < 0)
-		goto out_io;
+		goto out_lock;
 	ret = cfrd_control_open(&ctl, cfg->control);
 	if (ret < 0)
-		goto out_io;
+		goto out_workers;
 	ret = cfrd_acct_open(&acct, cfg);
 	if (ret < 0)
 		goto out_control;
@@ -315,20 +232,27 @@ static int run(const struct cfrd_config *cfg)
 	if (ret < 0)
 		goto out_acct;
 
-	d.start_ms = now_ms();
-	log_info("cfrd %s running: %u IPv4 and %u IPv6 pool prefixes, ports %u-%u, "
+	d.start_ms = cfrd_now_ms();
+	ret = cfrd_workers_start(&d);
+	if (ret < 0)
+		goto out_acct;
+	log_info("cfrd %s running: %u worker%s, %u IPv4 and %u IPv6 pool prefixes, ports %u-%u, "
 	         "%u subscriber prefixes, %zu bytes of flow state",
-	         CFR_VERSION, cfg->engine.n_pool4, cfg->engine.n_pool6, cfg->engine.port_min,
-	         cfg->engine.port_max, cfg->engine.n_subscribers, cfr_engine_memory(d.engine));
-	ret = event_loop(&d, &ctl, &acct, sfd, pkts);
+	         CFR_VERSION, d.n_workers, d.n_workers == 1 ? "" : "s", cfg->engine.n_pool4,
+	         cfg->engine.n_pool6, cfg->engine.port_min, cfg->engine.port_max,
+	         cfg->engine.n_subscribers, cfr_engine_memory(d.engine));
+	ret = control_loop(&d, &ctl, &acct, sfd);
+	/* No packet moves once the workers are joined: the records sealed next are the last. */
+	cfrd_workers_close(&d);
 
 out_acct:
-	cfrd_acct_close(&acct, d.engine, now_ms());
+	cfrd_acct_close(&acct, d.engine, cfrd_now_ms());
 out_control:
 	cfrd_control_close(&ctl);
-out_io:
-	close_devices(&d);
-	free(bufs);
+out_workers:
+	cfrd_workers_close(&d);
+out_lock:
+	pthread_mutex_destroy(&d.engine_lock);
 out_engine:
 	cfr_engine_free(d.engine);
 out_signal:

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <linux/capability.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -80,6 +81,12 @@ static const int allowed[] = {
     SCMP_SYS(mkdir),
     SCMP_SYS(mkdirat),
     SCMP_SYS(fcntl),
+    /* the workers start after the filter: stacks, the engine lock, a thread's own setup */
+    SCMP_SYS(mprotect),
+    SCMP_SYS(futex),
+    SCMP_SYS(set_robust_list),
+    SCMP_SYS(rseq),
+    SCMP_SYS(sched_yield),
     /* signals and the way out (abort() included, so a failed assert still dumps) */
     SCMP_SYS(rt_sigprocmask),
     SCMP_SYS(rt_sigreturn),
@@ -135,6 +142,21 @@ static int install_filter(enum cfrd_seccomp mode)
 
 		ret = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, &self);
 	}
+	/*
+	 * Threads, not processes: clone() only with CLONE_THREAD. clone3()
+	 * passes its flags in memory a filter cannot read, so it fails with
+	 * ENOSYS and glibc falls back to clone().
+	 */
+	if (ret == 0) {
+		struct scmp_arg_cmp thread = {.arg = 0,
+		                              .op = SCMP_CMP_MASKED_EQ,
+		                              .datum_a = CLONE_THREAD,
+		                              .datum_b = CLONE_THREAD};
+
+		ret = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, &thread);
+	}
+	if (ret == 0)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
 	if (ret == 0)
 		ret = seccomp_load(ctx); /* sets no_new_privs first */
 	seccomp_release(ctx);

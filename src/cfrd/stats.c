@@ -164,16 +164,9 @@ struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)
 {
 	const struct cfr_stats *s = cfr_engine_stats(d->engine);
 	struct json_object *obj = json_object_new_object();
-	struct json_object *io;
+	struct json_object *io, *by_worker;
 	uint64_t read_errors = 0, write_errors = 0, offload_drops = 0, csum_completed = 0;
 
-	/* One total over the main tun and every line device. */
-	for (unsigned i = 0; i < d->n_io; i++) {
-		read_errors += d->io[i].read_errors;
-		write_errors += d->io[i].write_errors;
-		offload_drops += d->io[i].offload_drops;
-		csum_completed += d->io[i].checksums_completed;
-	}
 	if (obj == NULL)
 		return NULL;
 	json_object_object_add(obj, "version", json_object_new_string(CFR_VERSION));
@@ -186,13 +179,35 @@ struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)
 	json_object_object_add(obj, "privacy", privacy_json(s));
 	json_object_object_add(obj, "anonymity", anonymity_json(d));
 	io = json_object_new_object();
-	if (io == NULL)
+	by_worker = json_object_new_array();
+	if (io == NULL || by_worker == NULL) {
+		json_object_put(io);
+		json_object_put(by_worker);
 		return obj;
+	}
+	/* One total over every queue of the main tun and of every line device. */
+	for (unsigned k = 0; k < d->n_workers; k++) {
+		uint64_t packets = 0;
+
+		for (unsigned i = 0; i < d->n_io; i++) {
+			const struct cfr_io *q = &d->workers[k].io[i];
+
+			packets += q->packets_read;
+			read_errors += q->read_errors;
+			write_errors += q->write_errors;
+			offload_drops += q->offload_drops;
+			csum_completed += q->checksums_completed;
+		}
+		json_object_array_add(by_worker, json_object_new_uint64(packets));
+	}
 	add_u64(io, "read_errors", read_errors);
 	add_u64(io, "write_errors", write_errors);
-	if (d->n_io > 0)
+	if (d->n_workers > 0)
 		json_object_object_add(io, "backend",
-		                       json_object_new_string(d->io[0].backend->name));
+		                       json_object_new_string(d->workers[0].io[0].backend->name));
+	add_u64(io, "workers", d->n_workers);
+	/* How the kernel spread the load over the queues: packets read by each worker. */
+	json_object_object_add(io, "packets_by_worker", by_worker);
 	add_u64(io, "offload_drops", offload_drops);
 	add_u64(io, "checksums_completed", csum_completed);
 	json_object_object_add(obj, "io", io);

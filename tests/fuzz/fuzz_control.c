@@ -18,6 +18,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct cfrd daemon_state;
+static struct cfrd_worker worker = {.d = &daemon_state};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -45,10 +46,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	daemon_state.engine = cfr_engine_new(&cfg);
 	if (daemon_state.engine == NULL)
 		abort();
-	/* As after open_devices(): `stats` names the main device's backend. */
+	/* As after cfrd_workers_open(): `stats` names the main device's backend. */
+	pthread_mutex_init(&daemon_state.engine_lock, NULL);
 	daemon_state.n_io = 1;
-	daemon_state.io[0].fd = -1;
-	daemon_state.io[0].backend = &cfrd_io_tun;
+	daemon_state.n_workers = 1;
+	daemon_state.workers = &worker;
+	worker.io[0].fd = -1;
+	worker.io[0].backend = &cfrd_io_tun;
 	memcpy(buf, udp, sizeof(udp));
 	cfr_engine_process(daemon_state.engine, &p, 1, 1000);
 	return 0;

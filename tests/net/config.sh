@@ -33,6 +33,10 @@ bad host-bits 's#^prefix = 100.64.0.0/10#prefix = 100.64.0.1/10#'
 bad syntax 's#^\[limits\]#this line is not ini#'
 bad unknown-key '/^log-level/a\
 no-such-key = 1'
+bad zero-workers '/^log-level/a\
+workers = 0'
+bad too-many-workers '/^log-level/a\
+workers = 65'
 
 out=$("$CFRD" --check-config "$dir/missing.conf" 2>&1) && fail "missing file accepted: $out"
 ok "missing file rejected: ${out#"$dir"/}"
