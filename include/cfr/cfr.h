@@ -301,8 +301,10 @@ void cfr_engine_free(struct cfr_engine *eng);
 
 /*
  * Translate <n> packets in place. <now_ms> is a monotonic clock in
- * milliseconds; it must not go backwards. Each packet gets a direction and
- * a verdict; a packet that is forwarded keeps its length.
+ * milliseconds; a time older than the engine has seen (threads that read
+ * the clock before taking the engine) counts as the newest it has seen.
+ * Each packet gets a direction and a verdict; a packet that is forwarded
+ * keeps its length.
  */
 void cfr_engine_process(struct cfr_engine *eng, struct cfr_pkt *pkts, unsigned n, uint64_t now_ms);
 

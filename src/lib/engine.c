@@ -295,8 +295,19 @@ static enum cfr_drop process_one(struct cfr_engine *eng, struct cfr_pkt *pkt, st
 	return cfr_translate(eng, pkt->data, p, pkt->dir);
 }
 
+/*
+ * Callers in several threads read their clock before they get the engine,
+ * so a call may bring a time older than the last one: keep the later. Expiry
+ * deadlines and the LRU order both assume a clock that never goes back.
+ */
+static uint64_t monotonic(const struct cfr_engine *eng, uint64_t now_ms)
+{
+	return now_ms < eng->now_ms ? eng->now_ms : now_ms;
+}
+
 static void set_clock(struct cfr_engine *eng, uint64_t now_ms)
 {
+	now_ms = monotonic(eng, now_ms);
 	eng->now_ms = now_ms;
 	eng->now_s = (uint32_t)(now_ms / 1000);
 	if (unlikely(eng->stats.epoch == 0))
@@ -308,6 +319,7 @@ static void set_clock(struct cfr_engine *eng, uint64_t now_ms)
 void cfr_engine_epoch_rotate(struct cfr_engine *eng, uint64_t now_ms)
 {
 	/* Not set_clock(): an epoch due by time would end too, ending two at once. */
+	now_ms = monotonic(eng, now_ms);
 	eng->now_ms = now_ms;
 	eng->now_s = (uint32_t)(now_ms / 1000);
 	cfr_epoch_new(eng, now_ms);

@@ -157,6 +157,29 @@ static void udp_never_expires_early(void **state)
 	assert_int_equal(reply_verdict(*state, &out, 0, 3100), CFR_VERDICT_FORWARD);
 }
 
+/*
+ * Callers in several threads read the clock before they get the engine, so
+ * a call may carry a time a few milliseconds older than the one before: the
+ * engine keeps its own clock from going backwards. A flow is neither expired
+ * by nor dated with the older time.
+ */
+static void clock_never_goes_backwards(void **state)
+{
+	struct pkt first, second;
+	const uint64_t t = T0 + 5000;
+
+	lab_open_flow(*state, 4, IPPROTO_UDP, 40407, 443, &first, t);
+	cfr_engine_expire(*state, t - 4000);
+	assert_int_equal(active(*state, 4, CFR_PROTO_UDP), 1);
+	assert_int_equal(reply_verdict(*state, &first, 0, t - 3000), CFR_VERDICT_FORWARD);
+	/* Opened "before" the first, it is dated with the engine's clock: they expire together. */
+	lab_open_flow(*state, 4, IPPROTO_UDP, 40408, 443, &second, t - 2000);
+	cfr_engine_expire(*state, t + UDP_S * 1000 - 500);
+	assert_int_equal(active(*state, 4, CFR_PROTO_UDP), 2);
+	cfr_engine_expire(*state, t + (UDP_S + 2) * 1000);
+	assert_int_equal(active(*state, 4, CFR_PROTO_UDP), 0);
+}
+
 /* Out SYN, in SYN-ACK, out ACK: the established timeout applies. */
 static void handshake(struct cfr_engine *eng, int family, uint16_t sport, struct pkt *out)
 {
@@ -357,6 +380,7 @@ int main(void)
 	    T(tcp6_syn_only_embryonic),
 	    T(udp_refreshed_survives),
 	    T(udp_never_expires_early),
+	    T(clock_never_goes_backwards),
 	    T(tcp4_established_long_timeout),
 	    T(tcp6_established_long_timeout),
 	    T(tcp4_fin_both_ways_transitory),
