@@ -169,6 +169,22 @@ static uint64_t get_u64(struct json_object *obj, ...)
 	return obj != NULL ? json_object_get_uint64(obj) : 0;
 }
 
+/* How the kernel spread the packets over cfrd's workers (one queue each). */
+static void print_workers(struct json_object *r)
+{
+	struct json_object *io, *by_worker;
+
+	if (!json_object_object_get_ex(r, "io", &io) ||
+	    !json_object_object_get_ex(io, "packets_by_worker", &by_worker) ||
+	    !json_object_is_type(by_worker, json_type_array))
+		return;
+	printf("workers    %zu, packets read by each:", json_object_array_length(by_worker));
+	for (size_t i = 0; i < json_object_array_length(by_worker); i++)
+		printf(" %" PRIu64,
+		       json_object_get_uint64(json_object_array_get_idx(by_worker, i)));
+	putchar('\n');
+}
+
 static void print_uptime(uint64_t s)
 {
 	printf("uptime:    %" PRIu64 "d %02" PRIu64 ":%02" PRIu64 ":%02" PRIu64 "\n", s / 86400,
@@ -239,6 +255,7 @@ static void print_stats(struct json_object *r)
 	       get_u64(r, "privacy", "scrubbed", "flow_label", NULL));
 	printf("\nio errors  read %" PRIu64 ", write %" PRIu64 "\n",
 	       get_u64(r, "io", "read_errors", NULL), get_u64(r, "io", "write_errors", NULL));
+	print_workers(r);
 }
 
 static int stats_main(const struct ctx *ctx, int argc, char **argv)

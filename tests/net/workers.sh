@@ -45,6 +45,9 @@ for n in $by_worker; do
 done
 [ "$k" = "$want" ] || fail "packets_by_worker has $k entries, want $want"
 [ "$want" -gt 1 ] && ok "every worker carried traffic"
+line=$(nsx gw "$CFRCTL" -s "$LAB_CTL" stats | grep '^workers ') || fail "no workers line in cfrctl stats"
+[ "$(echo "$line" | tr -s ' ' | cut -d' ' -f2)" = "$want," ] || fail "cfrctl stats: $line"
+ok "cfrctl stats: $line"
 test_leak_check
 
 # A single-queue persistent device, beside the lab's cfrd (no traffic to it).
