@@ -20,6 +20,7 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -57,7 +58,6 @@ static const int allowed[] = {
     SCMP_SYS(close),
     /* json-c replies and the records writer allocate with malloc */
     SCMP_SYS(brk),
-    SCMP_SYS(mmap),
     SCMP_SYS(munmap),
     SCMP_SYS(mremap),
     SCMP_SYS(madvise),
@@ -81,8 +81,7 @@ static const int allowed[] = {
     SCMP_SYS(mkdir),
     SCMP_SYS(mkdirat),
     SCMP_SYS(fcntl),
-    /* the workers start after the filter: stacks, the engine lock, a thread's own setup */
-    SCMP_SYS(mprotect),
+    /* the workers start after the filter: the engine lock, a thread's own setup */
     SCMP_SYS(futex),
     SCMP_SYS(set_robust_list),
     SCMP_SYS(rseq),
@@ -157,6 +156,19 @@ static int install_filter(enum cfrd_seccomp mode)
 	}
 	if (ret == 0)
 		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	/*
+	 * Memory for malloc and thread stacks, never executable: code run
+	 * through a memory bug cannot map or make pages it could jump into.
+	 */
+	if (ret == 0) {
+		struct scmp_arg_cmp no_exec = {
+		    .arg = 2, .op = SCMP_CMP_MASKED_EQ, .datum_a = PROT_EXEC, .datum_b = 0};
+
+		ret = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, &no_exec);
+		if (ret == 0)
+			ret = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+			                             &no_exec);
+	}
 	if (ret == 0)
 		ret = seccomp_load(ctx); /* sets no_new_privs first */
 	seccomp_release(ctx);
