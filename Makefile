@@ -64,7 +64,12 @@ $(BUILD)/cfr-audit: $(AUDIT_OBJ) $(BUILD)/libcfr.a
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJ) $(RECORDS_OBJ) $(BUILD)/libcfr.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_SODIUM)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_SODIUM) $(UNIT_LIBS)
+# Unit tests that include a cfrd source file to reach its static functions.
+$(BUILD)/tests/unit/test_vnet.o: src/cfrd/vnet.c
+$(BUILD)/tests/unit/test_sandbox.o: src/cfrd/sandbox.c src/cfrd/log.c
+# cfrd's sandbox, tested in forked children (tests/unit/test_sandbox.c).
+$(BUILD)/tests/test_sandbox: UNIT_LIBS = -pthread $(shell pkg-config --libs libseccomp)
 
 $(BUILD)/engine-bench: $(BUILD)/bench/engine/engine-bench.o $(BUILD)/libcfr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_SODIUM)
