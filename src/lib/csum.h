@@ -26,6 +26,14 @@ static inline uint32_t get32(const uint8_t *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+static inline void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
 /*
  * One's-complement sum of <len> bytes, added to <sum>; an odd tail is zero
  * padded. Summing big-endian 32-bit words and folding later gives the same
@@ -51,25 +59,39 @@ static inline uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
 
 static inline uint16_t csum_fold(uint32_t sum)
 {
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
+	/* Twice is enough for 32 bits (the first leaves at most 0x1fffe): no loop. */
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
 	return (uint16_t)~sum;
 }
 
 /*
- * RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), for the checksum stored at
- * <field> when the even-length byte run <old> becomes <new>. Eqn. 3 (not
- * eqn. 2) so that a checksum never turns into 0x0000 from a non-zero sum,
- * which matters for UDP where zero means "no checksum".
+ * RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'). csum_delta() sums the ~m + m'
+ * terms of the even-length byte run <old> becoming <new>; csum_apply()
+ * adds such a sum to the checksum stored at <field>. Deltas of several
+ * fields may be added before one csum_apply(): the result is the same, bit
+ * for bit, as applying them one by one. Eqn. 3 (not eqn. 2) so that a
+ * checksum never turns into 0x0000 from a non-zero sum, which matters for
+ * UDP where zero means "no checksum".
  */
-static inline void csum_replace(uint8_t *field, const uint8_t *old, const uint8_t *new, size_t len)
+static inline uint32_t csum_delta(const uint8_t *old, const uint8_t *new, size_t len)
 {
-	uint32_t sum = (uint16_t)~get16(field);
+	uint32_t sum = 0;
 	size_t i;
 
 	for (i = 0; i < len; i += 2)
 		sum += (uint16_t)~get16(old + i) + (uint32_t)get16(new + i);
-	put16(field, csum_fold(sum));
+	return sum;
+}
+
+static inline void csum_apply(uint8_t *field, uint32_t delta)
+{
+	put16(field, csum_fold((uint16_t)~get16(field) + delta));
+}
+
+static inline void csum_replace(uint8_t *field, const uint8_t *old, const uint8_t *new, size_t len)
+{
+	csum_apply(field, csum_delta(old, new, len));
 }
 
 /* Sum of an IPv4 or IPv6 pseudo-header for <proto> and <l4_len> bytes. */

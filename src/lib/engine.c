@@ -113,19 +113,7 @@ int cfr_prefix_parse(const char *text, struct cfr_prefix *out)
 
 bool cfr_prefix_contains(const struct cfr_prefix *p, int family, const uint8_t *addr)
 {
-	unsigned i;
-
-	if (p->family != family)
-		return false;
-	/* Whole 32-bit words: one comparison for IPv4, two for a /64. */
-	for (i = 0; i * 32 < p->len; i++) {
-		unsigned bits = p->len - i * 32 < 32 ? p->len - i * 32 : 32;
-		uint32_t mask = (uint32_t)(0xffffffffull << (32 - bits));
-
-		if ((get32(p->addr + 4 * i) ^ get32(addr + 4 * i)) & mask)
-			return false;
-	}
-	return true;
+	return cfr_prefix_has(p, family, addr);
 }
 
 static bool in_prefixes(const struct cfr_prefix *list, unsigned n, int family, const uint8_t *addr)
@@ -133,7 +121,7 @@ static bool in_prefixes(const struct cfr_prefix *list, unsigned n, int family, c
 	unsigned i;
 
 	for (i = 0; i < n; i++)
-		if (cfr_prefix_contains(&list[i], family, addr))
+		if (cfr_prefix_has(&list[i], family, addr))
 			return true;
 	return false;
 }
@@ -228,6 +216,7 @@ struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg)
 	eng->next_fresh = 1;
 	eng->rng_used = CFR_RNG_BUF;
 	randombytes_buf(eng->hash_key, sizeof(eng->hash_key));
+	randombytes_buf(&eng->index_key, sizeof(eng->index_key));
 	eng->stats.max_flows = cfg->max_flows;
 	eng->memory += sizeof(*eng) + ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows) +
 	               ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows6) +
@@ -352,9 +341,20 @@ static void prefetch_chunk(struct cfr_engine *eng, struct cfr_pkt *pkts, unsigne
 		    cfr_flow_bucket_of(eng, pkt->data, &parsed[j], pkt->dir, &table[j], &bucket[j]))
 			__builtin_prefetch(&table[j][bucket[j]]);
 	}
-	for (j = 0; j < m; j++)
-		if (table[j] && table[j][bucket[j]])
-			__builtin_prefetch(&eng->flows[table[j][bucket[j]]]);
+	for (j = 0; j < m; j++) {
+		uint32_t idx = table[j] ? table[j][bucket[j]] : 0;
+
+		if (!idx)
+			continue;
+		/* A 52-byte record may straddle two lines: fetch both ends. */
+		__builtin_prefetch(&eng->flows[idx]);
+		__builtin_prefetch((const uint8_t *)&eng->flows[idx + 1] - 1);
+		/* IPv6 addresses live in the parallel array: a second miss, unless fetched too. */
+		if (parsed[j].family == CFR_FAMILY_V6) {
+			__builtin_prefetch(&eng->flows6[idx]);
+			__builtin_prefetch((const uint8_t *)&eng->flows6[idx + 1] - 1);
+		}
+	}
 }
 
 void cfr_engine_process(struct cfr_engine *eng, struct cfr_pkt *pkts, unsigned n, uint64_t now_ms)

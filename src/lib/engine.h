@@ -9,7 +9,9 @@
 #include <stdint.h>
 
 #include "cfr/cfr.h"
+#include "csum.h"
 #include "parse.h"
+#include "siphash.h"
 
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -122,7 +124,8 @@ struct cfr_anon_pair {
 
 struct cfr_engine {
 	struct cfr_engine_config cfg;
-	uint8_t hash_key[16];     /* SipHash key for both indexes and the fragment table */
+	struct cfr_sipkey index_key; /* SipHash-1-3 key of both flow indexes */
+	uint8_t hash_key[16];     /* SipHash-2-4 key: flow labels, fragment and subscriber tables */
 	struct cfr_flow *flows;   /* max_flows + 1 records */
 	struct cfr_flow6 *flows6; /* parallel to flows, used by IPv6 flows only */
 	uint32_t *in_buckets, *out_buckets;
@@ -169,6 +172,24 @@ static inline const uint8_t *cfr_flow_caddr(const struct cfr_engine *eng, const 
 	if (f->family == CFR_FAMILY_V4)
 		return f->v4[which];
 	return eng->flows6[f - eng->flows].addr[which];
+}
+
+/*
+ * cfr_prefix_contains(), inline for the packet path (two or three prefix
+ * checks per packet): whole 32-bit words compare equal, then the last
+ * partial word under its mask.
+ */
+static inline bool cfr_prefix_has(const struct cfr_prefix *p, int family, const uint8_t *addr)
+{
+	unsigned words = p->len / 32, rest = p->len % 32, i;
+
+	if (p->family != family)
+		return false;
+	for (i = 0; i < words; i++)
+		if (get32(p->addr + 4 * i) != get32(addr + 4 * i))
+			return false;
+	return rest == 0 ||
+	       ((get32(p->addr + 4 * i) ^ get32(addr + 4 * i)) & (0xffffffffu << (32 - rest))) == 0;
 }
 
 /* rng.c: libsodium CSPRNG, buffered so a new flow costs no syscall. */

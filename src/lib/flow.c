@@ -5,38 +5,56 @@
  * Every flow of a class shares one idle timeout, so appending a flow to its
  * class list when it sees traffic keeps each list sorted by last use and
  * expiry only ever looks at list heads: O(1) per expired flow, the trick
- * VPP's NAT uses. The indexes hash with SipHash under a per-process random
- * key because subscribers choose their ports and could otherwise aim every
- * flow at one bucket.
+ * VPP's NAT uses. The indexes hash with SipHash-1-3 under a random key per
+ * engine because subscribers choose their ports and could otherwise aim
+ * every flow at one bucket.
  */
 #include <sodium.h>
 #include <string.h>
 
 #include "engine.h"
+#include "siphash.h"
 
 enum { SIDE_INSIDE = 1, SIDE_OUTSIDE = 2, SIDE_LABEL = 3 };
 
 /*
- * SipHash-2-4 of the tuple, serialised tightly: its cost grows with every
- * 8 bytes, so an IPv4 key (15 bytes) costs two compression rounds, not the
- * five a padded 40-byte key would.
+ * The tuple, serialised tightly: a keyed hash costs more with every 8
+ * bytes, so an IPv4 key is 15 bytes, not a padded 40. The addresses come
+ * first, so that they fill whole 8-byte words and the small fields make
+ * up the last, partial one. Returns its length.
  */
+static size_t flow_key(uint8_t k[32 + 7], uint8_t side, uint8_t family, uint8_t proto,
+                       const uint8_t *a, uint16_t pa, const uint8_t *b, uint16_t pb)
+{
+	size_t alen = family == CFR_FAMILY_V4 ? 4 : 16;
+	uint8_t *t = k + 2 * alen;
+
+	if (family == CFR_FAMILY_V4) {
+		memcpy(k, a, 4);
+		memcpy(k + 4, b, 4);
+	} else {
+		memcpy(k, a, 16);
+		memcpy(k + 16, b, 16);
+	}
+	t[0] = side;
+	t[1] = family;
+	t[2] = proto;
+	memcpy(t + 3, &pa, 2);
+	memcpy(t + 5, &pb, 2);
+	return 2 * alen + 7;
+}
+
+/* The index hash, SipHash-1-3 (siphash.h): run once per packet, never seen outside. */
 static uint32_t flow_hash(const struct cfr_engine *eng, uint8_t side, uint8_t family, uint8_t proto,
                           const uint8_t *a, uint16_t pa, const uint8_t *b, uint16_t pb)
 {
-	size_t alen = family == CFR_FAMILY_V4 ? 4 : 16;
-	uint8_t k[7 + 32];
-	uint64_t h;
+	uint8_t k[32 + 7];
 
-	k[0] = side;
-	k[1] = family;
-	k[2] = proto;
-	memcpy(k + 3, &pa, 2);
-	memcpy(k + 5, &pb, 2);
-	memcpy(k + 7, a, alen);
-	memcpy(k + 7 + alen, b, alen);
-	crypto_shorthash((unsigned char *)&h, k, 7 + 2 * alen, eng->hash_key);
-	return (uint32_t)h;
+	flow_key(k, side, family, proto, a, pa, b, pb);
+	/* Two calls with constant lengths: each inlines to straight-line code. */
+	if (family == CFR_FAMILY_V4)
+		return (uint32_t)cfr_siphash13(&eng->index_key, k, 8 + 7);
+	return (uint32_t)cfr_siphash13(&eng->index_key, k, 32 + 7);
 }
 
 static uint32_t flow_bucket(const struct cfr_engine *eng, uint8_t side, uint8_t family,
@@ -53,10 +71,15 @@ static uint32_t flow_bucket(const struct cfr_engine *eng, uint8_t side, uint8_t 
  */
 uint32_t cfr_flow_label(const struct cfr_engine *eng, const struct cfr_flow *f)
 {
-	return flow_hash(eng, SIDE_LABEL, f->family, f->proto,
-	                 cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS), f->alias_port,
-	                 cfr_flow_caddr(eng, f, CFR_FLOW_REMOTE), f->remote_port) &
-	       0xfffff;
+	uint8_t k[32 + 7];
+	size_t len =
+	    flow_key(k, SIDE_LABEL, f->family, f->proto, cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS),
+	             f->alias_port, cfr_flow_caddr(eng, f, CFR_FLOW_REMOTE), f->remote_port);
+	uint64_t h;
+
+	/* SipHash-2-4 here: the label is sent upstream, once per flow. */
+	crypto_shorthash((unsigned char *)&h, k, len, eng->hash_key);
+	return (uint32_t)h & 0xfffff;
 }
 
 uint32_t cfr_flow_label_of(const struct cfr_engine *eng, const struct cfr_flow *f)

@@ -75,9 +75,8 @@ enum cfr_drop cfr_guard_packet(struct cfr_engine *eng, const struct cfr_pkt *pkt
 		if (martian(p->family, src))
 			return CFR_DROP_MARTIAN_SOURCE;
 		for (i = 0; i < (p->family == CFR_FAMILY_V4 ? c->n_pool4 : c->n_pool6); i++)
-			if (cfr_prefix_contains(p->family == CFR_FAMILY_V4 ? &c->pool4[i]
-			                                                   : &c->pool6[i],
-			                        p->family, src))
+			if (cfr_prefix_has(p->family == CFR_FAMILY_V4 ? &c->pool4[i] : &c->pool6[i],
+			                   p->family, src))
 				return CFR_DROP_SPOOFED_SOURCE;
 		return CFR_DROP_NONE;
 	}
@@ -88,7 +87,7 @@ enum cfr_drop cfr_guard_packet(struct cfr_engine *eng, const struct cfr_pkt *pkt
 	for (i = 0; i < c->n_subscribers; i++) {
 		uint16_t bound = c->subscriber_ingress[i];
 
-		if (!cfr_prefix_contains(&c->subscribers[i], p->family, src))
+		if (!cfr_prefix_has(&c->subscribers[i], p->family, src))
 			continue;
 		/* Strict: every prefix has a line, 0 included; loose: only bound ones. */
 		if (bound != pkt->ingress && (c->strict_ingress || (bound && pkt->ingress)))

@@ -5,7 +5,6 @@
  * is wiped from the buffer.
  */
 #include <sodium.h>
-#include <string.h>
 
 #include "engine.h"
 
@@ -14,7 +13,8 @@ void cfr_rng_bytes(struct cfr_engine *eng, void *out, size_t n)
 	uint8_t *dst = out;
 
 	while (n > 0) {
-		size_t take;
+		size_t take, i;
+		uint8_t *src;
 
 		if (eng->rng_used == CFR_RNG_BUF) {
 			randombytes_buf(eng->rng, sizeof(eng->rng));
@@ -23,8 +23,16 @@ void cfr_rng_bytes(struct cfr_engine *eng, void *out, size_t n)
 		take = CFR_RNG_BUF - eng->rng_used;
 		if (take > n)
 			take = n;
-		memcpy(dst, eng->rng + eng->rng_used, take);
-		sodium_memzero(eng->rng + eng->rng_used, take);
+		/*
+		 * Requests are a few bytes (an IPv4 ID per packet): a loop, not two
+		 * library calls. The wipe needs no sodium_memzero(): the buffer
+		 * lives on in *eng and is read again, so no store can be elided.
+		 */
+		src = eng->rng + eng->rng_used;
+		for (i = 0; i < take; i++) {
+			dst[i] = src[i];
+			src[i] = 0;
+		}
 		eng->rng_used += (uint32_t)take;
 		dst += take;
 		n -= take;

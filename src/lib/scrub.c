@@ -26,6 +26,9 @@ static uint32_t find_timestamp(const uint8_t *buf, const struct cfr_parsed *p)
 	uint32_t hlen = (uint32_t)(l4[12] >> 4) * 4, off = 20;
 
 	/* parse.c guaranteed hlen bytes are present for a packet we translate. */
+	if (hlen >= 32 && l4[20] == TCPOPT_NOP && l4[21] == TCPOPT_NOP &&
+	    l4[22] == TCPOPT_TIMESTAMP && l4[23] == 10)
+		return p->l4_off + 22; /* the layout of nearly every segment (RFC 7323 App. A) */
 	while (off < hlen) {
 		uint8_t kind = l4[off];
 
@@ -48,24 +51,31 @@ static uint32_t find_timestamp(const uint8_t *buf, const struct cfr_parsed *p)
  * Add <delta> to the 32-bit field at <off>. The checksum sums 16-bit words
  * from the (even) start of the segment, so a field at an odd offset (an
  * option after a single NOP) is updated through the aligned 6 bytes around
- * it rather than through misaligned words.
+ * it rather than through misaligned words. Each case has a fixed length so
+ * that the checksum update unrolls: this runs for nearly every TCP segment.
  */
 static void add32(uint8_t *buf, uint32_t off, const struct cfr_parsed *p, uint32_t delta)
 {
-	uint32_t start = off & ~1u, v = get32(buf + off) + delta;
-	uint8_t old[6], new[6];
-	size_t len = off & 1 ? 6 : 4;
-
-	memcpy(old, buf + start, len);
-	memcpy(new, old, len);
-	new[off - start] = (uint8_t)(v >> 24);
-	new[off - start + 1] = (uint8_t)(v >> 16);
-	new[off - start + 2] = (uint8_t)(v >> 8);
-	new[off - start + 3] = (uint8_t)v;
+	uint32_t v = get32(buf + off) + delta;
 	/* A partial checksum is completed later, over the data as it will be. */
-	if (!p->csum_partial)
-		csum_replace(buf + p->csum_off, old, new, len);
-	memcpy(buf + start, new, len);
+	uint8_t *csum = p->csum_partial ? NULL : buf + p->csum_off;
+	uint8_t new[6];
+
+	if (off & 1) {
+		uint8_t *start = buf + off - 1;
+
+		new[0] = start[0];
+		put32(new + 1, v);
+		new[5] = start[5];
+		if (csum)
+			csum_replace(csum, start, new, 6);
+		memcpy(start, new, 6);
+		return;
+	}
+	put32(new, v);
+	if (csum)
+		csum_replace(csum, buf + off, new, 4);
+	memcpy(buf + off, new, 4);
 }
 
 void cfr_scrub_out(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p,

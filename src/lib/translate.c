@@ -22,32 +22,12 @@ static bool is_icmp(uint8_t proto)
 }
 
 /*
- * Update the transport checksum at <csum> for <old> becoming <new>. A partial
- * checksum (offload: the field holds the folded pseudo-header sum, not yet
- * inverted) only follows the pseudo-header; the ports and the rest are
- * summed later, with the data, by whoever completes it.
- */
-static void l4_csum_replace(const struct cfr_parsed *p, uint8_t *csum, const uint8_t *old,
-                            const uint8_t *new, size_t len, bool in_pseudo_header)
-{
-	if (!csum)
-		return;
-	if (!p->csum_partial) {
-		csum_replace(csum, old, new, len);
-		return;
-	}
-	if (!in_pseudo_header)
-		return;
-	put16(csum, (uint16_t)~get16(csum));
-	csum_replace(csum, old, new, len);
-	put16(csum, (uint16_t)~get16(csum));
-}
-
-/*
  * Rewrite the source (<src_side>) or destination endpoint of the packet
  * described by <p> at <buf> to <addr> and, when the packet has one, <port>.
  * Fixes the IPv4 header checksum and the transport checksum when it lies
- * inside the bytes we have (a quoted packet may be cut short).
+ * inside the bytes we have (a quoted packet may be cut short). The address
+ * delta is summed once for both checksums, and the transport checksum is
+ * updated once for address and port.
  */
 static void rewrite_endpoint(uint8_t *buf, const struct cfr_parsed *p, bool src_side,
                              const uint8_t *addr, uint16_t port)
@@ -56,27 +36,48 @@ static void rewrite_endpoint(uint8_t *buf, const struct cfr_parsed *p, bool src_
 	uint32_t port_off = src_side ? p->sport_off : p->dport_off;
 	uint8_t *csum = p->csum_off && p->csum_off + 2 <= p->end ? buf + p->csum_off : NULL;
 	bool pseudo = p->proto != CFR_IPPROTO_ICMP; /* ICMPv4 has no pseudo-header */
+	bool v4 = p->family == CFR_FAMILY_V4;
+	uint32_t d_addr = v4 ? csum_delta(field, addr, 4) : csum_delta(field, addr, 16);
+	uint32_t d_l4 = pseudo ? d_addr : 0;
+	bool l4_changes = pseudo;
 	uint8_t new_port[2];
 
-	if (csum && p->proto == CFR_IPPROTO_UDP && p->family == CFR_FAMILY_V4 && get16(csum) == 0 &&
-	    !p->csum_partial)
+	if (csum && p->proto == CFR_IPPROTO_UDP && v4 && get16(csum) == 0 && !p->csum_partial)
 		csum = NULL; /* IPv4 UDP without checksum stays without one */
 	if (!p->has_l4)
 		csum = NULL; /* a later fragment: the checksum is in the first */
 
-	if (p->family == CFR_FAMILY_V4)
-		csum_replace(buf + 10, field, addr, 4);
-	if (pseudo)
-		l4_csum_replace(p, csum, field, addr, p->addr_len, true);
-	memcpy(field, addr, p->addr_len);
+	if (v4) {
+		csum_apply(buf + 10, d_addr);
+		memcpy(field, addr, 4);
+	} else {
+		memcpy(field, addr, 16);
+	}
 
 	if (port_off && p->has_l4) {
 		put16(new_port, port);
-		l4_csum_replace(p, csum, buf + port_off, new_port, 2, false);
+		/*
+		 * A partial checksum (offload: the field holds the folded
+		 * pseudo-header sum, not yet inverted) only follows the
+		 * pseudo-header; the ports are summed later, with the data.
+		 */
+		if (!p->csum_partial) {
+			d_l4 += csum_delta(buf + port_off, new_port, 2);
+			l4_changes = true;
+		}
 		memcpy(buf + port_off, new_port, 2);
 	}
+	if (!csum || !l4_changes)
+		return;
+	if (p->csum_partial) {
+		put16(csum, (uint16_t)~get16(csum));
+		csum_apply(csum, d_l4);
+		put16(csum, (uint16_t)~get16(csum));
+		return;
+	}
+	csum_apply(csum, d_l4);
 	/* RFC 768: a computed UDP checksum of zero is sent as all ones. */
-	if (csum && !p->csum_partial && p->proto == CFR_IPPROTO_UDP && get16(csum) == 0)
+	if (p->proto == CFR_IPPROTO_UDP && get16(csum) == 0)
 		put16(csum, 0xffff);
 }
 
