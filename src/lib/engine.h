@@ -52,14 +52,19 @@ struct cfr_flow {
 	uint16_t sub_port, alias_port, remote_port; /* numeric values */
 	uint8_t in_use;
 	uint8_t pad_;
-	uint8_t v4[3][4]; /* IPv4 addresses, by CFR_FLOW_* */
+	/*
+	 * IPv4 addresses, by CFR_FLOW_*. An IPv6 flow keeps its addresses in
+	 * cfr_flow6 and its flow label here instead (cfr_flow_label_of()), so
+	 * that its cfr_flow6 entry is 48 bytes and straddles fewer cache lines.
+	 */
+	uint8_t v4[3][4];
 };
 static_assert(sizeof(struct cfr_flow) == 52, "flow record layout changed: update docs/engine.md");
 
 struct cfr_flow6 {
 	uint8_t addr[3][16]; /* by CFR_FLOW_* */
-	uint32_t flow_label; /* IPv6 flow label sent upstream */
 };
+static_assert(sizeof(struct cfr_flow6) == 48, "IPv6 flow layout changed: update docs/engine.md");
 
 struct cfr_lru {
 	uint32_t head, tail;
@@ -164,6 +169,17 @@ static inline uint8_t *cfr_flow_addr(const struct cfr_engine *eng, struct cfr_fl
 	if (f->family == CFR_FAMILY_V4)
 		return f->v4[which];
 	return eng->flows6[f - eng->flows].addr[which];
+}
+
+/*
+ * The same by index, for the packet path: with records of two sizes, going
+ * from a pointer back to the index costs a division on every call.
+ */
+static inline uint8_t *cfr_flow_addr_at(const struct cfr_engine *eng, uint32_t idx, int which)
+{
+	if (eng->flows[idx].family == CFR_FAMILY_V4)
+		return eng->flows[idx].v4[which];
+	return eng->flows6[idx].addr[which];
 }
 
 static inline const uint8_t *cfr_flow_caddr(const struct cfr_engine *eng, const struct cfr_flow *f,

@@ -84,7 +84,12 @@ uint32_t cfr_flow_label(const struct cfr_engine *eng, const struct cfr_flow *f)
 
 uint32_t cfr_flow_label_of(const struct cfr_engine *eng, const struct cfr_flow *f)
 {
-	return eng->flows6[f - eng->flows].flow_label;
+	uint32_t label;
+
+	(void)eng;
+	/* An IPv6 flow has no IPv4 addresses: its label lives in their place. */
+	memcpy(&label, f->v4, sizeof(label));
+	return label;
 }
 
 /* Fixed-size compares the compiler inlines, instead of a call to memcmp. */
@@ -149,8 +154,8 @@ uint32_t cfr_flow_find_inside(struct cfr_engine *eng, uint8_t family, uint8_t pr
 
 		if (f->sub_port == sub_port && f->remote_port == remote_port && f->proto == proto &&
 		    f->family == family &&
-		    addr_eq(cfr_flow_caddr(eng, f, CFR_FLOW_SUB), sub, alen) &&
-		    addr_eq(cfr_flow_caddr(eng, f, CFR_FLOW_REMOTE), remote, alen))
+		    addr_eq(cfr_flow_addr_at(eng, idx, CFR_FLOW_SUB), sub, alen) &&
+		    addr_eq(cfr_flow_addr_at(eng, idx, CFR_FLOW_REMOTE), remote, alen))
 			return idx;
 	}
 	return 0;
@@ -174,8 +179,8 @@ uint32_t cfr_flow_find_outside(struct cfr_engine *eng, uint8_t family, uint8_t p
 
 		if (f->alias_port == alias_port && f->remote_port == remote_port &&
 		    f->proto == proto && f->family == family &&
-		    addr_eq(cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS), alias, alen) &&
-		    addr_eq(cfr_flow_caddr(eng, f, CFR_FLOW_REMOTE), remote, alen))
+		    addr_eq(cfr_flow_addr_at(eng, idx, CFR_FLOW_ALIAS), alias, alen) &&
+		    addr_eq(cfr_flow_addr_at(eng, idx, CFR_FLOW_REMOTE), remote, alen))
 			return idx;
 	}
 	return 0;
@@ -266,8 +271,11 @@ uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, 
 	f->tclass = initial_class(proto);
 	f->last_seen_s = eng->now_s;
 	cfr_rng_bytes(eng, &f->ts_offset, sizeof(f->ts_offset));
-	if (family == CFR_FAMILY_V6)
-		eng->flows6[idx].flow_label = cfr_flow_label(eng, f);
+	if (family == CFR_FAMILY_V6) {
+		uint32_t label = cfr_flow_label(eng, f);
+
+		memcpy(f->v4, &label, sizeof(label));
+	}
 
 	hin = flow_bucket(eng, SIDE_INSIDE, family, proto, sub, sub_port, remote, remote_port);
 	hout = flow_bucket(eng, SIDE_OUTSIDE, family, proto, alias->b, alias_port, remote,

@@ -176,7 +176,7 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, uint8_t *buf, const s
 	}
 	flow_seen(eng, idx, CFR_DIR_OUT, p);
 	f = &eng->flows[idx];
-	rewrite_endpoint(buf, p, true, cfr_flow_addr(eng, f, CFR_FLOW_ALIAS), f->alias_port);
+	rewrite_endpoint(buf, p, true, cfr_flow_addr_at(eng, idx, CFR_FLOW_ALIAS), f->alias_port);
 	cfr_scrub_out(eng, buf, p, f, frag);
 	return CFR_DROP_NONE;
 }
@@ -200,7 +200,7 @@ static enum cfr_drop translate_in(struct cfr_engine *eng, uint8_t *buf, const st
 		return CFR_DROP_FRAG_TABLE_FULL;
 	flow_seen(eng, idx, CFR_DIR_IN, p);
 	f = &eng->flows[idx];
-	rewrite_endpoint(buf, p, false, cfr_flow_addr(eng, f, CFR_FLOW_SUB), f->sub_port);
+	rewrite_endpoint(buf, p, false, cfr_flow_addr_at(eng, idx, CFR_FLOW_SUB), f->sub_port);
 	cfr_scrub_in(eng, buf, p, f);
 	return CFR_DROP_NONE;
 }
