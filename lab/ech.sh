@@ -112,16 +112,10 @@ ech_up() {
 
 # ech_down: stop the ECH servers (cfr-lab down would too).
 ech_down() {
-	local f pid
+	local f
 	for f in "$LAB_RUN"/ech-*.pid; do
 		[ -e "$f" ] || continue
-		pid=$(cat "$f")
-		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 30); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
+		stop_pid TERM "$(cat "$f")" 30
 		rm -f "$f"
 	done
 }

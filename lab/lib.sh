@@ -92,17 +92,29 @@ capture_start() {
 	return 1
 }
 
-# capture_stop NAME: stop the capture and let tcpdump flush its file.
-capture_stop() {
-	local name=$1 pidf="$LAB_RUN/capture-$1.pid" pid
-	[ -f "$pidf" ] || return 0
-	pid=$(cat "$pidf")
-	kill -INT "$pid" 2>/dev/null || true
-	for _ in $(seq 50); do
-		kill -0 "$pid" 2>/dev/null || break
+# alive PID: true if PID runs (a zombie, left when its parent exited
+# before it, counts as gone).
+alive() {
+	kill -0 "$1" 2>/dev/null || return 1
+	[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
+# stop_pid SIGNAL PID TENTHS: send SIGNAL, give PID up to TENTHS tenths of a
+# second to finish (flush a capture, close a socket), then SIGKILL it.
+stop_pid() {
+	kill "-$1" "$2" 2>/dev/null || return 0
+	for _ in $(seq "$3"); do
+		alive "$2" || return 0
 		sleep 0.1
 	done
-	kill -KILL "$pid" 2>/dev/null || true
+	kill -KILL "$2" 2>/dev/null || true
+}
+
+# capture_stop NAME: stop the capture and let tcpdump flush its file.
+capture_stop() {
+	local pidf="$LAB_RUN/capture-$1.pid"
+	[ -f "$pidf" ] || return 0
+	stop_pid INT "$(cat "$pidf")" 50
 	rm -f "$pidf"
 }
 
