@@ -110,6 +110,19 @@ ech_up() {
 	return 1
 }
 
+# ech_test_up N: how an ECH lab test starts: skipped without the ECH peers,
+# then the lab with N subscribers and the front door's ECH servers.
+ech_test_up() {
+	local why
+	why=$(ech_missing)
+	[ -z "$why" ] || skip "$why"
+	test_lab_up "$1"
+	ech_up "$1" || fail "the front door's ECH servers did not start"
+}
+
+# has TEXT SUBSTRING: whether TEXT contains SUBSTRING.
+has() { [[ $1 == *"$2"* ]]; }
+
 # ech_down: stop the ECH servers (cfr-lab down would too).
 ech_down() {
 	local f

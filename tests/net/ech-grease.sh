@@ -18,12 +18,8 @@ set -eu
 . "$LAB_DIR/ech.sh"
 
 N=3
-why=$(ech_missing)
-[ -z "$why" ] || skip "$why"
-test_lab_up "$N"
-ech_up "$N" || fail "the front door's ECH servers did not start"
+ech_test_up "$N"
 
-has() { [[ $1 == *"$2"* ]]; }
 
 caps=()
 for i in $(seq "$N"); do

@@ -28,13 +28,8 @@ set -eu
 . "$LAB_DIR/ech.sh"
 
 N=4
-why=$(ech_missing)
-[ -z "$why" ] || skip "$why"
-test_lab_up "$N"
-ech_up "$N" || fail "the front door's ECH servers did not start"
+ech_test_up "$N"
 
-# has TEXT SUBSTRING
-has() { [[ $1 == *"$2"* ]]; }
 
 caps=(sub1 tun up fd)
 for i in $(seq "$N"); do
