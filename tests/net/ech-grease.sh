@@ -20,7 +20,6 @@ set -eu
 N=3
 ech_test_up "$N"
 
-
 caps=()
 for i in $(seq "$N"); do
 	ech_capture_start "acc-$i" gw "sub$i" || fail "capture on cfr-gw sub$i"

@@ -30,7 +30,6 @@ set -eu
 N=4
 ech_test_up "$N"
 
-
 caps=(sub1 tun up fd)
 for i in $(seq "$N"); do
 	ech_capture_start "acc-$i" gw "sub$i" || fail "capture on cfr-gw sub$i"
