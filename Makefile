@@ -2,7 +2,7 @@
 # `make check` runs every test (see tests/run); `make demo` runs the lab demo.
 CC ?= cc
 BUILD ?= build
-PKGS := libsodium inih json-c libseccomp
+PKGS := libsodium inih json-c libseccomp libxdp libbpf
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -pthread -Iinclude -Isrc/lib $(WARN)
@@ -20,7 +20,10 @@ LDLIBS_SODIUM := $(shell pkg-config --libs libsodium)
 LIB_SRC := $(wildcard src/lib/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CFRD_SRC := $(wildcard src/cfrd/*.c)
-CFRD_OBJ := $(CFRD_SRC:%.c=$(BUILD)/%.o)
+CFRD_OBJ := $(CFRD_SRC:%.c=$(BUILD)/%.o) $(BUILD)/src/cfrd/xdp_object.o
+# cfrd's XDP program, compiled for the kernel's BPF machine and linked into cfrd.
+XDP_OBJ := $(BUILD)/src/xdp/cfr_xdp.bpf.o
+BPF_CFLAGS := -O2 -g -target bpf -Wall -Wextra -Werror -I/usr/include/$(shell $(CC) -dumpmachine)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_HELPER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c)))
@@ -43,6 +46,14 @@ all: $(PROGS)
 $(BUILD)/%.o: %.c $(wildcard include/cfr/*.h src/*/*.h src/tools/*/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(XDP_OBJ): src/xdp/cfr_xdp.bpf.c src/xdp/cfr_xdp.h
+	@mkdir -p $(dir $@)
+	clang $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/src/cfrd/xdp_object.o: src/cfrd/xdp_object.S $(XDP_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -c -DCFR_XDP_OBJECT='"$(XDP_OBJ)"' $< -o $@
 
 $(BUILD)/libcfr.a: $(LIB_OBJ)
 	ar rcs $@ $^

@@ -99,18 +99,49 @@ static int parse_u32(const char *text, uint32_t min, uint32_t max, uint32_t *out
 	return 0;
 }
 
-static int set_tun(struct parse_state *st, const char *value)
+/* The kernel's dev_valid_name() rules, checked here to point at the line. */
+static bool valid_ifname(const char *value)
 {
 	size_t len = strlen(value);
 
-	/* The kernel's dev_valid_name() rules, checked here to point at the line. */
-	if (len == 0 || len >= sizeof(st->cfg->tun) || strcmp(value, ".") == 0 ||
-	    strcmp(value, "..") == 0 || strpbrk(value, "/: \t") != NULL)
-		return bad(st,
-		           "invalid tun '%s': expected an interface name of 1 to %zu characters",
-		           value, sizeof(st->cfg->tun) - 1);
-	memcpy(st->cfg->tun, value, len + 1);
+	return len > 0 && len < IFNAMSIZ && strcmp(value, ".") != 0 && strcmp(value, "..") != 0 &&
+	       strpbrk(value, "/: \t") == NULL;
+}
+
+static int set_tun(struct parse_state *st, const char *value)
+{
+	if (!valid_ifname(value))
+		return bad(st, "invalid tun '%s': expected an interface name of 1 to %d characters",
+		           value, IFNAMSIZ - 1);
+	snprintf(st->cfg->tun, sizeof(st->cfg->tun), "%s", value);
 	return 0;
+}
+
+static int add_xdp_port(struct parse_state *st, const char *key, const char *value, bool inside)
+{
+	struct cfrd_config *cfg = st->cfg;
+
+	if (!valid_ifname(value))
+		return bad(st, "invalid %s '%s': expected an interface name of 1 to %d characters",
+		           key, value, IFNAMSIZ - 1);
+	if (cfg->n_xdp_ports == CFRD_XDP_MAX_PORTS)
+		return bad(st, "too many [xdp] ports (at most %d)", CFRD_XDP_MAX_PORTS);
+	for (unsigned i = 0; i < cfg->n_xdp_ports; i++)
+		if (strcmp(cfg->xdp_ports[i].name, value) == 0)
+			return bad(st, "[xdp] port '%s' is already listed", value);
+	snprintf(cfg->xdp_ports[cfg->n_xdp_ports].name, IFNAMSIZ, "%s", value);
+	cfg->xdp_ports[cfg->n_xdp_ports++].inside = inside;
+	return 0;
+}
+
+static int set_xdp_inside(struct parse_state *st, const char *value)
+{
+	return add_xdp_port(st, "inside", value, true);
+}
+
+static int set_xdp_outside(struct parse_state *st, const char *value)
+{
+	return add_xdp_port(st, "outside", value, false);
 }
 
 static int set_mtu(struct parse_state *st, const char *value)
@@ -648,6 +679,8 @@ static const struct key keys[] = {
     {"accounting", "segment", set_acct_segment, false},
     {"accounting", "retention", set_acct_retention, false},
     {"accounting", "fsync", set_acct_fsync, false},
+    {"xdp", "inside", set_xdp_inside, true},
+    {"xdp", "outside", set_xdp_outside, true},
 };
 
 _Static_assert(ARRAY_SIZE(keys) <= ARRAY_SIZE(((struct parse_state *)0)->seen),
@@ -856,6 +889,21 @@ static int check_lines(const char *buf, size_t len, struct cfrd_config_error *er
 	return 0;
 }
 
+/* The XDP program forwards between the two sides: one without the other has nothing to do. */
+static int check_xdp_ports(const struct cfrd_config *cfg, struct cfrd_config_error *err,
+                           int n_lines)
+{
+	unsigned inside = 0;
+
+	for (unsigned i = 0; i < cfg->n_xdp_ports; i++)
+		inside += cfg->xdp_ports[i].inside;
+	if (cfg->n_xdp_ports > 0 && (inside == 0 || inside == cfg->n_xdp_ports))
+		return fail(err, n_lines,
+		            "[xdp] needs at least one inside and one outside port (or neither, "
+		            "and cfrd uses its TUN devices only)");
+	return 0;
+}
+
 int cfrd_config_parse_buffer(const char *buf, size_t len, struct cfrd_config *cfg,
                              struct cfrd_config_error *err)
 {
@@ -897,6 +945,9 @@ int cfrd_config_parse_buffer(const char *buf, size_t len, struct cfrd_config *cf
 		return fail(err, n_lines,
 		            "[accounting] needs both records and public-key (or neither, and "
 		            "no records are kept)");
+	ret = check_xdp_ports(cfg, err, n_lines);
+	if (ret < 0)
+		return ret;
 	return check_lines_config(&st);
 }
 

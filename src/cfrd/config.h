@@ -48,6 +48,17 @@ struct cfrd_line {
 	unsigned n_prefixes;
 };
 
+/*
+ * [xdp]: interfaces the AF_XDP fast path attaches to (io_xdp.h), inside
+ * (facing subscribers) or outside (facing the internet).
+ */
+#define CFRD_XDP_MAX_PORTS 16
+
+struct cfrd_xdp_port_config {
+	char name[IFNAMSIZ];
+	bool inside;
+};
+
 /* What the seccomp filter does with a syscall cfrd does not use. */
 enum cfrd_seccomp {
 	CFRD_SECCOMP_OFF = 0,
@@ -67,6 +78,8 @@ struct cfrd_config {
 	unsigned anon_warn_percent; /* warn when more new flows than this land below anonymity-k */
 	struct cfrd_line lines[CFRD_MAX_LINES];
 	unsigned n_lines;
+	struct cfrd_xdp_port_config xdp_ports[CFRD_XDP_MAX_PORTS];
+	unsigned n_xdp_ports;
 	struct cfrd_accounting acct;
 	struct cfr_engine_config engine;
 };

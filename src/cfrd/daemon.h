@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "io.h"
+#include "io_xdp.h"
 
 /* The main tun (ingress 0) and one device per [line] section. */
 #define CFRD_MAX_IO (1 + CFRD_MAX_LINES)
@@ -36,6 +37,7 @@ struct cfrd_worker {
 	struct cfr_io io[CFRD_MAX_IO];
 	struct cfr_pkt pkts[CFRD_BURST];
 	uint8_t *bufs;
+	struct cfrd_xdp_worker *xdp; /* its AF_XDP sockets, with [xdp] ports */
 };
 
 struct cfrd {
@@ -50,7 +52,8 @@ struct cfrd {
 	pthread_mutex_t engine_lock;
 	struct cfrd_worker *workers;
 	unsigned n_workers;
-	unsigned n_io; /* devices; each worker has one queue of each */
+	unsigned n_io;        /* devices; each worker has one queue of each */
+	struct cfrd_xdp *xdp; /* the AF_XDP fast path, or NULL without [xdp] ports */
 	/* An eventfd: written once to stop every worker, by main or by a failing worker. */
 	int stop_fd;
 	atomic_bool failed; /* a worker stopped because a device failed */

@@ -160,6 +160,22 @@ static struct json_object *anonymity_json(const struct cfrd *d)
 	return obj;
 }
 
+/* The AF_XDP fast path: how much of the traffic took it, and why the rest did not. */
+static struct json_object *xdp_json(const struct cfrd_xdp *x)
+{
+	struct json_object *o = json_object_new_object();
+	struct cfrd_xdp_stats st;
+
+	cfrd_xdp_stats(x, &st);
+	add_u64(o, "rx", st.rx);
+	add_u64(o, "tx", st.tx);
+	add_u64(o, "to_tun", st.to_tun);
+	add_u64(o, "tx_full", st.tx_full);
+	add_u64(o, "dropped", st.dropped);
+	add_u64(o, "neigh_misses", st.neigh_misses);
+	return o;
+}
+
 struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)
 {
 	const struct cfr_stats *s = cfr_engine_stats(d->engine);
@@ -210,6 +226,8 @@ struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)
 	json_object_object_add(io, "packets_by_worker", by_worker);
 	add_u64(io, "offload_drops", offload_drops);
 	add_u64(io, "checksums_completed", csum_completed);
+	if (d->xdp)
+		json_object_object_add(io, "xdp", xdp_json(d->xdp));
 	json_object_object_add(obj, "io", io);
 	return obj;
 }

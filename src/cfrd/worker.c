@@ -81,12 +81,17 @@ static void *worker_main(void *arg)
 {
 	struct cfrd_worker *w = arg;
 	struct cfrd *d = w->d;
-	struct pollfd pfd[1 + CFRD_MAX_IO];
+	struct pollfd pfd[1 + CFRD_MAX_IO + CFRD_XDP_MAX_PORTS];
+	int xsk_fds[CFRD_XDP_MAX_PORTS];
+	unsigned n_xsk = w->xdp ? cfrd_xdp_worker_fds(w->xdp, xsk_fds, CFRD_XDP_MAX_PORTS) : 0;
+	const unsigned n_pfd = 1 + d->n_io + n_xsk;
 	uint64_t spin_until_us = 0;
 
 	pfd[0] = (struct pollfd){.fd = d->stop_fd, .events = POLLIN};
 	for (unsigned i = 0; i < d->n_io; i++)
 		pfd[1 + i] = (struct pollfd){.fd = w->io[i].fd, .events = POLLIN};
+	for (unsigned i = 0; i < n_xsk; i++)
+		pfd[1 + d->n_io + i] = (struct pollfd){.fd = xsk_fds[i], .events = POLLIN};
 	for (;;) {
 		/*
 		 * Busy-poll for a moment after traffic: waking from a sleeping
@@ -95,7 +100,7 @@ static void *worker_main(void *arg)
 		 */
 		int timeout = spin_until_us && cfrd_now_us() < spin_until_us ? 0 : -1;
 
-		if (poll(pfd, 1 + d->n_io, timeout) < 0) {
+		if (poll(pfd, n_pfd, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("worker %u: poll: %s", w->index, strerror(errno));
@@ -113,6 +118,11 @@ static void *worker_main(void *arg)
 			    d->busy_poll_us)
 				spin_until_us = cfrd_now_us() + d->busy_poll_us;
 		}
+		/* A translated reply with no known way out goes through the main tun (io[0]). */
+		for (unsigned i = 0; i < n_xsk; i++)
+			if ((pfd[1 + d->n_io + i].revents & POLLIN) &&
+			    cfrd_xdp_forward(d, w->xdp, i, &w->io[0]) && d->busy_poll_us)
+				spin_until_us = cfrd_now_us() + d->busy_poll_us;
 	}
 failed:
 	atomic_store(&d->failed, true);
@@ -177,8 +187,11 @@ static void workers_release(struct cfrd *d)
 		for (unsigned i = 0; i < CFRD_MAX_IO; i++)
 			if (w->io[i].fd >= 0)
 				w->io[i].backend->close(&w->io[i]);
+		cfrd_xdp_worker_close(w->xdp);
 		free(w->bufs);
 	}
+	cfrd_xdp_close(d->xdp);
+	d->xdp = NULL;
 	free(d->workers);
 	d->workers = NULL;
 	d->n_workers = 0;
@@ -206,6 +219,18 @@ static int workers_try(struct cfrd *d, const struct cfrd_config *cfg, unsigned n
 	return 0;
 }
 
+/* The AF_XDP fast path, once the worker count is settled: a socket per worker on each port. */
+static int xdp_attach(struct cfrd *d, const struct cfrd_config *cfg)
+{
+	int ret = cfrd_xdp_open(&d->xdp, cfg);
+
+	for (unsigned k = 0; ret == 0 && k < d->n_workers; k++)
+		ret = cfrd_xdp_worker_open(d->xdp, k, &d->workers[k].xdp);
+	if (ret < 0)
+		workers_release(d);
+	return ret;
+}
+
 int cfrd_workers_open(struct cfrd *d, const struct cfrd_config *cfg)
 {
 	unsigned n = workers_wanted(cfg);
@@ -228,6 +253,8 @@ int cfrd_workers_open(struct cfrd *d, const struct cfrd_config *cfg)
 		         n);
 		ret = workers_try(d, cfg, 1);
 	}
+	if (ret == 0 && cfg->n_xdp_ports > 0)
+		ret = xdp_attach(d, cfg);
 	if (ret < 0) {
 		close(d->stop_fd);
 		d->stop_fd = -1;

@@ -256,6 +256,15 @@ static void print_stats(struct json_object *r)
 	printf("\nio errors  read %" PRIu64 ", write %" PRIu64 "\n",
 	       get_u64(r, "io", "read_errors", NULL), get_u64(r, "io", "write_errors", NULL));
 	print_workers(r);
+	if (get_u64(r, "io", "xdp", "rx", NULL) || get_u64(r, "io", "xdp", "to_tun", NULL))
+		printf("af_xdp     rx %" PRIu64 ", tx %" PRIu64 ", via tun %" PRIu64
+		       " (no learned subscriber MAC %" PRIu64 "), tx ring full %" PRIu64
+		       ", dropped %" PRIu64 "\n",
+		       get_u64(r, "io", "xdp", "rx", NULL), get_u64(r, "io", "xdp", "tx", NULL),
+		       get_u64(r, "io", "xdp", "to_tun", NULL),
+		       get_u64(r, "io", "xdp", "neigh_misses", NULL),
+		       get_u64(r, "io", "xdp", "tx_full", NULL),
+		       get_u64(r, "io", "xdp", "dropped", NULL));
 }
 
 static int stats_main(const struct ctx *ctx, int argc, char **argv)

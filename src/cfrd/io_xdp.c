@@ -1,0 +1,653 @@
+/*
+ * The AF_XDP backend (see io_xdp.h): load and attach the XDP program, one
+ * UMEM and one socket per port for each worker, and the forwarding loop
+ * that moves frames from a socket through the engine and out of a port.
+ *
+ * Outbound frames arrive ready to leave: the program has looked up the
+ * route, written the next hop's MAC and the outside port's own as source,
+ * and decremented the TTL, so cfrd only translates them and picks the
+ * socket of the port whose MAC is the frame's source. Inbound frames need
+ * the subscriber's MAC, which only an outbound frame of that subscriber
+ * has shown: cfrd keeps the last one seen per subscriber address (taken
+ * from the program's metadata, and only once the engine has accepted the
+ * packet, so a spoofed source cannot redirect anyone's replies). A reply
+ * with no such entry, or none on this worker's queue of the port, is
+ * written into the TUN device and routed by the kernel: slower, never lost.
+ */
+#include "io_xdp.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_link.h>
+#include <linux/if_xdp.h>
+#include <net/if.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <xdp/xsk.h>
+
+#include "../xdp/cfr_xdp.h"
+#include "clock.h"
+#include "daemon.h"
+#include "log.h"
+#include "siphash.h"
+#include "vnet.h"
+
+_Static_assert(CFR_XDP_MAX_PORTS == CFRD_XDP_MAX_PORTS, "one limit on ports");
+_Static_assert(CFR_XDP_MAX_QUEUES == CFRD_MAX_WORKERS, "a socket per worker per port");
+
+/* The compiled program, linked in by xdp_object.S. */
+extern const unsigned char cfr_xdp_object[], cfr_xdp_object_end[];
+
+/* Ring sizes per socket; a worker's UMEM has room for all its rings at once, plus a burst. */
+#define RING_SIZE  512u
+#define FRAME_SIZE 4096u
+#define ETH_HLEN_  14u
+
+struct port {
+	char name[IFNAMSIZ];
+	unsigned ifindex;
+	unsigned n_queues;
+	bool inside;
+	uint8_t mac[ETH_ALEN];
+	struct bpf_link *link;
+};
+
+/* Where replies to one subscriber address go: a direct-mapped cache. */
+struct neigh {
+	uint8_t addr[16]; /* IPv4 as ::ffff:a.b.c.d */
+	uint8_t mac[ETH_ALEN];
+	uint8_t port; /* index in ports[] + 1; 0 = empty */
+	uint8_t pad;
+};
+
+struct cfrd_xdp {
+	struct bpf_object *obj;
+	int xsks_fd;
+	struct port ports[CFRD_XDP_MAX_PORTS];
+	unsigned n_ports;
+	/* Guarded by the engine lock: learned and read inside the same critical section. */
+	struct neigh *neigh;
+	size_t neigh_mask;
+	struct cfr_sipkey neigh_key;
+	_Atomic uint64_t neigh_misses; /* written under the lock, read by cfrctl stats */
+	struct cfrd_xdp_worker *workers[CFRD_MAX_WORKERS];
+	unsigned n_workers;
+};
+
+struct sock {
+	struct xsk_socket *xsk;
+	struct xsk_ring_cons rx, comp;
+	struct xsk_ring_prod tx, fill;
+	unsigned port;
+	unsigned tx_pending; /* reserved and filled, not yet submitted */
+	_Atomic uint64_t rx_frames, tx_frames, to_tun, tx_full, dropped;
+};
+
+struct cfrd_xdp_worker {
+	struct cfrd_xdp *x;
+	unsigned queue;
+	uint8_t *area;
+	size_t area_size;
+	struct xsk_umem *umem;
+	struct sock socks[CFRD_XDP_MAX_PORTS];
+	unsigned n_socks;
+	int sock_of_port[CFRD_XDP_MAX_PORTS]; /* -1: no socket on this worker's queue of the port */
+	uint64_t *free_frames;
+	unsigned n_free;
+	/* One burst: the frame of each packet, and what the route step decided. */
+	struct cfr_pkt pkts[CFRD_BURST];
+	uint64_t frame[CFRD_BURST];
+	uint8_t src[CFRD_BURST][16];
+	uint8_t src_mac[CFRD_BURST][ETH_ALEN];
+	bool learnable[CFRD_BURST];
+	int egress[CFRD_BURST]; /* socket index, or -1 for the TUN device */
+};
+
+/* --- frames ----------------------------------------------------------------- */
+
+static inline void frame_free(struct cfrd_xdp_worker *xw, uint64_t addr)
+{
+	xw->free_frames[xw->n_free++] = addr & ~(uint64_t)(FRAME_SIZE - 1);
+}
+
+static void reclaim_completions(struct cfrd_xdp_worker *xw, struct sock *s)
+{
+	uint32_t idx;
+	unsigned n = xsk_ring_cons__peek(&s->comp, RING_SIZE, &idx);
+
+	for (unsigned i = 0; i < n; i++)
+		frame_free(xw, *xsk_ring_cons__comp_addr(&s->comp, idx + i));
+	xsk_ring_cons__release(&s->comp, n);
+}
+
+static void refill(struct cfrd_xdp_worker *xw, struct sock *s)
+{
+	uint32_t idx;
+	unsigned want = xsk_prod_nb_free(&s->fill, xw->n_free);
+
+	if (want > xw->n_free)
+		want = xw->n_free;
+	if (want == 0 || xsk_ring_prod__reserve(&s->fill, want, &idx) != want)
+		return;
+	for (unsigned i = 0; i < want; i++)
+		*xsk_ring_prod__fill_addr(&s->fill, idx + i) = xw->free_frames[--xw->n_free];
+	xsk_ring_prod__submit(&s->fill, want);
+}
+
+/* --- learned subscriber MACs ------------------------------------------------ */
+
+static void addr_key(uint8_t key[16], const uint8_t *ip)
+{
+	if ((ip[0] >> 4) == 4) {
+		static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+		memcpy(key, v4mapped, 12);
+		memcpy(key + 12, ip + 12, 4);
+	} else {
+		memcpy(key, ip + 8, 16);
+	}
+}
+
+/* The destination address of a translated packet, keyed as addr_key() keys sources. */
+static void dst_key(uint8_t key[16], const uint8_t *ip)
+{
+	if ((ip[0] >> 4) == 4) {
+		memset(key, 0, 10);
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, ip + 16, 4);
+	} else {
+		memcpy(key, ip + 24, 16);
+	}
+}
+
+static struct neigh *neigh_slot(struct cfrd_xdp *x, const uint8_t key[16])
+{
+	return &x->neigh[cfr_siphash13(&x->neigh_key, key, 16) & x->neigh_mask];
+}
+
+/* --- the burst -------------------------------------------------------------- */
+
+/* Take up to a burst of frames from <s>; every frame is either in pkts[] or freed. */
+static unsigned rx_frames(struct cfrd_xdp_worker *xw, struct sock *s)
+{
+	bool inside = xw->x->ports[s->port].inside;
+	unsigned n, k = 0;
+	uint32_t idx;
+
+	n = xsk_ring_cons__peek(&s->rx, CFRD_BURST, &idx);
+	for (unsigned i = 0; i < n; i++) {
+		const struct xdp_desc *desc = xsk_ring_cons__rx_desc(&s->rx, idx + i);
+		uint8_t *eth = xsk_umem__get_data(xw->area, desc->addr);
+		struct cfr_xdp_meta *meta = (struct cfr_xdp_meta *)eth - 1;
+		uint8_t *ip = eth + ETH_HLEN_;
+
+		/* The program only redirects IPv4 and IPv6 with a full header: anything shorter is
+		 * not ours. */
+		if (desc->len < ETH_HLEN_ + 40) {
+			if (desc->len < ETH_HLEN_ + 20 || (ip[0] >> 4) != 4) {
+				frame_free(xw, desc->addr);
+				atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+				continue;
+			}
+		}
+		xw->frame[k] = desc->addr;
+		xw->pkts[k] = (struct cfr_pkt){.data = ip, .len = desc->len - ETH_HLEN_};
+		xw->learnable[k] = inside && meta->magic == CFR_XDP_META_MAGIC;
+		if (xw->learnable[k]) {
+			memcpy(xw->src_mac[k], meta->src_mac, ETH_ALEN);
+			addr_key(xw->src[k], ip);
+		}
+		/* A later frame in this buffer must not find a stale mark. */
+		meta->magic = 0;
+		k++;
+	}
+	xsk_ring_cons__release(&s->rx, n);
+	atomic_fetch_add_explicit(&s->rx_frames, n, memory_order_relaxed);
+	return k;
+}
+
+static int port_by_mac(const struct cfrd_xdp *x, const uint8_t *mac)
+{
+	for (unsigned p = 0; p < x->n_ports; p++)
+		if (memcmp(x->ports[p].mac, mac, ETH_ALEN) == 0)
+			return (int)p;
+	return -1;
+}
+
+/*
+ * Under the engine lock, right after the engine: learn from accepted
+ * outbound packets, and choose every forwarded packet's socket.
+ */
+static void route(struct cfrd_xdp_worker *xw, const struct sock *from, unsigned n)
+{
+	struct cfrd_xdp *x = xw->x;
+
+	for (unsigned k = 0; k < n; k++) {
+		uint8_t *eth = xw->pkts[k].data - ETH_HLEN_;
+		int p;
+
+		xw->egress[k] = -1;
+		if (xw->pkts[k].verdict != CFR_VERDICT_FORWARD)
+			continue;
+		if (xw->pkts[k].dir == CFR_DIR_OUT) {
+			if (xw->learnable[k]) {
+				struct neigh *e = neigh_slot(x, xw->src[k]);
+
+				memcpy(e->addr, xw->src[k], 16);
+				memcpy(e->mac, xw->src_mac[k], ETH_ALEN);
+				e->port = (uint8_t)(from->port + 1);
+			}
+			p = port_by_mac(x, eth + ETH_ALEN);
+		} else {
+			uint8_t key[16];
+			struct neigh *e;
+
+			dst_key(key, xw->pkts[k].data);
+			e = neigh_slot(x, key);
+			if (e->port == 0 || memcmp(e->addr, key, 16) != 0) {
+				atomic_fetch_add_explicit(&x->neigh_misses, 1,
+				                          memory_order_relaxed);
+				continue;
+			}
+			p = e->port - 1;
+			memcpy(eth, e->mac, ETH_ALEN);
+			memcpy(eth + ETH_ALEN, x->ports[p].mac, ETH_ALEN);
+		}
+		if (p >= 0)
+			xw->egress[k] = xw->sock_of_port[p];
+	}
+}
+
+static void kick(struct sock *s)
+{
+	if (s->tx_pending == 0)
+		return;
+	xsk_ring_prod__submit(&s->tx, s->tx_pending);
+	atomic_fetch_add_explicit(&s->tx_frames, s->tx_pending, memory_order_relaxed);
+	s->tx_pending = 0;
+	/* Copy mode sends from this call; EAGAIN/EBUSY mean the kernel is on it already. */
+	if (xsk_ring_prod__needs_wakeup(&s->tx))
+		sendto(xsk_socket__fd(s->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0);
+}
+
+static bool tx_one(struct cfrd_xdp_worker *xw, struct sock *s, uint64_t addr, uint32_t len)
+{
+	uint32_t idx;
+
+	if (xsk_ring_prod__reserve(&s->tx, 1, &idx) != 1) {
+		kick(s);
+		reclaim_completions(xw, s);
+		if (xsk_ring_prod__reserve(&s->tx, 1, &idx) != 1)
+			return false;
+	}
+	*xsk_ring_prod__tx_desc(&s->tx, idx) = (struct xdp_desc){.addr = addr, .len = len};
+	s->tx_pending++;
+	return true;
+}
+
+static void tx_frames(struct cfrd_xdp_worker *xw, struct sock *from, unsigned n, struct cfr_io *tun)
+{
+	for (unsigned k = 0; k < n; k++) {
+		struct cfr_pkt *pkt = &xw->pkts[k];
+
+		if (pkt->verdict != CFR_VERDICT_FORWARD) {
+			atomic_fetch_add_explicit(&from->dropped, 1, memory_order_relaxed);
+		} else if (xw->egress[k] >= 0) {
+			struct sock *s = &xw->socks[xw->egress[k]];
+
+			if (tx_one(xw, s, xw->frame[k], pkt->len + ETH_HLEN_))
+				continue;
+			atomic_fetch_add_explicit(&s->tx_full, 1, memory_order_relaxed);
+		} else {
+			/* No offloads to describe: a zero virtio header, where the MACs were. */
+			if (tun->backend == &cfrd_io_tun_offload)
+				memset(pkt->data - CFRD_VNET_HDR_LEN, 0, CFRD_VNET_HDR_LEN);
+			pkt->csum_partial = 0;
+			tun->backend->tx_burst(tun, pkt, 1);
+			atomic_fetch_add_explicit(&from->to_tun, 1, memory_order_relaxed);
+		}
+		frame_free(xw, xw->frame[k]);
+	}
+	for (unsigned i = 0; i < xw->n_socks; i++)
+		kick(&xw->socks[i]);
+}
+
+unsigned cfrd_xdp_forward(struct cfrd *d, struct cfrd_xdp_worker *xw, unsigned sock,
+                          struct cfr_io *tun)
+{
+	struct sock *s = &xw->socks[sock];
+	unsigned total = 0, n;
+
+	do {
+		for (unsigned i = 0; i < xw->n_socks; i++)
+			reclaim_completions(xw, &xw->socks[i]);
+		n = rx_frames(xw, s);
+		total += n;
+		if (n) {
+			cfrd_engine_lock(d);
+			cfr_engine_process(d->engine, xw->pkts, n, cfrd_now_ms());
+			route(xw, s, n);
+			cfrd_engine_unlock(d);
+			tx_frames(xw, s, n, tun);
+		}
+		for (unsigned i = 0; i < xw->n_socks; i++)
+			refill(xw, &xw->socks[i]);
+	} while (n == CFRD_BURST && total < 16 * CFRD_BURST);
+	if (xsk_ring_prod__needs_wakeup(&s->fill))
+		recvfrom(xsk_socket__fd(s->xsk), NULL, 0, MSG_DONTWAIT, NULL, NULL);
+	return total;
+}
+
+/* --- setup ------------------------------------------------------------------ */
+
+/* libbpf explains its failures on stderr; cfrd says what failed in its own line instead. */
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	(void)level;
+	(void)fmt;
+	(void)ap;
+	return 0;
+}
+
+static int port_info(struct port *p)
+{
+	char path[64 + IFNAMSIZ];
+	struct ifreq ifr = {0};
+	struct dirent *de;
+	DIR *dir;
+	int fd, ret = 0;
+
+	p->ifindex = if_nametoindex(p->name);
+	if (p->ifindex == 0) {
+		ret = -errno;
+		log_error("[xdp] port %s: %s", p->name, strerror(errno));
+		return ret;
+	}
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", p->name);
+	if (fd < 0 || ioctl(fd, SIOCGIFHWADDR, &ifr) < 0 || ifr.ifr_hwaddr.sa_family != 1) {
+		ret = fd < 0 || errno == 0 ? -EINVAL : -errno;
+		log_error("[xdp] port %s: not an Ethernet interface", p->name);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (ret < 0)
+		return ret;
+	memcpy(p->mac, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
+	snprintf(path, sizeof(path), "/sys/class/net/%s/queues", p->name);
+	dir = opendir(path);
+	p->n_queues = 0;
+	while (dir && (de = readdir(dir)) != NULL)
+		p->n_queues += strncmp(de->d_name, "rx-", 3) == 0;
+	if (dir)
+		closedir(dir);
+	if (p->n_queues == 0)
+		p->n_queues = 1;
+	return 0;
+}
+
+static int map_fd(struct cfrd_xdp *x, const char *name)
+{
+	return bpf_object__find_map_fd_by_name(x->obj, name);
+}
+
+static int fill_pools(struct cfrd_xdp *x, const struct cfr_engine_config *e)
+{
+	uint8_t one = 1;
+	int fd4 = map_fd(x, "pools4"), fd6 = map_fd(x, "pools6");
+
+	for (unsigned i = 0; i < e->n_pool4; i++) {
+		struct cfr_xdp_lpm4 k = {.prefixlen = e->pool4[i].len};
+
+		memcpy(k.addr, e->pool4[i].addr, 4);
+		if (bpf_map_update_elem(fd4, &k, &one, BPF_ANY) < 0)
+			return -errno;
+	}
+	for (unsigned i = 0; i < e->n_pool6; i++) {
+		struct cfr_xdp_lpm6 k = {.prefixlen = e->pool6[i].len};
+
+		memcpy(k.addr, e->pool6[i].addr, 16);
+		if (bpf_map_update_elem(fd6, &k, &one, BPF_ANY) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static int attach_ports(struct cfrd_xdp *x, const struct cfrd_config *cfg)
+{
+	struct bpf_program *prog = bpf_object__find_program_by_name(x->obj, "cfr_xdp");
+	int ports_fd = map_fd(x, "ports");
+
+	for (unsigned i = 0; i < cfg->n_xdp_ports; i++) {
+		struct port *p = &x->ports[i];
+		struct cfr_xdp_port v = {
+		    .role = cfg->xdp_ports[i].inside ? CFR_XDP_INSIDE : CFR_XDP_OUTSIDE, .slot = i};
+		int ret;
+
+		snprintf(p->name, sizeof(p->name), "%s", cfg->xdp_ports[i].name);
+		p->inside = cfg->xdp_ports[i].inside;
+		ret = port_info(p);
+		if (ret < 0)
+			return ret;
+		x->n_ports = i + 1;
+		if (bpf_map_update_elem(ports_fd, &p->ifindex, &v, BPF_ANY) < 0) {
+			ret = -errno;
+			log_error("[xdp] port %s: cannot configure the program: %s", p->name,
+			          strerror(-ret));
+			return ret;
+		}
+		p->link = bpf_program__attach_xdp(prog, (int)p->ifindex);
+		if (p->link == NULL) {
+			ret = -errno;
+			log_error("[xdp] port %s: cannot attach the XDP program: %s", p->name,
+			          strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+int cfrd_xdp_open(struct cfrd_xdp **xp, const struct cfrd_config *cfg)
+{
+	struct rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
+	struct cfrd_xdp *x;
+	uint8_t key[16];
+	size_t size = 1;
+	int ret;
+
+	x = calloc(1, sizeof(*x));
+	if (x == NULL)
+		return -ENOMEM;
+	while (size < cfg->engine.max_subscribers)
+		size <<= 1;
+	x->neigh = calloc(size, sizeof(*x->neigh));
+	x->neigh_mask = size - 1;
+	randombytes_buf(key, sizeof(key));
+	x->neigh_key = cfr_sipkey_from(key);
+	sodium_memzero(key, sizeof(key));
+	if (x->neigh == NULL) {
+		cfrd_xdp_close(x);
+		log_error("[xdp]: cannot allocate the neighbour table: %s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	/* UMEMs are locked memory; root without this limit fails on larger ones. */
+	setrlimit(RLIMIT_MEMLOCK, &unlimited);
+	libbpf_set_print(libbpf_quiet);
+	x->obj = bpf_object__open_mem(cfr_xdp_object, (size_t)(cfr_xdp_object_end - cfr_xdp_object),
+	                              NULL);
+	if (x->obj == NULL || bpf_object__load(x->obj) < 0) {
+		ret = -errno;
+		log_error("[xdp]: cannot load the XDP program: %s", strerror(-ret));
+		cfrd_xdp_close(x);
+		return ret;
+	}
+	x->xsks_fd = map_fd(x, "xsks");
+	ret = fill_pools(x, &cfg->engine);
+	if (ret < 0)
+		log_error("[xdp]: cannot configure the alias pools: %s", strerror(-ret));
+	else
+		ret = attach_ports(x, cfg);
+	if (ret < 0) {
+		cfrd_xdp_close(x);
+		return ret;
+	}
+	*xp = x;
+	return 0;
+}
+
+void cfrd_xdp_close(struct cfrd_xdp *x)
+{
+	if (x == NULL)
+		return;
+	for (unsigned i = 0; i < x->n_ports; i++)
+		bpf_link__destroy(x->ports[i].link);
+	bpf_object__close(x->obj);
+	free(x->neigh);
+	free(x);
+}
+
+static int sock_open(struct cfrd_xdp_worker *xw, unsigned port)
+{
+	const struct xsk_socket_config sc = {
+	    .rx_size = RING_SIZE,
+	    .tx_size = RING_SIZE,
+	    .libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+	    .bind_flags = XDP_USE_NEED_WAKEUP,
+	};
+	struct cfrd_xdp *x = xw->x;
+	struct sock *s = &xw->socks[xw->n_socks];
+	uint32_t key = port * CFR_XDP_MAX_QUEUES + xw->queue;
+	int ret, fd;
+
+	s->port = port;
+	/* The first socket takes the fill and completion rings made with the UMEM. */
+	if (xw->n_socks == 0)
+		ret = xsk_socket__create(&s->xsk, x->ports[port].name, xw->queue, xw->umem, &s->rx,
+		                         &s->tx, &sc);
+	else
+		ret = xsk_socket__create_shared(&s->xsk, x->ports[port].name, xw->queue, xw->umem,
+		                                &s->rx, &s->tx, &s->fill, &s->comp, &sc);
+	if (ret < 0) {
+		log_error("[xdp] port %s queue %u: cannot open an AF_XDP socket: %s",
+		          x->ports[port].name, xw->queue, strerror(-ret));
+		return ret;
+	}
+	fd = xsk_socket__fd(s->xsk);
+	if (bpf_map_update_elem(x->xsks_fd, &key, &fd, BPF_ANY) < 0) {
+		ret = -errno;
+		log_error("[xdp] port %s queue %u: cannot register the socket: %s",
+		          x->ports[port].name, xw->queue, strerror(-ret));
+		xsk_socket__delete(s->xsk);
+		return ret;
+	}
+	xw->sock_of_port[port] = (int)xw->n_socks++;
+	return 0;
+}
+
+int cfrd_xdp_worker_open(struct cfrd_xdp *x, unsigned queue, struct cfrd_xdp_worker **xwp)
+{
+	const struct xsk_umem_config uc = {
+	    .fill_size = RING_SIZE,
+	    .comp_size = RING_SIZE,
+	    .frame_size = FRAME_SIZE,
+	};
+	struct cfrd_xdp_worker *xw;
+	unsigned n_ports = 0, n_frames;
+	int ret;
+
+	for (unsigned p = 0; p < x->n_ports; p++)
+		n_ports += queue < x->ports[p].n_queues;
+	xw = calloc(1, sizeof(*xw));
+	if (xw == NULL)
+		return -ENOMEM;
+	xw->x = x;
+	xw->queue = queue;
+	for (unsigned p = 0; p < CFRD_XDP_MAX_PORTS; p++)
+		xw->sock_of_port[p] = -1;
+	*xwp = xw;
+	x->workers[x->n_workers++] = xw;
+	if (n_ports == 0)
+		return 0;
+	/* Fill, receive, transmit and completion rings all full at once, and a burst in hand. */
+	n_frames = n_ports * 4 * RING_SIZE + CFRD_BURST;
+	xw->area_size = (size_t)n_frames * FRAME_SIZE;
+	xw->area =
+	    mmap(NULL, xw->area_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	xw->free_frames = calloc(n_frames, sizeof(*xw->free_frames));
+	if (xw->area == MAP_FAILED || xw->free_frames == NULL) {
+		xw->area = xw->area == MAP_FAILED ? NULL : xw->area;
+		log_error("[xdp]: cannot allocate %zu bytes of frames: %s", xw->area_size,
+		          strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < n_frames; i++)
+		frame_free(xw, (uint64_t)i * FRAME_SIZE);
+	ret = xsk_umem__create(&xw->umem, xw->area, xw->area_size, &xw->socks[0].fill,
+	                       &xw->socks[0].comp, &uc);
+	if (ret < 0) {
+		log_error("[xdp]: cannot register %zu bytes of frames: %s", xw->area_size,
+		          strerror(-ret));
+		return ret;
+	}
+	for (unsigned p = 0; p < x->n_ports; p++) {
+		if (queue >= x->ports[p].n_queues)
+			continue;
+		ret = sock_open(xw, p);
+		if (ret < 0)
+			return ret;
+		refill(xw, &xw->socks[xw->n_socks - 1]);
+	}
+	return 0;
+}
+
+void cfrd_xdp_worker_close(struct cfrd_xdp_worker *xw)
+{
+	if (xw == NULL)
+		return;
+	for (unsigned i = 0; i < xw->n_socks; i++)
+		xsk_socket__delete(xw->socks[i].xsk);
+	if (xw->umem)
+		xsk_umem__delete(xw->umem);
+	if (xw->area)
+		munmap(xw->area, xw->area_size);
+	free(xw->free_frames);
+	free(xw);
+}
+
+unsigned cfrd_xdp_worker_fds(const struct cfrd_xdp_worker *xw, int *fds, unsigned max)
+{
+	unsigned n = xw->n_socks < max ? xw->n_socks : max;
+
+	for (unsigned i = 0; i < n; i++)
+		fds[i] = xsk_socket__fd(xw->socks[i].xsk);
+	return n;
+}
+
+void cfrd_xdp_stats(const struct cfrd_xdp *x, struct cfrd_xdp_stats *st)
+{
+	*st = (struct cfrd_xdp_stats){
+	    .neigh_misses = atomic_load_explicit(&x->neigh_misses, memory_order_relaxed)};
+	for (unsigned w = 0; w < x->n_workers; w++) {
+		const struct cfrd_xdp_worker *xw = x->workers[w];
+
+		for (unsigned i = 0; i < xw->n_socks; i++) {
+			const struct sock *s = &xw->socks[i];
+
+			st->rx += atomic_load_explicit(&s->rx_frames, memory_order_relaxed);
+			st->tx += atomic_load_explicit(&s->tx_frames, memory_order_relaxed);
+			st->to_tun += atomic_load_explicit(&s->to_tun, memory_order_relaxed);
+			st->tx_full += atomic_load_explicit(&s->tx_full, memory_order_relaxed);
+			st->dropped += atomic_load_explicit(&s->dropped, memory_order_relaxed);
+		}
+	}
+}

@@ -1,0 +1,59 @@
+/*
+ * cfrd's AF_XDP backend ([xdp] in cfrd.conf(5)): the XDP program
+ * (src/xdp/cfr_xdp.bpf.c) hands cfrd the frames it can translate and send
+ * straight out of another port, bypassing the kernel's stack and the TUN
+ * device; everything else still takes the TUN path. Each worker owns one
+ * UMEM shared by its sockets (queue <worker index> of every port), so a frame
+ * received on one port is sent from another without a copy in cfrd.
+ */
+#ifndef CFRD_IO_XDP_H
+#define CFRD_IO_XDP_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <cfr/cfr.h>
+
+#include "config.h"
+#include "io.h"
+
+struct cfrd;
+struct cfrd_xdp;
+struct cfrd_xdp_worker;
+
+/* Summed over every socket of every worker, for cfrctl stats. */
+struct cfrd_xdp_stats {
+	uint64_t rx;           /* frames cfrd took from the XDP program */
+	uint64_t tx;           /* frames sent out of a port */
+	uint64_t to_tun;       /* translated but sent through the TUN device instead */
+	uint64_t tx_full;      /* dropped: a transmit ring stayed full */
+	uint64_t dropped;      /* dropped by the engine */
+	uint64_t neigh_misses; /* replies with no learned subscriber MAC (these go to_tun) */
+};
+
+/*
+ * Load the XDP program, attach it to every [xdp] port (links: it detaches
+ * when cfrd exits, however it exits) and fill its maps. Logs why it failed.
+ */
+int cfrd_xdp_open(struct cfrd_xdp **xp, const struct cfrd_config *cfg);
+void cfrd_xdp_close(struct cfrd_xdp *x);
+
+/* Worker <queue>'s UMEM and its sockets on queue <queue> of every port that has one. */
+int cfrd_xdp_worker_open(struct cfrd_xdp *x, unsigned queue, struct cfrd_xdp_worker **xwp);
+void cfrd_xdp_worker_close(struct cfrd_xdp_worker *xw);
+
+/* The worker's sockets, to poll for POLLIN: fills up to <max> fds, returns how many. */
+unsigned cfrd_xdp_worker_fds(const struct cfrd_xdp_worker *xw, int *fds, unsigned max);
+
+/*
+ * Move the frames waiting on socket <sock> of the worker: through the
+ * engine (under d's engine lock) and out of the port that reaches their
+ * destination, or written to <tun> when no port does. Returns how many
+ * frames were read.
+ */
+unsigned cfrd_xdp_forward(struct cfrd *d, struct cfrd_xdp_worker *xw, unsigned sock,
+                          struct cfr_io *tun);
+
+void cfrd_xdp_stats(const struct cfrd_xdp *x, struct cfrd_xdp_stats *st);
+
+#endif
