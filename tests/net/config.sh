@@ -38,6 +38,19 @@ workers = 0'
 bad too-many-workers '/^log-level/a\
 workers = 65'
 
+# [xdp] ports: interface names checked per line, both sides required.
+printf '\n[xdp]\noutside = fd0\ninside = sub1\n' >>"$dir/lab.conf"
+out=$("$CFRD" --check-config "$dir/lab.conf" 2>&1) || fail "[xdp] config rejected: $out"
+ok "[xdp] config accepted: $out"
+bad xdp-bad-name 's#^inside = sub1#inside = sub/1#'
+bad xdp-twice '/^inside = sub1/a\
+outside = sub1'
+sed '/^outside = fd0/d' "$dir/lab.conf" >"$dir/xdp-one-side.conf"
+out=$("$CFRD" --check-config "$dir/xdp-one-side.conf" 2>&1) && fail "[xdp] without outside accepted: $out"
+echo "$out" | grep -q 'xdp-one-side.conf:[0-9]*: \[xdp\] needs at least one inside and one outside' \
+	|| fail "[xdp] without outside: unclear error: $out"
+ok "[xdp] without an outside port rejected: ${out#"$dir"/}"
+
 out=$("$CFRD" --check-config "$dir/missing.conf" 2>&1) && fail "missing file accepted: $out"
 ok "missing file rejected: ${out#"$dir"/}"
 echo "PASS $TEST_NAME"
