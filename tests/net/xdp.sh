@@ -88,4 +88,9 @@ for i in range(5):
 EOF
 ok "a subscriber sending as another does not take its replies"
 test_leak_check
+
+# Closing AF_XDP sockets and BPF links happens under the seccomp filter.
+stop_pid TERM "$(cat "$LAB_RUN/cfrd.pid")" 50
+grep -q 'info: stopped$' "$LAB_RUN/cfrd.log" || fail "cfrd did not stop cleanly: $(tail -n 3 "$LAB_RUN/cfrd.log")"
+ok "cfrd stops cleanly, sockets and program released"
 echo "PASS $TEST_NAME"
