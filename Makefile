@@ -105,13 +105,17 @@ fuzz:
 #  varFuncNullUB   a NULL sentinel after variadic arguments: glibc's NULL is
 #                  ((void *)0), the type the callee reads
 #  ctuuninitvar    the records error struct is only written by cfr_rec_fail()
-LINT_SRC := $(wildcard src/*/*.c src/tools/*/*.c)
+# The XDP program is C for the BPF target (GNU C: libbpf's map macros), linted as such.
+BPF_SRC := $(wildcard src/xdp/*.bpf.c)
+LINT_SRC := $(filter-out $(BPF_SRC),$(wildcard src/*/*.c src/tools/*/*.c))
 lint:
 	clang-tidy --quiet $(LINT_SRC) -- -std=c11 -D_GNU_SOURCE -Iinclude -Isrc/lib
+	clang-tidy --quiet $(BPF_SRC) -- $(filter-out -O2 -g -Wall -Wextra -Werror,$(BPF_CFLAGS)) \
+		-std=gnu11
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability \
 		--inline-suppr --suppress=missingIncludeSystem --suppress=varFuncNullUB \
 		--suppress=ctuuninitvar:src/records/format.c \
-		-D_GNU_SOURCE -Iinclude -Isrc/lib src
+		-D_GNU_SOURCE -Iinclude -Isrc/lib -isrc/xdp/cfr_xdp.bpf.c src
 
 check:
 	tests/run

@@ -46,7 +46,8 @@ _Static_assert(CFR_XDP_MAX_PORTS == CFRD_XDP_MAX_PORTS, "one limit on ports");
 _Static_assert(CFR_XDP_MAX_QUEUES == CFRD_MAX_WORKERS, "a socket per worker per port");
 
 /* The compiled program, linked in by xdp_object.S. */
-extern const unsigned char cfr_xdp_object[], cfr_xdp_object_end[];
+extern const unsigned char cfr_xdp_object[];
+extern const uint64_t cfr_xdp_object_size;
 
 /* Ring sizes per socket; a worker's UMEM has room for all its rings at once, plus a burst. */
 #define RING_SIZE  512u
@@ -57,6 +58,7 @@ struct port {
 	char name[IFNAMSIZ];
 	unsigned ifindex;
 	unsigned n_queues;
+	unsigned mtu; /* larger replies go through TUN: the kernel answers with Packet Too Big */
 	bool inside;
 	uint8_t mac[ETH_ALEN];
 	struct bpf_link *link;
@@ -260,6 +262,8 @@ static void route(struct cfrd_xdp_worker *xw, const struct sock *from, unsigned 
 				continue;
 			}
 			p = e->port - 1;
+			if (xw->pkts[k].len > x->ports[p].mtu)
+				continue;
 			memcpy(eth, e->mac, ETH_ALEN);
 			memcpy(eth + ETH_ALEN, x->ports[p].mac, ETH_ALEN);
 		}
@@ -364,6 +368,7 @@ static int port_info(struct port *p)
 	char path[64 + IFNAMSIZ];
 	struct ifreq ifr = {0};
 	struct dirent *de;
+	unsigned mtu = 1500;
 	DIR *dir;
 	int fd, ret = 0;
 
@@ -375,6 +380,8 @@ static int port_info(struct port *p)
 	}
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", p->name);
+	if (fd >= 0 && ioctl(fd, SIOCGIFMTU, &ifr) == 0)
+		mtu = (unsigned)ifr.ifr_mtu;
 	if (fd < 0 || ioctl(fd, SIOCGIFHWADDR, &ifr) < 0 || ifr.ifr_hwaddr.sa_family != 1) {
 		ret = fd < 0 || errno == 0 ? -EINVAL : -errno;
 		log_error("[xdp] port %s: not an Ethernet interface", p->name);
@@ -384,6 +391,7 @@ static int port_info(struct port *p)
 	if (ret < 0)
 		return ret;
 	memcpy(p->mac, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
+	p->mtu = mtu;
 	snprintf(path, sizeof(path), "/sys/class/net/%s/queues", p->name);
 	dir = opendir(path);
 	p->n_queues = 0;
@@ -483,8 +491,7 @@ int cfrd_xdp_open(struct cfrd_xdp **xp, const struct cfrd_config *cfg)
 	/* UMEMs are locked memory; root without this limit fails on larger ones. */
 	setrlimit(RLIMIT_MEMLOCK, &unlimited);
 	libbpf_set_print(libbpf_quiet);
-	x->obj = bpf_object__open_mem(cfr_xdp_object, (size_t)(cfr_xdp_object_end - cfr_xdp_object),
-	                              NULL);
+	x->obj = bpf_object__open_mem(cfr_xdp_object, (size_t)cfr_xdp_object_size, NULL);
 	if (x->obj == NULL || bpf_object__load(x->obj) < 0) {
 		ret = -errno;
 		log_error("[xdp]: cannot load the XDP program: %s", strerror(-ret));

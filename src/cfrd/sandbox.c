@@ -1,7 +1,9 @@
 /*
- * cfrd's sandbox. Once the TUN devices are attached and the control socket
- * is bound, cfrd needs no privilege at all: reading and writing an attached
- * TUN descriptor takes no capability, and the daemon never reopens a device
+ * cfrd's sandbox. Once the TUN devices are attached (and with [xdp], the
+ * XDP program loaded and linked and the AF_XDP sockets bound) and the
+ * control socket is bound, cfrd needs no privilege at all: reading and
+ * writing an attached TUN descriptor or an AF_XDP ring takes no capability,
+ * and the daemon never reopens a device
  * (if one disappears it stops, and its supervisor restarts it with full
  * setup). So it drops every capability, including the bounding set, and
  * then confines itself to the handful of system calls its loop makes. A

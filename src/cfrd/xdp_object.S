@@ -7,6 +7,9 @@
 	.global cfr_xdp_object
 cfr_xdp_object:
 	.incbin CFR_XDP_OBJECT
-	.global cfr_xdp_object_end
 cfr_xdp_object_end:
+	.balign 8
+	.global cfr_xdp_object_size
+cfr_xdp_object_size:
+	.quad cfr_xdp_object_end - cfr_xdp_object
 	.section .note.GNU-stack,"",@progbits

@@ -119,7 +119,9 @@ static __always_inline int fib_params(struct bpf_fib_lookup *fib, void *l3, void
 		return -1;
 	fib->family = AF_INET6;
 	fib->l4_protocol = ip6->nexthdr;
-	fib->tot_len = bpf_ntohs(ip6->payload_len);
+	/* The kernel checks it against the route's MTU: too big passes to the kernel, which
+	 * answers. */
+	fib->tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
 	__builtin_memcpy(fib->ipv6_src, reverse ? &ip6->daddr : &ip6->saddr, 16);
 	__builtin_memcpy(fib->ipv6_dst, reverse ? &ip6->saddr : &ip6->daddr, 16);
 	return 0;
