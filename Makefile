@@ -23,7 +23,7 @@ CFRD_SRC := $(wildcard src/cfrd/*.c)
 CFRD_OBJ := $(CFRD_SRC:%.c=$(BUILD)/%.o) $(BUILD)/src/cfrd/xdp_object.o
 # cfrd's XDP program, compiled for the kernel's BPF machine and linked into cfrd.
 XDP_OBJ := $(BUILD)/src/xdp/cfr_xdp.bpf.o
-BPF_CFLAGS := -O2 -g -target bpf -Wall -Wextra -Werror -I/usr/include/$(shell $(CC) -dumpmachine)
+BPF_CFLAGS := -O2 -g -target bpf -Wall -Wextra -Werror -I/usr/include/$(shell gcc -print-multiarch)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_HELPER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c)))
