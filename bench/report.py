@@ -158,9 +158,11 @@ def table(args):
     out.append("")
     out.append("Machine: %s." % args.machine)
     out.append("")
+    has_mem = any(mid.startswith("mem_") for mid, _ in vals)
     out.append("Medians of %s rounds (each round: routing, nftables, cfrd in turn, %s s per "
-               "load); memory with %s concurrent UDP flows, one reading each." % (
-                   args.reps, args.duration, "{:,}".format(int(args.flows))))
+               "load)%s." % (args.reps, args.duration,
+                             "; memory with %s concurrent UDP flows, one reading each" %
+                             "{:,}".format(int(args.flows)) if has_mem else ""))
     out.append("")
     out.append("| workload | unit | routing | nftables | cfrd | cfrd/nft | cfrd/routing | target (issue 6) |")
     out.append("|---|---|---:|---:|---:|---:|---:|---|")
@@ -178,11 +180,12 @@ def table(args):
             continue
         out.append("| added median RTT over routing, IPv%s | µs | 0 | %+.1f | %+.1f | | | |" % (
             fam, med["nft"] - med["routing"], med["cfrd"] - med["routing"]))
-    out.append("")
-    out.append("Memory: nftables = growth of all kernel slab caches (/proc/slabinfo) per "
-               "conntrack entry (`conntrack -C`); cfrd = growth of its RSS per flow "
-               "(`cfrctl --json stats`). \"memory_bytes / flows\" is cfrd's own "
-               "accounting: the table it allocated at start for max-flows = 1048576.")
+    if has_mem:
+        out.append("")
+        out.append("Memory: nftables = growth of all kernel slab caches (/proc/slabinfo) per "
+                   "conntrack entry (`conntrack -C`); cfrd = growth of its RSS per flow "
+                   "(`cfrctl --json stats`). \"memory_bytes / flows\" is cfrd's own "
+                   "accounting: the table it allocated at start for max-flows = 1048576.")
     out.append("")
     out.append("<details><summary>every round (routing / nftables / cfrd)</summary>")
     out.append("")
