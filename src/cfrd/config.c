@@ -117,7 +117,8 @@ static int set_tun(struct parse_state *st, const char *value)
 	return 0;
 }
 
-static int add_xdp_port(struct parse_state *st, const char *key, const char *value, bool inside)
+static int add_xdp_port(struct parse_state *st, const char *key, const char *value, bool inside,
+                        uint16_t ingress)
 {
 	struct cfrd_config *cfg = st->cfg;
 
@@ -130,18 +131,19 @@ static int add_xdp_port(struct parse_state *st, const char *key, const char *val
 		if (strcmp(cfg->xdp_ports[i].name, value) == 0)
 			return bad(st, "[xdp] port '%s' is already listed", value);
 	snprintf(cfg->xdp_ports[cfg->n_xdp_ports].name, IFNAMSIZ, "%s", value);
+	cfg->xdp_ports[cfg->n_xdp_ports].ingress = ingress;
 	cfg->xdp_ports[cfg->n_xdp_ports++].inside = inside;
 	return 0;
 }
 
 static int set_xdp_inside(struct parse_state *st, const char *value)
 {
-	return add_xdp_port(st, "inside", value, true);
+	return add_xdp_port(st, "inside", value, true, 0);
 }
 
 static int set_xdp_outside(struct parse_state *st, const char *value)
 {
-	return add_xdp_port(st, "outside", value, false);
+	return add_xdp_port(st, "outside", value, false, 0);
 }
 
 static int set_mtu(struct parse_state *st, const char *value)
@@ -759,7 +761,10 @@ static int on_line_key(struct parse_state *st, const char *line_name, const char
 		l->n_prefixes++;
 		return 0;
 	}
-	return bad(st, "unknown key '%s' in [line %s]: expected tun or prefix", name, line_name);
+	if (strcmp(name, "inside") == 0)
+		return add_xdp_port(st, "inside", value, true, (uint16_t)(idx + 1));
+	return bad(st, "unknown key '%s' in [line %s]: expected tun, prefix or inside", name,
+	           line_name);
 }
 
 /* Whole-file rules for [line] sections, checked once every key is known. */

@@ -50,13 +50,16 @@ struct cfrd_line {
 
 /*
  * [xdp]: interfaces the AF_XDP fast path attaches to (io_xdp.h), inside
- * (facing subscribers) or outside (facing the internet).
+ * (facing subscribers) or outside (facing the internet). An inside port
+ * listed in a [line] section is that line's: its packets carry the line's
+ * ingress id, as those of the line's TUN device do.
  */
 #define CFRD_XDP_MAX_PORTS 16
 
 struct cfrd_xdp_port_config {
 	char name[IFNAMSIZ];
 	bool inside;
+	uint16_t ingress; /* inside ports: 0, or the [line] (i + 1) it was listed in */
 };
 
 /* What the seccomp filter does with a syscall cfrd does not use. */

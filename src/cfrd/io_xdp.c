@@ -60,6 +60,7 @@ struct port {
 	unsigned n_queues;
 	unsigned mtu; /* larger replies go through TUN: the kernel answers with Packet Too Big */
 	bool inside;
+	uint16_t ingress; /* stamped on the packets of an inside port (its [line], or 0) */
 	uint8_t mac[ETH_ALEN];
 	struct bpf_link *link;
 };
@@ -182,7 +183,8 @@ static struct neigh *neigh_slot(struct cfrd_xdp *x, const uint8_t key[16])
 /* Take up to a burst of frames from <s>; every frame is either in pkts[] or freed. */
 static unsigned rx_frames(struct cfrd_xdp_worker *xw, struct sock *s)
 {
-	bool inside = xw->x->ports[s->port].inside;
+	const struct port *port = &xw->x->ports[s->port];
+	bool inside = port->inside;
 	unsigned n, k = 0;
 	uint32_t idx;
 
@@ -203,7 +205,8 @@ static unsigned rx_frames(struct cfrd_xdp_worker *xw, struct sock *s)
 			}
 		}
 		xw->frame[k] = desc->addr;
-		xw->pkts[k] = (struct cfr_pkt){.data = ip, .len = desc->len - ETH_HLEN_};
+		xw->pkts[k] = (struct cfr_pkt){
+		    .data = ip, .len = desc->len - ETH_HLEN_, .ingress = port->ingress};
 		xw->learnable[k] = inside && meta->magic == CFR_XDP_META_MAGIC;
 		if (xw->learnable[k]) {
 			memcpy(xw->src_mac[k], meta->src_mac, ETH_ALEN);
@@ -284,6 +287,27 @@ static void kick(struct sock *s)
 		sendto(xsk_socket__fd(s->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0);
 }
 
+/*
+ * The second hop of the TUN path (cfr0 out to the port), which a frame on
+ * the fast path would otherwise skip: both paths leave the same TTL, so the
+ * TTL cap yields one value whichever path a packet took. The program let
+ * only TTLs above 2 through, so this never reaches 0. The IPv4 header
+ * checksum moves as in the kernel's ip_decrease_ttl() (RFC 1624).
+ */
+static void hop_decrement(uint8_t *ip)
+{
+	if ((ip[0] >> 4) == 4) {
+		uint32_t check = ((uint32_t)ip[10] << 8 | ip[11]) + 0x0100;
+
+		check = (check + (check >= 0xffff)) & 0xffff;
+		ip[10] = (uint8_t)(check >> 8);
+		ip[11] = (uint8_t)check;
+		ip[8]--;
+	} else {
+		ip[7]--;
+	}
+}
+
 static bool tx_one(struct cfrd_xdp_worker *xw, struct sock *s, uint64_t addr, uint32_t len)
 {
 	uint32_t idx;
@@ -309,6 +333,7 @@ static void tx_frames(struct cfrd_xdp_worker *xw, struct sock *from, unsigned n,
 		} else if (xw->egress[k] >= 0) {
 			struct sock *s = &xw->socks[xw->egress[k]];
 
+			hop_decrement(pkt->data);
 			if (tx_one(xw, s, xw->frame[k], pkt->len + ETH_HLEN_))
 				continue;
 			atomic_fetch_add_explicit(&s->tx_full, 1, memory_order_relaxed);
@@ -444,6 +469,7 @@ static int attach_ports(struct cfrd_xdp *x, const struct cfrd_config *cfg)
 
 		snprintf(p->name, sizeof(p->name), "%s", cfg->xdp_ports[i].name);
 		p->inside = cfg->xdp_ports[i].inside;
+		p->ingress = cfg->xdp_ports[i].ingress;
 		ret = port_info(p);
 		if (ret < 0)
 			return ret;

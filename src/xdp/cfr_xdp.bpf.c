@@ -127,12 +127,16 @@ static __always_inline int fib_params(struct bpf_fib_lookup *fib, void *l3, void
 	return 0;
 }
 
-/* TTL / hop limit left after this hop, or 0 if the kernel must answer it (time exceeded). */
+/*
+ * Room for two hops: this one, and the one cfrd takes after translating, as
+ * the kernel's second forward (cfr0 to the port) does on the TUN path; both
+ * paths leave the same TTL. Less, and the kernel must answer (time exceeded).
+ */
 static __always_inline int hop_ok(void *l3, __u16 proto)
 {
 	if (proto == bpf_htons(ETH_P_IP))
-		return ((struct iphdr *)l3)->ttl > 1;
-	return ((struct ipv6hdr *)l3)->hop_limit > 1;
+		return ((struct iphdr *)l3)->ttl > 2;
+	return ((struct ipv6hdr *)l3)->hop_limit > 2;
 }
 
 static __always_inline void hop_decrement(void *l3, __u16 proto)
