@@ -62,9 +62,12 @@ ok "the fast path carried the traffic: $rx frames in, $tx out, $tun through TUN"
 # spoofed datagrams, addressed to sub1, reach sub1 (and not the spoofer),
 # and sub1 keeps getting its own.
 # shellcheck disable=SC2016
-nsx sub1 "$PY" - "$SVC4" "$(sub_addr4 2)" "$(sub_addr4 1)" <<'EOF' || fail "sub1 lost its replies to a spoofer"
+# The frames go to the gateway's MAC: left to scapy, an unanswered ARP
+# would make them broadcasts, which the gateway never forwards.
+gw_mac=$(nsx gw cat /sys/class/net/sub2/address)
+nsx sub1 "$PY" - "$SVC4" "$gw_mac" "$(sub_addr4 1)" <<'EOF' || fail "sub1 lost its replies to a spoofer"
 import socket, subprocess, sys
-svc, _, me = sys.argv[1:]
+svc, gw_mac, me = sys.argv[1:]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("0.0.0.0", 40000))
 s.settimeout(2)
@@ -78,8 +81,8 @@ def echo(tag):
 
 echo(b"before")
 spoof = ("from scapy.all import IP, UDP, Raw, Ether, sendp, conf; conf.verb = 0; "
-         "sendp([Ether()/IP(src='%s', dst='%s')/UDP(sport=40000, dport=7)/Raw(b'spoof')] * 5, iface='gw0')"
-         % (me, svc))
+         "sendp([Ether(dst='%s')/IP(src='%s', dst='%s')/UDP(sport=40000, dport=7)/Raw(b'spoof')] * 5, "
+         "iface='gw0')" % (gw_mac, me, svc))
 subprocess.run(["ip", "netns", "exec", "cfr-sub2", sys.executable, "-c", spoof], check=True)
 while s.recvfrom(2048)[0] != b"spoof":
     pass
