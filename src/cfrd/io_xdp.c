@@ -52,7 +52,6 @@ extern const uint64_t cfr_xdp_object_size;
 /* Ring sizes per socket; a worker's UMEM has room for all its rings at once, plus a burst. */
 #define RING_SIZE  512u
 #define FRAME_SIZE 4096u
-#define ETH_HLEN_  14u
 
 struct port {
 	char name[IFNAMSIZ];
@@ -193,12 +192,12 @@ static unsigned rx_frames(struct cfrd_xdp_worker *xw, struct sock *s)
 		const struct xdp_desc *desc = xsk_ring_cons__rx_desc(&s->rx, idx + i);
 		uint8_t *eth = xsk_umem__get_data(xw->area, desc->addr);
 		struct cfr_xdp_meta *meta = (struct cfr_xdp_meta *)eth - 1;
-		uint8_t *ip = eth + ETH_HLEN_;
+		uint8_t *ip = eth + ETH_HLEN;
 
-		/* The program only redirects IPv4 and IPv6 with a full header: anything shorter is
-		 * not ours. */
-		if (desc->len < ETH_HLEN_ + 40) {
-			if (desc->len < ETH_HLEN_ + 20 || (ip[0] >> 4) != 4) {
+		/* The program redirects whole IPv4 or IPv6 headers only: anything less is not ours.
+		 */
+		if (desc->len < ETH_HLEN + 40) {
+			if (desc->len < ETH_HLEN + 20 || (ip[0] >> 4) != 4) {
 				frame_free(xw, desc->addr);
 				atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
 				continue;
@@ -206,7 +205,7 @@ static unsigned rx_frames(struct cfrd_xdp_worker *xw, struct sock *s)
 		}
 		xw->frame[k] = desc->addr;
 		xw->pkts[k] = (struct cfr_pkt){
-		    .data = ip, .len = desc->len - ETH_HLEN_, .ingress = port->ingress};
+		    .data = ip, .len = desc->len - ETH_HLEN, .ingress = port->ingress};
 		xw->learnable[k] = inside && meta->magic == CFR_XDP_META_MAGIC;
 		if (xw->learnable[k]) {
 			memcpy(xw->src_mac[k], meta->src_mac, ETH_ALEN);
@@ -238,7 +237,7 @@ static void route(struct cfrd_xdp_worker *xw, const struct sock *from, unsigned 
 	struct cfrd_xdp *x = xw->x;
 
 	for (unsigned k = 0; k < n; k++) {
-		uint8_t *eth = xw->pkts[k].data - ETH_HLEN_;
+		uint8_t *eth = xw->pkts[k].data - ETH_HLEN;
 		int p;
 
 		xw->egress[k] = -1;
@@ -334,7 +333,7 @@ static void tx_frames(struct cfrd_xdp_worker *xw, struct sock *from, unsigned n,
 			struct sock *s = &xw->socks[xw->egress[k]];
 
 			hop_decrement(pkt->data);
-			if (tx_one(xw, s, xw->frame[k], pkt->len + ETH_HLEN_))
+			if (tx_one(xw, s, xw->frame[k], pkt->len + ETH_HLEN))
 				continue;
 			atomic_fetch_add_explicit(&s->tx_full, 1, memory_order_relaxed);
 		} else {
