@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "varint.h"
 
 int cfr_acct_init(struct cfr_engine *eng)
 {
@@ -119,46 +120,6 @@ void cfr_acct_forget_new(struct cfr_engine *eng, struct cfr_sub_state *s)
 	eng->stats.subscribers_active = tab->n_used;
 }
 
-static size_t put_varint(uint8_t *out, uint32_t v)
-{
-	size_t n = 0;
-
-	do {
-		out[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-		v >>= 7;
-	} while (v);
-	return n;
-}
-
-static uint32_t get_varint(const uint8_t *buf, size_t len, size_t *off, int *err)
-{
-	uint32_t v = 0;
-	unsigned shift;
-
-	for (shift = 0; shift < 35; shift += 7) {
-		if (*off >= len) {
-			*err = 1;
-			return 0;
-		}
-		v |= (uint32_t)(buf[*off] & 0x7f) << shift;
-		if (!(buf[(*off)++] & 0x80))
-			return v;
-	}
-	*err = 1;
-	return 0;
-}
-
-static size_t varint_len(uint32_t v)
-{
-	size_t n = 1;
-
-	while (v > 0x7f) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
 struct tl_entry {
 	uint32_t from, to, count;
 };
@@ -174,9 +135,9 @@ static unsigned tl_decode(const struct cfr_sub_state *s, struct tl_entry *e)
 	int err = 0;
 
 	while (off < s->tl_len && n < TL_MAX_ENTRIES) {
-		e[n].from = end + get_varint(s->timeline, s->tl_len, &off, &err);
-		e[n].to = e[n].from + get_varint(s->timeline, s->tl_len, &off, &err);
-		e[n].count = get_varint(s->timeline, s->tl_len, &off, &err);
+		e[n].from = end + cfr_varint_get(s->timeline, s->tl_len, &off, &err);
+		e[n].to = e[n].from + cfr_varint_get(s->timeline, s->tl_len, &off, &err);
+		e[n].count = cfr_varint_get(s->timeline, s->tl_len, &off, &err);
 		end = e[n++].to;
 	}
 	return n;
@@ -184,9 +145,9 @@ static unsigned tl_decode(const struct cfr_sub_state *s, struct tl_entry *e)
 
 static void tl_put(struct cfr_sub_state *s, uint32_t from, uint32_t to, uint32_t count)
 {
-	s->tl_len += put_varint(s->timeline + s->tl_len, from - s->prev_end);
-	s->tl_len += put_varint(s->timeline + s->tl_len, to - from);
-	s->tl_len += put_varint(s->timeline + s->tl_len, count);
+	s->tl_len += cfr_varint_put(s->timeline + s->tl_len, from - s->prev_end);
+	s->tl_len += cfr_varint_put(s->timeline + s->tl_len, to - from);
+	s->tl_len += cfr_varint_put(s->timeline + s->tl_len, count);
 	s->prev_end = to;
 }
 
@@ -197,8 +158,8 @@ static size_t tl_encoded_len(const struct tl_entry *e, unsigned n)
 	unsigned i;
 
 	for (i = 0; i < n; i++) {
-		len += varint_len(e[i].from - end) + varint_len(e[i].to - e[i].from) +
-		       varint_len(e[i].count);
+		len += cfr_varint_len(e[i].from - end) + cfr_varint_len(e[i].to - e[i].from) +
+		       cfr_varint_len(e[i].count);
 		end = e[i].to;
 	}
 	return len;
@@ -237,8 +198,8 @@ static void flush_entry(struct cfr_sub_state *s)
 {
 	if (s->pend_count == 0)
 		return;
-	while (s->tl_len + varint_len(s->pend_from - s->prev_end) +
-	           varint_len(s->pend_to - s->pend_from) + varint_len(s->pend_count) >
+	while (s->tl_len + cfr_varint_len(s->pend_from - s->prev_end) +
+	           cfr_varint_len(s->pend_to - s->pend_from) + cfr_varint_len(s->pend_count) >
 	       CFR_TIMELINE_BYTES) {
 		struct tl_entry e[TL_MAX_ENTRIES];
 		uint16_t before = s->tl_len;
@@ -289,9 +250,9 @@ int cfr_timeline_next(const struct cfr_epoch_record *rec, size_t *off, uint32_t 
 
 	if (*off >= len)
 		return 0;
-	gap = get_varint(rec->timeline, len, off, &err);
-	span = get_varint(rec->timeline, len, off, &err);
-	n = get_varint(rec->timeline, len, off, &err);
+	gap = cfr_varint_get(rec->timeline, len, off, &err);
+	span = cfr_varint_get(rec->timeline, len, off, &err);
+	n = cfr_varint_get(rec->timeline, len, off, &err);
 	if (err || n == 0)
 		return -EINVAL;
 	*first += *count;

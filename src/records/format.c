@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "records.h"
+#include "varint.h"
 
 int cfr_rec_fail(struct cfr_rec_error *err, const char *fmt, ...)
 {
@@ -155,35 +156,6 @@ void cfr_frame_nonce(uint64_t seq, uint8_t nonce[crypto_aead_xchacha20poly1305_i
 	put_le(nonce, seq, 8);
 }
 
-static size_t put_varint(uint8_t *out, uint32_t v)
-{
-	size_t n = 0;
-
-	do {
-		out[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-		v >>= 7;
-	} while (v);
-	return n;
-}
-
-static int get_varint(const uint8_t *buf, size_t len, size_t *off, uint32_t *out)
-{
-	uint64_t v = 0;
-
-	for (unsigned shift = 0; shift < 35 && *off < len; shift += 7) {
-		uint8_t b = buf[(*off)++];
-
-		v |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80)) {
-			if (v > UINT32_MAX)
-				return -EBADMSG;
-			*out = (uint32_t)v;
-			return 0;
-		}
-	}
-	return -EBADMSG;
-}
-
 size_t cfr_record_encode(const struct cfr_epoch_record *rec, uint8_t subscriber_prefix6,
                          uint8_t out[CFR_FRAME_PLAIN_MAX])
 {
@@ -199,7 +171,7 @@ size_t cfr_record_encode(const struct cfr_epoch_record *rec, uint8_t subscriber_
 	n += sub;
 	memcpy(out + n, rec->seed, CFR_SEED_BYTES);
 	n += CFR_SEED_BYTES;
-	n += put_varint(out + n, rec->counter);
+	n += cfr_varint_put(out + n, rec->counter);
 	out[n++] = (uint8_t)tl;
 	memcpy(out + n, rec->timeline, tl);
 	return n + tl;
@@ -210,6 +182,7 @@ int cfr_record_decode(const uint8_t *buf, size_t len, uint8_t subscriber_prefix6
 {
 	size_t off = 1, sub;
 	uint8_t tl;
+	int err = 0;
 
 	if (len < 1 || buf[0] >= CFR_FAMILY__COUNT)
 		return -EBADMSG;
@@ -222,7 +195,8 @@ int cfr_record_decode(const uint8_t *buf, size_t len, uint8_t subscriber_prefix6
 	off += sub;
 	memcpy(rec->seed, buf + off, CFR_SEED_BYTES);
 	off += CFR_SEED_BYTES;
-	if (get_varint(buf, len, &off, &rec->counter) < 0 || off >= len)
+	rec->counter = cfr_varint_get(buf, len, &off, &err);
+	if (err || off >= len)
 		return -EBADMSG;
 	tl = buf[off++];
 	if (tl > CFR_TIMELINE_BYTES || off + tl != len)
