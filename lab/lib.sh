@@ -42,6 +42,7 @@ tun = cfr0
 mtu = 1500
 control = $LAB_CTL
 log-level = info
+seccomp = ${CFR_LAB_SECCOMP:-yes}
 
 [pool]
 ipv4 = $POOL4
