@@ -92,6 +92,22 @@ EOF
 ok "a subscriber sending as another does not take its replies"
 test_leak_check
 
+# A port that does not exist, or that already runs an XDP program (the lab's
+# cfrd holds fd0): a second cfrd says which and exits 1, before any traffic.
+conf=$LAB_RUN/xdp-bad.conf
+lab_config | sed -e "s#^control = .*#control = $LAB_RUN/xdp-bad.sock#" -e 's/^tun = cfr0/tun = cfrxbad0/' \
+	-e 's/^max-flows = .*/max-flows = 1024/' >"$conf"
+printf '\n[xdp]\noutside = nosuch0\ninside = sub1\n' >>"$conf"
+for want in "port nosuch0: No such device" "port $GW_UP_IF: cannot attach the XDP program: Device or resource busy"; do
+	rc=0
+	nsx gw timeout 10 "$CFRD" -c "$conf" >"$LAB_RUN/xdp-bad.log" 2>&1 || rc=$?
+	[ "$rc" = 1 ] || fail "cfrd with a bad [xdp] port: exit $rc, want 1: $(cat "$LAB_RUN/xdp-bad.log")"
+	grep -q "error: \[xdp\] $want" "$LAB_RUN/xdp-bad.log" || fail "no clear error line: $(cat "$LAB_RUN/xdp-bad.log")"
+	ok "bad port: exit 1, $(grep error: "$LAB_RUN/xdp-bad.log")"
+	sed -i "s/^outside = nosuch0/outside = $GW_UP_IF/" "$conf"
+done
+nsx gw ip link del cfrxbad0 2>/dev/null || true
+
 # Closing AF_XDP sockets and BPF links happens under the seccomp filter.
 stop_pid TERM "$(cat "$LAB_RUN/cfrd.pid")" 50
 grep -q 'info: stopped$' "$LAB_RUN/cfrd.log" || fail "cfrd did not stop cleanly: $(tail -n 3 "$LAB_RUN/cfrd.log")"
