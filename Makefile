@@ -79,6 +79,9 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJ) $(RECORDS_OBJ) $(BU
 # Unit tests that include a cfrd source file to reach its static functions.
 $(BUILD)/tests/unit/test_vnet.o: src/cfrd/vnet.c
 $(BUILD)/tests/unit/test_sandbox.o: src/cfrd/sandbox.c src/cfrd/log.c
+$(BUILD)/tests/unit/test_xdp_route.o: src/cfrd/io_xdp.c src/cfrd/io_tun.c src/cfrd/vnet.c src/cfrd/log.c
+$(BUILD)/tests/test_xdp_route: $(BUILD)/src/cfrd/xdp_object.o
+$(BUILD)/tests/test_xdp_route: UNIT_LIBS = -pthread $(shell pkg-config --libs libxdp libbpf)
 # cfrd's sandbox, tested in forked children (tests/unit/test_sandbox.c).
 $(BUILD)/tests/test_sandbox: UNIT_LIBS = -pthread $(shell pkg-config --libs libseccomp)
 
