@@ -274,16 +274,45 @@ static void route(struct cfrd_xdp_worker *xw, const struct sock *from, unsigned 
 	}
 }
 
+/* Frames in the transmit ring that the kernel has not taken yet. */
+static unsigned tx_queued(struct sock *s)
+{
+	return RING_SIZE - xsk_prod_nb_free(&s->tx, RING_SIZE);
+}
+
+/*
+ * Submit what the burst queued and have the kernel send it. A copy-mode
+ * socket sends at most 32 frames per call and leaves the rest (all of them
+ * while the device is busy) in the ring until the next call, so call again
+ * while the ring empties: no frame may wait for later traffic to push it.
+ */
 static void kick(struct sock *s)
 {
-	if (s->tx_pending == 0)
-		return;
-	xsk_ring_prod__submit(&s->tx, s->tx_pending);
-	atomic_fetch_add_explicit(&s->tx_frames, s->tx_pending, memory_order_relaxed);
-	s->tx_pending = 0;
-	/* Copy mode sends from this call; EAGAIN/EBUSY mean the kernel is on it already. */
-	if (xsk_ring_prod__needs_wakeup(&s->tx))
-		sendto(xsk_socket__fd(s->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0);
+	unsigned queued;
+
+	if (s->tx_pending) {
+		xsk_ring_prod__submit(&s->tx, s->tx_pending);
+		atomic_fetch_add_explicit(&s->tx_frames, s->tx_pending, memory_order_relaxed);
+		s->tx_pending = 0;
+	}
+	while ((queued = tx_queued(s)) > 0) {
+		if (sendto(xsk_socket__fd(s->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 &&
+		    errno != EAGAIN && errno != EBUSY && errno != ENOBUFS)
+			return;
+		if (tx_queued(s) == queued)
+			return; /* the device is busy: cfrd_xdp_flush() comes back */
+	}
+}
+
+bool cfrd_xdp_flush(struct cfrd_xdp_worker *xw)
+{
+	bool left = false;
+
+	for (unsigned i = 0; i < xw->n_socks; i++) {
+		kick(&xw->socks[i]);
+		left |= tx_queued(&xw->socks[i]) > 0;
+	}
+	return left;
 }
 
 /*

@@ -10,6 +10,7 @@
 #define CFRD_IO_XDP_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <cfr/cfr.h>
@@ -53,6 +54,12 @@ unsigned cfrd_xdp_worker_fds(const struct cfrd_xdp_worker *xw, int *fds, unsigne
  */
 unsigned cfrd_xdp_forward(struct cfrd *d, struct cfrd_xdp_worker *xw, unsigned sock,
                           struct cfr_io *tun);
+
+/*
+ * Push frames still in the worker's transmit rings (a busy device leaves
+ * them there). Returns true if some remain: poll again soon, not forever.
+ */
+bool cfrd_xdp_flush(struct cfrd_xdp_worker *xw);
 
 void cfrd_xdp_stats(const struct cfrd_xdp *x, struct cfrd_xdp_stats *st);
 

@@ -100,6 +100,10 @@ static void *worker_main(void *arg)
 		 */
 		int timeout = spin_until_us && cfrd_now_us() < spin_until_us ? 0 : -1;
 
+		/* Frames a busy device left in a transmit ring: try again in a millisecond. */
+		if (timeout < 0 && w->xdp && cfrd_xdp_flush(w->xdp))
+			timeout = 1;
+
 		if (poll(pfd, n_pfd, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
