@@ -400,7 +400,9 @@ print(v)' "$1"
 # udp_roundtrip NS ADDR SIZE COUNT [fresh]: from namespace cfr-NS, send COUNT
 # random datagrams of SIZE bytes to the UDP echo at ADDR port 7, one at a
 # time, and compare each echo byte for byte (3 s per datagram). With "fresh",
-# every datagram uses a new socket (a new source port). Prints one line per
+# every datagram uses a new socket, and so a new source port: the used ones
+# stay open until the end, or the kernel could hand a port out twice (two
+# datagrams, one flow). Prints one line per
 # datagram: "SENT_FROM_PORT ok". Exits non-zero at the first loss or mismatch.
 # shellcheck disable=SC2016
 UDP_PY='
@@ -415,11 +417,11 @@ def sock():
     s.settimeout(3.0)
     s.connect((addr, 7))
     return s
-s = None
+s, used = None, []
 for i in range(count):
     if s is None or fresh:
         if s is not None:
-            s.close()
+            used.append(s)
         s = sock()
     data = os.urandom(size)
     s.send(data)
