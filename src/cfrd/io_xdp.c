@@ -37,6 +37,7 @@
 
 #include "../xdp/cfr_xdp.h"
 #include "clock.h"
+#include "csum.h"
 #include "daemon.h"
 #include "log.h"
 #include "siphash.h"
@@ -148,27 +149,19 @@ static void refill(struct cfrd_xdp_worker *xw, struct sock *s)
 
 /* --- learned subscriber MACs ------------------------------------------------ */
 
-static void addr_key(uint8_t key[16], const uint8_t *ip)
+/*
+ * The neighbour table's key for the source (or, <dst>, the destination)
+ * address of the IPv4 or IPv6 header at <ip>: IPv4 as ::ffff:a.b.c.d.
+ */
+static void addr_key(uint8_t key[16], const uint8_t *ip, bool dst)
 {
 	if ((ip[0] >> 4) == 4) {
 		static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 		memcpy(key, v4mapped, 12);
-		memcpy(key + 12, ip + 12, 4);
+		memcpy(key + 12, ip + (dst ? 16 : 12), 4);
 	} else {
-		memcpy(key, ip + 8, 16);
-	}
-}
-
-/* The destination address of a translated packet, keyed as addr_key() keys sources. */
-static void dst_key(uint8_t key[16], const uint8_t *ip)
-{
-	if ((ip[0] >> 4) == 4) {
-		memset(key, 0, 10);
-		key[10] = key[11] = 0xff;
-		memcpy(key + 12, ip + 16, 4);
-	} else {
-		memcpy(key, ip + 24, 16);
+		memcpy(key, ip + (dst ? 24 : 8), 16);
 	}
 }
 
@@ -194,22 +187,25 @@ static unsigned rx_frames(struct cfrd_xdp_worker *xw, struct sock *s)
 		struct cfr_xdp_meta *meta = (struct cfr_xdp_meta *)eth - 1;
 		uint8_t *ip = eth + ETH_HLEN;
 
-		/* The program redirects whole IPv4 or IPv6 headers only: anything less is not ours.
-		 */
-		if (desc->len < ETH_HLEN + 40) {
-			if (desc->len < ETH_HLEN + 20 || (ip[0] >> 4) != 4) {
-				frame_free(xw, desc->addr);
-				atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
-				continue;
-			}
+		/* Not even an IP version: nothing the engine could name. */
+		if (desc->len <= ETH_HLEN) {
+			frame_free(xw, desc->addr);
+			atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+			continue;
 		}
 		xw->frame[k] = desc->addr;
 		xw->pkts[k] = (struct cfr_pkt){
 		    .data = ip, .len = desc->len - ETH_HLEN, .ingress = port->ingress};
-		xw->learnable[k] = inside && meta->magic == CFR_XDP_META_MAGIC;
+		/*
+		 * The program wrote the mark after checking a whole header; the
+		 * length is checked again all the same before the address is read.
+		 * A short packet goes on to the engine, which names its drop.
+		 */
+		xw->learnable[k] = inside && meta->magic == CFR_XDP_META_MAGIC &&
+		                   xw->pkts[k].len >= ((ip[0] >> 4) == 4 ? 20u : 40u);
 		if (xw->learnable[k]) {
 			memcpy(xw->src_mac[k], meta->src_mac, ETH_ALEN);
-			addr_key(xw->src[k], ip);
+			addr_key(xw->src[k], ip, false);
 		}
 		/* A later frame in this buffer must not find a stale mark. */
 		meta->magic = 0;
@@ -246,17 +242,21 @@ static void route(struct cfrd_xdp_worker *xw, const struct sock *from, unsigned 
 		if (xw->pkts[k].dir == CFR_DIR_OUT) {
 			if (xw->learnable[k]) {
 				struct neigh *e = neigh_slot(x, xw->src[k]);
+				struct neigh learned = {.port = (uint8_t)(from->port + 1)};
 
-				memcpy(e->addr, xw->src[k], 16);
-				memcpy(e->mac, xw->src_mac[k], ETH_ALEN);
-				e->port = (uint8_t)(from->port + 1);
+				memcpy(learned.addr, xw->src[k], 16);
+				memcpy(learned.mac, xw->src_mac[k], ETH_ALEN);
+				/* Written only when it changes: the line is shared by every worker.
+				 */
+				if (memcmp(e, &learned, sizeof(learned)) != 0)
+					*e = learned;
 			}
 			p = port_by_mac(x, eth + ETH_ALEN);
 		} else {
 			uint8_t key[16];
 			struct neigh *e;
 
-			dst_key(key, xw->pkts[k].data);
+			addr_key(key, xw->pkts[k].data, true);
 			e = neigh_slot(x, key);
 			if (e->port == 0 || memcmp(e->addr, key, 16) != 0) {
 				atomic_fetch_add_explicit(&x->neigh_misses, 1,
@@ -319,18 +319,15 @@ bool cfrd_xdp_flush(struct cfrd_xdp_worker *xw)
  * The second hop of the TUN path (cfr0 out to the port), which a frame on
  * the fast path would otherwise skip: both paths leave the same TTL, so the
  * TTL cap yields one value whichever path a packet took. The program let
- * only TTLs above 2 through, so this never reaches 0. The IPv4 header
- * checksum moves as in the kernel's ip_decrease_ttl() (RFC 1624).
+ * only TTLs above 2 through, so this never reaches 0.
  */
 static void hop_decrement(uint8_t *ip)
 {
 	if ((ip[0] >> 4) == 4) {
-		uint32_t check = ((uint32_t)ip[10] << 8 | ip[11]) + 0x0100;
+		uint8_t word[2] = {(uint8_t)(ip[8] - 1), ip[9]};
 
-		check = (check + (check >= 0xffff)) & 0xffff;
-		ip[10] = (uint8_t)(check >> 8);
-		ip[11] = (uint8_t)check;
-		ip[8]--;
+		csum_replace(ip + 10, ip + 8, word, 2);
+		ip[8] = word[0];
 	} else {
 		ip[7]--;
 	}
