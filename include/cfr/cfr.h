@@ -31,7 +31,9 @@ extern "C" {
 	_(BAD_IP_HEADER, "bad_ip_header", "IP header length or total length invalid") \
 	_(BAD_IP_CHECKSUM, "bad_ip_checksum", "IPv4 header checksum invalid") \
 	_(EXT_HDR_LIMIT, "ext_hdr_limit", "IPv6 extension header chain too long") \
-	_(ROUTING_HDR, "routing_hdr", "IPv6 routing header with segments left") \
+	_(ROUTING_HDR, "routing_hdr", "IPv6 routing header (carries addresses)") \
+	_(IP_OPTIONS, "ip_options", "IPv4 options (route and timestamp options carry addresses)") \
+	_(HOME_ADDRESS, "home_address", "IPv6 Home Address option (carries an address)") \
 	_(BAD_L4_HEADER, "bad_l4_header", "TCP/UDP/ICMP header malformed") \
 	_(UNSUPPORTED_PROTO, "unsupported_proto", "transport protocol not translated") \
 	_(UNSUPPORTED_ICMP, "unsupported_icmp", "ICMP type not translated") \

@@ -69,7 +69,13 @@ void cfr_engine_config_defaults(struct cfr_engine_config *cfg)
 	cfg->scrub.tcp_timestamps = true;
 	cfg->scrub.ip_id = true;
 	cfg->scrub.flow_label = true;
-	cfg->scrub.ttl_cap = 64;
+	/*
+	 * One TTL for every subscriber: initial TTLs 64, 128 and 255 from up to
+	 * three home-router hops behind the gateway reach cfrd at 60 or more
+	 * (the gateway's own hop included), so a cap below that leaves them all
+	 * alike. A cap of 64 let Linux and Windows apart (docs/privacy.md).
+	 */
+	cfg->scrub.ttl_cap = 56;
 	cfg->subscriber_prefix6 = 64;
 	/* A dual-stack line counts twice (its IPv4 address and its IPv6 prefix). */
 	cfg->max_subscribers = 1u << 18;
@@ -304,12 +310,13 @@ static enum cfr_drop process_one(struct cfr_engine *eng, struct cfr_pkt *pkt, st
 		pkt->dir = CFR_DIR_OUT;
 		return CFR_DROP_HAIRPIN;
 	}
-	if (pkt->dir == CFR_DIR_OUT && !from_subscriber)
+	/* An error may come from a router or the gateway itself (translate.c). */
+	if (pkt->dir == CFR_DIR_OUT && !from_subscriber && p->icmp_kind != CFR_ICMP_ERROR)
 		return CFR_DROP_UNAUTHORISED_SOURCE;
 	reason = cfr_guard_packet(eng, pkt, p);
 	if (reason != CFR_DROP_NONE)
 		return reason;
-	return cfr_translate(eng, pkt->data, p, pkt->dir);
+	return cfr_translate(eng, pkt, p);
 }
 
 /*

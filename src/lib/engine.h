@@ -265,6 +265,8 @@ enum cfr_drop cfr_guard_admit(struct cfr_engine *eng, uint8_t family, const uint
                               uint8_t proto_idx, uint32_t *guard);
 void cfr_guard_flow_added(struct cfr_engine *eng, const struct cfr_flow *f, uint8_t proto_idx);
 void cfr_guard_flow_removed(struct cfr_engine *eng, const struct cfr_flow *f, uint8_t proto_idx);
+enum cfr_drop cfr_guard_error_sender(const struct cfr_engine *eng, const struct cfr_pkt *pkt,
+                                     const struct cfr_parsed *p, const uint8_t *sub);
 void cfr_guard_release(struct cfr_engine *eng, uint32_t guard);
 void cfr_guard_half_open(struct cfr_engine *eng, const struct cfr_flow *f, int delta);
 uint8_t cfr_proto_index(uint8_t proto);
@@ -283,7 +285,6 @@ struct cfr_frag *cfr_frag_find(struct cfr_engine *eng, uint8_t dir, const uint8_
 void cfr_frag_sweep(struct cfr_engine *eng);
 
 /* translate.c */
-enum cfr_drop cfr_translate(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p,
-                            uint8_t dir);
+enum cfr_drop cfr_translate(struct cfr_engine *eng, struct cfr_pkt *pkt, const struct cfr_parsed *p);
 
 #endif

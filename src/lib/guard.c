@@ -62,6 +62,28 @@ static bool martian(uint8_t family, const uint8_t *a)
 	return family == CFR_FAMILY_V4 ? martian4(a) : martian6(a);
 }
 
+/* Whether a packet from <addr> may arrive on line <ingress>. */
+static enum cfr_drop ingress_check(const struct cfr_engine *eng, uint8_t family, const uint8_t *addr,
+                                   uint16_t ingress)
+{
+	const struct cfr_engine_config *c = &eng->cfg;
+	unsigned i;
+
+	if (!eng->ingress_bound)
+		return CFR_DROP_NONE;
+	for (i = 0; i < c->n_subscribers; i++) {
+		uint16_t bound = c->subscriber_ingress[i];
+
+		if (!cfr_prefix_has(&c->subscribers[i], family, addr))
+			continue;
+		/* Strict: every prefix has a line, 0 included; loose: only bound ones. */
+		if (bound != ingress && (c->strict_ingress || (bound && ingress)))
+			return CFR_DROP_INGRESS_MISMATCH;
+		return CFR_DROP_NONE;
+	}
+	return CFR_DROP_NONE;
+}
+
 enum cfr_drop cfr_guard_packet(struct cfr_engine *eng, const struct cfr_pkt *pkt,
                                const struct cfr_parsed *p)
 {
@@ -82,19 +104,30 @@ enum cfr_drop cfr_guard_packet(struct cfr_engine *eng, const struct cfr_pkt *pkt
 	}
 	if (martian(p->family, dst))
 		return CFR_DROP_MARTIAN_DESTINATION;
-	if (!eng->ingress_bound)
-		return CFR_DROP_NONE;
-	for (i = 0; i < c->n_subscribers; i++) {
-		uint16_t bound = c->subscriber_ingress[i];
+	return ingress_check(eng, p->family, src, pkt->ingress);
+}
 
-		if (!cfr_prefix_has(&c->subscribers[i], p->family, src))
-			continue;
-		/* Strict: every prefix has a line, 0 included; loose: only bound ones. */
-		if (bound != pkt->ingress && (c->strict_ingress || (bound && pkt->ingress)))
-			return CFR_DROP_INGRESS_MISMATCH;
+/*
+ * An outbound ICMP error about subscriber <sub>'s flow, from whoever sent
+ * <pkt>. The subscriber itself passed cfr_guard_packet(). A router on the
+ * access side (an address of the subscriber prefixes) may only speak about
+ * subscribers of its own line, and an address outside them is the gateway's
+ * own stack, whose errors come through the shared device: with lines bound,
+ * a line sending either would be one subscriber disturbing another's flows.
+ */
+enum cfr_drop cfr_guard_error_sender(const struct cfr_engine *eng, const struct cfr_pkt *pkt,
+                                     const struct cfr_parsed *p, const uint8_t *sub)
+{
+	const uint8_t *src = pkt->data + p->src_off;
+	const struct cfr_engine_config *c = &eng->cfg;
+	unsigned i;
+
+	if (memcmp(src, sub, p->addr_len) == 0 || !eng->ingress_bound)
 		return CFR_DROP_NONE;
-	}
-	return CFR_DROP_NONE;
+	for (i = 0; i < c->n_subscribers; i++)
+		if (cfr_prefix_has(&c->subscribers[i], p->family, src))
+			return ingress_check(eng, p->family, sub, pkt->ingress);
+	return pkt->ingress == 0 ? CFR_DROP_NONE : CFR_DROP_INGRESS_MISMATCH;
 }
 
 static uint32_t guard_bucket(const struct cfr_engine *eng, uint8_t family, const uint8_t key[16])

@@ -8,7 +8,6 @@
 
 #include "csum.h"
 
-#define TCP_FLAG_SYN 0x02
 
 static enum cfr_drop parse_icmp_kind(struct cfr_parsed *p, uint8_t type)
 {
@@ -90,6 +89,49 @@ static enum cfr_drop parse_l4(const uint8_t *buf, bool quoted, struct cfr_parsed
 	return CFR_DROP_NONE;
 }
 
+/*
+ * IPv4 options. Record Route, Timestamp (with addresses) and the source
+ * routes fill slots with the addresses of the hops a packet passes: a slot
+ * written on the access side names the subscriber or its line to whoever
+ * reads the packet outside, and the other way round. Nothing cfr forwards
+ * (TLS, QUIC) needs an option, and RFC 7126 already has routers drop the
+ * source routes, so any option but padding drops the packet: removing
+ * options would mean moving the payload, and an option we do not know
+ * cannot be proven harmless.
+ */
+static bool v4_options_clean(const uint8_t *buf, uint32_t ihl)
+{
+	uint32_t off;
+
+	for (off = 20; off < ihl && buf[off] != 0; off++)
+		if (buf[off] != 1) /* anything but EOL and NOP */
+			return false;
+	return true;
+}
+
+/*
+ * The Home Address option (RFC 6275 §6.3) in a Destination Options header
+ * carries a second source address that the receiver substitutes for the
+ * one we rewrote. Walk the header's TLVs looking for it.
+ */
+static bool v6_has_home_address(const uint8_t *opt, uint32_t len)
+{
+	uint32_t off = 2;
+
+	while (off < len) {
+		if (opt[off] == 0) { /* Pad1 */
+			off++;
+			continue;
+		}
+		if (off + 2 > len)
+			return false;
+		if (opt[off] == 0xc9)
+			return true;
+		off += 2u + opt[off + 1];
+	}
+	return false;
+}
+
 static enum cfr_drop parse_v4(const uint8_t *buf, uint32_t len, bool quoted, struct cfr_parsed *p)
 {
 	uint32_t ihl, total;
@@ -103,6 +145,8 @@ static enum cfr_drop parse_v4(const uint8_t *buf, uint32_t len, bool quoted, str
 		return quoted ? CFR_DROP_ICMP_BAD_INNER : CFR_DROP_BAD_IP_HEADER;
 	if (ihl > len)
 		return quoted ? CFR_DROP_ICMP_BAD_INNER : CFR_DROP_TRUNCATED;
+	if (ihl > 20 && !v4_options_clean(buf, ihl))
+		return quoted ? CFR_DROP_ICMP_BAD_INNER : CFR_DROP_IP_OPTIONS;
 	if (!quoted) {
 		if (total > len)
 			return CFR_DROP_TRUNCATED;
@@ -171,12 +215,16 @@ static enum cfr_drop parse_v6(const uint8_t *buf, uint32_t len, bool quoted, str
 		if (off + hlen > p->end)
 			return quoted ? CFR_DROP_ICMP_BAD_INNER : CFR_DROP_TRUNCATED;
 		/*
-		 * With segments left, the destination field is not the final
-		 * destination the transport checksum covers: refuse, rather than
-		 * compute checksums against the wrong address.
+		 * Every routing header type carries addresses (type 0 and the
+		 * segment routing header a list of hops, type 2 a home address),
+		 * and with segments left the destination field is not the one the
+		 * transport checksum covers. No client-initiated TLS or QUIC flow
+		 * needs one.
 		 */
-		if (nh == 43 && buf[off + 3] != 0)
+		if (nh == 43)
 			return quoted ? CFR_DROP_ICMP_BAD_INNER : CFR_DROP_ROUTING_HDR;
+		if (nh == 60 && v6_has_home_address(buf + off, hlen))
+			return quoted ? CFR_DROP_ICMP_BAD_INNER : CFR_DROP_HOME_ADDRESS;
 		if (nh == 44) {
 			uint16_t fo = get16(buf + off + 2);
 

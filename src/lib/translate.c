@@ -238,20 +238,60 @@ static uint16_t icmp_checksum(const uint8_t *buf, const struct cfr_parsed *p)
 }
 
 /*
+ * Shorten an outbound error to its headers and the first 8 bytes of the
+ * quoted transport header: all RFC 792 promises and all a remote stack reads
+ * (ports, TCP sequence number). What lies beyond are fields the scrubbers
+ * only handle on the wire (TCP timestamps: a quoted TSecr is the
+ * subscriber's raw clock) and payload nobody outside needs back. The outer
+ * length fields follow; the caller recomputes the ICMP checksum.
+ */
+static uint32_t quote_truncate(uint8_t *buf, const struct cfr_parsed *p, uint32_t inner_off,
+                               struct cfr_parsed *q)
+{
+	uint32_t end = inner_off + q->l4_off + 8;
+
+	if (end >= p->end)
+		return p->end;
+	q->end = q->l4_off + 8;
+	if (q->csum_off + 2 > q->end)
+		q->csum_off = 0;
+	if (p->family == CFR_FAMILY_V4) {
+		uint8_t len[2];
+
+		put16(len, (uint16_t)(end));
+		csum_replace(buf + 10, buf + 2, len, 2);
+		memcpy(buf + 2, len, 2);
+	} else {
+		put16(buf + 4, (uint16_t)(end - 40));
+	}
+	return end;
+}
+
+/*
  * An ICMP error about a packet of one of our flows (RFC 5508 §7, RFC 7857
  * §2.9). Inbound, the quoted packet is the one we sent: its source is the
  * alias and must become the subscriber again, or PMTUD breaks. Outbound,
- * the quoted packet is one the subscriber received: its destination is the
- * subscriber and must become the alias, or the error leaks who it was.
+ * the quoted packet is one a subscriber was sent: its destination is the
+ * subscriber and must become the alias, or the error names who it was.
+ *
+ * An outbound error may come from the subscriber, from a router on its
+ * access side, or from the gateway's own stack: the kernel forwards what
+ * cfrd restored once more, and its Time Exceeded, Fragmentation Needed and
+ * unreachables about that hop are routed back through cfrd (docs/engine.md).
+ * Whoever sent it, it leaves as if the alias had: the alias as source, the
+ * quote cut to what the remote needs, and the outer header scrubbed like
+ * any packet of the flow.
  */
-static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, uint8_t *buf,
-                                          const struct cfr_parsed *p, uint8_t dir)
+static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, struct cfr_pkt *pkt,
+                                          const struct cfr_parsed *p)
 {
+	uint8_t *buf = pkt->data;
 	uint32_t inner_off = p->l4_off + 8;
 	uint8_t *inner = buf + inner_off;
-	struct cfr_parsed q;
+	struct cfr_parsed q, outer = *p;
 	const struct cfr_flow *f;
 	uint16_t remote_port;
+	enum cfr_drop reason;
 	uint32_t idx;
 
 	if (p->frag)
@@ -262,7 +302,7 @@ static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, uint8_t *buf,
 	    q.family != p->family || !q.has_l4 || q.icmp_kind == CFR_ICMP_ERROR)
 		return CFR_DROP_ICMP_BAD_INNER;
 
-	if (dir == CFR_DIR_IN) {
+	if (pkt->dir == CFR_DIR_IN) {
 		if (memcmp(buf + p->dst_off, inner + q.src_off, p->addr_len) != 0)
 			return CFR_DROP_ICMP_BAD_INNER;
 		remote_port = is_icmp(q.proto) ? 0 : q.dport;
@@ -275,29 +315,37 @@ static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, uint8_t *buf,
 		rewrite_endpoint(inner, &q, true, cfr_flow_caddr(eng, f, CFR_FLOW_SUB),
 		                 f->sub_port);
 	} else {
-		if (memcmp(buf + p->src_off, inner + q.dst_off, p->addr_len) != 0)
-			return CFR_DROP_ICMP_BAD_INNER;
+		if (memcmp(buf + p->dst_off, inner + q.src_off, p->addr_len) != 0)
+			return CFR_DROP_ICMP_BAD_INNER; /* an error goes back to the quoted sender */
 		remote_port = is_icmp(q.proto) ? 0 : q.sport;
 		idx = cfr_flow_find_inside(eng, q.family, q.proto, inner + q.dst_off, q.dport,
 		                           inner + q.src_off, remote_port, NULL);
 		if (!idx)
 			return CFR_DROP_ICMP_NO_FLOW;
+		reason = cfr_guard_error_sender(eng, pkt, p, inner + q.dst_off);
+		if (reason != CFR_DROP_NONE)
+			return reason;
 		f = &eng->flows[idx];
-		rewrite_endpoint(buf, p, true, cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS), 0);
+		outer.end = quote_truncate(buf, p, inner_off, &q);
+		pkt->len = outer.end;
+		rewrite_endpoint(buf, &outer, true, cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS), 0);
 		rewrite_endpoint(inner, &q, false, cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS),
 		                 f->alias_port);
+		cfr_scrub_out(eng, buf, &outer, f, NULL);
 	}
 	/* Verified above, so recomputing cannot launder a corrupted message. */
 	put16(buf + p->l4_off + 2, 0);
-	put16(buf + p->l4_off + 2, icmp_checksum(buf, p));
+	put16(buf + p->l4_off + 2, icmp_checksum(buf, &outer));
 	return CFR_DROP_NONE;
 }
 
-enum cfr_drop cfr_translate(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p,
-                            uint8_t dir)
+enum cfr_drop cfr_translate(struct cfr_engine *eng, struct cfr_pkt *pkt, const struct cfr_parsed *p)
 {
+	uint8_t *buf = pkt->data;
+	uint8_t dir = pkt->dir;
+
 	if (p->icmp_kind == CFR_ICMP_ERROR)
-		return translate_icmp_error(eng, buf, p, dir);
+		return translate_icmp_error(eng, pkt, p);
 	if (!p->has_l4)
 		return translate_fragment(eng, buf, p, dir);
 	return dir == CFR_DIR_OUT ? translate_out(eng, buf, p) : translate_in(eng, buf, p);

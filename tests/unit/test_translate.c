@@ -564,12 +564,92 @@ static void ip6_hopopts_dstopts_translated(void **state)
 	ip6_ext_headers(state, ext, 2);
 }
 
-/* Segments left 0: the header is spent and the packet is for the stated destination. */
-static void ip6_routing_segleft0_translated(void **state)
+/*
+ * Even with segments left 0 a routing header carries addresses (the hops
+ * it was routed through): it never leaves with an alias as source.
+ */
+static void ip6_routing_header_dropped(void **state)
 {
-	static const enum pkt_ext ext[] = {PKT_EXT_ROUTING};
+	struct pkt p;
+	struct pkt_spec s;
+	struct cfr_pkt r;
 
-	ip6_ext_headers(state, ext, 1);
+	lab_spec(&s, 6, IPPROTO_UDP, 40010, 443);
+	s.ext[0] = PKT_EXT_ROUTING;
+	s.n_ext = 1;
+	pkt_build(&p, &s);
+	r = lab_process(*state, &p, T0);
+	lab_expect_drop(&r, CFR_DROP_ROUTING_HDR);
+}
+
+/*
+ * IPv4 options that carry addresses (issue 11): a Record Route slot, a
+ * timestamp with addresses or a source route filled on the access side
+ * would name the subscriber behind the alias, and one filled outside would
+ * reach the subscriber. Either way the packet is dropped, counted.
+ */
+static const uint8_t address_options[][12] = {
+    {7, 7, 8, 100, 64, 1, 2, 1, 1, 1, 1, 0},        /* Record Route, one slot used */
+    {68, 12, 13, 0x01, 100, 64, 1, 2, 0, 0, 0, 1}, /* Timestamp with addresses */
+    {131, 7, 4, 198, 51, 100, 9, 1, 1, 1, 1, 0},   /* loose source route */
+    {137, 7, 4, 198, 51, 100, 9, 1, 1, 1, 1, 0},   /* strict source route */
+};
+
+static void with_option(struct pkt *p, const uint8_t opt[12])
+{
+	memcpy(p->data + 20, opt, 12);
+	pkt_fix_ip4_csum(p->data);
+}
+
+static void ip4_address_options_dropped(void **state)
+{
+	struct pkt out, p, in;
+	struct pkt_spec s;
+	struct cfr_pkt r;
+	unsigned k;
+
+	lab_open_flow(*state, 4, IPPROTO_UDP, 40030, 443, &out, T0);
+	for (k = 0; k < sizeof address_options / sizeof address_options[0]; k++) {
+		lab_spec(&s, 4, IPPROTO_UDP, 40030, 443);
+		s.ip4_opt_len = 12;
+		pkt_build(&p, &s);
+		with_option(&p, address_options[k]);
+		r = lab_process(*state, &p, T0 + 1);
+		lab_expect_drop(&r, CFR_DROP_IP_OPTIONS);
+
+		lab_reply_spec(&s, &out);
+		s.ip4_opt_len = 12;
+		pkt_build(&in, &s);
+		with_option(&in, address_options[k]);
+		r = lab_process(*state, &in, T0 + 1);
+		lab_expect_drop(&r, CFR_DROP_IP_OPTIONS);
+	}
+}
+
+/*
+ * The Home Address option (RFC 6275) carries the address a receiver puts
+ * in place of the source: a second, untranslated source address.
+ */
+static void ip6_home_address_dropped(void **state)
+{
+	static const uint8_t hao_hdr[24] = {17,   2,    0xc9, 16,   0x20, 0x01, 0x0d, 0xb8,
+	                                    0x01, 0x00, 0,    1,    0,    0,    0,    0,
+	                                    0,    0,    0,    2,    1,    2,    0,    0};
+	struct pkt p;
+	struct pkt_spec s;
+	struct cfr_pkt r;
+	uint32_t plen;
+
+	lab_spec(&s, 6, IPPROTO_UDP, 40031, 443);
+	pkt_build(&p, &s);
+	memmove(p.data + 64, p.data + 40, p.len - 40);
+	memcpy(p.data + 40, hao_hdr, sizeof hao_hdr);
+	p.data[6] = 60;
+	plen = (uint32_t)p.data[4] << 8 | p.data[5];
+	pkt_put16(p.data + 4, (uint16_t)(plen + 24));
+	p.len += 24;
+	r = lab_process(*state, &p, T0);
+	lab_expect_drop(&r, CFR_DROP_HOME_ADDRESS);
 }
 
 /* An atomic fragment (RFC 6946) is a whole datagram and translates as one. */
@@ -688,7 +768,9 @@ int main(void)
 	    T(hairpin6),
 	    T(ip4_options_preserved),
 	    T(ip6_hopopts_dstopts_translated),
-	    T(ip6_routing_segleft0_translated),
+	    T(ip6_routing_header_dropped),
+	    T(ip4_address_options_dropped),
+	    T(ip6_home_address_dropped),
 	    T(ip6_atomic_fragment_translated),
 	    T(tcp4_timestamps_restored),
 	    T(tcp6_timestamps_restored),
