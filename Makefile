@@ -2,7 +2,7 @@
 # `make check` runs every test (see tests/run); `make demo` runs the lab demo.
 CC ?= cc
 BUILD ?= build
-PKGS := libsodium inih json-c libseccomp libxdp libbpf
+PKGS := libsodium inih json-c libseccomp libxdp libbpf libnftables
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -pthread -Iinclude -Isrc/lib $(WARN)

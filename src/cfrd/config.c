@@ -597,6 +597,25 @@ static int set_seccomp(struct parse_state *st, const char *value)
 	return 0;
 }
 
+static int set_egress_guard(struct parse_state *st, const char *value)
+{
+	return parse_bool(st, value, &st->cfg->egress_guard);
+}
+
+static int set_error_mark(struct parse_state *st, const char *value)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(value, &end, 0);
+	if (errno || end == value || *end != '\0' || v == 0 || v > 0xffffffffu)
+		return bad(st, "invalid error-mark '%s': expected a non-zero 32-bit firewall mark",
+		           value);
+	st->cfg->error_mark = (uint32_t)v;
+	return 0;
+}
+
 static int set_offload(struct parse_state *st, const char *value)
 {
 	return parse_bool(st, value, &st->cfg->offload);
@@ -647,6 +666,8 @@ static const struct key keys[] = {
     {"cfrd", "control", set_control, false},
     {"cfrd", "log-level", set_log_level, false},
     {"cfrd", "seccomp", set_seccomp, false},
+    {"cfrd", "egress-guard", set_egress_guard, false},
+    {"cfrd", "error-mark", set_error_mark, false},
     {"pool", "ipv4", set_pool4, true},
     {"pool", "ipv6", set_pool6, true},
     {"pool", "ports", set_ports, false},
@@ -923,6 +944,8 @@ int cfrd_config_parse_buffer(const char *buf, size_t len, struct cfrd_config *cf
 	cfg->log_level = CFRD_LOG_INFO;
 	cfg->seccomp = CFRD_SECCOMP_KILL;
 	cfg->offload = true;
+	cfg->egress_guard = true;
+	cfg->error_mark = CFRD_DEFAULT_ERROR_MARK;
 	cfg->busy_poll_us = 0;
 	cfg->workers = 0;
 	cfg->anon_warn_percent = 50;

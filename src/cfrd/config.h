@@ -17,6 +17,8 @@
 #define CFRD_DEFAULT_TUN     "cfr0"
 #define CFRD_DEFAULT_MTU     1500
 #define CFRD_DEFAULT_CONTROL "/run/cfrd.sock"
+/* The gateway's ICMP errors about subscribers carry this mark: route it into the TUN device. */
+#define CFRD_DEFAULT_ERROR_MARK 0xcf
 
 /* Sealed records: an hour per segment file, kept 180 days, unless configured. */
 #define CFRD_DEFAULT_SEGMENT_S   3600
@@ -79,6 +81,8 @@ struct cfrd_config {
 	unsigned busy_poll_us; /* keep polling this long after traffic before sleeping */
 	unsigned workers;      /* packet threads, one queue of each device each; 0 = one per CPU */
 	unsigned anon_warn_percent; /* warn when more new flows than this land below anonymity-k */
+	bool egress_guard;   /* install the nftables egress guard (egress_guard.h) */
+	uint32_t error_mark; /* fwmark of the gateway's own ICMP errors about subscribers */
 	struct cfrd_line lines[CFRD_MAX_LINES];
 	unsigned n_lines;
 	struct cfrd_xdp_port_config xdp_ports[CFRD_XDP_MAX_PORTS];

@@ -30,6 +30,7 @@
 #include "daemon.h"
 #include "io.h"
 #include "log.h"
+#include "egress_guard.h"
 #include "sandbox.h"
 #include "stats.h"
 #include "version.h"
@@ -217,6 +218,15 @@ static int run(const struct cfrd_config *cfg)
 	if (ret < 0) {
 		log_error("cannot create the engine lock: %s", strerror(-ret));
 		goto out_engine;
+	}
+	/* Before the first packet: no moment where a subscriber could leave unguarded. */
+	if (cfg->egress_guard) {
+		ret = cfrd_egress_guard_install(cfg);
+		if (ret < 0)
+			goto out_lock;
+	} else {
+		log_warn("egress-guard = no: nothing stops untranslated subscriber traffic if "
+		         "cfrd stops; install an equivalent guard (cfrd(8))");
 	}
 	ret = cfrd_workers_open(&d, cfg);
 	if (ret < 0)
