@@ -38,7 +38,8 @@
 #define ERRORS4 "{ destination-unreachable, time-exceeded, parameter-problem }"
 #define ERRORS6 "{ destination-unreachable, packet-too-big, time-exceeded, parameter-problem }"
 /* Every ICMPv4 message that quotes a packet, redirects and source quench included. */
-#define QUOTING4 "{ destination-unreachable, source-quench, redirect, time-exceeded, parameter-problem }"
+#define QUOTING4                                                                                   \
+	"{ destination-unreachable, source-quench, redirect, time-exceeded, parameter-problem }"
 
 struct script {
 	char *out;
@@ -91,7 +92,8 @@ static void put_prefix_set(struct script *s, const struct cfr_engine_config *e, 
 
 		if (p->family != family)
 			continue;
-		inet_ntop(family == CFR_FAMILY_V4 ? AF_INET : AF_INET6, p->addr, addr, sizeof(addr));
+		inet_ntop(family == CFR_FAMILY_V4 ? AF_INET : AF_INET6, p->addr, addr,
+		          sizeof(addr));
 		put(s, "%s%s/%u", sep, addr, p->len);
 		sep = ", ";
 	}
@@ -137,11 +139,13 @@ int cfrd_egress_guard_script(const struct cfrd_config *cfg, char *out, size_t si
 	put(&s, "table inet " CFRD_GUARD_TABLE " {\n");
 	put(&s, "\tcounter subscriber_source {}\n\tcounter subscriber_quoted {}\n"
 	        "\tcounter errors_to_cfrd {}\n");
-	put(&s, "\tchain errors_to_cfrd {\n\t\ttype route hook output priority mangle; policy accept;\n");
+	put(&s, "\tchain errors_to_cfrd {\n\t\ttype route hook output priority mangle; policy "
+	        "accept;\n");
 	put_quote_rules(&s, e, CFR_FAMILY_V4, "icmp type " ERRORS4, Q4_DST_BITS, mark);
 	put_quote_rules(&s, e, CFR_FAMILY_V6, "icmpv6 type " ERRORS6, Q6_DST_BITS, mark);
 	put(&s, "\t}\n");
-	put(&s, "\tchain egress {\n\t\ttype filter hook postrouting priority 250; policy accept;\n");
+	put(&s,
+	    "\tchain egress {\n\t\ttype filter hook postrouting priority 250; policy accept;\n");
 	put(&s, "\t\toifname { \"%s\"", cfg->tun);
 	for (i = 0; i < cfg->n_lines; i++)
 		put(&s, ", \"%s\"", cfg->lines[i].tun);
@@ -160,10 +164,14 @@ int cfrd_egress_guard_script(const struct cfrd_config *cfg, char *out, size_t si
 		put_prefix_set(&s, e, CFR_FAMILY_V6);
 		put(&s, " counter name subscriber_source drop\n");
 	}
-	put_quote_rules(&s, e, CFR_FAMILY_V4, "icmp type " QUOTING4, Q4_SRC_BITS, "counter name subscriber_quoted drop");
-	put_quote_rules(&s, e, CFR_FAMILY_V4, "icmp type " QUOTING4, Q4_DST_BITS, "counter name subscriber_quoted drop");
-	put_quote_rules(&s, e, CFR_FAMILY_V6, "icmpv6 type " ERRORS6, Q6_SRC_BITS, "counter name subscriber_quoted drop");
-	put_quote_rules(&s, e, CFR_FAMILY_V6, "icmpv6 type " ERRORS6, Q6_DST_BITS, "counter name subscriber_quoted drop");
+	put_quote_rules(&s, e, CFR_FAMILY_V4, "icmp type " QUOTING4, Q4_SRC_BITS,
+	                "counter name subscriber_quoted drop");
+	put_quote_rules(&s, e, CFR_FAMILY_V4, "icmp type " QUOTING4, Q4_DST_BITS,
+	                "counter name subscriber_quoted drop");
+	put_quote_rules(&s, e, CFR_FAMILY_V6, "icmpv6 type " ERRORS6, Q6_SRC_BITS,
+	                "counter name subscriber_quoted drop");
+	put_quote_rules(&s, e, CFR_FAMILY_V6, "icmpv6 type " ERRORS6, Q6_DST_BITS,
+	                "counter name subscriber_quoted drop");
 	put(&s, "\t}\n}\n");
 	return s.overflow ? -ENOSPC : (int)s.len;
 }

@@ -63,8 +63,8 @@ static bool martian(uint8_t family, const uint8_t *a)
 }
 
 /* Whether a packet from <addr> may arrive on line <ingress>. */
-static enum cfr_drop ingress_check(const struct cfr_engine *eng, uint8_t family, const uint8_t *addr,
-                                   uint16_t ingress)
+static enum cfr_drop ingress_check(const struct cfr_engine *eng, uint8_t family,
+                                   const uint8_t *addr, uint16_t ingress)
 {
 	const struct cfr_engine_config *c = &eng->cfg;
 	unsigned i;

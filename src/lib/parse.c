@@ -8,7 +8,6 @@
 
 #include "csum.h"
 
-
 static enum cfr_drop parse_icmp_kind(struct cfr_parsed *p, uint8_t type)
 {
 	bool v6 = p->family == CFR_FAMILY_V6;

@@ -316,7 +316,8 @@ static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, struct cfr_pkt
 		                 f->sub_port);
 	} else {
 		if (memcmp(buf + p->dst_off, inner + q.src_off, p->addr_len) != 0)
-			return CFR_DROP_ICMP_BAD_INNER; /* an error goes back to the quoted sender */
+			return CFR_DROP_ICMP_BAD_INNER; /* an error goes back to the quoted sender
+			                                 */
 		remote_port = is_icmp(q.proto) ? 0 : q.sport;
 		idx = cfr_flow_find_inside(eng, q.family, q.proto, inner + q.dst_off, q.dport,
 		                           inner + q.src_off, remote_port, NULL);

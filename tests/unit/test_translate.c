@@ -589,7 +589,7 @@ static void ip6_routing_header_dropped(void **state)
  * reach the subscriber. Either way the packet is dropped, counted.
  */
 static const uint8_t address_options[][12] = {
-    {7, 7, 8, 100, 64, 1, 2, 1, 1, 1, 1, 0},        /* Record Route, one slot used */
+    {7, 7, 8, 100, 64, 1, 2, 1, 1, 1, 1, 0},       /* Record Route, one slot used */
     {68, 12, 13, 0x01, 100, 64, 1, 2, 0, 0, 0, 1}, /* Timestamp with addresses */
     {131, 7, 4, 198, 51, 100, 9, 1, 1, 1, 1, 0},   /* loose source route */
     {137, 7, 4, 198, 51, 100, 9, 1, 1, 1, 1, 0},   /* strict source route */
@@ -632,9 +632,9 @@ static void ip4_address_options_dropped(void **state)
  */
 static void ip6_home_address_dropped(void **state)
 {
-	static const uint8_t hao_hdr[24] = {17,   2,    0xc9, 16,   0x20, 0x01, 0x0d, 0xb8,
-	                                    0x01, 0x00, 0,    1,    0,    0,    0,    0,
-	                                    0,    0,    0,    2,    1,    2,    0,    0};
+	static const uint8_t hao_hdr[24] = {17,   2,    0xc9, 16, 0x20, 0x01, 0x0d, 0xb8,
+	                                    0x01, 0x00, 0,    1,  0,    0,    0,    0,
+	                                    0,    0,    0,    2,  1,    2,    0,    0};
 	struct pkt p;
 	struct pkt_spec s;
 	struct cfr_pkt r;

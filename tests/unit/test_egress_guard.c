@@ -1,0 +1,148 @@
+/*
+ * The egress guard's nftables script (src/cfrd/egress_guard.c), from a
+ * parsed configuration: every subscriber prefix guarded as a source and in
+ * both quoted addresses of ICMP errors, every TUN device let through, the
+ * raw-payload values of odd prefix lengths right, and the error mark on the
+ * gateway's own errors. Whether nftables accepts the script and what it
+ * drops is the lab's part (tests/net/leak-failclosed.sh); here, with root,
+ * `nft --check` parses it too.
+ */
+/* Before cmocka.h, whose fail() macro would rename config.c's own fail(). */
+#include "../../src/cfrd/config.c"
+#include "../../src/cfrd/egress_guard.c"
+#include "../../src/cfrd/log.c"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static char script[16384];
+
+static void script_of(const char *conf_text)
+{
+	struct cfrd_config cfg;
+	struct cfrd_config_error err;
+
+	assert_int_equal(cfrd_config_parse_buffer(conf_text, strlen(conf_text), &cfg, &err), 0);
+	assert_true(cfrd_egress_guard_script(&cfg, script, sizeof(script)) > 0);
+}
+
+static void assert_has(const char *needle)
+{
+	if (!strstr(script, needle))
+		fail_msg("script lacks \"%s\":\n%s", needle, script);
+}
+
+static unsigned count(const char *needle)
+{
+	unsigned n = 0;
+	const char *p = script;
+
+	while ((p = strstr(p, needle)) != NULL) {
+		n++;
+		p++;
+	}
+	return n;
+}
+
+#define BASE "[pool]\nipv4 = 192.0.2.0/26\nipv6 = 2001:db8:a1::/64\n"
+
+static void lab_prefixes_guarded(void **state)
+{
+	(void)state;
+	script_of(BASE "[subscribers]\nprefix = 100.64.0.0/10\nprefix = 2001:db8:100::/48\n");
+	assert_has("oifname { \"cfr0\" } accept");
+	assert_has("ip saddr { 100.64.0.0/10 } counter name subscriber_source drop");
+	assert_has("ip6 saddr { 2001:db8:100::/48 } counter name subscriber_source drop");
+	/* 100.64.0.0/10: the top ten bits are 0110 0100 01 = 0x191. */
+	assert_has("@th,160,10 0x0191 counter name subscriber_quoted drop");
+	assert_has("@th,192,10 0x0191 counter name subscriber_quoted drop");
+	assert_has("@th,128,48 0x20010db80100 counter name subscriber_quoted drop");
+	assert_has("@th,256,48 0x20010db80100 counter name subscriber_quoted drop");
+	/* Only errors about packets to a subscriber are marked for cfrd. */
+	assert_has("@th,192,10 0x0191 counter name errors_to_cfrd meta mark set 0xcf");
+	assert_has("@th,256,48 0x20010db80100 counter name errors_to_cfrd meta mark set 0xcf");
+	assert_int_equal(count("meta mark set"), 2);
+	/* Destinations inside the subscriber space are let through before the drops. */
+	assert_true(strstr(script, "ip daddr { 100.64.0.0/10 } accept") <
+	            strstr(script, "ip saddr { 100.64.0.0/10 }"));
+}
+
+static void every_prefix_and_line(void **state)
+{
+	(void)state;
+	script_of("[cfrd]\ntun = edge0\nerror-mark = 0x1234\n" BASE
+	          "[subscribers]\nprefix = 10.0.0.0/8\nprefix = 172.16.0.0/12\n"
+	          "prefix = 2001:db8:1230::/44\n"
+	          "[line north]\ntun = north0\nprefix = 100.64.0.0/16\n");
+	assert_has("oifname { \"edge0\", \"north0\" } accept");
+	assert_has("ip saddr { 10.0.0.0/8, 172.16.0.0/12, 100.64.0.0/16 }");
+	assert_has("@th,160,8 0x0a ");
+	/* 172.16.0.0/12: 1010 1100 0001 = 0xac1, in two bytes. */
+	assert_has("@th,160,12 0x0ac1 ");
+	/* 2001:db8:1230::/44: the top 44 bits are 0x20010db8123. */
+	assert_has("@th,128,44 0x020010db8123 ");
+	assert_has("meta mark set 0x1234");
+	assert_int_equal(count("counter name subscriber_quoted drop"), 2 * 3 + 2 * 1);
+}
+
+static void one_family_only(void **state)
+{
+	(void)state;
+	script_of(BASE "[subscribers]\nprefix = 100.64.0.0/10\n");
+	assert_null(strstr(script, "ip6 saddr"));
+	assert_null(strstr(script, "icmpv6"));
+	assert_has("ip saddr { 100.64.0.0/10 }");
+}
+
+static void too_small_a_buffer(void **state)
+{
+	struct cfrd_config cfg;
+	struct cfrd_config_error err;
+	static const char text[] = BASE "[subscribers]\nprefix = 100.64.0.0/10\n";
+	char small[64];
+
+	(void)state;
+	assert_int_equal(cfrd_config_parse_buffer(text, sizeof(text) - 1, &cfg, &err), 0);
+	assert_int_equal(cfrd_egress_guard_script(&cfg, small, sizeof(small)), -ENOSPC);
+}
+
+/* With root, nftables itself parses the script (--check changes nothing). */
+static void nft_accepts(void **state)
+{
+	char path[] = "/tmp/cfr-guard-test.XXXXXX", cmd[128];
+	FILE *f;
+	int fd;
+
+	(void)state;
+	if (geteuid() != 0 || system("command -v nft >/dev/null 2>&1") != 0)
+		skip();
+	script_of(BASE "[subscribers]\nprefix = 100.64.0.0/10\nprefix = 2001:db8:1230::/44\n");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	fputs(script, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "nft --check -f %s", path);
+	assert_int_equal(system(cmd), 0);
+	unlink(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(lab_prefixes_guarded), cmocka_unit_test(every_prefix_and_line),
+	    cmocka_unit_test(one_family_only),      cmocka_unit_test(too_small_a_buffer),
+	    cmocka_unit_test(nft_accepts),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
