@@ -179,13 +179,21 @@ struct cfr_engine_config {
 	uint8_t policy[CFR_FAMILY__COUNT]; /* enum cfr_policy, per family's pool */
 	uint32_t epoch_s;                  /* privacy epoch length */
 	struct cfr_scrub_config scrub;
-	uint8_t subscriber_prefix6; /* an IPv6 subscriber is its /N (default 64) */
-	uint32_t max_subscribers;   /* subscribers active in one epoch */
-	uint32_t anon_k;            /* new flows on aliases with fewer subscribers are counted */
+	/*
+	 * An IPv6 subscriber is its /N: the prefix delegated to one customer
+	 * (default 56), or per subscriber prefix (0: this default).
+	 */
+	uint8_t subscriber_prefix6;
+	uint8_t subscriber_ident6[CFR_MAX_SUBSCRIBER_PREFIXES];
+	uint32_t max_subscribers; /* subscribers active in one epoch */
+	uint32_t anon_k;          /* new flows on aliases with fewer subscribers are counted */
 };
 
 /* Fill <cfg> with the documented defaults (empty pools and subscribers). */
 void cfr_engine_config_defaults(struct cfr_engine_config *cfg);
+
+/* The longest IPv6 subscriber identity <cfg> uses: what a record must hold. */
+uint8_t cfr_config_ident6_max(const struct cfr_engine_config *cfg);
 
 /*
  * Parse "192.0.2.0/26" or "2001:db8::/32" into <out>. Host bits must be

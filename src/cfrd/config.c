@@ -784,8 +784,19 @@ static int on_line_key(struct parse_state *st, const char *line_name, const char
 	}
 	if (strcmp(name, "inside") == 0)
 		return add_xdp_port(st, "inside", value, true, (uint16_t)(idx + 1));
-	return bad(st, "unknown key '%s' in [line %s]: expected tun, prefix or inside", name,
-	           line_name);
+	if (strcmp(name, "subscriber-prefix6") == 0) {
+		uint8_t global = e->subscriber_prefix6;
+
+		/* set_subscriber_prefix6 validates into the global; borrow it. */
+		ret = set_subscriber_prefix6(st, value);
+		l->ident6 = e->subscriber_prefix6;
+		e->subscriber_prefix6 = global;
+		return ret;
+	}
+	return bad(st,
+	           "unknown key '%s' in [line %s]: expected tun, prefix, inside or "
+	           "subscriber-prefix6",
+	           name, line_name);
 }
 
 /* Whole-file rules for [line] sections, checked once every key is known. */
@@ -976,6 +987,13 @@ int cfrd_config_parse_buffer(const char *buf, size_t len, struct cfrd_config *cf
 	ret = check_xdp_ports(cfg, err, n_lines);
 	if (ret < 0)
 		return ret;
+	/* A line's subscriber-prefix6 holds for its prefixes, wherever they were listed. */
+	for (unsigned i = 0; i < cfg->engine.n_subscribers; i++) {
+		uint16_t line = cfg->engine.subscriber_ingress[i];
+
+		if (line)
+			cfg->engine.subscriber_ident6[i] = cfg->lines[line - 1].ident6;
+	}
 	return check_lines_config(&st);
 }
 

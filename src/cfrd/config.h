@@ -48,6 +48,7 @@ struct cfrd_line {
 	char name[CFRD_LINE_NAME_MAX];
 	char tun[IFNAMSIZ];
 	unsigned n_prefixes;
+	uint8_t ident6; /* subscriber-prefix6 of this line's customers, 0: the global one */
 };
 
 /*

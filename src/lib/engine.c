@@ -76,10 +76,22 @@ void cfr_engine_config_defaults(struct cfr_engine_config *cfg)
 	 * alike. A cap of 64 let Linux and Windows apart (docs/privacy.md).
 	 */
 	cfg->scrub.ttl_cap = 56;
-	cfg->subscriber_prefix6 = 64;
+	/* RIPE-690 and common practice: a /56 per customer (a /48 for some). */
+	cfg->subscriber_prefix6 = 56;
 	/* A dual-stack line counts twice (its IPv4 address and its IPv6 prefix). */
 	cfg->max_subscribers = 1u << 18;
 	cfg->anon_k = 8;
+}
+
+uint8_t cfr_config_ident6_max(const struct cfr_engine_config *cfg)
+{
+	uint8_t max = cfg->subscriber_prefix6;
+	unsigned i;
+
+	for (i = 0; i < cfg->n_subscribers; i++)
+		if (cfg->subscriber_ident6[i] > max)
+			max = cfg->subscriber_ident6[i];
+	return max;
 }
 
 int cfr_prefix_parse(const char *text, struct cfr_prefix *out)
@@ -166,6 +178,9 @@ static bool config_valid(const struct cfr_engine_config *cfg)
 		return false;
 	for (i = 0; i < CFR_FAMILY__COUNT; i++)
 		if (cfg->policy[i] >= CFR_POLICY__COUNT)
+			return false;
+	for (i = 0; i < cfg->n_subscribers; i++)
+		if (cfg->subscriber_ident6[i] > 128)
 			return false;
 	if (cfg->epoch_s == 0 || cfg->subscriber_prefix6 > 128 || cfg->max_subscribers == 0 ||
 	    cfg->max_subscribers > (1u << 26))

@@ -36,13 +36,24 @@ const char *cfr_policy_name(enum cfr_policy policy)
 void cfr_subscriber_key(const struct cfr_engine *eng, uint8_t family, const uint8_t *addr,
                         uint8_t key[16])
 {
-	unsigned len = eng->cfg.subscriber_prefix6, i;
+	const struct cfr_engine_config *c = &eng->cfg;
+	unsigned len = c->subscriber_prefix6, i;
 
 	memset(key, 0, 16);
 	if (family == CFR_FAMILY_V4) {
 		memcpy(key, addr, 4);
 		return;
 	}
+	/*
+	 * A customer is the prefix delegated to it, not a /64 of it: with a
+	 * /56 per customer, counting /64s would give one customer 256 sets of
+	 * limits. Only new flows come here, so the walk costs nothing per packet.
+	 */
+	for (i = 0; i < c->n_subscribers; i++)
+		if (c->subscriber_ident6[i] && cfr_prefix_has(&c->subscribers[i], family, addr)) {
+			len = c->subscriber_ident6[i];
+			break;
+		}
 	for (i = 0; i < len / 8; i++)
 		key[i] = addr[i];
 	if (len % 8)

@@ -271,7 +271,7 @@ static void on_record(void *ctx, const struct cfr_epoch_record *rec)
 		w->stats.records_dropped++;
 		return;
 	}
-	len = cfr_record_encode(rec, w->cfg.engine->subscriber_prefix6, plain);
+	len = cfr_record_encode(rec, w->hdr.cfg.subscriber_prefix6, plain);
 	if (append_frame(w, CFR_FRAME_RECORD, plain, len) < 0) {
 		w->stats.records_dropped++;
 	} else {
@@ -331,6 +331,8 @@ struct cfr_recw *cfr_recw_new(const struct cfr_recw_config *cfg, uint64_t now_wa
 	w->hdr.period_s = cfg->segment_s;
 	w->hdr.epoch_s = cfg->engine->epoch_s;
 	w->hdr.cfg = *cfg->engine;
+	/* Records hold a subscriber's identity in the longest length any prefix uses. */
+	w->hdr.cfg.subscriber_prefix6 = cfr_config_ident6_max(cfg->engine);
 	w->now_wall_ms = now_wall_ms;
 	if (mkdir(w->dir, 0700) < 0 && errno != EEXIST) {
 		error = errno;

@@ -35,6 +35,8 @@ void lab_config(struct cfr_engine_config *cfg)
 	parse_or_fail("100.64.0.0/10", &cfg->subscribers[0]);
 	parse_or_fail("2001:db8:100::/48", &cfg->subscribers[1]);
 	cfg->n_subscribers = 2;
+	/* The lab delegates a /64 to each line (2001:db8:100:I::/64). */
+	cfg->subscriber_prefix6 = 64;
 	cfg->port_min = LAB_PORT_MIN;
 	cfg->port_max = LAB_PORT_MAX;
 }

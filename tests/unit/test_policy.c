@@ -650,6 +650,49 @@ static void per_subscriber_prefix6(void **state)
 	assert_false(same_addr(&a1, &a4));
 	assert_int_equal(cfr_engine_stats(eng)->subscribers_active, 2);
 	cfr_engine_free(eng);
+
+	/* A prefix of its own length ([line] subscriber-prefix6) wins over the default. */
+	cfg.subscriber_ident6[1] = 64;
+	eng = lab_engine(&cfg);
+	a1 = send_out(eng, 6, IPPROTO_UDP, h1, 1000, lab_remote(6), 53, 0, T0);
+	a3 = send_out(eng, 6, IPPROTO_UDP, h3, 1000, lab_remote(6), 53, 0, T0 + 1);
+	assert_false(same_addr(&a1, &a3));
+	assert_int_equal(cfr_engine_stats(eng)->subscribers_active, 2);
+	cfr_engine_free(eng);
+}
+
+/*
+ * Issue 12: a customer with a delegated /56 is one subscriber, with one
+ * set of limits, whichever of its 256 /64s it sends from (the default).
+ */
+static void delegated_prefix_one_set_of_limits(void **state)
+{
+	struct cfr_engine_config cfg;
+	struct cfr_engine *eng;
+	struct pkt_spec s;
+	struct pkt p;
+	struct cfr_pkt r;
+	unsigned i, admitted = 0;
+
+	(void)state;
+	cfr_engine_config_defaults(&cfg);
+	assert_int_equal(cfg.subscriber_prefix6, 56);
+	lab_config(&cfg);
+	cfg.subscriber_prefix6 = 56;
+	cfg.limits.flows_per_subscriber[CFR_PROTO_UDP] = 4;
+	eng = lab_engine(&cfg);
+	for (i = 0; i < 16; i++) {
+		lab_spec(&s, 6, IPPROTO_UDP, (uint16_t)(40000 + i), 443);
+		s.src[7] = (uint8_t)i; /* 2001:db8:100:I::2: sixteen /64s of one /56 */
+		r = lab_send(eng, &s, &p, T0 + i);
+		if (r.verdict == CFR_VERDICT_FORWARD)
+			admitted++;
+		else
+			lab_expect_drop(&r, CFR_DROP_SUBSCRIBER_FLOW_LIMIT);
+	}
+	assert_int_equal(admitted, 4);
+	assert_int_equal(cfr_engine_stats(eng)->subscribers_active, 1);
+	cfr_engine_free(eng);
 }
 
 /* Policies are per family: per-subscriber IPv4 next to per-flow IPv6. */
@@ -941,6 +984,7 @@ int main(void)
 	    cmocka_unit_test(per_subscriber_one_alias4),
 	    cmocka_unit_test(per_subscriber_one_alias6),
 	    cmocka_unit_test(per_subscriber_prefix6),
+	    cmocka_unit_test(delegated_prefix_one_set_of_limits),
 	    cmocka_unit_test(policies_per_family),
 	    cmocka_unit_test(established_survives_rotation_per_flow4),
 	    cmocka_unit_test(established_survives_rotation_per_flow6),
