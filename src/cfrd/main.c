@@ -87,6 +87,7 @@ static void warn_short_timeouts(const struct cfr_engine_config *e)
 	    {CFR_TIMEOUT_TCP_TRANSITORY, 240, "tcp-transitory", "RFC 5382 REQ-5"},
 	    {CFR_TIMEOUT_UDP, 120, "udp", "RFC 4787 REQ-5"},
 	    {CFR_TIMEOUT_ICMP, 60, "icmp", "RFC 5508 REQ-1"},
+	    {CFR_TIMEOUT_TCP_EMBRYONIC, 240, "tcp-embryonic", "RFC 5382 REQ-5 (partially open)"},
 	};
 
 	for (size_t i = 0; i < sizeof(minimums) / sizeof(minimums[0]); i++) {

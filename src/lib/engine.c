@@ -50,11 +50,12 @@ void cfr_engine_config_defaults(struct cfr_engine_config *cfg)
 	cfg->timeout[CFR_TIMEOUT_UDP] = 300;
 	cfg->timeout[CFR_TIMEOUT_ICMP] = 60;
 	/*
-	 * Shorter than RFC 5382's 4 minutes, on purpose: a SYN nobody answers
-	 * in 30 s is a scan or a flood far more often than a slow server, and
-	 * half-open flows are what a flood fills the table with.
+	 * RFC 5382 REQ-5's 4 minutes for partially open connections: Linux
+	 * retransmits an unanswered SYN after 1, 3, 7, 15, 31 and 63 s, and a
+	 * shorter timeout gives a slow handshake a new alias half-way. Half-open
+	 * floods are held by the per-subscriber half-open limit instead.
 	 */
-	cfg->timeout[CFR_TIMEOUT_TCP_EMBRYONIC] = 30;
+	cfg->timeout[CFR_TIMEOUT_TCP_EMBRYONIC] = 240;
 	cfg->limits.flows_per_subscriber[CFR_PROTO_TCP] = 8192;
 	cfg->limits.flows_per_subscriber[CFR_PROTO_UDP] = 8192;
 	cfg->limits.flows_per_subscriber[CFR_PROTO_ICMP] = 256;
