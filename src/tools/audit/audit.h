@@ -44,10 +44,11 @@ enum {
 	OBS_UDP = 1 << 2,    /* UDP flow (else TCP) */
 	OBS_LABEL = 1 << 3,  /* nonzero IPv6 flow label */
 	OBS_POOLED = 1 << 4, /* source inside a known shared egress pool */
+	OBS_SKEW = 1 << 5,   /* skew and skew_se hold a clock-rate estimate of the flow */
 };
 
 /*
- * One flow, 40 bytes: 10 million of them take 400 MB. The keys are 64-bit
+ * One flow, 48 bytes: 10 million of them take 480 MB. The keys are 64-bit
  * hashes rather than addresses: the linkers only compare them, and a
  * collision among 10^7 keys has probability about 10^-5.
  */
@@ -62,6 +63,12 @@ struct obs {
 	uint16_t ip_id;
 	uint8_t ttl;
 	uint8_t flags; /* OBS_* */
+	/*
+	 * The sender's TCP clock rate as the front door can estimate it by
+	 * watching the whole flow (skew.c): (TSval ticks per received ms) - 1,
+	 * in ppm, and the standard error of that estimate.
+	 */
+	float skew, skew_se;
 };
 
 struct obs_vec {
@@ -156,6 +163,10 @@ enum linker {
 	LINK_LABEL,    /* same nonzero IPv6 flow label */
 	LINK_ADDR_FP,  /* same address and same fingerprint (TTL, timestamps on/off) */
 	LINK_WINDOW_FP,
+	LINK_TTL,       /* same TTL / hop limit: the OS default and the hops before the gateway */
+	LINK_ADDR_TTL,  /* same address and same TTL */
+	LINK_SKEW,      /* TCP clock rates within a tolerance (Kohno et al.) */
+	LINK_ADDR_SKEW, /* same address and clock rates within the tolerance */
 	LINK__COUNT
 };
 
@@ -166,6 +177,8 @@ struct link_params {
 	uint32_t ts_tol_ms;     /* LINK_TSVAL: |delta (TSval - t)| allowed at zero distance */
 	uint32_t ts_horizon_ms; /* LINK_TSVAL: flows further apart are not compared */
 	uint32_t ts_skew_ppm;   /* LINK_TSVAL: clock drift allowed per unit of distance */
+	double skew_tol_ppm;    /* LINK_SKEW: estimated rates at most this far apart */
+	double skew_max_se_ppm; /* LINK_SKEW: flows whose estimate is less certain are left out */
 };
 
 struct pair_count {
@@ -180,6 +193,8 @@ struct metrics {
 	double mi_raw_bits;   /* plug-in estimate */
 	double mi_floor_bits; /* the same estimate with units shuffled over flows: no dependence */
 	double h_sub_bits;    /* H(subscriber) over flows: the most MI can be */
+	unsigned ttl_values;  /* distinct TTLs / hop limits the front door sees */
+	uint64_t skew_flows;  /* flows with a clock-rate estimate good enough for LINK_SKEW */
 	uint32_t anon_p5, anon_median;
 	/* From the engine itself (zero for rows without one). */
 	bool has_engine;
@@ -193,8 +208,26 @@ int metrics_compute(const struct obs_vec *ov, const struct link_params *lp, uint
                     struct metrics *m);
 double precision(const struct metrics *m, enum linker l); /* NaN when nothing is linked */
 double recall(const struct metrics *m, enum linker l);
+/* Precision of a linker that joins pairs at random: the share of one-subscriber pairs. */
+double chance(const struct metrics *m);
 /* The linker with the best F1 score: the strongest single adversary of this row. */
 enum linker best_linker(const struct metrics *m);
+
+/* --- clock skew as the front door measures it (skew.c) --- */
+
+/*
+ * Least-squares line through (receive time, TSval) samples of one flow: the
+ * slope is the sender's TCP clock rate in ticks per ms of the front door's
+ * clock. Samples are added one by one, relative to the first.
+ */
+struct skew_fit {
+	double sx, sy, sxx, sxy, syy;
+	uint32_t n;
+};
+
+void skew_fit_add(struct skew_fit *f, double t_ms, double ticks);
+/* Rate error in ppm and its standard error; false with fewer than 3 samples. */
+bool skew_fit_result(const struct skew_fit *f, double *skew_ppm, double *se_ppm);
 
 /* --- output (report.c) --- */
 

@@ -10,6 +10,12 @@
  * first packet. The row "no translation" skips the engine: the front door
  * reads the host's own packet.
  *
+ * A TCP flow with timestamps also leaves the rate of the host's clock
+ * (skew.c). The engine sees its first and last segments; the segments in
+ * between are the host's TSvals moved by the offset the engine gave the
+ * flow, which the last segment checks: if the engine ever changed more than
+ * the offset, the flow counts as an engine error.
+ *
  * Packets go through cfr_engine_process() one at a time because each
  * depends on the previous one's result (the answer needs the alias).
  */
@@ -22,8 +28,11 @@
 
 struct live {
 	uint64_t unit;
+	uint64_t t0_ms, flow_no;
 	uint32_t sub, host, remote;
+	uint32_t obs_idx; /* its record in the front door's view */
 	uint32_t isn, risn, ts_off;
+	uint32_t ts_seen; /* TSval of the first packet as the front door saw it */
 	uint16_t sport, aport, rport;
 	uint8_t family, proto;
 	bool has_ts, ok;
@@ -157,13 +166,59 @@ static void host_addr(const struct driver *d, const struct live *l, uint8_t out[
 		host_addr6(&d->tr, l->sub, l->host, out);
 }
 
-static uint32_t host_tsval(const struct driver *d, const struct live *l, uint64_t t_ms)
+/* A 1 kHz TCP clock on the host's quartz (Linux since 4.13: TCP_TS_HZ). */
+static uint32_t host_tsval(const struct driver *d, const struct live *l, double t_ms)
 {
 	const struct host *h = &d->tr.hosts[l->host];
+	uint32_t base = h->os == OS_LEGACY_TS ? h->ts_base : l->ts_off;
 
-	if (h->os == OS_LEGACY_TS)
-		return h->ts_base + (uint32_t)(uint64_t)((double)t_ms * (1.0 + h->skew));
-	return l->ts_off + (uint32_t)t_ms;
+	return base + (uint32_t)(uint64_t)(t_ms * (1.0 + (double)h->skew));
+}
+
+/*
+ * The front door watches the flow from its first segment to its last
+ * (<ts_last> at the end, both as it received them) and fits the clock's
+ * rate. In between it samples about one segment per second, at most
+ * skew_samples in all; each arrives after the line's delay plus queueing
+ * jitter. The TSval tick is whole milliseconds, so quantisation is in too.
+ */
+static void observe_skew(struct driver *d, const struct live *l, uint32_t ts_last)
+{
+	double jitter = d->tr.p.skew_jitter_ms, dur = (double)(d->now_ms - l->t0_ms), rate;
+	uint32_t ts0 = host_tsval(d, l, (double)l->t0_ms), mid, i;
+	struct skew_fit fit = {0};
+	struct prng r;
+	struct obs *o = &d->ov->v[l->obs_idx];
+	double est, se;
+
+	if (ts_last - l->ts_seen != host_tsval(d, l, (double)d->now_ms) - ts0) {
+		d->m->engine_errors++;
+		return;
+	}
+	/* Per flow, so that every row sees the same samples whatever the engine dropped. */
+	prng_seed(&r, d->tr.p.seed * 0x9e3779b97f4a7c15ull ^ l->flow_no);
+	rate = 0.5 + 0.5 * prng_unit(&r);
+	mid = (uint32_t)(dur / 1000);
+	if (mid + 2 > d->o->skew_samples)
+		mid = d->o->skew_samples > 2 ? d->o->skew_samples - 2 : 0;
+	for (i = 0; i < mid + 2; i++) {
+		double t = i == 0 ? 0 : i == 1 ? dur : dur * prng_unit(&r);
+		uint32_t ticks =
+		    i == 1 ? ts_last - l->ts_seen : host_tsval(d, l, (double)l->t0_ms + t) - ts0;
+
+		/*
+		 * A random rate in [0.5, 1] ticks per ms, applied by a translator
+		 * as floor(rate * ticks since the flow's first segment).
+		 */
+		if (d->row->ts_rate)
+			ticks = (uint32_t)(rate * ticks);
+		skew_fit_add(&fit, t + prng_exp(&r, jitter), ticks);
+	}
+	if (skew_fit_result(&fit, &est, &se)) {
+		o->flags |= OBS_SKEW;
+		o->skew = (float)est;
+		o->skew_se = (float)se;
+	}
 }
 
 /*
@@ -232,6 +287,8 @@ static int flow_start(struct driver *d, const struct flow_spec *f)
 	l->risn = (uint32_t)prng_u64(&d->rng);
 	l->ts_off = (uint32_t)prng_u64(&d->rng);
 	l->has_ts = f->proto == 6 && h->os != OS_WINDOWS;
+	l->t0_ms = f->t_ms;
+	l->flow_no = d->tr.emitted;
 	jitter = prng_below(&d->rng, 3);
 	host_addr(d, l, src);
 	remote_addr(f->remote, f->family, dst);
@@ -246,7 +303,7 @@ static int flow_start(struct driver *d, const struct flow_spec *f)
 	s.tcp_flags = TCPF_SYN;
 	s.seq = l->isn;
 	s.has_ts = l->has_ts;
-	s.tsval = host_tsval(d, l, f->t_ms);
+	s.tsval = host_tsval(d, l, (double)f->t_ms);
 	/* Global counters (legacy stacks, Windows) step with every packet the host sends. */
 	if (h->os == OS_MODERN) {
 		s.ip_id = (uint16_t)prng_u64(&d->rng);
@@ -254,7 +311,8 @@ static int flow_start(struct driver *d, const struct flow_spec *f)
 		h->ip_id = (uint16_t)(h->ip_id + 1 + prng_below(&d->rng, 16));
 		s.ip_id = h->ip_id;
 	}
-	s.ttl = (uint8_t)((h->os == OS_WINDOWS ? 128 : 64) - sb->access_hops);
+	/* The TTL reaches the engine after the home routers and the gateway's own hop. */
+	s.ttl = (uint8_t)(h->ttl0 - sb->access_hops - 1);
 	s.label = h->label_host ? h->label : 1 + prng_below(&d->rng, 0xfffff);
 	s.payload_len = f->proto == 17 ? 32 : 0;
 	s.payload_tag = d->tr.emitted;
@@ -268,6 +326,7 @@ static int flow_start(struct driver *d, const struct flow_spec *f)
 	o = obs_push(d->ov);
 	if (!o)
 		return -ENOMEM;
+	l->obs_idx = (uint32_t)(d->ov->n - 1);
 	obs_from_view(o, &v, d->pools);
 	o->sub = f->sub;
 	o->t_ms = (uint32_t)(f->t_ms + sb->delay_ms + jitter);
@@ -278,6 +337,7 @@ static int flow_start(struct driver *d, const struct flow_spec *f)
 	if (v.has_ts) {
 		o->flags |= OBS_TS;
 		o->tsd = v.tsval - o->t_ms;
+		l->ts_seen = v.tsval;
 	}
 	l->unit = o->unit;
 	anonset_start(d->anon, l->unit, l->sub);
@@ -300,6 +360,8 @@ static void flow_end(struct driver *d, uint32_t slot)
 
 	anonset_end(d->anon, l->unit, l->sub);
 	d->free_slots[d->n_free++] = slot;
+	if (!d->eng && l->has_ts)
+		observe_skew(d, l, host_tsval(d, l, (double)d->now_ms));
 	if (!d->eng || !l->ok)
 		return;
 	host_addr(d, l, host);
@@ -313,7 +375,7 @@ static void flow_end(struct driver *d, uint32_t slot)
 	s.dport = l->rport;
 	s.ttl = 64;
 	s.has_ts = l->has_ts;
-	s.tsval = host_tsval(d, l, d->now_ms);
+	s.tsval = host_tsval(d, l, (double)d->now_ms);
 	/* QUIC-like flows just stop: the mapping ends when the engine expires it. */
 	if (l->proto == 17)
 		return;
@@ -321,7 +383,14 @@ static void flow_end(struct driver *d, uint32_t slot)
 	s.seq = l->isn + 1;
 	s.ack = l->risn + 1;
 	len = pkt_build(buf, &s);
-	engine_pass(d, buf, len);
+	if (engine_pass(d, buf, len) && l->has_ts) {
+		struct pkt_view v;
+
+		if (pkt_parse(buf, len, &v) && v.has_ts)
+			observe_skew(d, l, v.tsval);
+		else
+			d->m->engine_errors++;
+	}
 
 	s.src = remote;
 	s.dst = l->alias;

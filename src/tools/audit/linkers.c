@@ -22,8 +22,16 @@
 #include "audit.h"
 
 const char *const linker_names[LINK__COUNT] = {
-    [LINK_ADDR] = "addr",   [LINK_WINDOW] = "addr+window",       [LINK_TSVAL] = "tsval",
-    [LINK_LABEL] = "label", [LINK_ADDR_FP] = "addr+fingerprint", [LINK_WINDOW_FP] = "window+fp",
+    [LINK_ADDR] = "addr",
+    [LINK_WINDOW] = "addr+window",
+    [LINK_TSVAL] = "tsval",
+    [LINK_LABEL] = "label",
+    [LINK_ADDR_FP] = "addr+fingerprint",
+    [LINK_WINDOW_FP] = "window+fp",
+    [LINK_TTL] = "ttl",
+    [LINK_ADDR_TTL] = "addr+ttl",
+    [LINK_SKEW] = "skew",
+    [LINK_ADDR_SKEW] = "addr+skew",
 };
 
 struct kv {
@@ -137,14 +145,41 @@ static uint64_t fingerprint(const struct obs *o)
 	return (uint64_t)o->ttl << 8 | (o->flags & (OBS_TS | OBS_UDP));
 }
 
-enum keying { KEY_ADDR, KEY_ADDR_FP, KEY_LABEL, KEY_TSVAL, KEY_UNIT };
+/*
+ * A flow enters the skew linker if the front door could estimate its clock
+ * rate to within <skew_max_se_ppm>: short flows give estimates too noisy to
+ * compare, and an adversary sees that in the fit's own standard error.
+ */
+static bool skew_usable(const struct obs *o, const struct link_params *lp)
+{
+	return (o->flags & OBS_SKEW) && o->skew_se <= lp->skew_max_se_ppm;
+}
+
+/* The estimate in units of 0.001 ppm, shifted to sort as unsigned. */
+static uint64_t skew_key(const struct obs *o)
+{
+	return (uint64_t)(llround((double)o->skew * 1000.0) + (1ll << 40));
+}
+
+enum keying {
+	KEY_ADDR,
+	KEY_ADDR_FP,
+	KEY_LABEL,
+	KEY_TSVAL,
+	KEY_UNIT,
+	KEY_TTL,
+	KEY_ADDR_TTL,
+	KEY_SKEW,
+	KEY_ADDR_SKEW
+};
 
 /*
  * Fill the sorter with one entry per flow the linker looks at. With
  * <by_sub> the subscriber is folded into hi, so the same count gives the
  * correct pairs only.
  */
-static void load(struct sorter *s, const struct obs_vec *ov, enum keying k, bool by_sub, bool timed)
+static void load(struct sorter *s, const struct obs_vec *ov, const struct link_params *lp,
+                 enum keying k, bool by_sub, bool timed)
 {
 	size_t i;
 
@@ -174,6 +209,19 @@ static void load(struct sorter *s, const struct obs_vec *ov, enum keying k, bool
 			e.hi = o->unit;
 			e.lo = o->sub;
 			break;
+		case KEY_TTL:
+			e.hi = o->ttl;
+			break;
+		case KEY_ADDR_TTL:
+			e.hi = mix64(o->addr ^ mix64(0x74746c00u | o->ttl));
+			break;
+		case KEY_SKEW:
+		case KEY_ADDR_SKEW:
+			if (!skew_usable(o, lp))
+				continue;
+			e.hi = k == KEY_ADDR_SKEW ? o->addr : 0;
+			e.lo = skew_key(o);
+			break;
 		}
 		if (by_sub)
 			e.hi = mix64(e.hi ^ mix64((uint64_t)o->sub + 1));
@@ -187,18 +235,19 @@ static void load(struct sorter *s, const struct obs_vec *ov, enum keying k, bool
 static void count_group(struct sorter *s, const struct obs_vec *ov, enum keying k,
                         struct pair_count *pc)
 {
-	load(s, ov, k, false, false);
+	load(s, ov, NULL, k, false, false);
 	pc->predicted = group_pairs(s, false);
-	load(s, ov, k, true, false);
+	load(s, ov, NULL, k, true, false);
 	pc->correct = group_pairs(s, false);
 }
 
-static void count_window(struct sorter *s, const struct obs_vec *ov, enum keying k, uint64_t w,
-                         struct pair_count *pc)
+/* Window <w> over start times (<timed>) or over the key's own lo (clock rates). */
+static void count_window(struct sorter *s, const struct obs_vec *ov, const struct link_params *lp,
+                         enum keying k, bool timed, uint64_t w, struct pair_count *pc)
 {
-	load(s, ov, k, false, true);
+	load(s, ov, lp, k, false, timed);
 	pc->predicted = window_pairs(s, w);
-	load(s, ov, k, true, true);
+	load(s, ov, lp, k, true, timed);
 	pc->correct = window_pairs(s, w);
 }
 
@@ -276,21 +325,40 @@ int metrics_compute(const struct obs_vec *ov, const struct link_params *lp, uint
 		m->h_sub_bits -= (double)n_sub[i] / n * log2((double)n_sub[i] / n);
 	}
 
-	progress("linkers", 0, 4);
+	{
+		bool seen[256] = {false};
+
+		m->ttl_values = 0;
+		m->skew_flows = 0;
+		for (i = 0; i < ov->n; i++) {
+			m->ttl_values += !seen[ov->v[i].ttl];
+			seen[ov->v[i].ttl] = true;
+			m->skew_flows += skew_usable(&ov->v[i], lp);
+		}
+	}
+
+	progress("linkers", 0, 5);
 	count_group(&s, ov, KEY_ADDR, &m->link[LINK_ADDR]);
 	count_group(&s, ov, KEY_ADDR_FP, &m->link[LINK_ADDR_FP]);
 	count_group(&s, ov, KEY_LABEL, &m->link[LINK_LABEL]);
-	progress("linkers", 1, 4);
-	count_window(&s, ov, KEY_ADDR, lp->window_ms, &m->link[LINK_WINDOW]);
-	count_window(&s, ov, KEY_ADDR_FP, lp->window_ms, &m->link[LINK_WINDOW_FP]);
-	progress("linkers", 2, 4);
-	load(&s, ov, KEY_TSVAL, false, false);
+	progress("linkers", 1, 5);
+	count_window(&s, ov, lp, KEY_ADDR, true, lp->window_ms, &m->link[LINK_WINDOW]);
+	count_window(&s, ov, lp, KEY_ADDR_FP, true, lp->window_ms, &m->link[LINK_WINDOW_FP]);
+	progress("linkers", 2, 5);
+	load(&s, ov, lp, KEY_TSVAL, false, false);
 	m->link[LINK_TSVAL].predicted = tsval_pairs(&s, lp);
-	load(&s, ov, KEY_TSVAL, true, false);
+	load(&s, ov, lp, KEY_TSVAL, true, false);
 	m->link[LINK_TSVAL].correct = tsval_pairs(&s, lp);
-	progress("linkers", 3, 4);
+	progress("linkers", 3, 5);
+	count_group(&s, ov, KEY_TTL, &m->link[LINK_TTL]);
+	count_group(&s, ov, KEY_ADDR_TTL, &m->link[LINK_ADDR_TTL]);
+	count_window(&s, ov, lp, KEY_SKEW, false, (uint64_t)(lp->skew_tol_ppm * 1000),
+	             &m->link[LINK_SKEW]);
+	count_window(&s, ov, lp, KEY_ADDR_SKEW, false, (uint64_t)(lp->skew_tol_ppm * 1000),
+	             &m->link[LINK_ADDR_SKEW]);
+	progress("linkers", 4, 5);
 
-	load(&s, ov, KEY_UNIT, false, false);
+	load(&s, ov, lp, KEY_UNIT, false, false);
 	m->mi_bits = mutual_info(&s, n_sub, n, m->subscribers, &m->mi_raw_bits);
 	{
 		struct prng r;
@@ -328,6 +396,11 @@ double precision(const struct metrics *m, enum linker l)
 double recall(const struct metrics *m, enum linker l)
 {
 	return m->true_pairs ? (double)m->link[l].correct / m->true_pairs : NAN;
+}
+
+double chance(const struct metrics *m)
+{
+	return m->flows > 1 ? (double)m->true_pairs / (double)pairs(m->flows) : NAN;
 }
 
 enum linker best_linker(const struct metrics *m)

@@ -35,8 +35,11 @@ static const char usage[] =
     "  --udp-share F       share of QUIC-like UDP flows [0.25]\n"
     "  --legacy-ts F       hosts with one TCP timestamp clock for all connections [0.15]\n"
     "  --windows F         hosts with TTL 128, IP ID counter, no timestamps [0.35]\n"
+    "  --ttl255 F          hosts with initial TTL 255 [0.02]; the others start at 64\n"
     "  --label-host F      hosts with one IPv6 flow label for all flows [0.1]\n"
     "  --duration S        median flow duration in seconds (log-normal) [15]\n"
+    "  --skew-sd PPM       hosts' clock rate error, standard deviation [50]\n"
+    "  --skew-jitter MS    queueing delay per packet, exponential mean [2]\n"
     "  --diurnal           modulate arrivals with a day curve\n"
     "  --seed N            simulation seed; the same for every row [1]\n"
     "Engine:\n"
@@ -45,12 +48,17 @@ static const char usage[] =
     "  --epoch S           privacy epoch of cfr's sticky policies [600]\n"
     "  --k N               anon_k: the engine counts new flows on aliases with fewer [8]\n"
     "  --max-flows N       engine flow table size [4194304]\n"
-    "  --rows LIST         rows to run, comma-separated from: none,cgn,napt,flow,dest,sub [all]\n"
+    "  --ttl-cap N         TTL cap of the cfr rows [the engine's default]\n"
+    "  --rows LIST         rows to run, comma-separated from:\n"
+    "                      none,cgn,napt,flow,dest,sub,ttl64,ttl0,tsrate [all]\n"
     "Adversary:\n"
     "  --window S          addr+window linker: starts at most S apart [60]\n"
     "  --ts-tol MS         tsval linker: offset tolerance [5]\n"
     "  --ts-horizon S      tsval linker: flows at most S apart [600]\n"
-    "  --ts-skew PPM       tsval linker: clock drift allowed [100]\n"
+    "  --ts-skew PPM       tsval linker: clock drift allowed [200]\n"
+    "  --skew-tol PPM      skew linker: estimated clock rates at most this far apart [0.5]\n"
+    "  --skew-se PPM       skew linker: only flows estimated to this standard error [0.5]\n"
+    "  --skew-samples N    skew linker: TSval samples fitted per flow, at most [7200]\n"
     "Capture mode:\n"
     "  --pcap FILE         front-door capture (Ethernet, raw IP or Linux cooked)\n"
     "  --truth FILE        subscriber-side capture or TSV (see cfr-audit(1)); repeatable\n"
@@ -61,12 +69,31 @@ static const char usage[] =
     "  --svg FILE          write a plot\n"
     "  -h, --help          this text\n";
 
-enum row_id { ROW_NONE, ROW_CGN, ROW_NAPT, ROW_FLOW, ROW_DEST, ROW_SUB, ROW__COUNT };
+enum row_id {
+	ROW_NONE,
+	ROW_CGN,
+	ROW_NAPT,
+	ROW_FLOW,
+	ROW_DEST,
+	ROW_SUB,
+	ROW_TTL64,  /* cfr per-flow with the TTL cap cfr had until issue 11 */
+	ROW_TTL0,   /* cfr per-flow without a TTL cap */
+	ROW_TSRATE, /* cfr per-flow, and a per-flow TSval rate simulated on top */
+	ROW__COUNT
+};
 
-static const char *const row_keys[ROW__COUNT] = {"none", "cgn", "napt", "flow", "dest", "sub"};
+static const char *const row_keys[ROW__COUNT] = {"none", "cgn",   "napt", "flow",  "dest",
+                                                 "sub",  "ttl64", "ttl0", "tsrate"};
 static const char *const row_names[ROW__COUNT] = {
-    "no translation", "classic CGN",         "random NAPT",
-    "cfr per-flow",   "cfr per-destination", "cfr per-subscriber",
+    "no translation",
+    "classic CGN",
+    "random NAPT",
+    "cfr per-flow",
+    "cfr per-destination",
+    "cfr per-subscriber",
+    "cfr per-flow, ttl-cap 64",
+    "cfr per-flow, ttl-cap 0",
+    "cfr per-flow + TSval rate (sim.)",
 };
 
 struct opts {
@@ -78,6 +105,7 @@ struct opts {
 	unsigned n_truth;
 	bool truth_per_file;
 	uint32_t epoch_s, anon_k, max_flows;
+	int ttl_cap; /* -1: the engine's default */
 	bool rows[ROW__COUNT];
 	bool markdown, all;
 };
@@ -123,8 +151,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"udp-share", 1, 0, 'U'},
 	    {"legacy-ts", 1, 0, 'L'},
 	    {"windows", 1, 0, 'W'},
+	    {"ttl255", 1, 0, '5'},
 	    {"label-host", 1, 0, 'B'},
 	    {"duration", 1, 0, 'D'},
+	    {"skew-sd", 1, 0, 'x'},
+	    {"skew-jitter", 1, 0, 'j'},
 	    {"diurnal", 0, 0, 'd'},
 	    {"seed", 1, 0, 's'},
 	    {"pool4", 1, 0, '4'},
@@ -132,11 +163,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"epoch", 1, 0, 'e'},
 	    {"k", 1, 0, 'k'},
 	    {"max-flows", 1, 0, 'M'},
+	    {"ttl-cap", 1, 0, 'c'},
 	    {"rows", 1, 0, 'r'},
 	    {"window", 1, 0, 'w'},
 	    {"ts-tol", 1, 0, 't'},
 	    {"ts-horizon", 1, 0, 'z'},
 	    {"ts-skew", 1, 0, 'K'},
+	    {"skew-tol", 1, 0, 'o'},
+	    {"skew-se", 1, 0, 'E'},
+	    {"skew-samples", 1, 0, 'n'},
 	    {"pcap", 1, 0, 'p'},
 	    {"truth", 1, 0, 'g'},
 	    {"truth-per-file", 0, 0, 'f'},
@@ -150,8 +185,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	double v;
 
 	sim_params_defaults(&o->sim);
-	o->link = (struct link_params){60000, 5, 600000, 100};
+	/* Hosts' clocks are off by up to 4 x 50 ppm: the tsval linker allows 200. */
+	o->link = (struct link_params){60000, 5, 600000, 200, 0.5, 0.5};
 	o->drive.snapshot_s = 60;
+	o->drive.skew_samples = 7200;
+	o->ttl_cap = -1;
 	o->pool4 = "192.0.2.0/26";
 	o->pool6 = "2001:db8:a1::/64";
 	o->epoch_s = 600;
@@ -198,6 +236,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'B':
 			err = num(a, 0, 1, &o->sim.label_host);
 			break;
+		case '5':
+			err = num(a, 0, 1, &o->sim.ttl255);
+			break;
+		case 'x':
+			err = num(a, 0, 1000, &o->sim.skew_sd_ppm);
+			break;
+		case 'j':
+			err = num(a, 0, 10000, &o->sim.skew_jitter_ms);
+			break;
 		case 'D':
 			err = num(a, 0.05, 14400, &o->sim.dur_median_s);
 			break;
@@ -226,6 +273,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			err = num(a, 1024, 1 << 28, &v);
 			o->max_flows = (uint32_t)v;
 			break;
+		case 'c':
+			err = num(a, 0, 255, &v);
+			o->ttl_cap = (int)v;
+			break;
 		case 'r':
 			err = parse_rows(a, o->rows);
 			break;
@@ -244,6 +295,16 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'K':
 			err = num(a, 0, 1e4, &v);
 			o->link.ts_skew_ppm = (uint32_t)v;
+			break;
+		case 'o':
+			err = num(a, 0, 1e6, &o->link.skew_tol_ppm);
+			break;
+		case 'E':
+			err = num(a, 0, 1e6, &o->link.skew_max_se_ppm);
+			break;
+		case 'n':
+			err = num(a, 3, 1 << 20, &v);
+			o->drive.skew_samples = (uint32_t)v;
 			break;
 		case 'p':
 			o->pcap = a;
@@ -279,8 +340,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	}
 	if (optind != argc || !o->pcap != !o->n_truth)
 		return -EINVAL;
-	if (o->sim.legacy_ts + o->sim.windows > 1) {
-		fprintf(stderr, "cfr-audit: --legacy-ts plus --windows exceeds 1\n");
+	if (o->sim.legacy_ts + o->sim.windows > 1 || o->sim.ttl255 + o->sim.windows > 1) {
+		fprintf(stderr, "cfr-audit: --legacy-ts or --ttl255 plus --windows exceeds 1\n");
 		return -EINVAL;
 	}
 	return 0;
@@ -326,6 +387,13 @@ static int row_config(const struct opts *o, enum row_id id, struct drive_row *r,
 			c->policy[f] = CFR_POLICY_PER_FLOW;
 		}
 	}
+	if (o->ttl_cap >= 0)
+		c->scrub.ttl_cap = (uint8_t)o->ttl_cap;
+	if (id == ROW_TTL64)
+		c->scrub.ttl_cap = 64;
+	if (id == ROW_TTL0)
+		c->scrub.ttl_cap = 0;
+	r->ts_rate = id == ROW_TSRATE;
 	if (id == ROW_CGN || id == ROW_NAPT)
 		c->scrub = (struct cfr_scrub_config){false, false, false, 0};
 	/* Paired pooling (RFC 7857 §2.1, RFC 6888 REQ-2): one address per subscriber, kept. */
@@ -408,6 +476,13 @@ int main(int argc, char **argv)
 	if (err)
 		return 1;
 	report_text(rows, n, o.markdown, o.all);
+	if (!o.pcap) {
+		struct cfr_engine_config def;
+
+		cfr_engine_config_defaults(&def);
+		printf("ttl-cap of the cfr rows: %d (the engine's default: %u)\n",
+		       o.ttl_cap >= 0 ? o.ttl_cap : def.scrub.ttl_cap, def.scrub.ttl_cap);
+	}
 	if (o.svg && report_svg(o.svg, rows, n) != 0) {
 		fprintf(stderr, "cfr-audit: %s: %s\n", o.svg, strerror(errno));
 		return 1;

@@ -43,95 +43,184 @@ static void pr_cells(bool md, const struct metrics *m, enum linker l)
 	cell(md, 9, r);
 }
 
-void report_text(const struct row *rows, unsigned n, bool md, bool all)
+/* The header of a table: the configuration column, then <n> headers. */
+static void header(bool md, const char *const *cols, const int *widths, unsigned n)
 {
-	static const enum linker main_links[] = {LINK_ADDR, LINK_WINDOW, LINK_TSVAL};
-	static const enum linker more_links[] = {LINK_LABEL, LINK_ADDR_FP, LINK_WINDOW_FP};
-	unsigned i, j;
-	char buf[64];
+	unsigned j;
 
 	if (md)
-		printf("| configuration | anon p5 | anon median ");
+		printf("| configuration ");
 	else
-		printf("%-32s %7s %7s ", "configuration", "anon-p5", "anon-med");
-	for (j = 0; j < 3; j++) {
-		snprintf(buf, sizeof(buf), "%s P", linker_names[main_links[j]]);
-		cell(md, 9, buf);
-		snprintf(buf, sizeof(buf), "%s R", linker_names[main_links[j]]);
-		cell(md, 9, buf);
-	}
-	cell(md, 16, "best linker");
-	cell(md, 9, "best P");
-	cell(md, 9, "best R");
-	cell(md, 7, "MI bits");
-	cell(md, 8, "MI floor");
-	if (all) {
-		for (j = 0; j < 3; j++) {
-			snprintf(buf, sizeof(buf), "%s P", linker_names[more_links[j]]);
-			cell(md, 9, buf);
-			snprintf(buf, sizeof(buf), "%s R", linker_names[more_links[j]]);
-			cell(md, 9, buf);
-		}
-		cell(md, 8, "MI raw");
-		cell(md, 8, "<k share");
-		cell(md, 8, "eng-med");
-		cell(md, 6, "drops");
-		cell(md, 7, "seconds");
-	}
+		printf("%-32s ", "configuration");
+	for (j = 0; j < n; j++)
+		cell(md, widths[j], cols[j]);
 	printf(md ? "|\n" : "\n");
 	if (md) {
-		unsigned cols = 3 + 6 + 5 + (all ? 11 : 0);
-
-		for (j = 0; j < cols; j++)
-			printf(j == 0 ? "|---" : "|--:");
+		printf("|---");
+		for (j = 0; j < n; j++)
+			printf("|--:");
 		printf("|\n");
 	}
+}
+
+static void row_start(bool md, const struct row *r)
+{
+	if (md)
+		printf("| %s ", r->name);
+	else
+		printf("%-32s ", r->name);
+}
+
+static void linker_headers(const enum linker *l, unsigned n, char (*buf)[32], const char **cols,
+                           int *widths)
+{
+	unsigned j;
+
+	for (j = 0; j < n; j++) {
+		snprintf(buf[2 * j], 32, "%s P", linker_names[l[j]]);
+		snprintf(buf[2 * j + 1], 32, "%s R", linker_names[l[j]]);
+		cols[2 * j] = buf[2 * j];
+		cols[2 * j + 1] = buf[2 * j + 1];
+		widths[2 * j] = widths[2 * j + 1] = 9;
+	}
+}
+
+/* Anonymity sets, the three main linkers, the best of all, mutual information. */
+static void table_main(const struct row *rows, unsigned n, bool md)
+{
+	static const enum linker links[] = {LINK_ADDR, LINK_WINDOW, LINK_TSVAL};
+	char buf[6][32];
+	const char *cols[14] = {"anon p5", "anon median"};
+	int widths[14] = {7, 8};
+	unsigned i, j;
+
+	linker_headers(links, 3, buf, cols + 2, widths + 2);
+	cols[8] = "best linker", widths[8] = 16;
+	cols[9] = "best P", widths[9] = 9;
+	cols[10] = "best R", widths[10] = 9;
+	cols[11] = "MI bits", widths[11] = 7;
+	cols[12] = "MI floor", widths[12] = 8;
+	header(md, cols, widths, 13);
 	for (i = 0; i < n; i++) {
 		const struct metrics *m = &rows[i].m;
 		enum linker b = best_linker(m);
+		char v[32];
 
-		if (md)
-			printf("| %s | %u | %u ", rows[i].name, m->anon_p5, m->anon_median);
-		else
-			printf("%-32s %7u %7u ", rows[i].name, m->anon_p5, m->anon_median);
+		row_start(md, &rows[i]);
+		snprintf(v, sizeof(v), "%u", m->anon_p5);
+		cell(md, 7, v);
+		snprintf(v, sizeof(v), "%u", m->anon_median);
+		cell(md, 8, v);
 		for (j = 0; j < 3; j++)
-			pr_cells(md, m, main_links[j]);
+			pr_cells(md, m, links[j]);
 		cell(md, 16, linker_names[b]);
 		pr_cells(md, m, b);
-		snprintf(buf, sizeof(buf), "%.3f", m->mi_bits);
-		cell(md, 7, buf);
-		snprintf(buf, sizeof(buf), "%.3f", m->mi_floor_bits);
-		cell(md, 8, buf);
-		if (all) {
-			for (j = 0; j < 3; j++)
-				pr_cells(md, m, more_links[j]);
-			snprintf(buf, sizeof(buf), "%.3f", m->mi_raw_bits);
-			cell(md, 8, buf);
-			if (m->has_engine)
-				snprintf(buf, sizeof(buf), "%.4f", m->below_k_share);
-			else
-				snprintf(buf, sizeof(buf), "-");
-			cell(md, 8, buf);
-			if (m->has_engine)
-				snprintf(buf, sizeof(buf), "%.1f", m->engine_median);
-			else
-				snprintf(buf, sizeof(buf), "-");
-			cell(md, 8, buf);
-			snprintf(buf, sizeof(buf), "%llu", (unsigned long long)m->engine_errors);
-			cell(md, 6, buf);
-			snprintf(buf, sizeof(buf), "%.1f", rows[i].seconds);
-			cell(md, 7, buf);
-		}
+		snprintf(v, sizeof(v), "%.3f", m->mi_bits);
+		cell(md, 7, v);
+		snprintf(v, sizeof(v), "%.3f", m->mi_floor_bits);
+		cell(md, 8, v);
 		printf(md ? "|\n" : "\n");
 	}
+}
+
+/* With --all: the other linkers of the first packet, and the engine's own counters. */
+static void table_extended(const struct row *rows, unsigned n, bool md)
+{
+	static const enum linker links[] = {LINK_LABEL, LINK_ADDR_FP, LINK_WINDOW_FP};
+	char buf[6][32];
+	const char *cols[11];
+	int widths[11];
+	unsigned i, j;
+
+	linker_headers(links, 3, buf, cols, widths);
+	cols[6] = "MI raw", widths[6] = 8;
+	cols[7] = "<k share", widths[7] = 8;
+	cols[8] = "eng-med", widths[8] = 8;
+	cols[9] = "drops", widths[9] = 6;
+	cols[10] = "seconds", widths[10] = 7;
+	header(md, cols, widths, 11);
+	for (i = 0; i < n; i++) {
+		const struct metrics *m = &rows[i].m;
+		char v[32];
+
+		row_start(md, &rows[i]);
+		for (j = 0; j < 3; j++)
+			pr_cells(md, m, links[j]);
+		snprintf(v, sizeof(v), "%.3f", m->mi_raw_bits);
+		cell(md, 8, v);
+		if (m->has_engine)
+			snprintf(v, sizeof(v), "%.4f", m->below_k_share);
+		else
+			snprintf(v, sizeof(v), "-");
+		cell(md, 8, v);
+		if (m->has_engine)
+			snprintf(v, sizeof(v), "%.1f", m->engine_median);
+		else
+			snprintf(v, sizeof(v), "-");
+		cell(md, 8, v);
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)m->engine_errors);
+		cell(md, 6, v);
+		snprintf(v, sizeof(v), "%.1f", rows[i].seconds);
+		cell(md, 7, v);
+		printf(md ? "|\n" : "\n");
+	}
+}
+
+/*
+ * The TTL and clock-skew linkers, with what they work from: the TTLs the
+ * front door sees, the share of flows long enough for a clock-rate
+ * estimate, and chance (the precision of joining pairs at random).
+ */
+static void table_side(const struct row *rows, unsigned n, bool md)
+{
+	static const enum linker ttl[] = {LINK_TTL, LINK_ADDR_TTL};
+	static const enum linker skew[] = {LINK_SKEW, LINK_ADDR_SKEW};
+	char buf_t[4][32], buf_s[4][32];
+	const char *cols[11];
+	int widths[11];
+	unsigned i, j;
+
+	cols[0] = "TTLs seen", widths[0] = 9;
+	linker_headers(ttl, 2, buf_t, cols + 1, widths + 1);
+	cols[5] = "skew flows", widths[5] = 10;
+	linker_headers(skew, 2, buf_s, cols + 6, widths + 6);
+	cols[10] = "chance", widths[10] = 9;
+	header(md, cols, widths, 11);
+	for (i = 0; i < n; i++) {
+		const struct metrics *m = &rows[i].m;
+		char v[32];
+
+		row_start(md, &rows[i]);
+		snprintf(v, sizeof(v), "%u", m->ttl_values);
+		cell(md, 9, v);
+		for (j = 0; j < 2; j++)
+			pr_cells(md, m, ttl[j]);
+		ratio(v, sizeof(v), m->flows ? (double)m->skew_flows / (double)m->flows : NAN);
+		cell(md, 10, v);
+		for (j = 0; j < 2; j++)
+			pr_cells(md, m, skew[j]);
+		ratio(v, sizeof(v), chance(m));
+		cell(md, 9, v);
+		printf(md ? "|\n" : "\n");
+	}
+}
+
+void report_text(const struct row *rows, unsigned n, bool md, bool all)
+{
+	table_main(rows, n, md);
+	if (all) {
+		printf("\n");
+		table_extended(rows, n, md);
+	}
+	printf("\n");
+	table_side(rows, n, md);
 	if (n) {
 		const struct metrics *m = &rows[0].m;
 
-		printf(
-		    "%s%llu flows, %llu subscribers, %.3g same-subscriber pairs, H(subscriber) = "
-		    "%.2f bits\n",
-		    md ? "\n" : "", (unsigned long long)m->flows,
-		    (unsigned long long)m->subscribers, (double)m->true_pairs, m->h_sub_bits);
+		printf("\n%llu flows, %llu subscribers, %.3g same-subscriber pairs (chance %.2g), "
+		       "H(subscriber) = %.2f bits\n",
+		       (unsigned long long)m->flows, (unsigned long long)m->subscribers,
+		       (double)m->true_pairs, chance(m), m->h_sub_bits);
 	}
 }
 

@@ -22,9 +22,12 @@ struct sim_params {
 	double top_share;    /* flows to the biggest front door address */
 	double legacy_ts;    /* hosts with one TCP timestamp clock for all connections */
 	double windows;      /* hosts with TTL 128, a global IP ID counter, no timestamps */
+	double ttl255;       /* hosts with initial TTL 255 (network gear, older Unix) */
 	double label_host;   /* hosts with one IPv6 flow label for every flow */
 	double dur_median_s; /* flow duration: log-normal */
 	double dur_sigma;
+	double skew_sd_ppm;    /* hosts' clock rate errors: normal, this standard deviation */
+	double skew_jitter_ms; /* queueing delay of each packet: exponential, this mean */
 	uint64_t seed;
 };
 
@@ -37,8 +40,9 @@ struct host {
 	uint8_t label_host; /* one flow label for all flows */
 	uint16_t next_port; /* ephemeral ports, sequential from a random start */
 	uint16_t ip_id;     /* global counter (legacy and Windows stacks) */
-	uint16_t pad_;
-	float skew;       /* TCP clock rate error, e.g. 20e-6 */
+	uint8_t ttl0;       /* initial TTL / hop limit: 64, 128 or 255 */
+	uint8_t pad_;
+	float skew;       /* clock rate error (50e-6 is 50 ppm): its TCP clocks tick at 1 + skew */
 	uint32_t ts_base; /* legacy TCP clock: TSval = ts_base + (1 + skew) * t_ms */
 	uint32_t label;
 	uint64_t iid; /* IPv6 interface identifier */
@@ -47,7 +51,7 @@ struct host {
 struct subscriber {
 	uint32_t first_host;
 	uint8_t n_hosts;
-	uint8_t access_hops; /* routers between host and gateway: shows in the TTL */
+	uint8_t access_hops; /* routers between host and gateway (0-3): shows in the TTL */
 	uint16_t delay_ms;   /* one-way gateway to front door */
 };
 
@@ -89,11 +93,17 @@ unsigned sub_prefixes(uint32_t n, struct cfr_prefix *out, unsigned max);
 struct drive_row {
 	const char *name;
 	bool translate; /* false: the front door sees the subscriber itself */
+	/*
+	 * Not in the engine: the front door's view as if the engine also gave
+	 * each flow a random TSval rate (a proposal in docs/privacy.md).
+	 */
+	bool ts_rate;
 	struct cfr_engine_config cfg;
 };
 
 struct drive_opts {
-	uint32_t snapshot_s; /* cfr_engine_anonymity() every this many simulated seconds */
+	uint32_t snapshot_s;   /* cfr_engine_anonymity() every this many simulated seconds */
+	uint32_t skew_samples; /* the most TSval samples of one flow the front door fits */
 };
 
 /* Replay the trace of <p> through <row>; fill <ov> and the anonymity/engine parts of <m>. */

@@ -3,8 +3,9 @@
  *
  * Subscribers are access lines with one to four dual-stack hosts. Each host
  * has an operating-system profile that decides the side signals a front
- * door can read: initial TTL, TCP timestamps (one clock for all connections
- * on legacy stacks, a random offset per connection on modern ones), IPv4
+ * door can read: initial TTL (64, 128 or 255), TCP timestamps (one clock for
+ * all connections on legacy stacks, a random offset per connection on
+ * modern ones; either way the rate of the host's own clock), IPv4
  * identification (a global counter on some stacks) and the IPv6 flow label
  * (a per-host constant on some). Flows arrive as one Poisson process per
  * subscriber with log-normal activity (their superposition is one Poisson
@@ -37,9 +38,12 @@ void sim_params_defaults(struct sim_params *p)
 	p->top_share = 0.2;
 	p->legacy_ts = 0.15;
 	p->windows = 0.35;
+	p->ttl255 = 0.02;
 	p->label_host = 0.1;
 	p->dur_median_s = 15;
 	p->dur_sigma = 1.5;
+	p->skew_sd_ppm = 50;
+	p->skew_jitter_ms = 2;
 	p->seed = 1;
 }
 
@@ -77,16 +81,22 @@ static void normalise(double *cdf, size_t n)
 static void init_host(struct trace *tr, struct host *h)
 {
 	struct prng *r = &tr->rng;
-	double u = prng_unit(r), skew = prng_normal(r) * 20e-6;
+	double u = prng_unit(r), sd = tr->p.skew_sd_ppm * 1e-6, skew = prng_normal(r) * sd;
 
 	h->os = u < tr->p.legacy_ts                   ? OS_LEGACY_TS
 	        : u < tr->p.legacy_ts + tr->p.windows ? OS_WINDOWS
 	                                              : OS_MODERN;
+	/* Out of the 64 hosts, so that --ttl255 is a share of all hosts. */
+	u = prng_unit(r);
+	h->ttl0 = h->os == OS_WINDOWS ? 128 : u * (1 - tr->p.windows) < tr->p.ttl255 ? 255 : 64;
 	h->label_host = prng_unit(r) < tr->p.label_host;
 	h->next_port = (uint16_t)(32768 + prng_below(r, 28232));
 	h->ip_id = (uint16_t)prng_u64(r);
-	/* Quartz clocks: tens of ppm (Kohno et al., remote physical device fingerprinting). */
-	h->skew = (float)(skew > 100e-6 ? 100e-6 : skew < -100e-6 ? -100e-6 : skew);
+	/*
+	 * Quartz clocks: tens of ppm (Kohno et al., remote physical device
+	 * fingerprinting), cut at four standard deviations.
+	 */
+	h->skew = (float)(skew > 4 * sd ? 4 * sd : skew < -4 * sd ? -4 * sd : skew);
 	h->ts_base = (uint32_t)prng_u64(r);
 	h->label = 1 + prng_below(r, 0xfffff);
 	h->iid = prng_u64(r) | 1;
@@ -114,7 +124,12 @@ int trace_init(struct trace *tr, const struct sim_params *p)
 
 		sb->first_host = n_hosts;
 		sb->n_hosts = u < 0.4 ? 1 : u < 0.7 ? 2 : u < 0.9 ? 3 : 4;
-		sb->access_hops = prng_unit(&tr->rng) < 0.8 ? 1 : 2;
+		/*
+		 * Hosts on the line itself (0), behind the home router (1), behind
+		 * a second router or a mesh hop (2), or both (3).
+		 */
+		u = prng_unit(&tr->rng);
+		sb->access_hops = u < 0.1 ? 0 : u < 0.7 ? 1 : u < 0.95 ? 2 : 3;
 		sb->delay_ms = (uint16_t)(5 + prng_below(&tr->rng, 30));
 		for (i = 0; i < sb->n_hosts; i++)
 			init_host(tr, &tr->hosts[n_hosts++]);
