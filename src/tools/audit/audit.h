@@ -210,7 +210,10 @@ double precision(const struct metrics *m, enum linker l); /* NaN when nothing is
 double recall(const struct metrics *m, enum linker l);
 /* Precision of a linker that joins pairs at random: the share of one-subscriber pairs. */
 double chance(const struct metrics *m);
-/* The linker with the best F1 score: the strongest single adversary of this row. */
+/*
+ * The linker with the best F1 score, of those that do not join every pair:
+ * the strongest single adversary of this row.
+ */
 enum linker best_linker(const struct metrics *m);
 
 /* --- clock skew as the front door measures it (skew.c) --- */

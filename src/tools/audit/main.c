@@ -204,7 +204,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 		switch (c) {
 		case 'S':
-			err = num(a, 1, 1 << 24, &v);
+			/* IPv4 addresses in 100.64.0.0/10, one each. */
+			err = num(a, 1, (1 << 22) - 2, &v);
 			o->sim.subscribers = (uint32_t)v;
 			break;
 		case 'F':

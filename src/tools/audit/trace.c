@@ -207,20 +207,26 @@ void sub_addr4(uint32_t sub, uint8_t out[4])
 	out[3] = (uint8_t)a;
 }
 
-/* Subscriber i holds 2001:db8:(100 + i / 65536):(i % 65536)::/64. */
+/*
+ * Subscriber i is delegated the /56 whose bits 32-55 are 0x010000 + i
+ * (2001:db8:100::/56, 2001:db8:100:100::/56, ...; RIPE-690's /56 per
+ * customer, the engine's default subscriber identity), and its hosts sit in
+ * the first /64 of it.
+ */
 void host_addr6(const struct trace *tr, uint32_t sub, uint32_t host, uint8_t out[16])
 {
 	uint64_t iid = tr->hosts[host].iid;
+	uint32_t p = 0x010000 + sub;
 	unsigned i;
 
 	out[0] = 0x20;
 	out[1] = 0x01;
 	out[2] = 0x0d;
 	out[3] = 0xb8;
-	out[4] = (uint8_t)(0x01 + (sub >> 24));
-	out[5] = (uint8_t)(sub >> 16);
-	out[6] = (uint8_t)(sub >> 8);
-	out[7] = (uint8_t)sub;
+	out[4] = (uint8_t)(p >> 16);
+	out[5] = (uint8_t)(p >> 8);
+	out[6] = (uint8_t)p;
+	out[7] = 0;
 	for (i = 0; i < 8; i++)
 		out[8 + i] = (uint8_t)(iid >> (56 - 8 * i));
 }
@@ -266,9 +272,9 @@ unsigned sub_prefixes(uint32_t n, struct cfr_prefix *out, unsigned max)
 	for (k = 0; k * 65536ull < n && count < max; k++) {
 		struct cfr_prefix *p = &out[count++];
 
-		cfr_prefix_parse("2001:db8:100::/48", p);
-		p->addr[4] = (uint8_t)(0x01 + (k >> 8));
-		p->addr[5] = (uint8_t)k;
+		/* 65536 customers' /56s to a /40: 2001:db8:100::/40, 2001:db8:200::/40, ... */
+		cfr_prefix_parse("2001:db8:100::/40", p);
+		p->addr[4] = (uint8_t)(0x01 + k);
 	}
 	return count;
 }
