@@ -215,11 +215,13 @@ struct cfr_stats {
 	uint32_t max_flows;
 	uint64_t epoch; /* number of the current privacy epoch */
 	uint64_t epochs_rotated;
-	uint64_t records_sealed;     /* handed to the drain callback */
-	uint64_t records_lost;       /* wiped undrained when the next epoch ended */
-	uint32_t subscribers_active; /* in the current epoch */
-	uint32_t longest_chain;      /* longest hash chain a lookup walked */
-	uint64_t new_flows_below_k;  /* placed on an alias then shared by < anon_k subscribers */
+	uint64_t records_sealed;           /* handed to the drain callback */
+	uint64_t records_lost;             /* wiped undrained when the next epoch ended */
+	uint32_t subscribers_active;       /* in the current epoch */
+	uint64_t subscribers_reclaimed;    /* idle limit entries reused for new subscribers */
+	uint64_t subscribers_sealed_early; /* idle subscribers sealed to make room in an epoch */
+	uint32_t longest_chain;            /* longest hash chain a lookup walked */
+	uint64_t new_flows_below_k; /* placed on an alias then shared by < anon_k subscribers */
 	/* New flows by the anonymity set of the alias they were placed on (log2 buckets). */
 	uint64_t new_flow_anon_hist[CFR_FAMILY__COUNT][CFR_ANON_BUCKETS];
 	uint64_t scrubbed[CFR_SCRUB__COUNT]; /* packets changed, by scrubber */

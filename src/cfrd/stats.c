@@ -191,6 +191,8 @@ struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)
 	json_object_object_add(obj, "drops", drops_json(s));
 	json_object_object_add(obj, "flows", flows_json(s));
 	add_u64(obj, "fragments_tracked", s->frags_tracked);
+	add_u64(obj, "subscribers_reclaimed", s->subscribers_reclaimed);
+	add_u64(obj, "subscribers_sealed_early", s->subscribers_sealed_early);
 	add_u64(obj, "memory_bytes", cfr_engine_memory(d->engine));
 	json_object_object_add(obj, "privacy", privacy_json(s));
 	json_object_object_add(obj, "anonymity", anonymity_json(d));

@@ -12,6 +12,12 @@
  * Two tables alternate: the current epoch's, and the ended epoch's, which
  * waits for cfr_engine_drain_records() to hand each record to the daemon for
  * sealing and then wipes it. Rotation is O(1) on the packet path.
+ *
+ * A full current table does not lock new subscribers out until the epoch
+ * ends: a subscriber whose flows are all gone is sealed early (its record
+ * goes to a small queue the daemon drains like the others) and its slot
+ * serves the newcomer. If it comes back in the same epoch it gets a new
+ * seed and a second record; cfr-lookup searches both.
  */
 #include <errno.h>
 #include <sodium.h>
@@ -21,10 +27,20 @@
 #include "engine.h"
 #include "varint.h"
 
+/* Records sealed early, waiting for the daemon: beyond this, newcomers wait too. */
+#define EARLY_QUEUE 256
+/* Subscribers looked at per newcomer when searching for an idle one. */
+#define IDLE_PROBES 64
+
 int cfr_acct_init(struct cfr_engine *eng)
 {
 	uint32_t n = eng->cfg.max_subscribers, buckets = 1;
 	unsigned t;
+
+	eng->early = calloc(EARLY_QUEUE, sizeof(*eng->early));
+	if (!eng->early)
+		return -ENOMEM;
+	eng->memory += EARLY_QUEUE * sizeof(*eng->early);
 
 	while (buckets < n)
 		buckets <<= 1;
@@ -46,6 +62,10 @@ int cfr_acct_init(struct cfr_engine *eng)
 void cfr_acct_free(struct cfr_engine *eng)
 {
 	unsigned t;
+
+	if (eng->early)
+		sodium_memzero(eng->early, EARLY_QUEUE * sizeof(*eng->early));
+	free(eng->early);
 
 	for (t = 0; t < 2; t++) {
 		struct cfr_sub_table *tab = &eng->subs[t];
@@ -70,6 +90,69 @@ static uint32_t sub_bucket(const struct cfr_engine *eng, uint8_t family, const u
 	return (uint32_t)h & eng->sub_mask;
 }
 
+static void flush_entry(struct cfr_sub_state *s);
+
+/* The record of <s>, in <tab> (whose epoch it belongs to), ending at <end_ms>. */
+static void record_of(const struct cfr_sub_table *tab, struct cfr_sub_state *s, uint64_t end_ms,
+                      struct cfr_epoch_record *rec)
+{
+	flush_entry(s);
+	memset(rec, 0, sizeof(*rec));
+	rec->epoch = tab->epoch;
+	rec->start_ms = tab->start_ms;
+	rec->end_ms = end_ms;
+	rec->family = s->family;
+	memcpy(rec->subscriber, s->key, 16);
+	memcpy(rec->seed, s->seed, CFR_SEED_BYTES);
+	rec->counter = s->counter;
+	rec->timeline_len = s->tl_len;
+	memcpy(rec->timeline, s->timeline, s->tl_len);
+}
+
+static void unlink_state(struct cfr_engine *eng, struct cfr_sub_table *tab, uint32_t idx)
+{
+	struct cfr_sub_state *s = &tab->s[idx];
+	uint32_t *link = &tab->buckets[sub_bucket(eng, s->family, s->key)];
+
+	while (*link && *link != idx)
+		link = &tab->s[*link].next;
+	if (*link)
+		*link = s->next;
+}
+
+/*
+ * Seal early a subscriber of the full current table whose flows are all
+ * gone, and return its slot (still listed in tab->used), or 0. Bounded
+ * work: IDLE_PROBES entries, from where the last search stopped.
+ */
+static uint32_t seal_idle(struct cfr_engine *eng, struct cfr_sub_table *tab)
+{
+	unsigned probes;
+
+	for (probes = 0; probes < IDLE_PROBES && eng->early_count < EARLY_QUEUE; probes++) {
+		uint32_t idx = tab->used[tab->cursor++ % tab->n_used];
+		struct cfr_sub_state *s = &tab->s[idx];
+
+		if (cfr_guard_has_flows(eng, s->family, s->key))
+			continue;
+		/*
+		 * Its record claims the whole epoch, as its neighbours' will: one
+		 * window per epoch in the records, and never one that ends before
+		 * a complaint about this subscriber's last flow could fall.
+		 */
+		if (s->counter) { /* nothing drawn, nothing to attribute */
+			record_of(tab, s, tab->start_ms + (uint64_t)eng->cfg.epoch_s * 1000,
+			          &eng->early[(eng->early_head + eng->early_count) % EARLY_QUEUE]);
+			eng->early_count++;
+		}
+		unlink_state(eng, tab, idx);
+		sodium_memzero(s, sizeof(*s));
+		eng->stats.subscribers_sealed_early++;
+		return idx;
+	}
+	return 0;
+}
+
 struct cfr_sub_state *cfr_acct_subscriber(struct cfr_engine *eng, uint8_t family,
                                           const uint8_t *addr)
 {
@@ -83,10 +166,12 @@ struct cfr_sub_state *cfr_acct_subscriber(struct cfr_engine *eng, uint8_t family
 	for (idx = tab->buckets[b]; idx; idx = tab->s[idx].next)
 		if (tab->s[idx].family == family && memcmp(tab->s[idx].key, key, 16) == 0)
 			return &tab->s[idx];
-	if (tab->n_used == eng->cfg.max_subscribers)
+	if (tab->n_used < eng->cfg.max_subscribers) {
+		idx = tab->n_used + 1;
+		tab->used[tab->n_used++] = idx;
+	} else if ((idx = seal_idle(eng, tab)) == 0) {
 		return NULL;
-	idx = tab->n_used + 1;
-	tab->used[tab->n_used++] = idx;
+	}
 	s = &tab->s[idx];
 	memset(s, 0, sizeof(*s));
 	memcpy(s->key, key, 16);
@@ -270,7 +355,7 @@ static void table_reset(struct cfr_engine *eng, struct cfr_sub_table *tab)
 	for (i = 0; i < tab->n_used; i++)
 		sodium_memzero(&tab->s[tab->used[i]], sizeof(tab->s[0]));
 	memset(tab->buckets, 0, ((size_t)eng->sub_mask + 1) * sizeof(uint32_t));
-	tab->n_used = tab->drained = 0;
+	tab->n_used = tab->drained = tab->cursor = 0;
 }
 
 void cfr_epoch_new(struct cfr_engine *eng, uint64_t now_ms)
@@ -307,20 +392,20 @@ unsigned cfr_engine_drain_records(struct cfr_engine *eng, cfr_record_fn fn, void
 	struct cfr_epoch_record rec;
 	unsigned done = 0;
 
+	while (eng->early_count && done < max) {
+		struct cfr_epoch_record *e = &eng->early[eng->early_head];
+
+		fn(ctx, e);
+		sodium_memzero(e, sizeof(*e));
+		eng->early_head = (eng->early_head + 1) % EARLY_QUEUE;
+		eng->early_count--;
+		eng->stats.records_sealed++;
+		done++;
+	}
 	while (tab->drained < tab->n_used && done < max) {
 		struct cfr_sub_state *s = &tab->s[tab->used[tab->drained++]];
 
-		flush_entry(s);
-		memset(&rec, 0, sizeof(rec));
-		rec.epoch = tab->epoch;
-		rec.start_ms = tab->start_ms;
-		rec.end_ms = tab->end_ms;
-		rec.family = s->family;
-		memcpy(rec.subscriber, s->key, 16);
-		memcpy(rec.seed, s->seed, CFR_SEED_BYTES);
-		rec.counter = s->counter;
-		rec.timeline_len = s->tl_len;
-		memcpy(rec.timeline, s->timeline, s->tl_len);
+		record_of(tab, s, tab->end_ms, &rec);
 		fn(ctx, &rec);
 		sodium_memzero(&rec, sizeof(rec));
 		sodium_memzero(s, sizeof(*s));
@@ -329,5 +414,5 @@ unsigned cfr_engine_drain_records(struct cfr_engine *eng, cfr_record_fn fn, void
 	}
 	if (tab->drained == tab->n_used && tab->n_used)
 		table_reset(eng, tab);
-	return tab->n_used - tab->drained;
+	return tab->n_used - tab->drained + eng->early_count;
 }

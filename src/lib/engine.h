@@ -103,8 +103,10 @@ struct cfr_sub_state {
 struct cfr_guard_entry {
 	uint8_t key[16];
 	uint8_t family;
-	uint8_t pad_[3];
-	uint32_t next; /* bucket chain; free list when unused */
+	uint8_t idle_queued; /* on the idle queue (guard.c) */
+	uint8_t pad_[2];
+	uint32_t next;      /* bucket chain */
+	uint32_t idle_next; /* idle queue */
 	uint32_t flows[CFR_PROTO__COUNT];
 	uint32_t half_open;
 	uint64_t tokens_milli; /* new-flow token bucket, in thousandths */
@@ -116,6 +118,7 @@ struct cfr_sub_table {
 	uint32_t *buckets;
 	uint32_t *used; /* indexes in use, in order of arrival */
 	uint32_t n_used, drained;
+	uint32_t cursor; /* where the search for an idle subscriber goes on (acct.c) */
 	uint64_t epoch, start_ms, end_ms;
 };
 
@@ -144,11 +147,14 @@ struct cfr_engine {
 	uint32_t now_s;
 	uint32_t epoch_start_s;
 	uint64_t epoch_start_ms;
-	struct cfr_sub_table subs[2]; /* current epoch, and the ended one being drained */
+	struct cfr_sub_table subs[2];   /* current epoch, and the ended one being drained */
+	struct cfr_epoch_record *early; /* sealed before their epoch ended, to drain (acct.c) */
+	uint32_t early_head, early_count;
 	uint8_t cur_subs;
 	struct cfr_guard_entry *guards; /* max_subscribers + 1 */
 	uint32_t *guard_buckets;
-	uint32_t guard_mask, guard_free, guard_fresh;
+	uint32_t guard_mask, guard_fresh;
+	uint32_t guard_idle_head, guard_idle_tail; /* entries without flows, oldest first */
 	bool ingress_bound; /* some prefix is bound to a line, or strict mode */
 	uint32_t sub_mask;
 	uint64_t now_ms;
@@ -267,6 +273,7 @@ void cfr_guard_flow_added(struct cfr_engine *eng, const struct cfr_flow *f, uint
 void cfr_guard_flow_removed(struct cfr_engine *eng, const struct cfr_flow *f, uint8_t proto_idx);
 enum cfr_drop cfr_guard_error_sender(const struct cfr_engine *eng, const struct cfr_pkt *pkt,
                                      const struct cfr_parsed *p, const uint8_t *sub);
+bool cfr_guard_has_flows(struct cfr_engine *eng, uint8_t family, const uint8_t key[16]);
 void cfr_guard_release(struct cfr_engine *eng, uint32_t guard);
 void cfr_guard_half_open(struct cfr_engine *eng, const struct cfr_flow *f, int delta);
 uint8_t cfr_proto_index(uint8_t proto);
@@ -285,6 +292,7 @@ struct cfr_frag *cfr_frag_find(struct cfr_engine *eng, uint8_t dir, const uint8_
 void cfr_frag_sweep(struct cfr_engine *eng);
 
 /* translate.c */
-enum cfr_drop cfr_translate(struct cfr_engine *eng, struct cfr_pkt *pkt, const struct cfr_parsed *p);
+enum cfr_drop cfr_translate(struct cfr_engine *eng, struct cfr_pkt *pkt,
+                            const struct cfr_parsed *p);
 
 #endif

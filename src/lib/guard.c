@@ -166,6 +166,51 @@ static void refill(const struct cfr_engine *eng, struct cfr_guard_entry *g)
 	g->refill_ms = eng->now_ms;
 }
 
+/*
+ * A subscriber left without flows keeps its entry, and with it its token
+ * bucket: freeing it at once would hand a subscriber whose every attempt is
+ * refused a full bucket each time. Idle entries queue up oldest first and
+ * are reclaimed only when the table has no other room, so a flood of
+ * sources that come and go cannot lock genuine subscribers out for longer
+ * than their own flows last.
+ */
+static void guard_idle(struct cfr_engine *eng, uint32_t idx)
+{
+	struct cfr_guard_entry *g = &eng->guards[idx];
+
+	if (g->flows[CFR_PROTO_TCP] || g->flows[CFR_PROTO_UDP] || g->flows[CFR_PROTO_ICMP] ||
+	    g->idle_queued)
+		return;
+	g->idle_queued = 1;
+	g->idle_next = 0;
+	if (eng->guard_idle_tail)
+		eng->guards[eng->guard_idle_tail].idle_next = idx;
+	else
+		eng->guard_idle_head = idx;
+	eng->guard_idle_tail = idx;
+}
+
+/* The oldest entry still idle, unlinked and ready for reuse, or 0. */
+static uint32_t reclaim_idle(struct cfr_engine *eng)
+{
+	while (eng->guard_idle_head) {
+		uint32_t idx = eng->guard_idle_head, *link;
+		struct cfr_guard_entry *g = &eng->guards[idx];
+
+		eng->guard_idle_head = g->idle_next;
+		if (!eng->guard_idle_head)
+			eng->guard_idle_tail = 0;
+		g->idle_queued = 0;
+		if (g->flows[CFR_PROTO_TCP] || g->flows[CFR_PROTO_UDP] || g->flows[CFR_PROTO_ICMP])
+			continue; /* busy again since it queued: it queues anew when idle */
+		link = guard_link(eng, g->family, g->key);
+		*link = g->next;
+		eng->stats.subscribers_reclaimed++;
+		return idx;
+	}
+	return 0;
+}
+
 enum cfr_drop cfr_guard_admit(struct cfr_engine *eng, uint8_t family, const uint8_t *sub,
                               uint8_t proto_idx, uint32_t *guard)
 {
@@ -177,14 +222,12 @@ enum cfr_drop cfr_guard_admit(struct cfr_engine *eng, uint8_t family, const uint
 	cfr_subscriber_key(eng, family, sub, key);
 	link = guard_link(eng, family, key);
 	if (*link == 0) {
-		if (eng->guard_free) {
-			idx = eng->guard_free;
-			eng->guard_free = eng->guards[idx].next;
-		} else if (eng->guard_fresh <= eng->cfg.max_subscribers) {
+		if (eng->guard_fresh <= eng->cfg.max_subscribers) {
 			idx = eng->guard_fresh++;
-		} else {
+		} else if ((idx = reclaim_idle(eng)) == 0) {
 			return CFR_DROP_SUBSCRIBER_TABLE_FULL;
 		}
+		link = guard_link(eng, family, key); /* reclaiming may have moved it */
 		g = &eng->guards[idx];
 		memset(g, 0, sizeof(*g));
 		memcpy(g->key, key, 16);
@@ -201,10 +244,16 @@ enum cfr_drop cfr_guard_admit(struct cfr_engine *eng, uint8_t family, const uint
 	if (proto_idx == CFR_PROTO_TCP && l->half_open_per_subscriber &&
 	    g->half_open >= l->half_open_per_subscriber)
 		return CFR_DROP_SUBSCRIBER_HALF_OPEN_LIMIT;
+	/*
+	 * Every attempt that gets this far costs a token, admitted or not: a
+	 * refused allocation (a full pool toward one destination) costs the
+	 * engine a bounded search, and a subscriber must not get it for free.
+	 */
 	if (l->new_flows_per_s) {
 		refill(eng, g);
 		if (g->tokens_milli < 1000)
 			return CFR_DROP_SUBSCRIBER_RATE_LIMIT;
+		g->tokens_milli -= 1000;
 	}
 	return CFR_DROP_NONE;
 }
@@ -223,8 +272,6 @@ void cfr_guard_flow_added(struct cfr_engine *eng, const struct cfr_flow *f, uint
 	g->flows[proto_idx]++;
 	if (f->tclass == CFR_TIMEOUT_TCP_EMBRYONIC)
 		g->half_open++;
-	if (eng->cfg.limits.new_flows_per_s && g->tokens_milli >= 1000)
-		g->tokens_milli -= 1000;
 }
 
 void cfr_guard_half_open(struct cfr_engine *eng, const struct cfr_flow *f, int delta)
@@ -235,25 +282,19 @@ void cfr_guard_half_open(struct cfr_engine *eng, const struct cfr_flow *f, int d
 		g->half_open += (uint32_t)delta;
 }
 
-/* Free the entry of a subscriber left without flows (admitted, then refused). */
-static void guard_release_if_idle(struct cfr_engine *eng, uint32_t idx)
+bool cfr_guard_has_flows(struct cfr_engine *eng, uint8_t family, const uint8_t key[16])
 {
-	struct cfr_guard_entry *g = &eng->guards[idx];
-	uint32_t *link;
+	uint32_t idx = *guard_link(eng, family, key);
+	const struct cfr_guard_entry *g = &eng->guards[idx];
 
-	if (g->flows[CFR_PROTO_TCP] || g->flows[CFR_PROTO_UDP] || g->flows[CFR_PROTO_ICMP])
-		return;
-	link = guard_link(eng, g->family, g->key);
-	*link = g->next;
-	memset(g, 0, sizeof(*g));
-	g->next = eng->guard_free;
-	eng->guard_free = idx;
+	return idx &&
+	       (g->flows[CFR_PROTO_TCP] || g->flows[CFR_PROTO_UDP] || g->flows[CFR_PROTO_ICMP]);
 }
 
 void cfr_guard_release(struct cfr_engine *eng, uint32_t guard)
 {
 	if (guard)
-		guard_release_if_idle(eng, guard);
+		guard_idle(eng, guard);
 }
 
 void cfr_guard_flow_removed(struct cfr_engine *eng, const struct cfr_flow *f, uint8_t proto_idx)
@@ -266,5 +307,5 @@ void cfr_guard_flow_removed(struct cfr_engine *eng, const struct cfr_flow *f, ui
 		g->flows[proto_idx]--;
 	if (f->tclass == CFR_TIMEOUT_TCP_EMBRYONIC && g->half_open)
 		g->half_open--;
-	guard_release_if_idle(eng, f->guard);
+	guard_idle(eng, f->guard);
 }

@@ -1,0 +1,127 @@
+/*
+ * Starvation (issue 12): what one subscriber can take from the others.
+ * Refused allocations cost the subscriber a token like admitted ones, and
+ * a table of subscribers filled by sources that come and go serves a
+ * genuine subscriber again as soon as their flows are gone, not at the
+ * epoch's end; the subscribers it made room from are sealed, not lost.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <netinet/in.h>
+
+#include "lab.h"
+#include "pkt.h"
+
+#define UDP_S 2
+#define T0    1000000ull
+
+static struct cfr_pkt send_from(struct cfr_engine *eng, uint8_t line, uint16_t sport, uint64_t now)
+{
+	struct pkt_spec s;
+	struct pkt out;
+
+	lab_spec(&s, 4, IPPROTO_UDP, sport, 443);
+	s.src[2] = line; /* 100.64.LINE.2 */
+	return lab_send(eng, &s, &out, now);
+}
+
+/*
+ * One alias, four ports: the fifth flow to the same remote endpoint is
+ * refused after a bounded search. With a burst of 8 tokens, attempts 5 to
+ * 8 are refused for want of ports and still pay; the ninth meets the rate
+ * limit, so a refused subscriber cannot make the engine search for free.
+ */
+static void refused_attempts_cost_tokens(void **state)
+{
+	struct cfr_engine_config cfg;
+	struct cfr_engine *eng;
+	struct cfr_pkt r;
+	uint16_t i;
+
+	(void)state;
+	lab_config(&cfg);
+	assert_int_equal(cfr_prefix_parse("192.0.2.1/32", &cfg.pool4[0]), 0);
+	cfg.port_min = 1024;
+	cfg.port_max = 1027;
+	cfg.limits.new_flows_per_s = 1;
+	cfg.limits.new_flows_burst = 8;
+	eng = lab_engine(&cfg);
+	for (i = 0; i < 4; i++) {
+		r = send_from(eng, 1, (uint16_t)(40000 + i), T0);
+		lab_expect_forward(&r, CFR_DIR_OUT);
+	}
+	for (i = 4; i < 8; i++) {
+		r = send_from(eng, 1, (uint16_t)(40000 + i), T0);
+		lab_expect_drop(&r, CFR_DROP_POOL_EXHAUSTED);
+	}
+	r = send_from(eng, 1, 40008, T0);
+	lab_expect_drop(&r, CFR_DROP_SUBSCRIBER_RATE_LIMIT);
+	/* A second later one token is back: one more (refused) search. */
+	r = send_from(eng, 1, 40009, T0 + 1000);
+	lab_expect_drop(&r, CFR_DROP_POOL_EXHAUSTED);
+	cfr_engine_free(eng);
+}
+
+static void count_record(void *ctx, const struct cfr_epoch_record *rec)
+{
+	unsigned *n = ctx;
+
+	assert_true(rec->counter > 0);
+	(*n)++;
+}
+
+/*
+ * Four slots, four subscribers with a flow each: a fifth is refused while
+ * their flows live, and admitted once they expired, in the same epoch. The
+ * subscriber it displaced is sealed early: its record drains at once.
+ */
+static void subscriber_table_recovers(void **state)
+{
+	struct cfr_engine_config cfg;
+	struct cfr_engine *eng;
+	struct cfr_pkt r;
+	uint64_t later = T0 + (UDP_S + 2) * 1000;
+	unsigned records = 0;
+	uint8_t line;
+
+	(void)state;
+	lab_config(&cfg);
+	cfg.max_subscribers = 4;
+	cfg.timeout[CFR_TIMEOUT_UDP] = UDP_S;
+	eng = lab_engine(&cfg);
+	for (line = 1; line <= 4; line++) {
+		r = send_from(eng, line, 40000, T0);
+		lab_expect_forward(&r, CFR_DIR_OUT);
+	}
+	r = send_from(eng, 5, 40000, T0 + 1);
+	lab_expect_drop(&r, CFR_DROP_SUBSCRIBER_TABLE_FULL);
+
+	cfr_engine_expire(eng, later);
+	r = send_from(eng, 5, 40000, later);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	assert_int_equal(cfr_engine_stats(eng)->epoch, 1);
+	assert_true(cfr_engine_stats(eng)->subscribers_reclaimed >= 1);
+	assert_int_equal(cfr_engine_stats(eng)->subscribers_sealed_early, 1);
+	assert_int_equal(cfr_engine_drain_records(eng, count_record, &records, 100), 0);
+	assert_int_equal(records, 1);
+
+	/* The displaced subscriber comes back: it finds room the same way. */
+	r = send_from(eng, 1, 40001, later + 1);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	cfr_engine_free(eng);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(refused_attempts_cost_tokens),
+	    cmocka_unit_test(subscriber_table_recovers),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
