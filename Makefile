@@ -84,6 +84,8 @@ $(BUILD)/tests/test_xdp_route: $(BUILD)/src/cfrd/xdp_object.o
 $(BUILD)/tests/test_xdp_route: UNIT_LIBS = -pthread $(shell pkg-config --libs libxdp libbpf)
 $(BUILD)/tests/unit/test_egress_guard.o: src/cfrd/egress_guard.c src/cfrd/config.c src/cfrd/log.c
 $(BUILD)/tests/test_egress_guard: UNIT_LIBS = $(shell pkg-config --libs libnftables inih)
+$(BUILD)/tests/unit/test_control.o: src/cfrd/control.c src/cfrd/log.c
+$(BUILD)/tests/test_control: UNIT_LIBS = $(shell pkg-config --libs json-c)
 # cfrd's sandbox, tested in forked children (tests/unit/test_sandbox.c).
 $(BUILD)/tests/test_sandbox: UNIT_LIBS = -pthread $(shell pkg-config --libs libseccomp)
 

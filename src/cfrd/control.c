@@ -62,13 +62,21 @@ static void sockaddr_for(struct sockaddr_un *sun, const char *path)
 /*
  * A socket file left by a cfrd that crashed refuses connections and can be
  * removed; one that accepts them belongs to a live cfrd we must not steal
- * from.
+ * from. Nothing but a socket is ever removed: a control path that names a
+ * regular file (a typo, or a link planted where the socket goes) must not
+ * cost root that file. lstat() does not follow a link, so a link is not a
+ * socket either.
  */
 static int remove_stale_socket(const char *path)
 {
 	struct sockaddr_un sun;
+	struct stat st;
 	int fd, ret;
 
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -79,7 +87,7 @@ static int remove_stale_socket(const char *path)
 		return unlink(path) < 0 ? -errno : 0;
 	if (ret == -EADDRINUSE)
 		return ret;
-	return 0; /* nothing there, or not a socket: bind() will say so */
+	return 0; /* gone meanwhile, or not ours to judge: bind() will say */
 }
 
 int cfrd_control_open(struct cfrd_control *ctl, const char *path)
@@ -96,7 +104,9 @@ int cfrd_control_open(struct cfrd_control *ctl, const char *path)
 	ret = remove_stale_socket(path);
 	if (ret < 0) {
 		log_error("cannot bind control socket %s: %s%s", path, strerror(-ret),
-		          ret == -EADDRINUSE ? " (another cfrd is listening there)" : "");
+		          ret == -EADDRINUSE ? " (another cfrd is listening there)"
+		          : ret == -EEXIST   ? " (not a socket: cfrd removes only a stale socket)"
+		                             : "");
 		return ret;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -145,6 +155,11 @@ void cfrd_control_close(struct cfrd_control *ctl)
 		return;
 	close(ctl->listen_fd);
 	ctl->listen_fd = -1;
+	/*
+	 * Under the sandbox this works only in a directory cfrd's user owns
+	 * (sandbox.c); elsewhere the socket stays, refusing connections, until
+	 * the next start removes it.
+	 */
 	unlink(ctl->path);
 }
 
