@@ -46,6 +46,7 @@ extern "C" {
 	_(TABLE_FULL, "table_full", "flow table full") \
 	_(FRAG_NO_FLOW, "frag_no_flow", "non-first fragment of an unknown datagram") \
 	_(FRAG_TABLE_FULL, "frag_table_full", "fragment tracking table full") \
+	_(SUBSCRIBER_FRAG_LIMIT, "subscriber_frag_limit", "subscriber at its share of the fragment table") \
 	_(FRAG_ICMP_ERROR, "frag_icmp_error", "fragmented ICMP error") \
 	_(ICMP_BAD_CHECKSUM, "icmp_bad_checksum", "ICMP error checksum invalid") \
 	_(ICMP_BAD_INNER, "icmp_bad_inner", "ICMP error quotes a malformed packet") \
@@ -153,6 +154,7 @@ struct cfr_scrub_config {
 struct cfr_limits {
 	uint32_t flows_per_subscriber[CFR_PROTO__COUNT]; /* concurrent, per family */
 	uint32_t half_open_per_subscriber;               /* TCP flows awaiting a SYN-ACK */
+	uint32_t frags_per_subscriber;                   /* fragmented datagrams tracked at once */
 	uint32_t new_flows_per_s;                        /* token bucket rate ... */
 	uint32_t new_flows_burst;                        /* ... and depth */
 };

@@ -60,6 +60,8 @@ void cfr_engine_config_defaults(struct cfr_engine_config *cfg)
 	cfg->limits.flows_per_subscriber[CFR_PROTO_UDP] = 8192;
 	cfg->limits.flows_per_subscriber[CFR_PROTO_ICMP] = 256;
 	cfg->limits.half_open_per_subscriber = 512;
+	/* 64 subscribers' worth of the default 4096: one cannot crowd out the rest. */
+	cfg->limits.frags_per_subscriber = 64;
 	cfg->limits.new_flows_per_s = 500;
 	cfg->limits.new_flows_burst = 2000;
 	cfg->max_flows = 1u << 20;

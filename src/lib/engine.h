@@ -75,10 +75,12 @@ struct cfr_frag {
 	union cfr_addr src, dst;
 	uint32_t id;
 	uint32_t flow;
+	uint32_t guard; /* the subscriber whose share it takes */
 	uint32_t expires_s;
-	uint8_t family, proto, dir, in_use;
-	uint16_t ip_id; /* scrubbed IPv4 identification shared by all fragments */
-	uint16_t pad_;
+	uint8_t family, nh, dir, in_use;
+	uint16_t ip_id;   /* scrubbed IPv4 identification shared by all fragments */
+	uint8_t l4_proto; /* the flow's transport protocol */
+	uint8_t pad_;
 };
 
 #define CFR_RNG_BUF 512
@@ -109,6 +111,7 @@ struct cfr_guard_entry {
 	uint32_t idle_next; /* idle queue */
 	uint32_t flows[CFR_PROTO__COUNT];
 	uint32_t half_open;
+	uint32_t frags;        /* its datagrams in the fragment table */
 	uint64_t tokens_milli; /* new-flow token bucket, in thousandths */
 	uint64_t refill_ms;
 };
@@ -274,6 +277,7 @@ void cfr_guard_flow_removed(struct cfr_engine *eng, const struct cfr_flow *f, ui
 enum cfr_drop cfr_guard_error_sender(const struct cfr_engine *eng, const struct cfr_pkt *pkt,
                                      const struct cfr_parsed *p, const uint8_t *sub);
 bool cfr_guard_has_flows(struct cfr_engine *eng, uint8_t family, const uint8_t key[16]);
+void cfr_guard_frags(struct cfr_engine *eng, uint32_t guard, int delta);
 void cfr_guard_release(struct cfr_engine *eng, uint32_t guard);
 void cfr_guard_half_open(struct cfr_engine *eng, const struct cfr_flow *f, int delta);
 uint8_t cfr_proto_index(uint8_t proto);
@@ -285,8 +289,8 @@ void cfr_scrub_in(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed 
                   const struct cfr_flow *f);
 
 /* frag.c */
-struct cfr_frag *cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
-                                   const struct cfr_parsed *p, uint32_t flow);
+enum cfr_drop cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
+                                const struct cfr_parsed *p, uint32_t flow, struct cfr_frag **out);
 struct cfr_frag *cfr_frag_find(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
                                const struct cfr_parsed *p);
 void cfr_frag_sweep(struct cfr_engine *eng);

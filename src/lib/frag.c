@@ -35,7 +35,7 @@ static uint32_t frag_slot(const struct cfr_engine *eng, uint8_t dir, const uint8
 	memcpy(k.dst, buf + p->dst_off, p->addr_len);
 	k.id = p->frag_id;
 	k.family = p->family;
-	k.proto = p->proto;
+	k.proto = p->frag_nh;
 	k.dir = dir;
 	k.tag = 0xf7; /* apart from flow keys hashed under the same key */
 	crypto_shorthash((unsigned char *)&h, (const unsigned char *)&k, sizeof(k), eng->hash_key);
@@ -45,7 +45,7 @@ static uint32_t frag_slot(const struct cfr_engine *eng, uint8_t dir, const uint8
 static bool frag_matches(const struct cfr_frag *e, uint8_t dir, const uint8_t *buf,
                          const struct cfr_parsed *p)
 {
-	return e->id == p->frag_id && e->family == p->family && e->proto == p->proto &&
+	return e->id == p->frag_id && e->family == p->family && e->nh == p->frag_nh &&
 	       e->dir == dir && memcmp(e->src.b, buf + p->src_off, p->addr_len) == 0 &&
 	       memcmp(e->dst.b, buf + p->dst_off, p->addr_len) == 0;
 }
@@ -55,10 +55,20 @@ static bool frag_live(const struct cfr_engine *eng, const struct cfr_frag *e)
 	return e->in_use && (int32_t)(e->expires_s - eng->now_s) > 0;
 }
 
-struct cfr_frag *cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
-                                   const struct cfr_parsed *p, uint32_t flow)
+/* Forget entry <e> and give its subscriber's share back. */
+static void frag_forget(struct cfr_engine *eng, struct cfr_frag *e)
 {
-	uint32_t slot = frag_slot(eng, dir, buf, p), i;
+	uint32_t guard = e->guard;
+
+	memset(e, 0, sizeof(*e));
+	cfr_guard_frags(eng, guard, -1);
+}
+
+enum cfr_drop cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
+                                const struct cfr_parsed *p, uint32_t flow, struct cfr_frag **out)
+{
+	uint32_t slot = frag_slot(eng, dir, buf, p), i, guard = eng->flows[flow].guard;
+	uint32_t limit = eng->cfg.limits.frags_per_subscriber;
 	struct cfr_frag *free_slot = NULL;
 
 	for (i = 0; i < FRAG_PROBES; i++) {
@@ -68,27 +78,40 @@ struct cfr_frag *cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const ui
 		if (frag_live(eng, e) && frag_matches(e, dir, buf, p)) {
 			e->flow = flow;
 			e->expires_s = eng->now_s + FRAG_TIMEOUT_S;
-			return e;
+			*out = e;
+			return CFR_DROP_NONE;
 		}
 		if (!free_slot && !frag_live(eng, e))
 			free_slot = e;
 	}
 	if (!free_slot)
-		return NULL;
-	if (!free_slot->in_use)
+		return CFR_DROP_FRAG_TABLE_FULL;
+	/*
+	 * A share per subscriber (its datagrams in both directions): one that
+	 * floods first fragments, or whose remote does, fills its own share
+	 * and leaves the table to everyone else.
+	 */
+	if (limit && guard && eng->guards[guard].frags >= limit)
+		return CFR_DROP_SUBSCRIBER_FRAG_LIMIT;
+	if (free_slot->in_use)
+		frag_forget(eng, free_slot); /* expired, not swept yet */
+	else
 		eng->stats.frags_tracked++; /* exact again at the next sweep */
-	memset(free_slot, 0, sizeof(*free_slot));
 	memcpy(free_slot->src.b, buf + p->src_off, p->addr_len);
 	memcpy(free_slot->dst.b, buf + p->dst_off, p->addr_len);
 	free_slot->id = p->frag_id;
 	free_slot->family = p->family;
-	free_slot->proto = p->proto;
+	free_slot->nh = p->frag_nh;
+	free_slot->l4_proto = p->proto;
 	free_slot->dir = dir;
 	free_slot->flow = flow;
+	free_slot->guard = guard;
 	free_slot->expires_s = eng->now_s + FRAG_TIMEOUT_S;
 	free_slot->in_use = 1;
+	cfr_guard_frags(eng, guard, +1);
 	cfr_rng_bytes(eng, &free_slot->ip_id, sizeof(free_slot->ip_id));
-	return free_slot;
+	*out = free_slot;
+	return CFR_DROP_NONE;
 }
 
 struct cfr_frag *cfr_frag_find(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
@@ -119,7 +142,7 @@ void cfr_frag_sweep(struct cfr_engine *eng)
 		if (frag_live(eng, e))
 			live++;
 		else
-			memset(e, 0, sizeof(*e));
+			frag_forget(eng, e);
 	}
 	eng->stats.frags_tracked = live;
 }

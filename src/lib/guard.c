@@ -166,6 +166,13 @@ static void refill(const struct cfr_engine *eng, struct cfr_guard_entry *g)
 	g->refill_ms = eng->now_ms;
 }
 
+/* Flows or tracked fragments refer to the entry: it must stay. */
+static bool busy(const struct cfr_guard_entry *g)
+{
+	return g->flows[CFR_PROTO_TCP] || g->flows[CFR_PROTO_UDP] || g->flows[CFR_PROTO_ICMP] ||
+	       g->frags;
+}
+
 /*
  * A subscriber left without flows keeps its entry, and with it its token
  * bucket: freeing it at once would hand a subscriber whose every attempt is
@@ -178,8 +185,7 @@ static void guard_idle(struct cfr_engine *eng, uint32_t idx)
 {
 	struct cfr_guard_entry *g = &eng->guards[idx];
 
-	if (g->flows[CFR_PROTO_TCP] || g->flows[CFR_PROTO_UDP] || g->flows[CFR_PROTO_ICMP] ||
-	    g->idle_queued)
+	if (busy(g) || g->idle_queued)
 		return;
 	g->idle_queued = 1;
 	g->idle_next = 0;
@@ -201,7 +207,7 @@ static uint32_t reclaim_idle(struct cfr_engine *eng)
 		if (!eng->guard_idle_head)
 			eng->guard_idle_tail = 0;
 		g->idle_queued = 0;
-		if (g->flows[CFR_PROTO_TCP] || g->flows[CFR_PROTO_UDP] || g->flows[CFR_PROTO_ICMP])
+		if (busy(g))
 			continue; /* busy again since it queued: it queues anew when idle */
 		link = guard_link(eng, g->family, g->key);
 		*link = g->next;
@@ -280,6 +286,18 @@ void cfr_guard_half_open(struct cfr_engine *eng, const struct cfr_flow *f, int d
 
 	if (g && (delta > 0 || g->half_open > 0))
 		g->half_open += (uint32_t)delta;
+}
+
+/* <guard>'s datagrams in the fragment table moved by <delta> (frag.c). */
+void cfr_guard_frags(struct cfr_engine *eng, uint32_t guard, int delta)
+{
+	struct cfr_guard_entry *g = &eng->guards[guard];
+
+	if (!guard || (delta < 0 && g->frags == 0))
+		return;
+	g->frags += (uint32_t)delta;
+	if (g->frags == 0)
+		guard_idle(eng, guard);
 }
 
 bool cfr_guard_has_flows(struct cfr_engine *eng, uint8_t family, const uint8_t key[16])

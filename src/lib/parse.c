@@ -163,6 +163,7 @@ static enum cfr_drop parse_v4(const uint8_t *buf, uint32_t len, bool quoted, str
 	frag = get16(buf + 6);
 	p->frag = (frag & 0x3fff) != 0; /* MF set or offset non-zero */
 	p->frag_id = get16(buf + 4);
+	p->frag_nh = p->proto;
 	/*
 	 * RFC 1858: a TCP fragment at offset 8 overlaps the header of the first
 	 * (flags, checksum) and could rewrite what we translated; nothing
@@ -231,6 +232,13 @@ static enum cfr_drop parse_v6(const uint8_t *buf, uint32_t len, bool quoted, str
 				return quoted ? CFR_DROP_ICMP_BAD_INNER : CFR_DROP_BAD_IP_HEADER;
 			p->frag = true;
 			p->frag_id = get32(buf + off + 4);
+			/*
+			 * The first fragment may carry more headers (destination
+			 * options) before the transport; later fragments only name
+			 * the first of them. The fragment header's value is the one
+			 * all fragments share.
+			 */
+			p->frag_nh = buf[off];
 			if ((fo & 0xfff8) != 0) {
 				p->proto = buf[off];
 				p->l4_off = off + 8;

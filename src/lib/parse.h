@@ -40,6 +40,7 @@ struct cfr_parsed {
 	bool bucket_known; /* <bucket>: the flow index bucket, computed while prefetching */
 	uint32_t bucket;
 	uint32_t frag_id;
+	uint8_t frag_nh; /* what every fragment of the datagram names as its next header */
 	uint32_t src_off, dst_off; /* address fields */
 	uint32_t l4_off;           /* transport header */
 	uint32_t end;              /* end of this IP packet inside the buffer */

@@ -133,7 +133,7 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, uint8_t *buf, const s
 {
 	const uint8_t *sub = buf + p->src_off, *remote = buf + p->dst_off;
 	uint16_t remote_port = is_icmp(p->proto) ? 0 : p->dport;
-	const struct cfr_frag *frag = NULL;
+	struct cfr_frag *frag = NULL;
 	enum cfr_drop reason;
 	struct cfr_flow *f;
 	uint32_t idx;
@@ -170,9 +170,9 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, uint8_t *buf, const s
 		}
 	}
 	if (p->frag) {
-		frag = cfr_frag_remember(eng, CFR_DIR_OUT, buf, p, idx);
-		if (!frag)
-			return CFR_DROP_FRAG_TABLE_FULL;
+		reason = cfr_frag_remember(eng, CFR_DIR_OUT, buf, p, idx, &frag);
+		if (reason != CFR_DROP_NONE)
+			return reason;
 	}
 	flow_seen(eng, idx, CFR_DIR_OUT, p);
 	f = &eng->flows[idx];
@@ -196,8 +196,13 @@ static enum cfr_drop translate_in(struct cfr_engine *eng, uint8_t *buf, const st
 	                            p->bucket_known ? &p->bucket : NULL);
 	if (!idx)
 		return CFR_DROP_NO_FLOW;
-	if (p->frag && !cfr_frag_remember(eng, CFR_DIR_IN, buf, p, idx))
-		return CFR_DROP_FRAG_TABLE_FULL;
+	if (p->frag) {
+		struct cfr_frag *frag;
+		enum cfr_drop reason = cfr_frag_remember(eng, CFR_DIR_IN, buf, p, idx, &frag);
+
+		if (reason != CFR_DROP_NONE)
+			return reason;
+	}
 	flow_seen(eng, idx, CFR_DIR_IN, p);
 	f = &eng->flows[idx];
 	rewrite_endpoint(buf, p, false, cfr_flow_addr_at(eng, idx, CFR_FLOW_SUB), f->sub_port);
@@ -214,7 +219,7 @@ static enum cfr_drop translate_fragment(struct cfr_engine *eng, uint8_t *buf,
 	bool out = dir == CFR_DIR_OUT;
 
 	/* The flow may have expired and its record been reused since. */
-	if (!frag || !f->in_use || f->proto != p->proto || f->family != p->family ||
+	if (!frag || !f->in_use || f->proto != frag->l4_proto || f->family != p->family ||
 	    memcmp(cfr_flow_caddr(eng, f, out ? CFR_FLOW_SUB : CFR_FLOW_REMOTE), buf + p->src_off,
 	           p->addr_len) != 0 ||
 	    memcmp(cfr_flow_caddr(eng, f, out ? CFR_FLOW_REMOTE : CFR_FLOW_ALIAS), buf + p->dst_off,

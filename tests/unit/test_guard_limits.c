@@ -3,7 +3,8 @@
  * Refused allocations cost the subscriber a token like admitted ones, and
  * a table of subscribers filled by sources that come and go serves a
  * genuine subscriber again as soon as their flows are gone, not at the
- * epoch's end; the subscribers it made room from are sealed, not lost.
+ * epoch's end; the subscribers it made room from are sealed, not lost. The
+ * fragment table gives each subscriber a share.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -116,11 +117,61 @@ static void subscriber_table_recovers(void **state)
 	cfr_engine_free(eng);
 }
 
+/* The first fragment of a 1000-byte datagram from 100.64.LINE.2 with <id>. */
+static struct cfr_pkt first_fragment(struct cfr_engine *eng, uint8_t line, uint32_t id,
+                                     uint64_t now)
+{
+	static const uint8_t payload[1000];
+	struct pkt whole, frags[3];
+	struct pkt_spec s;
+
+	lab_spec(&s, 4, IPPROTO_UDP, 40100, 443);
+	s.src[2] = line;
+	s.payload = payload;
+	s.payload_len = sizeof payload;
+	pkt_build(&whole, &s);
+	assert_int_equal(pkt_fragment(&whole, 400, id, frags, 3), 3);
+	return lab_process(eng, &frags[0], now);
+}
+
+/*
+ * One subscriber floods first fragments of one flow: it fills its own share
+ * of the fragment table (64 by default) and no more, and another
+ * subscriber's fragmented datagram still finds room.
+ */
+static void fragment_table_shared(void **state)
+{
+	struct cfr_engine_config cfg;
+	struct cfr_engine *eng;
+	struct cfr_pkt r;
+	uint32_t id, admitted = 0;
+
+	(void)state;
+	lab_config(&cfg);
+	eng = lab_engine(&cfg);
+	for (id = 1; id <= 200; id++) {
+		r = first_fragment(eng, 1, id, T0);
+		if (r.verdict == CFR_VERDICT_FORWARD)
+			admitted++;
+		else
+			lab_expect_drop(&r, CFR_DROP_SUBSCRIBER_FRAG_LIMIT);
+	}
+	assert_int_equal(admitted, cfg.limits.frags_per_subscriber);
+	r = first_fragment(eng, 2, 7, T0 + 1);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	/* Swept after the reassembly timeout, the share is free again. */
+	cfr_engine_expire(eng, T0 + 31000);
+	r = first_fragment(eng, 1, 999, T0 + 31000);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	cfr_engine_free(eng);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(refused_attempts_cost_tokens),
 	    cmocka_unit_test(subscriber_table_recovers),
+	    cmocka_unit_test(fragment_table_shared),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
