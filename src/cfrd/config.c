@@ -548,6 +548,12 @@ static int set_half_open_per_subscriber(struct parse_state *st, const char *valu
 	                 &st->cfg->engine.limits.half_open_per_subscriber, value);
 }
 
+static int set_frags_per_subscriber(struct parse_state *st, const char *value)
+{
+	return set_limit(st, "fragments-per-subscriber", ENGINE_MAX_FRAGS,
+	                 &st->cfg->engine.limits.frags_per_subscriber, value);
+}
+
 /*
  * A million new flows per second from one subscriber is far beyond any
  * host; the ceiling also keeps the engine's token arithmetic far from
@@ -600,6 +606,17 @@ static int set_seccomp(struct parse_state *st, const char *value)
 static int set_egress_guard(struct parse_state *st, const char *value)
 {
 	return parse_bool(st, value, &st->cfg->egress_guard);
+}
+
+static int set_source_check(struct parse_state *st, const char *value)
+{
+	if (strcmp(value, "kernel") == 0 || strcmp(value, "external") == 0) {
+		st->cfg->source_check = strcmp(value, "kernel") == 0;
+		return 0;
+	}
+	return bad(st, "invalid source-check '%s': expected kernel (cfrd binds each subscriber "
+	               "address to its access interface) or external (a BNG does)",
+	           value);
 }
 
 static int set_error_mark(struct parse_state *st, const char *value)
@@ -667,6 +684,7 @@ static const struct key keys[] = {
     {"cfrd", "log-level", set_log_level, false},
     {"cfrd", "seccomp", set_seccomp, false},
     {"cfrd", "egress-guard", set_egress_guard, false},
+    {"cfrd", "source-check", set_source_check, false},
     {"cfrd", "error-mark", set_error_mark, false},
     {"pool", "ipv4", set_pool4, true},
     {"pool", "ipv6", set_pool6, true},
@@ -684,6 +702,7 @@ static const struct key keys[] = {
     {"limits", "udp-per-subscriber", set_udp_per_subscriber, false},
     {"limits", "icmp-per-subscriber", set_icmp_per_subscriber, false},
     {"limits", "half-open-per-subscriber", set_half_open_per_subscriber, false},
+    {"limits", "fragments-per-subscriber", set_frags_per_subscriber, false},
     {"limits", "new-flows-per-second", set_new_flows_per_second, false},
     {"limits", "new-flows-burst", set_new_flows_burst, false},
     {"limits", "max-subscribers", set_max_subscribers, false},
@@ -956,6 +975,7 @@ int cfrd_config_parse_buffer(const char *buf, size_t len, struct cfrd_config *cf
 	cfg->seccomp = CFRD_SECCOMP_KILL;
 	cfg->offload = true;
 	cfg->egress_guard = true;
+	cfg->source_check = true;
 	cfg->error_mark = CFRD_DEFAULT_ERROR_MARK;
 	cfg->busy_poll_us = 0;
 	cfg->workers = 0;

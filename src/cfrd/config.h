@@ -82,7 +82,8 @@ struct cfrd_config {
 	unsigned busy_poll_us; /* keep polling this long after traffic before sleeping */
 	unsigned workers;      /* packet threads, one queue of each device each; 0 = one per CPU */
 	unsigned anon_warn_percent; /* warn when more new flows than this land below anonymity-k */
-	bool egress_guard;   /* install the nftables egress guard (egress_guard.h) */
+	bool egress_guard;   /* the guard table's egress chain (egress_guard.h) */
+	bool source_check;   /* its source check; off: an upstream device (a BNG) binds sources */
 	uint32_t error_mark; /* fwmark of the gateway's own ICMP errors about subscribers */
 	struct cfrd_line lines[CFRD_MAX_LINES];
 	unsigned n_lines;

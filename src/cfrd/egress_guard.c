@@ -81,33 +81,28 @@ static void put_quote_match(struct script *s, unsigned bits, const struct cfr_pr
 		put(s, "%02x", v[i]);
 }
 
-static void put_prefix_set(struct script *s, const struct cfr_engine_config *e, int family)
+/* "set NAME { ... }" of the prefixes of <family> in <list>, or nothing if none. */
+static bool put_set(struct script *s, const char *name, const struct cfr_prefix *list, unsigned n,
+                    int family)
 {
-	const char *sep = "{ ";
+	bool any = false;
 	char addr[64];
 	unsigned i;
 
-	for (i = 0; i < e->n_subscribers; i++) {
-		const struct cfr_prefix *p = &e->subscribers[i];
-
-		if (p->family != family)
+	for (i = 0; i < n; i++) {
+		if (list[i].family != family)
 			continue;
-		inet_ntop(family == CFR_FAMILY_V4 ? AF_INET : AF_INET6, p->addr, addr,
+		if (!any)
+			put(s, "\tset %s {\n\t\ttype %s; flags interval;\n\t\telements = { ", name,
+			    family == CFR_FAMILY_V4 ? "ipv4_addr" : "ipv6_addr");
+		inet_ntop(family == CFR_FAMILY_V4 ? AF_INET : AF_INET6, list[i].addr, addr,
 		          sizeof(addr));
-		put(s, "%s%s/%u", sep, addr, p->len);
-		sep = ", ";
+		put(s, "%s%s/%u", any ? ", " : "", addr, list[i].len);
+		any = true;
 	}
-	put(s, " }");
-}
-
-static bool has_family(const struct cfr_engine_config *e, int family)
-{
-	unsigned i;
-
-	for (i = 0; i < e->n_subscribers; i++)
-		if (e->subscribers[i].family == family)
-			return true;
-	return false;
+	if (any)
+		put(s, " }\n\t}\n");
+	return any;
 }
 
 /* One rule per subscriber prefix of <family>: "<head> <quote match> <tail>". */
@@ -125,54 +120,106 @@ static void put_quote_rules(struct script *s, const struct cfr_engine_config *e,
 	}
 }
 
+/* "oifname { ... }" or "iifname { ... }": every TUN device cfrd reads. */
+static void put_devices(struct script *s, const char *which, const struct cfrd_config *cfg)
+{
+	unsigned i;
+
+	put(s, "%s { \"%s\"", which, cfg->tun);
+	for (i = 0; i < cfg->n_lines; i++)
+		put(s, ", \"%s\"", cfg->lines[i].tun);
+	put(s, " }");
+}
+
+/*
+ * A subscriber source must arrive on the interface its address is routed
+ * through (strict reverse path, checked against the main table: the policy
+ * route into the TUN device matches on the arrival interface, which a
+ * reverse lookup does not have). And a packet forwarded into cfrd that is
+ * neither from a subscriber nor to a pool is spoofed: the only
+ * non-subscriber sources cfrd translates outbound are the gateway's own
+ * ICMP errors, which are never forwarded.
+ */
+static void put_source_check(struct script *s, const struct cfrd_config *cfg, const bool sub[2],
+                             const bool pool[2])
+{
+	static const char *const ip[2] = {"ip", "ip6"}, *const v[2] = {"4", "6"};
+	unsigned f;
+
+	put(s, "\tchain source_check {\n\t\ttype filter hook forward priority -10; policy "
+	       "accept;\n\t\t");
+	put_devices(s, "iifname", cfg);
+	put(s, " accept\n");
+	for (f = 0; f < 2; f++) {
+		if (!sub[f])
+			continue;
+		put(s, "\t\t%s saddr @subscribers%s fib saddr . iif oif missing counter name "
+		       "spoofed_source drop\n",
+		    ip[f], v[f]);
+		put(s, "\t\t");
+		put_devices(s, "oifname", cfg);
+		put(s, " %s saddr != @subscribers%s", ip[f], v[f]);
+		if (pool[f])
+			put(s, " %s daddr != @pools%s", ip[f], v[f]);
+		put(s, " counter name spoofed_source drop\n");
+	}
+	put(s, "\t}\n");
+}
+
+/* Drop on the way out whatever carries a subscriber address and is not for cfrd. */
+static void put_egress(struct script *s, const struct cfrd_config *cfg, const bool sub[2])
+{
+	const struct cfr_engine_config *e = &cfg->engine;
+
+	put(s, "\tchain egress {\n\t\ttype filter hook postrouting priority 250; policy "
+	       "accept;\n\t\t");
+	put_devices(s, "oifname", cfg);
+	put(s, " accept\n");
+	if (sub[0])
+		put(s, "\t\tip daddr @subscribers4 accept\n\t\tip saddr @subscribers4 counter "
+		       "name subscriber_source drop\n");
+	if (sub[1])
+		put(s, "\t\tip6 daddr @subscribers6 accept\n\t\tip6 saddr @subscribers6 "
+		       "counter name subscriber_source drop\n");
+	put_quote_rules(s, e, CFR_FAMILY_V4, "icmp type " QUOTING4, Q4_SRC_BITS,
+	                "counter name subscriber_quoted drop");
+	put_quote_rules(s, e, CFR_FAMILY_V4, "icmp type " QUOTING4, Q4_DST_BITS,
+	                "counter name subscriber_quoted drop");
+	put_quote_rules(s, e, CFR_FAMILY_V6, "icmpv6 type " ERRORS6, Q6_SRC_BITS,
+	                "counter name subscriber_quoted drop");
+	put_quote_rules(s, e, CFR_FAMILY_V6, "icmpv6 type " ERRORS6, Q6_DST_BITS,
+	                "counter name subscriber_quoted drop");
+	put(s, "\t}\n");
+}
+
 int cfrd_egress_guard_script(const struct cfrd_config *cfg, char *out, size_t size)
 {
 	const struct cfr_engine_config *e = &cfg->engine;
 	struct script s = {.out = out, .size = size};
+	bool sub[2], pool[2];
 	char mark[64];
-	unsigned i;
 
 	snprintf(mark, sizeof(mark), "counter name errors_to_cfrd meta mark set 0x%x",
 	         cfg->error_mark);
 	/* Create-then-delete makes the replacement atomic whether or not it existed. */
 	put(&s, "table inet " CFRD_GUARD_TABLE " {}\ndelete table inet " CFRD_GUARD_TABLE "\n");
 	put(&s, "table inet " CFRD_GUARD_TABLE " {\n");
+	sub[0] = put_set(&s, "subscribers4", e->subscribers, e->n_subscribers, CFR_FAMILY_V4);
+	sub[1] = put_set(&s, "subscribers6", e->subscribers, e->n_subscribers, CFR_FAMILY_V6);
+	pool[0] = put_set(&s, "pools4", e->pool4, e->n_pool4, CFR_FAMILY_V4);
+	pool[1] = put_set(&s, "pools6", e->pool6, e->n_pool6, CFR_FAMILY_V6);
 	put(&s, "\tcounter subscriber_source {}\n\tcounter subscriber_quoted {}\n"
-	        "\tcounter errors_to_cfrd {}\n");
+	        "\tcounter errors_to_cfrd {}\n\tcounter spoofed_source {}\n");
 	put(&s, "\tchain errors_to_cfrd {\n\t\ttype route hook output priority mangle; policy "
 	        "accept;\n");
 	put_quote_rules(&s, e, CFR_FAMILY_V4, "icmp type " ERRORS4, Q4_DST_BITS, mark);
 	put_quote_rules(&s, e, CFR_FAMILY_V6, "icmpv6 type " ERRORS6, Q6_DST_BITS, mark);
 	put(&s, "\t}\n");
-	put(&s,
-	    "\tchain egress {\n\t\ttype filter hook postrouting priority 250; policy accept;\n");
-	put(&s, "\t\toifname { \"%s\"", cfg->tun);
-	for (i = 0; i < cfg->n_lines; i++)
-		put(&s, ", \"%s\"", cfg->lines[i].tun);
-	put(&s, " } accept\n");
-	if (has_family(e, CFR_FAMILY_V4)) {
-		put(&s, "\t\tip daddr ");
-		put_prefix_set(&s, e, CFR_FAMILY_V4);
-		put(&s, " accept\n\t\tip saddr ");
-		put_prefix_set(&s, e, CFR_FAMILY_V4);
-		put(&s, " counter name subscriber_source drop\n");
-	}
-	if (has_family(e, CFR_FAMILY_V6)) {
-		put(&s, "\t\tip6 daddr ");
-		put_prefix_set(&s, e, CFR_FAMILY_V6);
-		put(&s, " accept\n\t\tip6 saddr ");
-		put_prefix_set(&s, e, CFR_FAMILY_V6);
-		put(&s, " counter name subscriber_source drop\n");
-	}
-	put_quote_rules(&s, e, CFR_FAMILY_V4, "icmp type " QUOTING4, Q4_SRC_BITS,
-	                "counter name subscriber_quoted drop");
-	put_quote_rules(&s, e, CFR_FAMILY_V4, "icmp type " QUOTING4, Q4_DST_BITS,
-	                "counter name subscriber_quoted drop");
-	put_quote_rules(&s, e, CFR_FAMILY_V6, "icmpv6 type " ERRORS6, Q6_SRC_BITS,
-	                "counter name subscriber_quoted drop");
-	put_quote_rules(&s, e, CFR_FAMILY_V6, "icmpv6 type " ERRORS6, Q6_DST_BITS,
-	                "counter name subscriber_quoted drop");
-	put(&s, "\t}\n}\n");
+	if (cfg->source_check)
+		put_source_check(&s, cfg, sub, pool);
+	if (cfg->egress_guard)
+		put_egress(&s, cfg, sub);
+	put(&s, "}\n");
 	return s.overflow ? -ENOSPC : (int)s.len;
 }
 

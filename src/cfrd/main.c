@@ -221,14 +221,15 @@ static int run(const struct cfrd_config *cfg)
 		goto out_engine;
 	}
 	/* Before the first packet: no moment where a subscriber could leave unguarded. */
-	if (cfg->egress_guard) {
-		ret = cfrd_egress_guard_install(cfg);
-		if (ret < 0)
-			goto out_lock;
-	} else {
+	ret = cfrd_egress_guard_install(cfg);
+	if (ret < 0)
+		goto out_lock;
+	if (!cfg->egress_guard)
 		log_warn("egress-guard = no: nothing stops untranslated subscriber traffic if "
 		         "cfrd stops; install an equivalent guard (cfrd(8))");
-	}
+	if (!cfg->source_check)
+		log_info("source-check = external: an upstream device must bind every subscriber "
+		         "address to its access line");
 	ret = cfrd_workers_open(&d, cfg);
 	if (ret < 0)
 		goto out_lock;

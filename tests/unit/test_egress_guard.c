@@ -59,8 +59,19 @@ static void lab_prefixes_guarded(void **state)
 	(void)state;
 	script_of(BASE "[subscribers]\nprefix = 100.64.0.0/10\nprefix = 2001:db8:100::/48\n");
 	assert_has("oifname { \"cfr0\" } accept");
-	assert_has("ip saddr { 100.64.0.0/10 } counter name subscriber_source drop");
-	assert_has("ip6 saddr { 2001:db8:100::/48 } counter name subscriber_source drop");
+	assert_has("set subscribers4 {\n\t\ttype ipv4_addr; flags interval;\n\t\telements = { "
+	           "100.64.0.0/10 }");
+	assert_has("set subscribers6 {\n\t\ttype ipv6_addr; flags interval;\n\t\telements = { "
+	           "2001:db8:100::/48 }");
+	assert_has("set pools4 {\n\t\ttype ipv4_addr; flags interval;\n\t\telements = { "
+	           "192.0.2.0/26 }");
+	assert_has("ip saddr @subscribers4 counter name subscriber_source drop");
+	assert_has("ip6 saddr @subscribers6 counter name subscriber_source drop");
+	/* Source check: a subscriber source only from its own interface, nothing else into cfrd. */
+	assert_has("ip saddr @subscribers4 fib saddr . iif oif missing counter name "
+	           "spoofed_source drop");
+	assert_has("oifname { \"cfr0\" } ip6 saddr != @subscribers6 ip6 daddr != @pools6 counter "
+	           "name spoofed_source drop");
 	/* 100.64.0.0/10: the top ten bits are 0110 0100 01 = 0x191. */
 	assert_has("@th,160,10 0x0191 counter name subscriber_quoted drop");
 	assert_has("@th,192,10 0x0191 counter name subscriber_quoted drop");
@@ -71,8 +82,8 @@ static void lab_prefixes_guarded(void **state)
 	assert_has("@th,256,48 0x20010db80100 counter name errors_to_cfrd meta mark set 0xcf");
 	assert_int_equal(count("meta mark set"), 2);
 	/* Destinations inside the subscriber space are let through before the drops. */
-	assert_true(strstr(script, "ip daddr { 100.64.0.0/10 } accept") <
-	            strstr(script, "ip saddr { 100.64.0.0/10 }"));
+	assert_true(strstr(script, "ip daddr @subscribers4 accept") <
+	            strstr(script, "ip saddr @subscribers4 counter"));
 }
 
 static void every_prefix_and_line(void **state)
@@ -83,7 +94,8 @@ static void every_prefix_and_line(void **state)
 	          "prefix = 2001:db8:1230::/44\n"
 	          "[line north]\ntun = north0\nprefix = 100.64.0.0/16\n");
 	assert_has("oifname { \"edge0\", \"north0\" } accept");
-	assert_has("ip saddr { 10.0.0.0/8, 172.16.0.0/12, 100.64.0.0/16 }");
+	assert_has("iifname { \"edge0\", \"north0\" } accept");
+	assert_has("elements = { 10.0.0.0/8, 172.16.0.0/12, 100.64.0.0/16 }");
 	assert_has("@th,160,8 0x0a ");
 	/* 172.16.0.0/12: 1010 1100 0001 = 0xac1, in two bytes. */
 	assert_has("@th,160,12 0x0ac1 ");
@@ -99,7 +111,20 @@ static void one_family_only(void **state)
 	script_of(BASE "[subscribers]\nprefix = 100.64.0.0/10\n");
 	assert_null(strstr(script, "ip6 saddr"));
 	assert_null(strstr(script, "icmpv6"));
-	assert_has("ip saddr { 100.64.0.0/10 }");
+	assert_null(strstr(script, "subscribers6"));
+	assert_has("ip saddr @subscribers4 counter");
+}
+
+/* The operator's choices: a BNG binds sources, or no egress chain at all. */
+static void chains_follow_config(void **state)
+{
+	(void)state;
+	script_of("[cfrd]\nsource-check = external\negress-guard = no\n" BASE
+	          "[subscribers]\nprefix = 100.64.0.0/10\n");
+	assert_null(strstr(script, "chain source_check"));
+	assert_null(strstr(script, "chain egress"));
+	/* The kernel's errors still go through cfrd in alias form. */
+	assert_has("chain errors_to_cfrd");
 }
 
 static void too_small_a_buffer(void **state)
@@ -140,7 +165,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(lab_prefixes_guarded), cmocka_unit_test(every_prefix_and_line),
-	    cmocka_unit_test(one_family_only),      cmocka_unit_test(too_small_a_buffer),
+	    cmocka_unit_test(one_family_only),
+	    cmocka_unit_test(chains_follow_config),      cmocka_unit_test(too_small_a_buffer),
 	    cmocka_unit_test(nft_accepts),
 	};
 
