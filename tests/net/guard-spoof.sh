@@ -12,9 +12,10 @@
 #  cfr-sub3 --sub3--> [iif sub3: table 103] --> cfr-l3 --> cfrd (ingress 3)
 #  cfr-fd   --fd0---> [pools: main table]   --> cfr0   --> cfrd (ingress 0)
 #
-# The default lab (one cfr0, one 100.64.0.0/10 prefix, rp_filter off on the
-# subscriber veths) does not stop sub1 from using sub2's address: there only
-# the kernel's strict rp_filter on each veth would. This test is the answer.
+# The default lab stops sub1 from using sub2's address before cfrd sees it
+# (the guard table's source check, tests/net/guard-spoof-default.sh); here
+# source-check = external turns that off, so the engine's own binding of
+# each line is what is tested.
 set -eu
 # shellcheck source=lab/lib.sh
 . "$(dirname "$0")/../../lab/lib.sh"
@@ -23,7 +24,7 @@ N_SPOOF=20 # datagrams per kind and family: 80 spoofed packets in all
 "$PY" -c 'import scapy' 2>/dev/null || skip "$PY has no scapy (python3-scapy)"
 conf=$(mktemp /tmp/cfr-guard-spoof.XXXXXX)
 {
-	printf '[cfrd]\ntun = cfr0\ncontrol = %s\n' "$LAB_CTL"
+	printf '[cfrd]\ntun = cfr0\ncontrol = %s\nsource-check = external\n' "$LAB_CTL"
 	printf '[pool]\nipv4 = %s\nipv6 = %s\n' "$POOL4" "$POOL6"
 	printf '[subscribers]\nstrict-ingress = yes\n'
 	for i in 1 2 3; do
