@@ -53,6 +53,11 @@ ports = 1024-65535
 prefix = $SUBNET4
 prefix = $SUBNET6
 
+[privacy]
+# The lab delegates a /64 to each line (2001:db8:100:I::/64), not the /56
+# of the default: each line is one subscriber in both families.
+subscriber-prefix6 = 64
+
 [timeouts]
 tcp-established = 7440
 tcp-transitory = 240
@@ -73,14 +78,16 @@ lab_subscribers() { cat "$LAB_RUN/subscribers" 2>/dev/null || echo 0; }
 
 # --- captures on the front door ---------------------------------------------
 
-# capture_start NAME [NS IF]: tcpdump into $LAB_RUN/NAME.pcap (headers only:
-# enough for addresses, ports and quoted ICMP packets). Default: cfr-fd's
-# upstream veth. Waits until tcpdump is really listening.
+# capture_start NAME [NS IF]: tcpdump into $LAB_RUN/NAME.pcap. The snap
+# length keeps whole frames of the lab's 1500-byte links, so an ICMP error's
+# quote is there in full (IPv4 quotes up to 576 bytes, IPv6 up to 1280) for
+# the leak check. Default: cfr-fd's upstream veth. Waits until tcpdump is
+# really listening.
 capture_start() {
 	local name=$1 ns=${2:-fd} ifname=${3:-$FD_IF} i
 	rm -f "$LAB_RUN/$name.pcap" "$LAB_RUN/$name.capture.log"
 	# Not through nsx: $! must be tcpdump itself (ip netns exec execs it).
-	ip netns exec "cfr-$ns" tcpdump -i "$ifname" -n -U --immediate-mode -s 200 -Z root -w "$LAB_RUN/$name.pcap" \
+	ip netns exec "cfr-$ns" tcpdump -i "$ifname" -n -U --immediate-mode -s 1600 -Z root -w "$LAB_RUN/$name.pcap" \
 		>"$LAB_RUN/$name.capture.log" 2>&1 9<&- &
 	echo $! >"$LAB_RUN/capture-$name.pid"
 	for i in $(seq 50); do
@@ -121,19 +128,44 @@ capture_stop() {
 
 # pcap_tool MODE FILE...: read a capture with a small classic-pcap parser (no
 # dependency on tshark or on scapy's speed). Modes:
-#   leaks FILE        fail if any IPv4/IPv6 header (outer, or quoted inside an
-#                     ICMP/ICMPv6 error) has an address in the subscriber
-#                     space, or if the capture holds no IP packet at all
+#   leaks FILE        the lab's leak check, on the whole packet: fail if an
+#                     address in the subscriber space (100.64.0.0/10,
+#                     2001:db8:100::/48) appears in an IPv4/IPv6 header, an
+#                     IPv4 option's address slots (record route, source
+#                     routes, timestamp), an IPv6 extension header (routing
+#                     header addresses, Home Address option), an ARP or ND
+#                     address, a redirect's gateway, or, recursively, in the
+#                     packet an ICMP/ICMPv6 error quotes (its options and
+#                     extension headers too) or a tunnel carries; and, belt
+#                     and braces, if the exact bytes of a lab subscriber or
+#                     its gateway address (100.64.I.1/.2, 2001:db8:100:I::1/::2)
+#                     appear anywhere in an ICMP message that is not an echo,
+#                     in IPv4 options or in IPv6 extension headers. Also fails
+#                     if the capture holds no IP packet at all
 #   flows FILE        one line per unfragmented or first-fragment packet:
 #                     "fam proto src sport dst dport flags" (flags: S for a TCP
 #                     SYN without ACK, F for a first fragment)
 #   frags FILE        count IPv4 and IPv6 fragments: "v4 N v6 M"
 # shellcheck disable=SC2016
 PCAP_PY='
-import ipaddress, struct, sys
-SUBS = [ipaddress.ip_network(n) for n in ("100.64.0.0/10", "2001:db8:100::/48")]
+import struct, sys
+# The subscriber space (LAB.md): 100.64.0.0/10 and 2001:db8:100::/48.
+def sub4(a):
+    return len(a) == 4 and a[0] == 100 and (a[1] & 0xc0) == 64
+SUB6 = bytes.fromhex("20010db80100")
+def sub6(a):
+    return len(a) == 16 and a[:6] == SUB6
+# Exact byte patterns of every lab subscriber (.2, ::2) and its gateway
+# address (.1, ::1), i = 1..254 (the group is i written in decimal, LAB.md).
+PAT4 = set(bytes((100, 64, i, h)) for i in range(1, 255) for h in (1, 2))
+PAT6 = set(SUB6 + struct.pack(">H", int(str(i), 16)) + bytes(7) + bytes((h,))
+           for i in range(1, 255) for h in (1, 2))
 ERR4 = (3, 4, 5, 11, 12)
 ERR6 = (1, 2, 3, 4)
+
+def fmt(a):
+    import ipaddress
+    return str(ipaddress.ip_address(bytes(a)))
 
 def packets(path):
     with open(path, "rb") as f:
@@ -155,6 +187,8 @@ def packets(path):
             incl = struct.unpack(e + "IIII", ph)[2]
             data = f.read(incl)
             if link == 1:          # Ethernet
+                if len(data) < 14:
+                    continue
                 off, et = 14, struct.unpack(">H", data[12:14])[0]
                 while et in (0x8100, 0x88a8) and len(data) >= off + 4:
                     et = struct.unpack(">H", data[off + 2:off + 4])[0]
@@ -167,64 +201,170 @@ def packets(path):
                 sys.exit("unsupported link type %d" % link)
             yield et, data[off:]
 
-def ip_info(et, p):
-    """(fam, src, dst, proto, l4 bytes, frag kind) or None."""
-    if et == 0x0800 and len(p) >= 20:
+def raw_scan(buf, where, out):
+    """Every exact lab subscriber / gateway address in <buf>, at any offset."""
+    for lead, n, pats in ((b"\x64\x40", 4, PAT4), (SUB6, 16, PAT6)):
+        i = buf.find(lead)
+        while i >= 0:
+            if bytes(buf[i:i + n]) in pats:
+                out.append(("%s (raw bytes at +%d)" % (where, i), buf[i:i + n]))
+            i = buf.find(lead, i + 1)
+
+def v4_options(opts, where, out):
+    """Address slots of Record Route, the source routes and Timestamp."""
+    i = 0
+    while i < len(opts):
+        t = opts[i]
+        if t == 0:
+            break
+        if t == 1:
+            i += 1
+            continue
+        if i + 1 >= len(opts) or opts[i + 1] < 2:
+            out.append(("%s malformed option %d" % (where, t), None))
+            break
+        body = opts[i:i + opts[i + 1]]
+        name = {7: "record-route", 131: "loose-source-route", 137: "strict-source-route",
+                68: "timestamp"}.get(t, "option-%d" % t)
+        if t in (7, 131, 137):
+            for k in range(3, len(body) - 3, 4):
+                if sub4(body[k:k + 4]):
+                    out.append(("%s %s slot %d" % (where, name, (k - 3) // 4), body[k:k + 4]))
+        elif t == 68 and len(body) >= 4 and (body[3] & 15) in (1, 3):
+            for k in range(4, len(body) - 3, 8):
+                if sub4(body[k:k + 4]):
+                    out.append(("%s %s slot %d" % (where, name, (k - 4) // 8), body[k:k + 4]))
+        i += len(body)
+    raw_scan(opts, where + " options", out)
+
+def v6_options(body, where, out):
+    """Destination / hop-by-hop TLVs: the Home Address option (0xc9)."""
+    i = 2
+    while i < len(body):
+        if body[i] == 0:
+            i += 1
+            continue
+        if i + 1 >= len(body):
+            break
+        if body[i] == 0xc9 and sub6(body[i + 2:i + 18]):
+            out.append(("%s home-address option" % where, body[i + 2:i + 18]))
+        i += 2 + body[i + 1]
+
+def ip_walk(et, p, where="outer", out=None):
+    """(fam, src, dst, proto, l4 bytes, frag kind) or None; records every
+    subscriber address of this header (options, extension headers) in <out>."""
+    if et == 0x0800 and len(p) >= 20 and p[0] >> 4 == 4:
         ihl = (p[0] & 15) * 4
         fo = struct.unpack(">H", p[6:8])[0]
         frag = None
         if fo & 0x3fff:
             frag = "first" if (fo & 0x1fff) == 0 else "later"
-        return (4, ipaddress.ip_address(p[12:16]), ipaddress.ip_address(p[16:20]), p[9], p[ihl:], frag)
-    if et == 0x86dd and len(p) >= 40:
+        src, dst = p[12:16], p[16:20]
+        if out is not None:
+            for role, a in (("source", src), ("destination", dst)):
+                if sub4(a):
+                    out.append(("%s %s" % (where, role), a))
+            if ihl > 20:
+                v4_options(p[20:ihl], where, out)
+        return (4, src, dst, p[9], p[ihl:], frag)
+    if et == 0x86dd and len(p) >= 40 and p[0] >> 4 == 6:
+        src, dst = p[8:24], p[24:40]
+        if out is not None:
+            for role, a in (("source", src), ("destination", dst)):
+                if sub6(a):
+                    out.append(("%s %s" % (where, role), a))
         nh, off, frag = p[6], 40, None
-        while nh in (0, 43, 60, 44) and len(p) >= off + 8:
+        while nh in (0, 43, 60, 44, 51) and len(p) >= off + 8:
             if nh == 44:
                 fo = struct.unpack(">H", p[off + 2:off + 4])[0]
                 frag = "first" if (fo & 0xfff8) == 0 else "later"
-                nh, off = p[off], off + 8
+                hl = 8
+            elif nh == 51:
+                hl = (p[off + 1] + 2) * 4
             else:
-                nh, off = p[off], off + (p[off + 1] + 1) * 8
-        return (6, ipaddress.ip_address(p[8:24]), ipaddress.ip_address(p[24:40]), nh, p[off:], frag)
+                hl = (p[off + 1] + 1) * 8
+            body = p[off:off + hl]
+            if out is not None and nh != 44:
+                name = {0: "hop-by-hop", 43: "routing-header", 60: "destination-options", 51: "ah"}[nh]
+                if nh == 43:
+                    # Type 0, 2 (home address), 4 (segment list): addresses from byte 8.
+                    for k in range(8, len(body) - 15, 16):
+                        if sub6(body[k:k + 16]):
+                            out.append(("%s %s type %d address %d" % (where, name, body[2], (k - 8) // 16), body[k:k + 16]))
+                elif nh in (0, 60):
+                    v6_options(body, "%s %s" % (where, name), out)
+                raw_scan(body, "%s %s" % (where, name), out)
+            nh, off = p[off], off + hl
+        return (6, src, dst, nh, p[off:], frag)
     return None
 
-def headers(et, p):
-    """Every IP header in the packet: the outer one and an ICMP-quoted one."""
-    out = []
-    i = ip_info(et, p)
-    if not i:
-        return out
-    out.append(("outer", i))
+def scan(et, p, where, out, depth=0):
+    """Every subscriber address in the packet: headers, options, extension
+    headers, ICMP quotes (recursively) and tunnelled packets."""
+    i = ip_walk(et, p, where, out)
+    if not i or depth > 3:
+        return i
     fam, src, dst, proto, l4, frag = i
-    if frag != "later" and len(l4) >= 8:
-        if fam == 4 and proto == 1 and l4[0] in ERR4:
-            q = ip_info(0x0800, l4[8:])
-            if q:
-                out.append(("icmp-quoted", q))
-        if fam == 6 and proto == 58 and l4[0] in ERR6:
-            q = ip_info(0x86dd, l4[8:])
-            if q:
-                out.append(("icmp6-quoted", q))
-    return out
+    if frag == "later":
+        return i
+    if proto == 4:
+        scan(0x0800, l4, where + " ip-in-ip", out, depth + 1)
+    elif proto == 41:
+        scan(0x86dd, l4, where + " ipv6-in-ip", out, depth + 1)
+    elif fam == 4 and proto == 1 and len(l4) >= 4 and l4[0] not in (0, 8):
+        if l4[0] in ERR4 and len(l4) >= 8:
+            if l4[0] == 5 and sub4(l4[4:8]):
+                out.append(("%s icmp redirect gateway" % where, l4[4:8]))
+            scan(0x0800, l4[8:], where + " icmp-quoted", out, depth + 1)
+        raw_scan(l4[4:], "%s icmp type %d payload" % (where, l4[0]), out)
+    elif fam == 6 and proto == 58 and len(l4) >= 4 and l4[0] not in (128, 129):
+        if l4[0] in ERR6 and len(l4) >= 8:
+            scan(0x86dd, l4[8:], where + " icmp6-quoted", out, depth + 1)
+        elif l4[0] in (135, 136, 137):
+            for k, name in ((8, "target"), (24, "redirect destination")):
+                if (k == 8 or l4[0] == 137) and sub6(l4[k:k + 16]):
+                    out.append(("%s nd %s" % (where, name), l4[k:k + 16]))
+        raw_scan(l4[4:], "%s icmp6 type %d payload" % (where, l4[0]), out)
+    return i
 
 def leaks(path):
-    total = bad = 0
+    total = bad = arp = 0
     for et, p in packets(path):
-        hs = headers(et, p)
-        if not hs:
-            continue
-        total += 1
-        for where, (fam, src, dst, proto, l4, frag) in hs:
-            for role, a in (("source", src), ("destination", dst)):
-                if any(a in n for n in SUBS):
-                    bad += 1
-                    if bad <= 10:
-                        print("LEAK: %s %s %s in packet %d (%s -> %s, proto %d)" % (where, role, a, total, src, dst, proto))
-    print("capture %s: %d IP packets, %d subscriber addresses seen" % (path, total, bad))
+        found = []
+        if et == 0x0806:
+            # ARP on the captured link: sender and target protocol address.
+            arp += 1
+            if len(p) >= 28 and p[4:6] == b"\x06\x04":
+                for role, a in (("arp sender", p[14:18]), ("arp target", p[24:28])):
+                    if sub4(a):
+                        found.append((role, a))
+            summary = lambda: "ARP"
+        else:
+            i = scan(et, p, "outer", found)
+            if not i:
+                continue
+            total += 1
+            summary = lambda: "%s -> %s, proto %d" % (fmt(i[1]), fmt(i[2]), i[3])
+        # A raw-byte hit on an address the decode already named adds nothing.
+        named = set(bytes(a) for w, a in found if a is not None and "(raw bytes" not in w)
+        found = [(w, a) for w, a in found if "(raw bytes" not in w or bytes(a) not in named]
+        for where, a in found:
+            bad += 1
+            if bad <= 10:
+                print("LEAK: packet %d (%s): %s %s" % (total + arp, summary(), where, fmt(a) if a else ""))
+    print("capture %s: %d IP packets, %d ARP, %d subscriber addresses seen" % (path, total, arp, bad))
     if total == 0:
         print("capture is empty: the check proves nothing")
         return 1
     return 1 if bad else 0
+
+def ip_info(et, p):
+    i = ip_walk(et, p)
+    if not i:
+        return None
+    fam, src, dst, proto, l4, frag = i
+    import ipaddress
+    return (fam, ipaddress.ip_address(bytes(src)), ipaddress.ip_address(bytes(dst)), proto, l4, frag)
 
 def flows(path):
     for et, p in packets(path):
