@@ -603,6 +603,25 @@ static int set_seccomp(struct parse_state *st, const char *value)
 	return 0;
 }
 
+/*
+ * Only the name's syntax here (the portable set, as useradd takes it):
+ * whether the user exists is for cfrd to find out when it starts.
+ */
+static int set_user(struct parse_state *st, const char *value)
+{
+	size_t len = strlen(value);
+
+	if (len == 0 || len >= sizeof(st->cfg->user) || value[0] == '-' ||
+	    strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+	        len)
+		return bad(st,
+		           "invalid user '%s': expected a user name of letters, digits, '.', "
+		           "'_' and '-' (not first), under %zu characters",
+		           value, sizeof(st->cfg->user));
+	memcpy(st->cfg->user, value, len + 1);
+	return 0;
+}
+
 static int set_egress_guard(struct parse_state *st, const char *value)
 {
 	return parse_bool(st, value, &st->cfg->egress_guard);
@@ -683,6 +702,7 @@ static const struct key keys[] = {
     {"cfrd", "control", set_control, false},
     {"cfrd", "log-level", set_log_level, false},
     {"cfrd", "seccomp", set_seccomp, false},
+    {"cfrd", "user", set_user, false},
     {"cfrd", "egress-guard", set_egress_guard, false},
     {"cfrd", "source-check", set_source_check, false},
     {"cfrd", "error-mark", set_error_mark, false},
@@ -973,6 +993,7 @@ int cfrd_config_parse_buffer(const char *buf, size_t len, struct cfrd_config *cf
 	snprintf(cfg->control, sizeof(cfg->control), "%s", CFRD_DEFAULT_CONTROL);
 	cfg->log_level = CFRD_LOG_INFO;
 	cfg->seccomp = CFRD_SECCOMP_KILL;
+	snprintf(cfg->user, sizeof(cfg->user), "%s", CFRD_DEFAULT_USER);
 	cfg->offload = true;
 	cfg->egress_guard = true;
 	cfg->source_check = true;

@@ -17,6 +17,9 @@
 #define CFRD_DEFAULT_TUN     "cfr0"
 #define CFRD_DEFAULT_MTU     1500
 #define CFRD_DEFAULT_CONTROL "/run/cfrd.sock"
+/* The unprivileged user cfrd becomes once set up (sandbox.h); "root" keeps uid 0. */
+#define CFRD_DEFAULT_USER "cfrd"
+#define CFRD_USER_MAX     32
 /* The gateway's ICMP errors about subscribers carry this mark: route it into the TUN device. */
 #define CFRD_DEFAULT_ERROR_MARK 0xcf
 
@@ -78,6 +81,7 @@ struct cfrd_config {
 	char control[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	enum cfrd_log_level log_level;
 	enum cfrd_seccomp seccomp;
+	char user[CFRD_USER_MAX]; /* a user name, checked against the passwd database at start */
 	bool offload;          /* TUN with virtio headers, checksum and segmentation offloads */
 	unsigned busy_poll_us; /* keep polling this long after traffic before sleeping */
 	unsigned workers;      /* packet threads, one queue of each device each; 0 = one per CPU */
