@@ -192,10 +192,15 @@ static int engine_lock_init(struct cfrd *d)
 static int run(const struct cfrd_config *cfg)
 {
 	struct cfrd d = {.stop_fd = -1};
+	struct cfrd_sandbox sb;
 	struct cfrd_control ctl;
 	struct cfrd_acct acct;
 	int sfd, ret;
 
+	/* First: a user that does not exist stops cfrd before it touches the network. */
+	ret = cfrd_sandbox_init(&sb, cfg);
+	if (ret < 0)
+		return ret;
 	sfd = open_signalfd();
 	if (sfd < 0) {
 		log_error("cannot set up signal handling: %s", strerror(-sfd));
@@ -240,7 +245,7 @@ static int run(const struct cfrd_config *cfg)
 	if (ret < 0)
 		goto out_control;
 	/* Everything that needs privileges is open: give them up before any packet. */
-	ret = cfrd_sandbox_enter(cfg->seccomp);
+	ret = cfrd_sandbox_enter(&sb);
 	if (ret < 0)
 		goto out_acct;
 
