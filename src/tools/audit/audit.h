@@ -195,6 +195,7 @@ struct metrics {
 	double h_sub_bits;    /* H(subscriber) over flows: the most MI can be */
 	unsigned ttl_values;  /* distinct TTLs / hop limits the front door sees */
 	uint64_t skew_flows;  /* flows with a clock-rate estimate good enough for LINK_SKEW */
+	struct pair_count skew_all; /* every pair of those flows: chance for LINK_SKEW */
 	uint32_t anon_p5, anon_median;
 	/* From the engine itself (zero for rows without one). */
 	bool has_engine;
@@ -210,6 +211,12 @@ double precision(const struct metrics *m, enum linker l); /* NaN when nothing is
 double recall(const struct metrics *m, enum linker l);
 /* Precision of a linker that joins pairs at random: the share of one-subscriber pairs. */
 double chance(const struct metrics *m);
+/*
+ * The same among the flows the skew linker looks at, which is higher: only
+ * long TCP flows of hosts with timestamps qualify, and fewer subscribers
+ * have those.
+ */
+double skew_chance(const struct metrics *m);
 /*
  * The linker with the best F1 score, of those that do not join every pair:
  * the strongest single adversary of this row.

@@ -356,6 +356,7 @@ int metrics_compute(const struct obs_vec *ov, const struct link_params *lp, uint
 	             &m->link[LINK_SKEW]);
 	count_window(&s, ov, lp, KEY_ADDR_SKEW, false, (uint64_t)(lp->skew_tol_ppm * 1000),
 	             &m->link[LINK_ADDR_SKEW]);
+	count_window(&s, ov, lp, KEY_SKEW, false, UINT64_MAX, &m->skew_all);
 	progress("linkers", 4, 5);
 
 	load(&s, ov, lp, KEY_UNIT, false, false);
@@ -401,6 +402,11 @@ double recall(const struct metrics *m, enum linker l)
 double chance(const struct metrics *m)
 {
 	return m->flows > 1 ? (double)m->true_pairs / (double)pairs(m->flows) : NAN;
+}
+
+double skew_chance(const struct metrics *m)
+{
+	return m->skew_all.predicted ? (double)m->skew_all.correct / m->skew_all.predicted : NAN;
 }
 
 enum linker best_linker(const struct metrics *m)

@@ -169,23 +169,25 @@ static void table_extended(const struct row *rows, unsigned n, bool md)
 /*
  * The TTL and clock-skew linkers, with what they work from: the TTLs the
  * front door sees, the share of flows long enough for a clock-rate
- * estimate, and chance (the precision of joining pairs at random).
+ * estimate, and chance (the precision of joining pairs at random), over all
+ * flows and over those.
  */
 static void table_side(const struct row *rows, unsigned n, bool md)
 {
 	static const enum linker ttl[] = {LINK_TTL, LINK_ADDR_TTL};
 	static const enum linker skew[] = {LINK_SKEW, LINK_ADDR_SKEW};
 	char buf_t[4][32], buf_s[4][32];
-	const char *cols[11];
-	int widths[11];
+	const char *cols[12];
+	int widths[12];
 	unsigned i, j;
 
 	cols[0] = "TTLs seen", widths[0] = 9;
 	linker_headers(ttl, 2, buf_t, cols + 1, widths + 1);
 	cols[5] = "skew flows", widths[5] = 10;
 	linker_headers(skew, 2, buf_s, cols + 6, widths + 6);
-	cols[10] = "chance", widths[10] = 9;
-	header(md, cols, widths, 11);
+	cols[10] = "skew chance", widths[10] = 11;
+	cols[11] = "chance", widths[11] = 9;
+	header(md, cols, widths, 12);
 	for (i = 0; i < n; i++) {
 		const struct metrics *m = &rows[i].m;
 		char v[32];
@@ -199,6 +201,8 @@ static void table_side(const struct row *rows, unsigned n, bool md)
 		cell(md, 10, v);
 		for (j = 0; j < 2; j++)
 			pr_cells(md, m, skew[j]);
+		ratio(v, sizeof(v), skew_chance(m));
+		cell(md, 11, v);
 		ratio(v, sizeof(v), chance(m));
 		cell(md, 9, v);
 		printf(md ? "|\n" : "\n");
