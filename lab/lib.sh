@@ -146,6 +146,12 @@ capture_stop() {
 #                     "fam proto src sport dst dport flags" (flags: S for a TCP
 #                     SYN without ACK, F for a first fragment)
 #   frags FILE        count IPv4 and IPv6 fragments: "v4 N v6 M"
+#   errors FILE       one line per ICMP/ICMPv6 error: "fam src dst type code
+#                     mtu ttl qproto qsrc qsport qdst qdport qlen" (mtu: of a
+#                     Fragmentation Needed / Packet Too Big, else 0; ttl: the
+#                     outer TTL / hop limit; q*: the quoted packet, ports or
+#                     ICMP echo id, "-" if absent; qlen: bytes of the quote)
+#   ttls FILE         one line per packet: "fam proto src dst ttl"
 # shellcheck disable=SC2016
 PCAP_PY='
 import struct, sys
@@ -396,8 +402,43 @@ def frags(path):
     print("v4", n[4], "v6", n[6])
     return 0
 
+def errors(path):
+    for et, p in packets(path):
+        i = ip_walk(et, p)
+        if not i:
+            continue
+        fam, src, dst, proto, l4, frag = i
+        if frag == "later" or len(l4) < 8 or (fam, proto) not in ((4, 1), (6, 58)):
+            continue
+        if l4[0] not in (ERR4 if fam == 4 else ERR6):
+            continue
+        info = 0
+        if fam == 4 and l4[0] == 3 and l4[1] == 4:
+            info = struct.unpack(">H", l4[6:8])[0]
+        elif fam == 6 and l4[0] == 2:
+            info = struct.unpack(">I", l4[4:8])[0]
+        ttl = p[8] if fam == 4 else p[7]
+        q = ip_walk(0x0800 if fam == 4 else 0x86dd, l4[8:])
+        qsrc = qdst = qsp = qdp = "-"
+        qproto = -1
+        if q:
+            qsrc, qdst, qproto = fmt(q[1]), fmt(q[2]), q[3]
+            if qproto in (6, 17) and len(q[4]) >= 4:
+                qsp, qdp = struct.unpack(">HH", q[4][:4])
+            elif qproto in (1, 58) and len(q[4]) >= 6:
+                qsp = qdp = struct.unpack(">H", q[4][4:6])[0]
+        print(fam, fmt(src), fmt(dst), l4[0], l4[1], info, ttl, qproto, qsrc, qsp, qdst, qdp, len(l4) - 8)
+    return 0
+
+def ttls(path):
+    for et, p in packets(path):
+        i = ip_walk(et, p)
+        if i:
+            print(i[0], i[3], fmt(i[1]), fmt(i[2]), p[8] if i[0] == 4 else p[7])
+    return 0
+
 mode, path = sys.argv[1], sys.argv[2]
-sys.exit({"leaks": leaks, "flows": flows, "frags": frags}[mode](path))
+sys.exit({"leaks": leaks, "flows": flows, "frags": frags, "errors": errors, "ttls": ttls}[mode](path))
 '
 pcap_tool() { "$PY" -c "$PCAP_PY" "$@"; }
 
@@ -577,4 +618,64 @@ udp_roundtrip() {
 	local ns=$1
 	shift
 	nsx "$ns" "$PY" -c "$UDP_PY" "$@"
+}
+
+# --- live flows and their aliases (tests/net/leak-*.sh) ---------------------
+
+# udp_hold NS ADDR TAG SECS [SIZE]: in the background (the caller takes $!),
+# keep a UDP flow from cfr-NS to the echo at ADDR port 7 alive for SECS
+# seconds: one connected socket, a datagram "TAG N" (padded to SIZE bytes)
+# every 0.2 s, echoes read and dropped. Stops by itself.
+# shellcheck disable=SC2016
+UDP_HOLD_PY='
+import socket, sys, time
+addr, tag, secs = sys.argv[1], sys.argv[2].encode(), float(sys.argv[3])
+size = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((addr, 7))
+s.setblocking(False)
+end, n = time.monotonic() + secs, 0
+while time.monotonic() < end:
+    try:
+        s.send((tag + b" %d " % n).ljust(size, b"."))
+    except OSError:
+        pass  # an error the gateway passed on (port unreachable...): keep going
+    n += 1
+    time.sleep(0.2)
+    try:
+        while s.recv(65535):
+            pass
+    except OSError:
+        pass
+'
+udp_hold() {
+	local ns=$1
+	shift
+	ip netns exec "cfr-$ns" "$PY" -c "$UDP_HOLD_PY" "$@" 9<&-
+}
+
+# udp_alias TAG: "ADDR PORT" the front door's echo saw TAG's datagrams from
+# (its log), waiting up to 3 s for the first.
+udp_alias() {
+	local t
+	for t in $(seq 30); do
+		awk -v tag="$1" '$1 == "from" && index($5, tag ".") == 1 {print $2, $3; found = 1; exit} END {exit !found}' \
+			"$LAB_RUN/udp-echo.log" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# tcp_alias FAM PORT: "ADDR PORT" of the one established connection to the
+# front door's PORT (443: nginx) in family FAM, as cfr-fd sees it, waiting
+# up to 3 s.
+tcp_alias() {
+	local t out
+	for t in $(seq 30); do
+		out=$(nsx fd ss "-$1" -Htn state established "( sport = :$2 )" |
+			awk '{a = $NF; sub(/^\[/, "", a); sub(/\]?:[0-9]+$/, "", a); p = $NF; sub(/.*:/, "", p); print a, p; exit}')
+		[ -z "$out" ] || { echo "$out"; return 0; }
+		sleep 0.1
+	done
+	return 1
 }
