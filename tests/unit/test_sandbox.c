@@ -12,8 +12,9 @@
  * As root the child becomes `nobody` and the records directory starts out
  * root's, as cfrd finds it; without root it stays the user running the
  * test and the cases about uid 0 skip. Landlock and seccomp need no
- * privilege. Skipped under valgrind and ASan (CFR_TEST_NO_SECCOMP=1),
- * whose runtimes make calls the filter refuses and read /proc.
+ * privilege. Under valgrind and ASan (CFR_TEST_NO_SECCOMP=1), whose
+ * runtimes make calls the filter refuses and read /proc, only the cases
+ * that need neither run.
  */
 #include <setjmp.h>
 #include <stdarg.h>
