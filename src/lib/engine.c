@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "csum.h"
 #include "engine.h"
@@ -220,6 +221,22 @@ static void want_huge_pages(void *p, size_t len)
 		(void)madvise((void *)start, end - start, MADV_HUGEPAGE);
 }
 
+/*
+ * The flow table pairs every subscriber with its aliases and remotes: a
+ * core dump must not carry it. Only whole pages inside the allocation are
+ * advised; the daemon also makes itself undumpable, this holds for any
+ * other program linking the engine.
+ */
+static void keep_out_of_dumps(void *p, size_t len)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t start = ((uintptr_t)p + page - 1) & ~(page - 1);
+	uintptr_t end = ((uintptr_t)p + len) & ~(page - 1);
+
+	if (p && end > start)
+		(void)madvise((void *)start, end - start, MADV_DONTDUMP);
+}
+
 static uint32_t pow2_at_least(uint32_t n)
 {
 	uint32_t p = 1;
@@ -255,6 +272,8 @@ struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg)
 	eng->frags = calloc(frag_slots, sizeof(*eng->frags));
 	want_huge_pages(eng->flows, ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows));
 	want_huge_pages(eng->flows6, ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows6));
+	keep_out_of_dumps(eng->flows, ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows));
+	keep_out_of_dumps(eng->flows6, ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows6));
 	want_huge_pages(eng->in_buckets, (size_t)buckets * sizeof(uint32_t));
 	want_huge_pages(eng->out_buckets, (size_t)buckets * sizeof(uint32_t));
 	for (i = 0; i < cfg->n_pool4; i++)
