@@ -34,13 +34,13 @@ struct cfr_parsed {
 	uint8_t addr_len;  /* 4 or 16 */
 	uint8_t icmp_kind; /* enum cfr_icmp_kind */
 	uint8_t tcp_flags;
+	uint8_t frag_nh;   /* what every fragment of the datagram names as its next header */
 	bool frag;         /* part of a fragmented datagram */
 	bool has_l4;       /* the transport header is here (not a later fragment) */
 	bool csum_partial; /* the transport checksum holds the pseudo-header sum only */
 	bool bucket_known; /* <bucket>: the flow index bucket, computed while prefetching */
 	uint32_t bucket;
 	uint32_t frag_id;
-	uint8_t frag_nh; /* what every fragment of the datagram names as its next header */
 	uint32_t src_off, dst_off; /* address fields */
 	uint32_t l4_off;           /* transport header */
 	uint32_t end;              /* end of this IP packet inside the buffer */
