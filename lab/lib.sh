@@ -622,16 +622,23 @@ udp_roundtrip() {
 
 # --- live flows and their aliases (tests/net/leak-*.sh) ---------------------
 
-# udp_hold NS ADDR TAG SECS [SIZE]: in the background (the caller takes $!),
-# keep a UDP flow from cfr-NS to the echo at ADDR port 7 alive for SECS
-# seconds: one connected socket, a datagram "TAG N" (padded to SIZE bytes)
-# every 0.2 s, echoes read and dropped. Stops by itself.
+# udp_hold NS ADDR TAG SECS [SIZE [LPORT]]: in the background (the caller
+# takes $!), keep a UDP flow from cfr-NS to the echo at ADDR port 7 alive for
+# SECS seconds: one connected socket (on local port LPORT if given and not
+# 0), a datagram "TAG N" (padded to SIZE bytes) every 0.2 s, echoes read and
+# dropped. Stops by itself, and closes the socket.
 # shellcheck disable=SC2016
 UDP_HOLD_PY='
 import socket, sys, time
 addr, tag, secs = sys.argv[1], sys.argv[2].encode(), float(sys.argv[3])
 size = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+lport = int(sys.argv[5]) if len(sys.argv) > 5 else 0
 s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+if lport and ":" in addr:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # the IPv4 one may hold the port
+    s.bind(("::", lport))
+elif lport:
+    s.bind(("0.0.0.0", lport))
 s.connect((addr, 7))
 s.setblocking(False)
 end, n = time.monotonic() + secs, 0
