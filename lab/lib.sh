@@ -152,6 +152,10 @@ capture_stop() {
 #                     outer TTL / hop limit; q*: the quoted packet, ports or
 #                     ICMP echo id, "-" if absent; qlen: bytes of the quote)
 #   ttls FILE         one line per packet: "fam proto src dst ttl"
+#   options FILE      one line per packet with IPv4 options (NOP/EOL aside)
+#                     or IPv6 hop-by-hop, routing, destination options or AH
+#                     headers: "fam src dst kinds" (opt7 = record route,
+#                     opt68 = timestamp, rh0/rh2/rh4, dst, ...)
 # shellcheck disable=SC2016
 PCAP_PY='
 import struct, sys
@@ -430,6 +434,32 @@ def errors(path):
         print(fam, fmt(src), fmt(dst), l4[0], l4[1], info, ttl, qproto, qsrc, qsp, qdst, qdp, len(l4) - 8)
     return 0
 
+def options(path):
+    for et, p in packets(path):
+        i = ip_walk(et, p)
+        if not i:
+            continue
+        kinds = []
+        if i[0] == 4:
+            ihl = (p[0] & 15) * 4
+            o = 20
+            while o < ihl and p[o] != 0:
+                if p[o] == 1:
+                    o += 1
+                    continue
+                kinds.append("opt%d" % p[o])
+                o += max(2, p[o + 1] if o + 1 < ihl else 2)
+        else:
+            nh, off = p[6], 40
+            while nh in (0, 43, 60, 44, 51) and len(p) >= off + 8:
+                if nh != 44:
+                    kinds.append({0: "hbh", 43: "rh%d" % p[off + 2], 60: "dst", 51: "ah"}[nh])
+                hl = 8 if nh == 44 else (p[off + 1] + 2) * 4 if nh == 51 else (p[off + 1] + 1) * 8
+                nh, off = p[off], off + hl
+        if kinds:
+            print(i[0], fmt(i[1]), fmt(i[2]), ",".join(kinds))
+    return 0
+
 def ttls(path):
     for et, p in packets(path):
         i = ip_walk(et, p)
@@ -438,7 +468,8 @@ def ttls(path):
     return 0
 
 mode, path = sys.argv[1], sys.argv[2]
-sys.exit({"leaks": leaks, "flows": flows, "frags": frags, "errors": errors, "ttls": ttls}[mode](path))
+sys.exit({"leaks": leaks, "flows": flows, "frags": frags, "errors": errors, "ttls": ttls,
+          "options": options}[mode](path))
 '
 pcap_tool() { "$PY" -c "$PCAP_PY" "$@"; }
 
