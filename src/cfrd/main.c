@@ -31,6 +31,7 @@
 #include "io.h"
 #include "log.h"
 #include "egress_guard.h"
+#include "notify.h"
 #include "sandbox.h"
 #include "stats.h"
 #include "version.h"
@@ -132,6 +133,7 @@ static void engine_housekeeping(struct cfrd *d, uint64_t now, uint64_t *last_exp
 	cfrd_engine_lock(d);
 	cfr_engine_expire(d->engine, now);
 	cfrd_anon_watch(d, now);
+	cfrd_notify_tick(d, now); /* systemd's watchdog: only while the engine lock comes free */
 	cfrd_engine_unlock(d);
 	*last_expire = now;
 }
@@ -244,6 +246,8 @@ static int run(const struct cfrd_config *cfg)
 	ret = cfrd_acct_open(&acct, cfg);
 	if (ret < 0)
 		goto out_control;
+	/* The notify socket is created now: the sandbox forbids new sockets. */
+	cfrd_notify_open();
 	/* Everything that needs privileges is open: give them up before any packet. */
 	ret = cfrd_sandbox_enter(&sb);
 	if (ret < 0)
@@ -258,7 +262,9 @@ static int run(const struct cfrd_config *cfg)
 	         CFR_VERSION, d.n_workers, d.n_workers == 1 ? "" : "s", cfg->engine.n_pool4,
 	         cfg->engine.n_pool6, cfg->engine.port_min, cfg->engine.port_max,
 	         cfg->engine.n_subscribers, cfr_engine_memory(d.engine));
+	cfrd_notify("READY=1\nSTATUS=forwarding: %u workers", d.n_workers);
 	ret = control_loop(&d, &ctl, &acct, sfd);
+	cfrd_notify("STOPPING=1");
 	/* No packet moves once the workers are joined: the records sealed next are the last. */
 	cfrd_workers_close(&d);
 
