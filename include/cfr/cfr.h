@@ -5,8 +5,9 @@
  * clock value, and rewrites each packet in place (subscriber address and port
  * replaced by a short-lived alias on the way out, restored on the way back),
  * or marks it dropped with a reason. It never touches a file descriptor,
- * never allocates after cfr_engine_new(), and keeps no global state: the
- * daemon, the tools and the tests all drive the same code.
+ * allocates nothing after cfr_engine_new() but to reconfigure (off the
+ * packet path), and keeps no global state: the daemon, the tools and the
+ * tests all drive the same code.
  */
 #ifndef CFR_CFR_H
 #define CFR_CFR_H
@@ -331,6 +332,77 @@ void cfr_engine_epoch_rotate(struct cfr_engine *eng, uint64_t now_ms);
 
 /* Expire idle flows. Cheap enough to call every few hundred milliseconds. */
 void cfr_engine_expire(struct cfr_engine *eng, uint64_t now_ms);
+
+/*
+ * Reconfiguring a running engine (a reload) without dropping a flow:
+ *   rc = cfr_reconfig_new(eng, &cfg, why, sizeof(why));   off the lock
+ *   cfr_engine_reconfigure(eng, rc, now_ms);              under the lock
+ *   cfr_reconfig_free(rc);                                off the lock
+ * Limits, timeouts, policies, scrubbers, the epoch length, anon_k, ports,
+ * subscriber prefixes and their lines change in place; table sizes
+ * (max_flows, max_frags, max_subscribers) and the IPv6 subscriber identity
+ * cannot. Scrubbers that rewrite a flow (TCP timestamps) keep what the flow
+ * started with. A pool prefix that is removed takes no new flow and drains:
+ * its flows live out their lifetime, inbound packets to its aliases are
+ * still translated, and it is forgotten with its last flow. A change of
+ * pools, ports, policies or epoch length also ends the privacy epoch, so
+ * that each epoch's records derive from one configuration: a records
+ * writer must use the new one from the new epoch on.
+ */
+enum cfr_change {
+	CFR_CHANGE_POOLS = 1 << 0,
+	CFR_CHANGE_PORTS = 1 << 1,
+	CFR_CHANGE_POLICY = 1 << 2,
+	CFR_CHANGE_EPOCH = 1 << 3, /* epoch_s */
+	CFR_CHANGE_SUBSCRIBERS = 1 << 4,
+	CFR_CHANGE_LIMITS = 1 << 5,
+	CFR_CHANGE_TIMEOUTS = 1 << 6,
+	CFR_CHANGE_SCRUB = 1 << 7,
+	CFR_CHANGE_ANONYMITY = 1 << 8, /* anon_k */
+};
+#define CFR_CHANGES_ROTATE                                                                         \
+	(CFR_CHANGE_POOLS | CFR_CHANGE_PORTS | CFR_CHANGE_POLICY | CFR_CHANGE_EPOCH)
+
+struct cfr_reconfig;
+
+/*
+ * Validate <cfg> as a change of <eng>'s configuration and allocate what it
+ * needs. Returns NULL with errno set (EINVAL: <why>, <why_size> bytes, says
+ * what cannot change or is wrong; ENOMEM). Reads <eng>'s configuration and
+ * pool table: between this call and cfr_engine_reconfigure(), nothing but
+ * cfr_engine_process() may run on <eng> (no expiry, no other reload).
+ */
+struct cfr_reconfig *cfr_reconfig_new(const struct cfr_engine *eng,
+                                      const struct cfr_engine_config *cfg, char *why,
+                                      size_t why_size);
+
+/* What differs from the running configuration (enum cfr_change bits); 0: nothing. */
+unsigned cfr_reconfig_changes(const struct cfr_reconfig *rc);
+
+/*
+ * Install <rc> in <eng>: a copy and O(pool prefixes) of work, no allocation,
+ * cannot fail. Ends the epoch at <now_ms> when CFR_CHANGES_ROTATE says so.
+ * <rc> then holds what the engine gave up: free it with cfr_reconfig_free().
+ */
+void cfr_engine_reconfigure(struct cfr_engine *eng, struct cfr_reconfig *rc, uint64_t now_ms);
+
+/* After cfr_engine_reconfigure(): pool prefixes now draining, from this reload or earlier. */
+unsigned cfr_reconfig_draining(const struct cfr_reconfig *rc);
+
+void cfr_reconfig_free(struct cfr_reconfig *rc);
+
+/* A pool prefix in use: configured, or removed and still draining. */
+struct cfr_pool_info {
+	struct cfr_prefix prefix;
+	bool draining;  /* takes no new flow; forgotten with its last */
+	uint32_t flows; /* live flows with an alias in it */
+};
+
+/*
+ * The pool prefixes in use, the configured ones first; fills at most <max>
+ * entries of <out> and returns how many there are.
+ */
+unsigned cfr_engine_pools(const struct cfr_engine *eng, struct cfr_pool_info *out, unsigned max);
 
 const struct cfr_stats *cfr_engine_stats(const struct cfr_engine *eng);
 

@@ -12,53 +12,45 @@
 
 #include "engine.h"
 
+/*
+ * An alias's index in the anonymity counts: its pool slot in the top bits,
+ * and for IPv4 its offset in the prefix (a pool holds at most 2^24
+ * addresses). An IPv6 pool prefix is one alias.
+ */
 static uint32_t alias_id(const struct cfr_engine *eng, const struct cfr_flow *f)
 {
+	const struct cfr_pool_slot *slot = &eng->slots[f->pool_slot];
 	const uint8_t *alias = cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS);
-	uint64_t base = 0;
-	unsigned i;
+	uint32_t a;
 
-	if (f->family == CFR_FAMILY_V6) {
-		for (i = 0; i < eng->cfg.n_pool6; i++)
-			if (cfr_prefix_contains(&eng->cfg.pool6[i], CFR_FAMILY_V6, alias))
-				break;
-		return (uint32_t)(eng->pool4_size + i);
-	}
-	for (i = 0; i < eng->cfg.n_pool4; i++) {
-		const struct cfr_prefix *p = &eng->cfg.pool4[i];
+	if (f->family == CFR_FAMILY_V6)
+		return (uint32_t)f->pool_slot << 24;
+	a = (uint32_t)alias[0] << 24 | (uint32_t)alias[1] << 16 | (uint32_t)alias[2] << 8 | alias[3];
+	return (uint32_t)f->pool_slot << 24 | (a & (slot->n_subs - 1));
+}
 
-		if (cfr_prefix_contains(p, CFR_FAMILY_V4, alias)) {
-			uint32_t a = (uint32_t)alias[2] << 8 | alias[3];
-			uint32_t mask = (uint32_t)((1ull << (32 - p->len)) - 1);
-
-			a |= (uint32_t)alias[0] << 24 | (uint32_t)alias[1] << 16;
-			return (uint32_t)(base + (a & mask));
-		}
-		base += 1ull << (32 - p->len);
-	}
-	return 0;
+static uint32_t *alias_subs(struct cfr_engine *eng, uint32_t id)
+{
+	return &eng->slots[id >> 24].subs[id & 0xffffff];
 }
 
 int cfr_anon_init(struct cfr_engine *eng)
 {
 	uint32_t buckets = eng->bucket_mask + 1;
 
-	eng->alias_subs = calloc(eng->pool4_size + eng->cfg.n_pool6, sizeof(uint32_t));
 	eng->pairs = calloc((size_t)eng->cfg.max_flows + 1, sizeof(*eng->pairs));
 	eng->pair_buckets = calloc(buckets, sizeof(uint32_t));
-	if (!eng->alias_subs || !eng->pairs || !eng->pair_buckets)
+	if (!eng->pairs || !eng->pair_buckets)
 		return -1;
 	eng->pair_mask = buckets - 1;
 	eng->pair_fresh = 1;
-	eng->memory += (eng->pool4_size + eng->cfg.n_pool6) * sizeof(uint32_t) +
-	               ((size_t)eng->cfg.max_flows + 1) * sizeof(*eng->pairs) +
+	eng->memory += ((size_t)eng->cfg.max_flows + 1) * sizeof(*eng->pairs) +
 	               buckets * sizeof(uint32_t);
 	return 0;
 }
 
 void cfr_anon_free(struct cfr_engine *eng)
 {
-	free(eng->alias_subs);
 	free(eng->pairs);
 	free(eng->pair_buckets);
 }
@@ -86,10 +78,17 @@ static uint32_t *pair_link(struct cfr_engine *eng, uint32_t guard, uint32_t id)
 	return link;
 }
 
-uint32_t cfr_anon_add(struct cfr_engine *eng, const struct cfr_flow *f)
+uint32_t cfr_anon_add(struct cfr_engine *eng, struct cfr_flow *f)
 {
-	uint32_t id = alias_id(eng, f), *link = pair_link(eng, f->guard, id), idx;
+	uint32_t id, *link, idx;
 
+	/* A new flow's alias comes from an active prefix: cfr_derive_alias() draws from no other. */
+	f->pool_slot = cfr_pool_slot_of(eng, f->family, cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS));
+	if (unlikely(f->pool_slot == CFR_SLOT_NONE))
+		return 0;
+	eng->slots[f->pool_slot].flows++;
+	id = alias_id(eng, f);
+	link = pair_link(eng, f->guard, id);
 	if (*link == 0) {
 		/* There are never more pairs than flows, so a record is always free. */
 		if (eng->pair_free) {
@@ -102,23 +101,33 @@ uint32_t cfr_anon_add(struct cfr_engine *eng, const struct cfr_flow *f)
 		eng->pairs[idx].guard = f->guard;
 		eng->pairs[idx].alias_id = id;
 		*link = idx;
-		eng->alias_subs[id]++;
+		(*alias_subs(eng, id))++;
 	}
 	eng->pairs[*link].flows++;
-	return eng->alias_subs[id];
+	return *alias_subs(eng, id);
 }
 
 void cfr_anon_remove(struct cfr_engine *eng, const struct cfr_flow *f)
 {
-	uint32_t id = alias_id(eng, f), *link = pair_link(eng, f->guard, id), idx = *link;
+	struct cfr_pool_slot *slot;
+	uint32_t id, *link, idx;
 
-	if (idx == 0 || --eng->pairs[idx].flows > 0)
+	if (unlikely(f->pool_slot == CFR_SLOT_NONE))
 		return;
-	*link = eng->pairs[idx].next;
-	memset(&eng->pairs[idx], 0, sizeof(eng->pairs[idx]));
-	eng->pairs[idx].next = eng->pair_free;
-	eng->pair_free = idx;
-	eng->alias_subs[id]--;
+	slot = &eng->slots[f->pool_slot];
+	id = alias_id(eng, f);
+	link = pair_link(eng, f->guard, id);
+	idx = *link;
+	if (idx != 0 && --eng->pairs[idx].flows == 0) {
+		*link = eng->pairs[idx].next;
+		memset(&eng->pairs[idx], 0, sizeof(eng->pairs[idx]));
+		eng->pairs[idx].next = eng->pair_free;
+		eng->pair_free = idx;
+		(*alias_subs(eng, id))--;
+	}
+	/* A prefix a reload removed is forgotten with its last flow. */
+	if (--slot->flows == 0 && slot->state == CFR_SLOT_DRAINING)
+		cfr_pool_slot_drained(eng, f->pool_slot);
 }
 
 static unsigned log2_bucket(uint32_t n)
@@ -159,28 +168,39 @@ static int cmp_u32(const void *a, const void *b)
  */
 void cfr_engine_anonymity(const struct cfr_engine *eng, struct cfr_anon_stats *out)
 {
-	uint64_t first[CFR_FAMILY__COUNT] = {0, eng->pool4_size};
-	uint64_t count[CFR_FAMILY__COUNT] = {eng->pool4_size, eng->cfg.n_pool6};
-	unsigned fam;
+	unsigned fam, k;
 
 	memset(out, 0, sizeof(*out));
 	for (fam = 0; fam < CFR_FAMILY__COUNT; fam++) {
-		const uint32_t *subs = eng->alias_subs + first[fam];
-		uint32_t *sizes = malloc(count[fam] * sizeof(*sizes) + 1);
-		uint64_t i;
-		uint32_t n = 0;
+		uint64_t count = 0;
+		uint32_t *sizes, n = 0;
 
-		for (i = 0; i < count[fam]; i++) {
-			if (subs[i] == 0)
+		/* Draining prefixes too: their aliases still hide the flows on them. */
+		for (k = 0; k < CFR_POOL_SLOTS; k++)
+			if (eng->slots[k].state != CFR_SLOT_FREE &&
+			    eng->slots[k].prefix.family == fam)
+				count += eng->slots[k].n_subs;
+		sizes = malloc(count * sizeof(*sizes) + 1);
+		for (k = 0; k < CFR_POOL_SLOTS; k++) {
+			const struct cfr_pool_slot *slot = &eng->slots[k];
+			uint32_t i;
+
+			if (slot->state == CFR_SLOT_FREE || slot->prefix.family != fam)
 				continue;
-			if (n == 0 || subs[i] < out->min[fam])
-				out->min[fam] = subs[i];
-			if (subs[i] > out->max[fam])
-				out->max[fam] = subs[i];
-			out->histogram[fam][log2_bucket(subs[i])]++;
-			if (sizes)
-				sizes[n] = subs[i];
-			n++;
+			for (i = 0; i < slot->n_subs; i++) {
+				uint32_t set = slot->subs[i];
+
+				if (set == 0)
+					continue;
+				if (n == 0 || set < out->min[fam])
+					out->min[fam] = set;
+				if (set > out->max[fam])
+					out->max[fam] = set;
+				out->histogram[fam][log2_bucket(set)]++;
+				if (sizes)
+					sizes[n] = set;
+				n++;
+			}
 		}
 		out->aliases_in_use[fam] = n;
 		if (sizes && n > 0) {
@@ -191,11 +211,13 @@ void cfr_engine_anonymity(const struct cfr_engine *eng, struct cfr_anon_stats *o
 		free(sizes);
 	}
 	if (v6_per_address(eng) && out->aliases_in_use[CFR_FAMILY_V6]) {
-		uint32_t subscribers = 0, i;
+		uint32_t subscribers = 0;
 
 		/* At least one address per subscriber, each a set of one. */
-		for (i = 0; i < eng->cfg.n_pool6; i++)
-			subscribers += eng->alias_subs[eng->pool4_size + i];
+		for (k = 0; k < CFR_POOL_SLOTS; k++)
+			if (eng->slots[k].state != CFR_SLOT_FREE &&
+			    eng->slots[k].prefix.family == CFR_FAMILY_V6)
+				subscribers += eng->slots[k].subs[0];
 		memset(out->histogram[CFR_FAMILY_V6], 0, sizeof(out->histogram[CFR_FAMILY_V6]));
 		out->histogram[CFR_FAMILY_V6][0] = subscribers;
 		out->aliases_in_use[CFR_FAMILY_V6] = subscribers;

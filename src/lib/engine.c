@@ -162,7 +162,7 @@ static bool prefixes_valid(const struct cfr_prefix *list, unsigned n, unsigned m
 	return true;
 }
 
-static bool config_valid(const struct cfr_engine_config *cfg)
+bool cfr_config_valid(const struct cfr_engine_config *cfg)
 {
 	uint64_t pool4_size = 0;
 	unsigned i;
@@ -250,9 +250,8 @@ struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg)
 {
 	struct cfr_engine *eng;
 	uint32_t buckets, frag_slots;
-	unsigned i;
 
-	if (!config_valid(cfg)) {
+	if (!cfr_config_valid(cfg)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -276,10 +275,9 @@ struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg)
 	keep_out_of_dumps(eng->flows6, ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows6));
 	want_huge_pages(eng->in_buckets, (size_t)buckets * sizeof(uint32_t));
 	want_huge_pages(eng->out_buckets, (size_t)buckets * sizeof(uint32_t));
-	for (i = 0; i < cfg->n_pool4; i++)
-		eng->pool4_size += 1ull << (32 - cfg->pool4[i].len);
 	if (!eng->flows || !eng->flows6 || !eng->in_buckets || !eng->out_buckets || !eng->frags ||
-	    cfr_anon_init(eng) != 0 || cfr_acct_init(eng) != 0 || cfr_guard_init(eng) != 0) {
+	    cfr_pools_init(eng) != 0 || cfr_anon_init(eng) != 0 || cfr_acct_init(eng) != 0 ||
+	    cfr_guard_init(eng) != 0) {
 		cfr_engine_free(eng);
 		errno = ENOMEM;
 		return NULL;
@@ -304,6 +302,7 @@ void cfr_engine_free(struct cfr_engine *eng)
 	free(eng->in_buckets);
 	free(eng->out_buckets);
 	free(eng->frags);
+	cfr_pools_free(eng);
 	cfr_anon_free(eng);
 	cfr_acct_free(eng);
 	cfr_guard_free(eng);
@@ -314,18 +313,15 @@ void cfr_engine_free(struct cfr_engine *eng)
 /*
  * Direction from the addresses alone, before full parsing, so that even a
  * malformed packet is counted on the side it came from. Packets to the pool
- * come from the internet, everything else from subscribers.
+ * come from the internet, everything else from subscribers; a pool prefix
+ * a reload removed still counts while its flows drain (reconfigure.c).
  */
 static uint8_t classify(const struct cfr_engine *eng, const uint8_t *buf, uint32_t len)
 {
 	if (len >= 20 && buf[0] >> 4 == 4)
-		return in_prefixes(eng->cfg.pool4, eng->cfg.n_pool4, CFR_FAMILY_V4, buf + 16)
-		           ? CFR_DIR_IN
-		           : CFR_DIR_OUT;
+		return cfr_in_live_pool(eng, CFR_FAMILY_V4, buf + 16) ? CFR_DIR_IN : CFR_DIR_OUT;
 	if (len >= 40 && buf[0] >> 4 == 6)
-		return in_prefixes(eng->cfg.pool6, eng->cfg.n_pool6, CFR_FAMILY_V6, buf + 24)
-		           ? CFR_DIR_IN
-		           : CFR_DIR_OUT;
+		return cfr_in_live_pool(eng, CFR_FAMILY_V6, buf + 24) ? CFR_DIR_IN : CFR_DIR_OUT;
 	return CFR_DIR_OUT;
 }
 

@@ -51,7 +51,7 @@ struct cfr_flow {
 	uint8_t family, proto, tcp_state, tclass;
 	uint16_t sub_port, alias_port, remote_port; /* numeric values */
 	uint8_t in_use;
-	uint8_t pad_;
+	uint8_t pool_slot; /* the pool prefix its alias came from (eng->slots) */
 	/*
 	 * IPv4 addresses, by CFR_FLOW_*. An IPv6 flow keeps its addresses in
 	 * cfr_flow6 and its flow label here instead (cfr_flow_label_of()), so
@@ -125,6 +125,24 @@ struct cfr_sub_table {
 	uint64_t epoch, start_ms, end_ms;
 };
 
+/*
+ * A pool prefix in use (reconfigure.c): active, or removed by a reload and
+ * draining, its flows living out their lifetime. Flows name their slot, so
+ * nothing depends on a prefix's position in the configuration, which a
+ * reload may change.
+ */
+#define CFR_POOL_SLOTS 64 /* 16 active and 16 draining prefixes per family */
+#define CFR_SLOT_NONE  0xff
+enum { CFR_SLOT_FREE = 0, CFR_SLOT_ACTIVE, CFR_SLOT_DRAINING };
+
+struct cfr_pool_slot {
+	struct cfr_prefix prefix;
+	uint8_t state;
+	uint32_t flows; /* live flows with an alias in it */
+	uint32_t *subs; /* anonymity set per alias: one per IPv4 address, one for IPv6 */
+	uint32_t n_subs;
+};
+
 /* How many flows of one subscriber sit on one alias (the anonymity-set count). */
 struct cfr_anon_pair {
 	uint32_t guard; /* the subscriber, by its guard entry (alive while it has flows) */
@@ -146,7 +164,10 @@ struct cfr_engine {
 	struct cfr_lru lru[CFR_TIMEOUT__COUNT];
 	struct cfr_frag *frags;
 	uint32_t frag_mask;
-	uint64_t pool4_size;
+	/* Pool prefixes in use, and those of each family inbound packets may be for. */
+	struct cfr_pool_slot slots[CFR_POOL_SLOTS];
+	struct cfr_prefix live[CFR_FAMILY__COUNT][CFR_POOL_SLOTS];
+	unsigned n_live[CFR_FAMILY__COUNT];
 	uint32_t now_s;
 	uint32_t epoch_start_s;
 	uint64_t epoch_start_ms;
@@ -161,8 +182,7 @@ struct cfr_engine {
 	bool ingress_bound; /* some prefix is bound to a line, or strict mode */
 	uint32_t sub_mask;
 	uint64_t now_ms;
-	/* Anonymity-set accounting: distinct subscribers per alias id. */
-	uint32_t *alias_subs; /* pool4_size IPv4 aliases, then one per IPv6 prefix */
+	/* Anonymity-set accounting: distinct subscribers per alias (slots[].subs). */
 	struct cfr_anon_pair *pairs;
 	uint32_t *pair_buckets;
 	uint32_t pair_mask, pair_free, pair_fresh;
@@ -261,7 +281,7 @@ void cfr_epoch_check(struct cfr_engine *eng, uint64_t now_ms);
 /* anon.c */
 int cfr_anon_init(struct cfr_engine *eng);
 void cfr_anon_free(struct cfr_engine *eng);
-uint32_t cfr_anon_add(struct cfr_engine *eng, const struct cfr_flow *f);
+uint32_t cfr_anon_add(struct cfr_engine *eng, struct cfr_flow *f);
 void cfr_anon_remove(struct cfr_engine *eng, const struct cfr_flow *f);
 void cfr_anon_placed(struct cfr_engine *eng, uint8_t family, uint32_t set);
 
@@ -281,6 +301,27 @@ void cfr_guard_frags(struct cfr_engine *eng, uint32_t guard, int delta);
 void cfr_guard_release(struct cfr_engine *eng, uint32_t guard);
 void cfr_guard_half_open(struct cfr_engine *eng, const struct cfr_flow *f, int delta);
 uint8_t cfr_proto_index(uint8_t proto);
+
+/* engine.c */
+bool cfr_config_valid(const struct cfr_engine_config *cfg);
+
+/* reconfigure.c */
+int cfr_pools_init(struct cfr_engine *eng);
+void cfr_pools_free(struct cfr_engine *eng);
+uint8_t cfr_pool_slot_of(const struct cfr_engine *eng, uint8_t family, const uint8_t *alias);
+void cfr_pool_slot_drained(struct cfr_engine *eng, uint8_t slot);
+
+/* Is <addr> in a pool prefix of <family> in use, active or draining? */
+static inline bool cfr_in_live_pool(const struct cfr_engine *eng, uint8_t family,
+                                    const uint8_t *addr)
+{
+	unsigned i;
+
+	for (i = 0; i < eng->n_live[family]; i++)
+		if (cfr_prefix_has(&eng->live[family][i], family, addr))
+			return true;
+	return false;
+}
 
 /* scrub.c */
 void cfr_scrub_out(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p,

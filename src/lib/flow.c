@@ -270,7 +270,12 @@ uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, 
 	f->in_use = 1;
 	f->tclass = initial_class(proto);
 	f->last_seen_s = eng->now_s;
-	cfr_rng_bytes(eng, &f->ts_offset, sizeof(f->ts_offset));
+	/*
+	 * Zero means not modulated. A flow keeps what it started with across a
+	 * reload: a TSval that jumps mid-connection fails PAWS (RFC 7323 §5.3).
+	 */
+	while (eng->cfg.scrub.tcp_timestamps && f->ts_offset == 0)
+		cfr_rng_bytes(eng, &f->ts_offset, sizeof(f->ts_offset));
 	if (family == CFR_FAMILY_V6) {
 		uint32_t label = cfr_flow_label(eng, f);
 

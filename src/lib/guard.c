@@ -89,17 +89,15 @@ enum cfr_drop cfr_guard_packet(struct cfr_engine *eng, const struct cfr_pkt *pkt
 {
 	const uint8_t *src = pkt->data + p->src_off, *dst = pkt->data + p->dst_off;
 	const struct cfr_engine_config *c = &eng->cfg;
-	unsigned i;
 
 	if (pkt->dir == CFR_DIR_IN) {
 		if (c->strict_ingress && pkt->ingress != 0)
 			return CFR_DROP_INGRESS_MISMATCH;
 		if (martian(p->family, src))
 			return CFR_DROP_MARTIAN_SOURCE;
-		for (i = 0; i < (p->family == CFR_FAMILY_V4 ? c->n_pool4 : c->n_pool6); i++)
-			if (cfr_prefix_has(p->family == CFR_FAMILY_V4 ? &c->pool4[i] : &c->pool6[i],
-			                   p->family, src))
-				return CFR_DROP_SPOOFED_SOURCE;
+		/* Draining prefixes too: their aliases are still ours. */
+		if (cfr_in_live_pool(eng, p->family, src))
+			return CFR_DROP_SPOOFED_SOURCE;
 		return CFR_DROP_NONE;
 	}
 	if (martian(p->family, dst))

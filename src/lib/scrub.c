@@ -83,7 +83,8 @@ void cfr_scrub_out(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed
 {
 	const struct cfr_scrub_config *s = &eng->cfg.scrub;
 
-	if (s->tcp_timestamps && p->proto == CFR_IPPROTO_TCP && p->has_l4) {
+	/* Per flow (ts_offset 0: off when it started), so a reload cannot make TSval jump. */
+	if (f->ts_offset && p->proto == CFR_IPPROTO_TCP && p->has_l4) {
 		uint32_t ts = find_timestamp(buf, p);
 
 		if (ts) {
@@ -134,7 +135,7 @@ void cfr_scrub_in(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed 
 {
 	uint32_t ts;
 
-	if (!eng->cfg.scrub.tcp_timestamps || p->proto != CFR_IPPROTO_TCP || !p->has_l4 ||
+	if (!f->ts_offset || p->proto != CFR_IPPROTO_TCP || !p->has_l4 ||
 	    !(p->tcp_flags & TCP_ACK)) /* RFC 7323 §3.2: TSecr is valid only with ACK */
 		return;
 	ts = find_timestamp(buf, p);
