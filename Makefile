@@ -81,7 +81,7 @@ $(BUILD)/tests/unit/test_vnet.o: src/cfrd/vnet.c
 $(BUILD)/tests/unit/test_sandbox.o: src/cfrd/sandbox.c src/cfrd/log.c
 $(BUILD)/tests/unit/test_xdp_route.o: src/cfrd/io_xdp.c src/cfrd/io_tun.c src/cfrd/vnet.c src/cfrd/log.c
 $(BUILD)/tests/test_xdp_route: $(BUILD)/src/cfrd/xdp_object.o
-$(BUILD)/tests/test_xdp_route: UNIT_LIBS = -pthread $(shell pkg-config --libs libxdp libbpf)
+$(BUILD)/tests/test_xdp_route: UNIT_LIBS = -pthread $(shell pkg-config --libs libxdp libbpf libnftables json-c)
 $(BUILD)/tests/unit/test_egress_guard.o: src/cfrd/egress_guard.c src/cfrd/config.c src/cfrd/log.c
 $(BUILD)/tests/test_egress_guard: UNIT_LIBS = $(shell pkg-config --libs libnftables inih)
 $(BUILD)/tests/unit/test_control.o: src/cfrd/control.c src/cfrd/log.c

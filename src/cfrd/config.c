@@ -622,6 +622,11 @@ static int set_user(struct parse_state *st, const char *value)
 	return 0;
 }
 
+static int set_xdp_ignore_forward_rules(struct parse_state *st, const char *value)
+{
+	return parse_bool(st, value, &st->cfg->xdp_ignore_forward_rules);
+}
+
 static int set_egress_guard(struct parse_state *st, const char *value)
 {
 	return parse_bool(st, value, &st->cfg->egress_guard);
@@ -743,6 +748,7 @@ static const struct key keys[] = {
     {"accounting", "fsync", set_acct_fsync, false},
     {"xdp", "inside", set_xdp_inside, true},
     {"xdp", "outside", set_xdp_outside, true},
+    {"xdp", "ignore-forward-rules", set_xdp_ignore_forward_rules, false},
 };
 
 _Static_assert(ARRAY_SIZE(keys) <= ARRAY_SIZE(((struct parse_state *)0)->seen),

@@ -93,6 +93,7 @@ struct cfrd_config {
 	unsigned n_lines;
 	struct cfrd_xdp_port_config xdp_ports[CFRD_XDP_MAX_PORTS];
 	unsigned n_xdp_ports;
+	bool xdp_ignore_forward_rules; /* start although forward rules would miss the fast path */
 	struct cfrd_accounting acct;
 	struct cfr_engine_config engine;
 };

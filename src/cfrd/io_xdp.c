@@ -6,13 +6,28 @@
  * Outbound frames arrive ready to leave: the program has looked up the
  * route, written the next hop's MAC and the outside port's own as source,
  * and decremented the TTL, so cfrd only translates them and picks the
- * socket of the port whose MAC is the frame's source. Inbound frames need
- * the subscriber's MAC, which only an outbound frame of that subscriber
- * has shown: cfrd keeps the last one seen per subscriber address (taken
- * from the program's metadata, and only once the engine has accepted the
- * packet, so a spoofed source cannot redirect anyone's replies). A reply
- * with no such entry, or none on this worker's queue of the port, is
- * written into the TUN device and routed by the kernel: slower, never lost.
+ * socket of the port whose MAC is the frame's source. Before one leaves by
+ * an outside port cfrd checks what the guard's egress chain would (see
+ * egress_ok()): the fast path skips netfilter, so it keeps that promise
+ * itself.
+ *
+ * Inbound frames need the subscriber's MAC address. cfrd never takes it
+ * from a frame: several subscribers may share an inside port (a bridge, a
+ * switch), and one frame with a neighbour's source address would otherwise
+ * redirect that neighbour's replies. The program reads it from the kernel's
+ * neighbour table (the bpf_fib_lookup() that checks the reverse path also
+ * returns the neighbour's MAC) and hands it over in front of the frame;
+ * cfrd keeps it per subscriber address, only once the engine has accepted
+ * the packet and only if the frame came from that very MAC, and only for a
+ * few seconds (NEIGH_FRESH_MS), so a change in the neighbour table (an
+ * operator's static binding, a host that moved) reaches the fast path
+ * soon even if no frame says so. The kernel's table is the one its own
+ * forwarding trusts, and the one an operator binds sources with (static
+ * entries). Why not a netlink neighbour dump in cfrd: a copy that must be
+ * kept in sync from inside the sandbox, for what one lookup per packet in
+ * the program already gives. A reply with no fresh entry, or none on this
+ * worker's queue of the port, is written into the TUN device and routed by
+ * the kernel: slower, never lost.
  */
 #include "io_xdp.h"
 
@@ -20,10 +35,12 @@
 #include <bpf/libbpf.h>
 #include <dirent.h>
 #include <errno.h>
+#include <json-c/json.h>
 #include <linux/if_ether.h>
 #include <linux/if_link.h>
 #include <linux/if_xdp.h>
 #include <net/if.h>
+#include <nftables/libnftables.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,12 +56,17 @@
 #include "clock.h"
 #include "csum.h"
 #include "daemon.h"
+#include "egress_guard.h"
 #include "log.h"
 #include "siphash.h"
 #include "vnet.h"
 
 _Static_assert(CFR_XDP_MAX_PORTS == CFRD_XDP_MAX_PORTS, "one limit on ports");
 _Static_assert(CFR_XDP_MAX_QUEUES == CFRD_MAX_WORKERS, "a socket per worker per port");
+_Static_assert(CFR_XDP_MAX_POOL_PREFIXES == CFR_MAX_POOL_PREFIXES, "room for every pool prefix");
+_Static_assert(CFR_XDP_MAX_SUBSCRIBER_PREFIXES == CFR_MAX_SUBSCRIBER_PREFIXES,
+               "room for every subscriber prefix");
+_Static_assert(sizeof(struct cfr_xdp_meta) % 4 == 0, "the IP header keeps its alignment behind it");
 
 /* The compiled program, linked in by xdp_object.S. */
 extern const unsigned char cfr_xdp_object[];
@@ -53,6 +75,20 @@ extern const uint64_t cfr_xdp_object_size;
 /* Ring sizes per socket; a worker's UMEM has room for all its rings at once, plus a burst. */
 #define RING_SIZE  512u
 #define FRAME_SIZE 4096u
+
+/*
+ * How long a subscriber MAC learned from the neighbour table is used for
+ * replies without a frame confirming it, and how often a confirmation is
+ * written (the entry's line is shared by every worker). A subscriber that
+ * sends at least every few seconds (TCP acknowledgements do) keeps its
+ * replies on the fast path; the others' go through the kernel.
+ */
+#define NEIGH_FRESH_MS   5000u
+#define NEIGH_REFRESH_MS 1000u
+
+/* Where route() sends a packet: a socket index, or one of these. */
+#define EGRESS_TUN  (-1) /* the TUN device: the kernel routes it, its guard sees it */
+#define EGRESS_DROP (-2) /* would leave with a subscriber address (egress_ok()) */
 
 struct port {
 	char name[IFNAMSIZ];
@@ -65,13 +101,16 @@ struct port {
 	struct bpf_link *link;
 };
 
-/* Where replies to one subscriber address go: a direct-mapped cache. */
+/* Where replies to one subscriber address go: a direct-mapped cache of the neighbour table. */
 struct neigh {
 	uint8_t addr[16]; /* IPv4 as ::ffff:a.b.c.d */
 	uint8_t mac[ETH_ALEN];
 	uint8_t port; /* index in ports[] + 1; 0 = empty */
 	uint8_t pad;
+	uint64_t seen_ms; /* when a frame last confirmed it */
 };
+
+_Static_assert(sizeof(struct neigh) == 32, "two entries per cache line");
 
 struct cfrd_xdp {
 	struct bpf_object *obj;
@@ -83,6 +122,11 @@ struct cfrd_xdp {
 	size_t neigh_mask;
 	struct cfr_sipkey neigh_key;
 	_Atomic uint64_t neigh_misses; /* written under the lock, read by cfrctl stats */
+	/* What a packet leaving by an outside port may carry (egress_ok()). */
+	struct cfr_prefix pools[2 * CFR_MAX_POOL_PREFIXES];
+	unsigned n_pools;
+	struct cfr_prefix subscribers[CFR_MAX_SUBSCRIBER_PREFIXES];
+	unsigned n_subscribers;
 	struct cfrd_xdp_worker *workers[CFRD_MAX_WORKERS];
 	unsigned n_workers;
 };
@@ -93,7 +137,7 @@ struct sock {
 	struct xsk_ring_prod tx, fill;
 	unsigned port;
 	unsigned tx_pending; /* reserved and filled, not yet submitted */
-	_Atomic uint64_t rx_frames, tx_frames, to_tun, tx_full, dropped;
+	_Atomic uint64_t rx_frames, tx_frames, to_tun, tx_full, dropped, guard_drops;
 };
 
 struct cfrd_xdp_worker {
@@ -111,9 +155,9 @@ struct cfrd_xdp_worker {
 	struct cfr_pkt pkts[CFRD_BURST];
 	uint64_t frame[CFRD_BURST];
 	uint8_t src[CFRD_BURST][16];
-	uint8_t src_mac[CFRD_BURST][ETH_ALEN];
+	uint8_t src_mac[CFRD_BURST][ETH_ALEN]; /* the neighbour table's, from struct cfr_xdp_meta */
 	bool learnable[CFRD_BURST];
-	int egress[CFRD_BURST]; /* socket index, or -1 for the TUN device */
+	int egress[CFRD_BURST]; /* socket index, EGRESS_TUN or EGRESS_DROP */
 };
 
 /* --- frames ----------------------------------------------------------------- */
@@ -170,45 +214,71 @@ static struct neigh *neigh_slot(struct cfrd_xdp *x, const uint8_t key[16])
 	return &x->neigh[cfr_siphash13(&x->neigh_key, key, 16) & x->neigh_mask];
 }
 
+/* Workers read their clocks before they take the lock: another's may be a little ahead. */
+static int64_t age_ms(uint64_t now_ms, uint64_t then_ms)
+{
+	return (int64_t)(now_ms - then_ms);
+}
+
 /* --- the burst -------------------------------------------------------------- */
+
+/*
+ * What burst slot <k> may teach about its source, from the program's
+ * header <meta> in front of the frame: the neighbour table's MAC for the
+ * subscriber, if the frame came from an inside port, from that very MAC.
+ * The program already passes frames that disagree to the kernel; this is
+ * where cfrd, which writes the table, makes sure of it.
+ */
+static void take_meta(struct cfrd_xdp_worker *xw, unsigned k, struct cfr_xdp_meta *meta,
+                      bool inside)
+{
+	const uint8_t *ip = xw->pkts[k].data;
+
+	/*
+	 * The program wrote the mark after checking a whole header; the
+	 * length is checked again all the same before the address is read.
+	 * A short packet goes on to the engine, which names its drop.
+	 */
+	xw->learnable[k] = inside && meta->magic == CFR_XDP_META_MAGIC &&
+	                   memcmp(meta->neigh_mac, meta->frame_mac, ETH_ALEN) == 0 &&
+	                   xw->pkts[k].len >= ((ip[0] >> 4) == 4 ? 20u : 40u);
+	if (xw->learnable[k]) {
+		memcpy(xw->src_mac[k], meta->neigh_mac, ETH_ALEN);
+		addr_key(xw->src[k], ip, false);
+	}
+	/* Whatever reuses this buffer must not find a stale mark. */
+	meta->magic = 0;
+}
 
 /* Take up to a burst of frames from <s>; every frame is either in pkts[] or freed. */
 static unsigned rx_frames(struct cfrd_xdp_worker *xw, struct sock *s)
 {
 	const struct port *port = &xw->x->ports[s->port];
-	bool inside = port->inside;
 	unsigned n, k = 0;
 	uint32_t idx;
 
 	n = xsk_ring_cons__peek(&s->rx, CFRD_BURST, &idx);
 	for (unsigned i = 0; i < n; i++) {
 		const struct xdp_desc *desc = xsk_ring_cons__rx_desc(&s->rx, idx + i);
-		uint8_t *eth = xsk_umem__get_data(xw->area, desc->addr);
-		struct cfr_xdp_meta *meta = (struct cfr_xdp_meta *)eth - 1;
-		uint8_t *ip = eth + ETH_HLEN;
+		/* The program pushed its header in front of every frame from an inside port. */
+		uint32_t skip = port->inside ? sizeof(struct cfr_xdp_meta) : 0;
+		uint8_t *eth = (uint8_t *)xsk_umem__get_data(xw->area, desc->addr) + skip;
 
 		/* Not even an IP version: nothing the engine could name. */
-		if (desc->len <= ETH_HLEN) {
+		if (desc->len <= skip + ETH_HLEN) {
 			frame_free(xw, desc->addr);
 			atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
 			continue;
 		}
-		xw->frame[k] = desc->addr;
-		xw->pkts[k] = (struct cfr_pkt){
-		    .data = ip, .len = desc->len - ETH_HLEN, .ingress = port->ingress};
-		/*
-		 * The program wrote the mark after checking a whole header; the
-		 * length is checked again all the same before the address is read.
-		 * A short packet goes on to the engine, which names its drop.
-		 */
-		xw->learnable[k] = inside && meta->magic == CFR_XDP_META_MAGIC &&
-		                   xw->pkts[k].len >= ((ip[0] >> 4) == 4 ? 20u : 40u);
-		if (xw->learnable[k]) {
-			memcpy(xw->src_mac[k], meta->src_mac, ETH_ALEN);
-			addr_key(xw->src[k], ip, false);
-		}
-		/* A later frame in this buffer must not find a stale mark. */
-		meta->magic = 0;
+		/* Sent from the Ethernet header on: an offset into its chunk is fine. */
+		xw->frame[k] = desc->addr + skip;
+		xw->pkts[k] = (struct cfr_pkt){.data = eth + ETH_HLEN,
+		                               .len = desc->len - skip - ETH_HLEN,
+		                               .ingress = port->ingress};
+		if (port->inside)
+			take_meta(xw, k, (struct cfr_xdp_meta *)eth - 1, true);
+		else
+			xw->learnable[k] = false;
 		k++;
 	}
 	xsk_ring_cons__release(&s->rx, n);
@@ -224,52 +294,108 @@ static int port_by_mac(const struct cfrd_xdp *x, const uint8_t *mac)
 	return -1;
 }
 
+static bool in_prefixes(const struct cfr_prefix *list, unsigned n, int family, const uint8_t *addr)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (cfr_prefix_contains(&list[i], family, addr))
+			return true;
+	return false;
+}
+
+/*
+ * What the guard's egress chain (egress_guard.c) checks in the kernel, for
+ * a translated packet about to leave by an outside port, which netfilter
+ * never sees: its source must be an alias (every packet the engine
+ * translates outbound has one; a subscriber source there would be a bug
+ * naming a customer), and an ICMP error must not quote a subscriber
+ * address. Returns 0 if it may leave, EGRESS_DROP if not, EGRESS_TUN if the
+ * fast path cannot tell (IPv6 extension headers, which it does not walk):
+ * the kernel routes it and the guard decides.
+ */
+static int egress_ok(const struct cfrd_xdp *x, const uint8_t *ip, uint32_t len)
+{
+	int family = (ip[0] >> 4) == 4 ? CFR_FAMILY_V4 : CFR_FAMILY_V6;
+	uint32_t l4, src_off = family == CFR_FAMILY_V4 ? 12 : 8,
+	             alen = family == CFR_FAMILY_V4 ? 4 : 16;
+	bool error;
+
+	if (!in_prefixes(x->pools, x->n_pools, family, ip + src_off))
+		return EGRESS_DROP;
+	if (family == CFR_FAMILY_V4) {
+		/* Later fragments carry no ICMP header, for nft either. */
+		l4 = (ip[0] & 0xfu) * 4u;
+		error = ip[9] == 1 && ((ip[6] & 0x1f) | ip[7]) == 0 && l4 + 8 + 20 <= len &&
+		        (ip[l4] == 3 || ip[l4] == 4 || ip[l4] == 5 || ip[l4] == 11 || ip[l4] == 12);
+	} else {
+		/* TCP, UDP, ICMPv6 and fragments (the engine drops fragmented errors). */
+		if (ip[6] != 6 && ip[6] != 17 && ip[6] != 58 && ip[6] != 44)
+			return EGRESS_TUN;
+		l4 = 40;
+		error = ip[6] == 58 && l4 + 8 + 40 <= len && ip[l4] >= 1 && ip[l4] <= 4;
+	}
+	if (error &&
+	    (in_prefixes(x->subscribers, x->n_subscribers, family, ip + l4 + 8 + src_off) ||
+	     in_prefixes(x->subscribers, x->n_subscribers, family, ip + l4 + 8 + src_off + alen)))
+		return EGRESS_DROP;
+	return 0;
+}
+
 /*
  * Under the engine lock, right after the engine: learn from accepted
- * outbound packets, and choose every forwarded packet's socket.
+ * outbound packets, and choose every forwarded packet's way out. Only an
+ * outbound packet leaves by an outside port, only a reply by an inside one.
  */
-static void route(struct cfrd_xdp_worker *xw, const struct sock *from, unsigned n)
+static void route(struct cfrd_xdp_worker *xw, const struct sock *from, unsigned n, uint64_t now_ms)
 {
 	struct cfrd_xdp *x = xw->x;
 
 	for (unsigned k = 0; k < n; k++) {
 		uint8_t *eth = xw->pkts[k].data - ETH_HLEN;
-		int p;
+		int p, verdict;
 
-		xw->egress[k] = -1;
+		xw->egress[k] = EGRESS_TUN;
 		if (xw->pkts[k].verdict != CFR_VERDICT_FORWARD)
 			continue;
 		if (xw->pkts[k].dir == CFR_DIR_OUT) {
 			if (xw->learnable[k]) {
 				struct neigh *e = neigh_slot(x, xw->src[k]);
-				struct neigh learned = {.port = (uint8_t)(from->port + 1)};
+				struct neigh learned = {.port = (uint8_t)(from->port + 1),
+				                        .seen_ms = now_ms};
 
 				memcpy(learned.addr, xw->src[k], 16);
 				memcpy(learned.mac, xw->src_mac[k], ETH_ALEN);
-				/* Written only when it changes: the line is shared by every worker.
-				 */
-				if (memcmp(e, &learned, sizeof(learned)) != 0)
+				/* A line every worker shares: written if changed or aging. */
+				if (memcmp(e, &learned, offsetof(struct neigh, seen_ms)) != 0 ||
+				    age_ms(now_ms, e->seen_ms) >= NEIGH_REFRESH_MS)
 					*e = learned;
 			}
 			p = port_by_mac(x, eth + ETH_ALEN);
+			if (p < 0 || x->ports[p].inside)
+				continue;
+			verdict = egress_ok(x, xw->pkts[k].data, xw->pkts[k].len);
+			if (verdict != 0) {
+				xw->egress[k] = verdict;
+				continue;
+			}
 		} else {
 			uint8_t key[16];
 			struct neigh *e;
 
 			addr_key(key, xw->pkts[k].data, true);
 			e = neigh_slot(x, key);
-			if (e->port == 0 || memcmp(e->addr, key, 16) != 0) {
+			if (e->port == 0 || memcmp(e->addr, key, 16) != 0 ||
+			    age_ms(now_ms, e->seen_ms) >= NEIGH_FRESH_MS) {
 				atomic_fetch_add_explicit(&x->neigh_misses, 1,
 				                          memory_order_relaxed);
 				continue;
 			}
 			p = e->port - 1;
-			if (xw->pkts[k].len > x->ports[p].mtu)
+			if (!x->ports[p].inside || xw->pkts[k].len > x->ports[p].mtu)
 				continue;
 			memcpy(eth, e->mac, ETH_ALEN);
 			memcpy(eth + ETH_ALEN, x->ports[p].mac, ETH_ALEN);
 		}
-		if (p >= 0)
+		if (xw->sock_of_port[p] >= 0)
 			xw->egress[k] = xw->sock_of_port[p];
 	}
 }
@@ -355,6 +481,8 @@ static void tx_frames(struct cfrd_xdp_worker *xw, struct sock *from, unsigned n,
 
 		if (pkt->verdict != CFR_VERDICT_FORWARD) {
 			atomic_fetch_add_explicit(&from->dropped, 1, memory_order_relaxed);
+		} else if (xw->egress[k] == EGRESS_DROP) {
+			atomic_fetch_add_explicit(&from->guard_drops, 1, memory_order_relaxed);
 		} else if (xw->egress[k] >= 0) {
 			struct sock *s = &xw->socks[xw->egress[k]];
 
@@ -388,9 +516,11 @@ unsigned cfrd_xdp_forward(struct cfrd *d, struct cfrd_xdp_worker *xw, unsigned s
 		n = rx_frames(xw, s);
 		total += n;
 		if (n) {
+			uint64_t now_ms = cfrd_now_ms();
+
 			cfrd_engine_lock(d);
-			cfr_engine_process(d->engine, xw->pkts, n, cfrd_now_ms());
-			route(xw, s, n);
+			cfr_engine_process(d->engine, xw->pkts, n, now_ms);
+			route(xw, s, n, now_ms);
 			cfrd_engine_unlock(d);
 			tx_frames(xw, s, n, tun);
 		}
@@ -400,6 +530,208 @@ unsigned cfrd_xdp_forward(struct cfrd *d, struct cfrd_xdp_worker *xw, unsigned s
 	if (xsk_ring_prod__needs_wakeup(&s->fill))
 		recvfrom(xsk_socket__fd(s->xsk), NULL, 0, MSG_DONTWAIT, NULL, NULL);
 	return total;
+}
+
+/* --- netfilter, which the fast path skips ----------------------------------- */
+
+/*
+ * Hooks whose rules a forwarded packet meets and a fast-path packet skips:
+ * every chain at forward, and filter chains at prerouting and postrouting
+ * (NAT chains there are for other traffic: cfrd translates these packets).
+ */
+static bool skipped_hook(const char *family, const char *type, const char *hook)
+{
+	if (strcmp(family, "ip") != 0 && strcmp(family, "ip6") != 0 && strcmp(family, "inet") != 0)
+		return false;
+	if (strcmp(hook, "forward") == 0)
+		return true;
+	return strcmp(type, "filter") == 0 &&
+	       (strcmp(hook, "prerouting") == 0 || strcmp(hook, "postrouting") == 0);
+}
+
+static const char *json_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+	           ? json_object_get_string(v)
+	           : "";
+}
+
+/* Chains the fast path would skip: family, table and name, as nft names them. */
+#define SKIPPED_MAX 64
+struct skipped {
+	const char *family, *table, *name;
+	unsigned rules;
+	bool drops; /* its policy is drop: as much a rule as any */
+};
+
+/*
+ * From <json>, the output of `nft -j list ruleset`: how many rules (a base
+ * chain whose policy is drop counts as one) hooks the fast path skips hold
+ * outside cfrd's own table inet cfr_guard, whose promises the fast path
+ * keeps itself (cfrd(8), AF_XDP). <what> names the first chain with any.
+ * Returns the count, or -EINVAL if <json> is not such a listing. Beyond
+ * SKIPPED_MAX such chains, the rest count one each.
+ */
+static int skipped_rules(const char *json, char *what, size_t what_size)
+{
+	struct skipped chains[SKIPPED_MAX];
+	struct json_object *root = json_tokener_parse(json), *list, *o;
+	unsigned n_chains = 0, overflow = 0;
+	int total = 0;
+	size_t n;
+
+	if (what_size)
+		what[0] = '\0';
+	if (root == NULL || !json_object_object_get_ex(root, "nftables", &list) ||
+	    !json_object_is_type(list, json_type_array)) {
+		json_object_put(root);
+		return -EINVAL;
+	}
+	n = json_object_array_length(list);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *item = json_object_array_get_idx(list, i);
+		const char *family, *table;
+
+		if (!json_object_object_get_ex(item, "chain", &o))
+			continue;
+		family = json_str(o, "family");
+		table = json_str(o, "table");
+		if (!skipped_hook(family, json_str(o, "type"), json_str(o, "hook")) ||
+		    (strcmp(family, "inet") == 0 && strcmp(table, CFRD_GUARD_TABLE) == 0))
+			continue;
+		if (n_chains == SKIPPED_MAX) {
+			overflow++;
+			continue;
+		}
+		chains[n_chains++] = (struct skipped){
+		    .family = family,
+		    .table = table,
+		    .name = json_str(o, "name"),
+		    .drops = strcmp(json_str(o, "policy"), "drop") == 0,
+		};
+	}
+	for (size_t i = 0; i < n && n_chains > 0; i++) {
+		struct json_object *item = json_object_array_get_idx(list, i);
+		const char *family, *table, *chain;
+
+		if (!json_object_object_get_ex(item, "rule", &o))
+			continue;
+		family = json_str(o, "family");
+		table = json_str(o, "table");
+		chain = json_str(o, "chain");
+		for (unsigned c = 0; c < n_chains; c++)
+			if (strcmp(chains[c].name, chain) == 0 &&
+			    strcmp(chains[c].table, table) == 0 &&
+			    strcmp(chains[c].family, family) == 0) {
+				chains[c].rules++;
+				break;
+			}
+	}
+	for (unsigned c = 0; c < n_chains; c++) {
+		unsigned count = chains[c].rules + chains[c].drops;
+
+		if (count > 0 && total == 0 && what_size)
+			snprintf(what, what_size, "table %s %s chain %s%s", chains[c].family,
+			         chains[c].table, chains[c].name,
+			         chains[c].drops ? ", policy drop" : "");
+		total += (int)count;
+	}
+	if (overflow > 0 && total == 0 && what_size)
+		snprintf(what, what_size, "more than %d chains", SKIPPED_MAX);
+	total += (int)overflow;
+	json_object_put(root);
+	return total;
+}
+
+/* The namespace's ruleset as `nft -j list ruleset` prints it, into <out> (malloc'd). */
+static int list_ruleset(char **out)
+{
+	struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
+	const char *buf, *err;
+	int ret = 0;
+
+	if (nft == NULL)
+		return -ENOMEM;
+	/* Terse: set elements are not rules, and a large set would only fill the buffer. */
+	nft_ctx_output_set_flags(nft, NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_TERSE);
+	nft_ctx_buffer_output(nft);
+	nft_ctx_buffer_error(nft);
+	if (nft_run_cmd_from_buffer(nft, "list ruleset") != 0) {
+		err = nft_ctx_get_error_buffer(nft);
+		log_error("[xdp]: cannot list the nftables ruleset: %.*s",
+		          (int)strcspn(err ? err : "", "\n"), err ? err : "");
+		ret = -EIO;
+	} else {
+		buf = nft_ctx_get_output_buffer(nft);
+		*out = strdup(buf ? buf : "");
+		ret = *out ? 0 : -ENOMEM;
+	}
+	nft_ctx_free(nft);
+	return ret;
+}
+
+/*
+ * iptables-legacy rules live outside nftables, where cfrd cannot read them;
+ * its tables show in /proc once something used them in this namespace.
+ */
+static bool legacy_tables(void)
+{
+	static const char *const files[] = {"/proc/net/ip_tables_names",
+	                                    "/proc/net/ip6_tables_names"};
+	bool any = false;
+
+	for (unsigned i = 0; i < 2; i++) {
+		FILE *f = fopen(files[i], "re");
+
+		any |= f != NULL && fgetc(f) != EOF;
+		if (f)
+			fclose(f);
+	}
+	return any;
+}
+
+/*
+ * The fast path's packets skip netfilter: an operator's forward rules
+ * would silently stop applying to most subscriber traffic. So cfrd does
+ * not start past them unless told to (ignore-forward-rules); its own guard
+ * table is the exception, because the fast path keeps its promises itself.
+ */
+static int check_forward_rules(const struct cfrd_config *cfg)
+{
+	char what[160], *json = NULL;
+	int ret = list_ruleset(&json);
+
+	if (ret == 0) {
+		ret = skipped_rules(json, what, sizeof(what));
+		if (ret < 0)
+			log_error("[xdp]: cannot read the nftables ruleset nft listed");
+	}
+	free(json);
+	if (legacy_tables())
+		log_warn("[xdp]: iptables-legacy tables exist; cfrd cannot read their rules, and "
+		         "fast-path packets skip them");
+	if (ret > 0 && cfg->xdp_ignore_forward_rules) {
+		log_warn("[xdp]: %d forwarding rule%s (first in %s) will not see fast-path packets "
+		         "(ignore-forward-rules = yes)",
+		         ret, ret == 1 ? "" : "s", what);
+		return 0;
+	}
+	if (ret > 0) {
+		log_error("[xdp]: %d forwarding rule%s (first in %s) would not see fast-path "
+		          "packets: remove them, run without [xdp], or set [xdp] "
+		          "ignore-forward-rules = yes (cfrd(8), AF_XDP)",
+		          ret, ret == 1 ? "" : "s", what);
+		return -EPERM;
+	}
+	if (ret < 0 && cfg->xdp_ignore_forward_rules)
+		return 0;
+	if (ret < 0)
+		log_error(
+		    "[xdp]: cannot tell whether forwarding rules exist that fast-path "
+		    "packets would skip; set [xdp] ignore-forward-rules = yes to start anyway");
+	return ret;
 }
 
 /* --- setup ------------------------------------------------------------------ */
@@ -459,26 +791,43 @@ static int map_fd(struct cfrd_xdp *x, const char *name)
 	return bpf_object__find_map_fd_by_name(x->obj, name);
 }
 
-static int fill_pools(struct cfrd_xdp *x, const struct cfr_engine_config *e)
+/* The prefixes of <family> in <list> into the LPM maps <fd4> / <fd6>. */
+static int fill_lpm(int fd4, int fd6, const struct cfr_prefix *list, unsigned n)
 {
 	uint8_t one = 1;
-	int fd4 = map_fd(x, "pools4"), fd6 = map_fd(x, "pools6");
 
-	for (unsigned i = 0; i < e->n_pool4; i++) {
-		struct cfr_xdp_lpm4 k = {.prefixlen = e->pool4[i].len};
+	for (unsigned i = 0; i < n; i++) {
+		struct cfr_xdp_lpm4 k4 = {.prefixlen = list[i].len};
+		struct cfr_xdp_lpm6 k6 = {.prefixlen = list[i].len};
+		int ret;
 
-		memcpy(k.addr, e->pool4[i].addr, 4);
-		if (bpf_map_update_elem(fd4, &k, &one, BPF_ANY) < 0)
-			return -errno;
-	}
-	for (unsigned i = 0; i < e->n_pool6; i++) {
-		struct cfr_xdp_lpm6 k = {.prefixlen = e->pool6[i].len};
-
-		memcpy(k.addr, e->pool6[i].addr, 16);
-		if (bpf_map_update_elem(fd6, &k, &one, BPF_ANY) < 0)
+		memcpy(k4.addr, list[i].addr, 4);
+		memcpy(k6.addr, list[i].addr, 16);
+		ret = list[i].family == CFR_FAMILY_V4
+		          ? bpf_map_update_elem(fd4, &k4, &one, BPF_ANY)
+		          : bpf_map_update_elem(fd6, &k6, &one, BPF_ANY);
+		if (ret < 0)
 			return -errno;
 	}
 	return 0;
+}
+
+/* The pools (packets to them come in by outside ports) and the subscribers (theirs by inside). */
+static int fill_prefixes(struct cfrd_xdp *x, const struct cfr_engine_config *e)
+{
+	int ret = fill_lpm(map_fd(x, "pools4"), map_fd(x, "pools6"), e->pool4, e->n_pool4);
+
+	if (ret == 0)
+		ret = fill_lpm(map_fd(x, "pools4"), map_fd(x, "pools6"), e->pool6, e->n_pool6);
+	if (ret == 0)
+		ret = fill_lpm(map_fd(x, "subs4"), map_fd(x, "subs6"), e->subscribers,
+		               e->n_subscribers);
+	memcpy(x->pools, e->pool4, e->n_pool4 * sizeof(*e->pool4));
+	memcpy(x->pools + e->n_pool4, e->pool6, e->n_pool6 * sizeof(*e->pool6));
+	x->n_pools = e->n_pool4 + e->n_pool6;
+	memcpy(x->subscribers, e->subscribers, e->n_subscribers * sizeof(*e->subscribers));
+	x->n_subscribers = e->n_subscribers;
+	return ret;
 }
 
 static int attach_ports(struct cfrd_xdp *x, const struct cfrd_config *cfg)
@@ -524,6 +873,9 @@ int cfrd_xdp_open(struct cfrd_xdp **xp, const struct cfrd_config *cfg)
 	size_t size = 1;
 	int ret;
 
+	ret = check_forward_rules(cfg);
+	if (ret < 0)
+		return ret;
 	x = calloc(1, sizeof(*x));
 	if (x == NULL)
 		return -ENOMEM;
@@ -550,9 +902,10 @@ int cfrd_xdp_open(struct cfrd_xdp **xp, const struct cfrd_config *cfg)
 		return ret;
 	}
 	x->xsks_fd = map_fd(x, "xsks");
-	ret = fill_pools(x, &cfg->engine);
+	ret = fill_prefixes(x, &cfg->engine);
 	if (ret < 0)
-		log_error("[xdp]: cannot configure the alias pools: %s", strerror(-ret));
+		log_error("[xdp]: cannot configure the pool and subscriber prefixes: %s",
+		          strerror(-ret));
 	else
 		ret = attach_ports(x, cfg);
 	if (ret < 0) {
@@ -706,6 +1059,8 @@ void cfrd_xdp_stats(const struct cfrd_xdp *x, struct cfrd_xdp_stats *st)
 			st->to_tun += atomic_load_explicit(&s->to_tun, memory_order_relaxed);
 			st->tx_full += atomic_load_explicit(&s->tx_full, memory_order_relaxed);
 			st->dropped += atomic_load_explicit(&s->dropped, memory_order_relaxed);
+			st->guard_drops +=
+			    atomic_load_explicit(&s->guard_drops, memory_order_relaxed);
 		}
 	}
 }

@@ -5,6 +5,11 @@
  * device; everything else still takes the TUN path. Each worker owns one
  * UMEM shared by its sockets (queue <worker index> of every port), so a frame
  * received on one port is sent from another without a copy in cfrd.
+ *
+ * The fast path skips netfilter. It must never send a subscriber's replies
+ * to a MAC address a frame claimed (only the kernel's neighbour table says
+ * where a subscriber is), never let a subscriber address out of an outside
+ * port, and never start unnoticed past forward rules an operator wrote.
  */
 #ifndef CFRD_IO_XDP_H
 #define CFRD_IO_XDP_H
@@ -29,12 +34,16 @@ struct cfrd_xdp_stats {
 	uint64_t to_tun;       /* translated but sent through the TUN device instead */
 	uint64_t tx_full;      /* dropped: a transmit ring stayed full */
 	uint64_t dropped;      /* dropped by the engine */
-	uint64_t neigh_misses; /* replies with no learned subscriber MAC (these go to_tun) */
+	uint64_t neigh_misses; /* replies with no fresh subscriber MAC (these go to_tun) */
+	uint64_t guard_drops;  /* dropped: would have left with a subscriber address */
 };
 
 /*
- * Load the XDP program, attach it to every [xdp] port (links: it detaches
- * when cfrd exits, however it exits) and fill its maps. Logs why it failed.
+ * Refuse (-EPERM) if the namespace's forward hooks hold rules cfrd did not
+ * write, which the fast path would skip, unless [xdp] ignore-forward-rules
+ * says so; then load the XDP program, attach it to every [xdp] port (links:
+ * it detaches when cfrd exits, however it exits) and fill its maps. Logs
+ * why it failed.
  */
 int cfrd_xdp_open(struct cfrd_xdp **xp, const struct cfrd_config *cfg);
 void cfrd_xdp_close(struct cfrd_xdp *x);

@@ -259,12 +259,13 @@ static void print_stats(struct json_object *r)
 	if (get_u64(r, "io", "xdp", "rx", NULL) || get_u64(r, "io", "xdp", "to_tun", NULL))
 		printf("af_xdp     rx %" PRIu64 ", tx %" PRIu64 ", via tun %" PRIu64
 		       " (no learned subscriber MAC %" PRIu64 "), tx ring full %" PRIu64
-		       ", dropped %" PRIu64 "\n",
+		       ", dropped %" PRIu64 ", guard %" PRIu64 "\n",
 		       get_u64(r, "io", "xdp", "rx", NULL), get_u64(r, "io", "xdp", "tx", NULL),
 		       get_u64(r, "io", "xdp", "to_tun", NULL),
 		       get_u64(r, "io", "xdp", "neigh_misses", NULL),
 		       get_u64(r, "io", "xdp", "tx_full", NULL),
-		       get_u64(r, "io", "xdp", "dropped", NULL));
+		       get_u64(r, "io", "xdp", "dropped", NULL),
+		       get_u64(r, "io", "xdp", "guard_drops", NULL));
 }
 
 static int stats_main(const struct ctx *ctx, int argc, char **argv)
