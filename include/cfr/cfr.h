@@ -266,6 +266,7 @@ struct cfr_epoch_record {
 	uint32_t counter; /* allocations drawn: counter values 0 .. counter-1 */
 	uint16_t timeline_len;
 	uint8_t timeline[CFR_TIMELINE_BYTES]; /* see cfr_timeline_next() */
+	uint32_t slot; /* the subscriber's number in the epoch (1, 2, ...): names it in the journal */
 };
 
 /*
@@ -296,12 +297,50 @@ struct cfr_engine;
 
 /*
  * Hand at most <max> records of the ended epoch to <fn> (which must seal or
- * discard them before returning; the seed is wiped right after). Returns how
- * many are still waiting. Call it soon after every rotation: a record still
- * waiting when the next epoch ends is lost (counted in records_lost).
+ * discard them before returning; the seed is wiped right after), then those
+ * of subscribers the current epoch sealed early to make room: epoch numbers
+ * never go back. Returns how many are still waiting. Call it soon after
+ * every rotation: a record still waiting when the next epoch ends is lost
+ * (counted in records_lost).
  */
 unsigned cfr_engine_drain_records(struct cfr_engine *eng, cfr_record_fn fn, void *ctx,
                                   unsigned max);
+
+/*
+ * The write-ahead journal of the current epoch: what is new since the last
+ * call, so that the daemon can seal it within seconds instead of at the
+ * epoch's end. A subscriber's first item in a journal generation is a
+ * SNAPSHOT (its record so far: identity, seed, counter, timeline; end_ms
+ * 0); later ones are DELTAs: counter values [counter_from, counter_from +
+ * count) were drawn in seconds [t_from, t_to] of the epoch. The epoch's
+ * final records (cfr_engine_drain_records) supersede the journal.
+ */
+enum cfr_journal_kind { CFR_JOURNAL_SNAPSHOT = 1, CFR_JOURNAL_DELTA = 2 };
+
+struct cfr_journal_item {
+	uint8_t kind;
+	uint32_t counter_from, count, t_from, t_to; /* DELTA */
+	struct cfr_epoch_record rec;                /* both: epoch, start_ms, slot; SNAPSHOT: all */
+};
+
+typedef void (*cfr_journal_fn)(void *ctx, const struct cfr_journal_item *it);
+
+/*
+ * Hand at most <max> journal items to <fn> (which copies what it keeps;
+ * a snapshot's seed is wiped right after). Returns how many subscribers
+ * still have something to hand out: 0 means every allocation drawn so far
+ * is in what <fn> got. Hands out nothing while records of the ended epoch
+ * wait in cfr_engine_drain_records(): they go first, so the daemon seals
+ * the epochs in order.
+ */
+unsigned cfr_engine_drain_journal(struct cfr_engine *eng, cfr_journal_fn fn, void *ctx,
+                                  unsigned max);
+
+/*
+ * Start the journal over: the next item of every subscriber of the current
+ * epoch is a snapshot (a new segment file, or writes that were lost).
+ */
+void cfr_engine_journal_restart(struct cfr_engine *eng);
 
 /* Compute the anonymity-set distribution (a scan of the alias table). */
 void cfr_engine_anonymity(const struct cfr_engine *eng, struct cfr_anon_stats *out);

@@ -18,6 +18,13 @@
  * goes to a small queue the daemon drains like the others) and its slot
  * serves the newcomer. If it comes back in the same epoch it gets a new
  * seed and a second record; cfr-lookup searches both.
+ *
+ * The write-ahead journal: a subscriber whose counter moves goes on the
+ * table's dirty list (O(1), no I/O), and cfr_engine_drain_journal() hands
+ * the daemon a snapshot of its record the first time, and afterwards the
+ * counter values drawn since the last call with the seconds they were
+ * drawn in. The daemon seals them every second, so a crash loses seconds
+ * of timeline, not the epoch's seeds. The engine itself never writes.
  */
 #include <errno.h>
 #include <sodium.h>
@@ -50,12 +57,14 @@ int cfr_acct_init(struct cfr_engine *eng)
 		tab->s = calloc((size_t)n + 1, sizeof(*tab->s));
 		tab->buckets = calloc(buckets, sizeof(uint32_t));
 		tab->used = calloc(n, sizeof(uint32_t));
-		if (!tab->s || !tab->buckets || !tab->used)
+		tab->dirty = calloc(n, sizeof(uint32_t));
+		if (!tab->s || !tab->buckets || !tab->used || !tab->dirty)
 			return -ENOMEM;
 		eng->memory += ((size_t)n + 1) * sizeof(*tab->s) + buckets * sizeof(uint32_t) +
-		               n * sizeof(uint32_t);
+		               2 * (size_t)n * sizeof(uint32_t);
 	}
 	eng->sub_mask = buckets - 1;
+	eng->jr_gen = 1;
 	return 0;
 }
 
@@ -76,6 +85,7 @@ void cfr_acct_free(struct cfr_engine *eng)
 		free(tab->s);
 		free(tab->buckets);
 		free(tab->used);
+		free(tab->dirty);
 	}
 }
 
@@ -107,6 +117,21 @@ static void record_of(const struct cfr_sub_table *tab, struct cfr_sub_state *s, 
 	rec->counter = s->counter;
 	rec->timeline_len = s->tl_len;
 	memcpy(rec->timeline, s->timeline, s->tl_len);
+	rec->slot = s->slot;
+}
+
+/* Take <idx> off the dirty list of <tab>: swap with the last, O(1). */
+static void dirty_remove(struct cfr_sub_table *tab, uint32_t idx)
+{
+	struct cfr_sub_state *s = &tab->s[idx];
+	uint32_t last;
+
+	if (!s->dirty_pos)
+		return;
+	last = tab->dirty[--tab->n_dirty];
+	tab->dirty[s->dirty_pos - 1] = last;
+	tab->s[last].dirty_pos = s->dirty_pos;
+	s->dirty_pos = 0;
 }
 
 static void unlink_state(struct cfr_engine *eng, struct cfr_sub_table *tab, uint32_t idx)
@@ -145,6 +170,7 @@ static uint32_t seal_idle(struct cfr_engine *eng, struct cfr_sub_table *tab)
 			          &eng->early[(eng->early_head + eng->early_count) % EARLY_QUEUE]);
 			eng->early_count++;
 		}
+		dirty_remove(tab, idx);
 		unlink_state(eng, tab, idx);
 		sodium_memzero(s, sizeof(*s));
 		eng->stats.subscribers_sealed_early++;
@@ -177,6 +203,7 @@ struct cfr_sub_state *cfr_acct_subscriber(struct cfr_engine *eng, uint8_t family
 	memcpy(s->key, key, 16);
 	s->family = family;
 	s->in_use = 1;
+	s->slot = ++tab->next_slot;
 	randombytes_buf(s->seed, sizeof(s->seed));
 	s->next = tab->buckets[b];
 	tab->buckets[b] = idx;
@@ -200,8 +227,11 @@ void cfr_acct_forget_new(struct cfr_engine *eng, struct cfr_sub_state *s)
 	if (tab->buckets[b] != idx)
 		return;
 	tab->buckets[b] = s->next;
+	dirty_remove(tab, idx);
 	sodium_memzero(s, sizeof(*s));
 	tab->n_used--;
+	if (tab->reseed > tab->n_used)
+		tab->reseed = tab->n_used;
 	eng->stats.subscribers_active = tab->n_used;
 }
 
@@ -313,9 +343,16 @@ static void flush_entry(struct cfr_sub_state *s)
 /* The counter moved once, now. */
 void cfr_acct_drew(struct cfr_engine *eng, struct cfr_sub_state *s)
 {
-	uint32_t t = (uint32_t)((eng->now_ms - eng->subs[eng->cur_subs].start_ms) / 1000);
+	struct cfr_sub_table *tab = &eng->subs[eng->cur_subs];
+	uint32_t t = (uint32_t)((eng->now_ms - tab->start_ms) / 1000);
 
 	s->counter++;
+	if (!s->dirty_pos) {
+		tab->dirty[tab->n_dirty++] = (uint32_t)(s - tab->s);
+		s->dirty_pos = tab->n_dirty;
+		s->jr_from = t;
+	}
+	s->jr_to = t;
 	if (s->pend_count && t == s->pend_to) {
 		s->pend_count++;
 		return;
@@ -356,6 +393,20 @@ static void table_reset(struct cfr_engine *eng, struct cfr_sub_table *tab)
 		sodium_memzero(&tab->s[tab->used[i]], sizeof(tab->s[0]));
 	memset(tab->buckets, 0, ((size_t)eng->sub_mask + 1) * sizeof(uint32_t));
 	tab->n_used = tab->drained = tab->cursor = 0;
+	tab->n_dirty = tab->next_slot = tab->reseed = 0;
+}
+
+/* The early record at the head of the queue, if any. */
+static const struct cfr_epoch_record *early_head(const struct cfr_engine *eng)
+{
+	return eng->early_count ? &eng->early[eng->early_head] : NULL;
+}
+
+static void early_pop(struct cfr_engine *eng)
+{
+	sodium_memzero(&eng->early[eng->early_head], sizeof(eng->early[0]));
+	eng->early_head = (eng->early_head + 1) % EARLY_QUEUE;
+	eng->early_count--;
 }
 
 void cfr_epoch_new(struct cfr_engine *eng, uint64_t now_ms)
@@ -363,12 +414,19 @@ void cfr_epoch_new(struct cfr_engine *eng, uint64_t now_ms)
 	struct cfr_sub_table *ended = &eng->subs[eng->cur_subs];
 	struct cfr_sub_table *next = &eng->subs[!eng->cur_subs];
 
+	const struct cfr_epoch_record *e;
+
 	/* The table we are about to reuse should have been drained long ago. */
 	if (next->n_used > next->drained) {
 		eng->stats.records_lost += next->n_used - next->drained;
 		table_reset(eng, next);
 	} else if (next->n_used) {
 		table_reset(eng, next);
+	}
+	/* So should its early records: epochs reach the daemon in order, or not at all. */
+	while ((e = early_head(eng)) != NULL && e->epoch != ended->epoch) {
+		early_pop(eng);
+		eng->stats.records_lost++;
 	}
 	ended->end_ms = now_ms;
 	eng->cur_subs = (uint8_t)!eng->cur_subs;
@@ -386,19 +444,32 @@ void cfr_epoch_check(struct cfr_engine *eng, uint64_t now_ms)
 	}
 }
 
+/* Is the epoch that ended still waiting for cfr_engine_drain_records()? */
+static bool ended_pending(const struct cfr_engine *eng)
+{
+	const struct cfr_sub_table *ended = &eng->subs[!eng->cur_subs];
+	const struct cfr_epoch_record *e = early_head(eng);
+
+	return ended->drained < ended->n_used ||
+	       (e && e->epoch != eng->subs[eng->cur_subs].epoch);
+}
+
+/*
+ * The ended epoch first (its early records, at the head of the queue, then
+ * its table), then the current epoch's early records: the daemon sees
+ * epoch numbers that never go back.
+ */
 unsigned cfr_engine_drain_records(struct cfr_engine *eng, cfr_record_fn fn, void *ctx, unsigned max)
 {
 	struct cfr_sub_table *tab = &eng->subs[!eng->cur_subs];
+	uint64_t current = eng->subs[eng->cur_subs].epoch;
+	const struct cfr_epoch_record *e;
 	struct cfr_epoch_record rec;
 	unsigned done = 0;
 
-	while (eng->early_count && done < max) {
-		struct cfr_epoch_record *e = &eng->early[eng->early_head];
-
+	while ((e = early_head(eng)) != NULL && e->epoch != current && done < max) {
 		fn(ctx, e);
-		sodium_memzero(e, sizeof(*e));
-		eng->early_head = (eng->early_head + 1) % EARLY_QUEUE;
-		eng->early_count--;
+		early_pop(eng);
 		eng->stats.records_sealed++;
 		done++;
 	}
@@ -414,5 +485,83 @@ unsigned cfr_engine_drain_records(struct cfr_engine *eng, cfr_record_fn fn, void
 	}
 	if (tab->drained == tab->n_used && tab->n_used)
 		table_reset(eng, tab);
+	while (!ended_pending(eng) && eng->early_count && done < max) {
+		fn(ctx, early_head(eng));
+		early_pop(eng);
+		eng->stats.records_sealed++;
+		done++;
+	}
 	return tab->n_used - tab->drained + eng->early_count;
+}
+
+/* A subscriber's record so far, for the journal; its state is not touched. */
+static void journal_snapshot(struct cfr_engine *eng, struct cfr_sub_table *tab,
+                             struct cfr_sub_state *s, struct cfr_journal_item *it)
+{
+	struct cfr_sub_state copy = *s;
+
+	memset(it, 0, sizeof(*it));
+	it->kind = CFR_JOURNAL_SNAPSHOT;
+	record_of(tab, &copy, 0, &it->rec); /* flushes the copy's pending entry */
+	sodium_memzero(&copy, sizeof(copy));
+	it->count = s->counter;
+	s->jr_gen = eng->jr_gen;
+	s->jr_counter = s->counter;
+}
+
+static void journal_delta(struct cfr_sub_table *tab, struct cfr_sub_state *s,
+                          struct cfr_journal_item *it)
+{
+	memset(it, 0, sizeof(*it));
+	it->kind = CFR_JOURNAL_DELTA;
+	it->rec.epoch = tab->epoch;
+	it->rec.start_ms = tab->start_ms;
+	it->rec.family = s->family;
+	it->rec.slot = s->slot;
+	it->counter_from = s->jr_counter;
+	it->count = s->counter - s->jr_counter;
+	it->t_from = s->jr_from;
+	it->t_to = s->jr_to;
+	s->jr_counter = s->counter;
+}
+
+unsigned cfr_engine_drain_journal(struct cfr_engine *eng, cfr_journal_fn fn, void *ctx, unsigned max)
+{
+	struct cfr_sub_table *tab = &eng->subs[eng->cur_subs];
+	struct cfr_journal_item it;
+	unsigned done = 0;
+
+	if (ended_pending(eng))
+		return tab->n_used - tab->reseed + tab->n_dirty + 1;
+	/* After a restart: every subscriber once, whether it moved or not. */
+	while (tab->reseed < tab->n_used && done < max) {
+		struct cfr_sub_state *s = &tab->s[tab->used[tab->reseed++]];
+
+		if (s->counter == 0 || s->jr_gen == eng->jr_gen)
+			continue;
+		dirty_remove(tab, (uint32_t)(s - tab->s));
+		journal_snapshot(eng, tab, s, &it);
+		fn(ctx, &it);
+		done++;
+	}
+	while (tab->n_dirty && done < max) {
+		uint32_t idx = tab->dirty[tab->n_dirty - 1];
+		struct cfr_sub_state *s = &tab->s[idx];
+
+		dirty_remove(tab, idx);
+		if (s->jr_gen != eng->jr_gen)
+			journal_snapshot(eng, tab, s, &it);
+		else
+			journal_delta(tab, s, &it);
+		fn(ctx, &it);
+		done++;
+	}
+	sodium_memzero(&it, sizeof(it));
+	return tab->n_used - tab->reseed + tab->n_dirty;
+}
+
+void cfr_engine_journal_restart(struct cfr_engine *eng)
+{
+	eng->jr_gen++;
+	eng->subs[eng->cur_subs].reseed = 0;
 }

@@ -99,6 +99,12 @@ struct cfr_sub_state {
 	uint32_t pend_from, pend_to, pend_count; /* the entry being built */
 	uint8_t seed[CFR_SEED_BYTES];
 	uint8_t timeline[CFR_TIMELINE_BYTES];
+	/* The write-ahead journal (acct.c): what the daemon has not been handed yet. */
+	uint32_t slot;           /* this record's number in the epoch, from 1 */
+	uint32_t jr_gen;         /* journal generation of its last snapshot; 0: none yet */
+	uint32_t jr_counter;     /* counter when last handed out */
+	uint32_t jr_from, jr_to; /* seconds of the draws since then */
+	uint32_t dirty_pos;      /* 1 + its place in the table's dirty list; 0: not on it */
 };
 
 /* One subscriber's use of the engine, for its limits (guard.c). */
@@ -123,6 +129,10 @@ struct cfr_sub_table {
 	uint32_t n_used, drained;
 	uint32_t cursor; /* where the search for an idle subscriber goes on (acct.c) */
 	uint64_t epoch, start_ms, end_ms;
+	uint32_t *dirty; /* subscribers whose counter moved since the journal last saw them */
+	uint32_t n_dirty;
+	uint32_t next_slot;
+	uint32_t reseed; /* journal restart: position in used[] of the next snapshot */
 };
 
 /*
@@ -174,6 +184,7 @@ struct cfr_engine {
 	struct cfr_sub_table subs[2];   /* current epoch, and the ended one being drained */
 	struct cfr_epoch_record *early; /* sealed before their epoch ended, to drain (acct.c) */
 	uint32_t early_head, early_count;
+	uint32_t jr_gen; /* journal generation: a subscriber not snapshotted in it gets one */
 	uint8_t cur_subs;
 	struct cfr_guard_entry *guards; /* max_subscribers + 1 */
 	uint32_t *guard_buckets;
