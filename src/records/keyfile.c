@@ -2,7 +2,9 @@
  * The operator's key files, as cfr-keygen(8) writes them: one line each,
  * "cfr-acct-public-key BASE64" and "cfr-acct-private-key BASE64". The label
  * is there so a private key given where the public one belongs is refused
- * instead of silently sealing records nobody can open.
+ * instead of silently sealing records nobody can open. A public key that
+ * others may rewrite is refused too: whoever swaps it in reads every
+ * record sealed after.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,24 +15,31 @@
 
 #include "records.h"
 
-static int read_key(const char *path, const char *label, uint8_t key[CFR_KEY_BYTES],
-                    bool private_key, struct cfr_rec_error *err)
+static int read_key_fd(int fd, const char *path, const char *label, uint8_t key[CFR_KEY_BYTES],
+                       bool private_key, struct cfr_rec_error *err)
 {
 	char buf[256];
 	struct stat st;
 	size_t llen = strlen(label), len, bin_len;
 	ssize_t n;
-	int fd, ret;
+	int ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		cfr_rec_fail(err, "%s: cannot open: %s", path, strerror(errno));
-		return ret;
-	}
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
 		cfr_rec_fail(err, "%s: cannot stat: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!private_key && (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		cfr_rec_fail(err,
+		             "%s: public key is writable by others (mode %04o): whoever replaces it "
+		             "reads the records; run chmod go-w %s",
+		             path, (unsigned)(st.st_mode & 07777), path);
+		ret = -EPERM;
+		goto out;
+	}
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		ret = -errno;
+		cfr_rec_fail(err, "%s: cannot read: %s", path, strerror(errno));
 		goto out;
 	}
 	n = read(fd, buf, sizeof(buf) - 1);
@@ -75,6 +84,20 @@ static int read_key(const char *path, const char *label, uint8_t key[CFR_KEY_BYT
 	ret = 0;
 out:
 	sodium_memzero(buf, sizeof(buf));
+	return ret;
+}
+
+static int read_key(const char *path, const char *label, uint8_t key[CFR_KEY_BYTES],
+                    bool private_key, struct cfr_rec_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret;
+
+	if (fd < 0) {
+		ret = -errno;
+		cfr_rec_fail(err, "%s: cannot open: %s", path, strerror(errno));
+		return ret;
+	}
+	ret = read_key_fd(fd, path, label, key, private_key, err);
 	close(fd);
 	return ret;
 }
@@ -82,6 +105,12 @@ out:
 int cfr_key_read_public(const char *path, uint8_t pk[CFR_KEY_BYTES], struct cfr_rec_error *err)
 {
 	return read_key(path, CFR_PUBLIC_KEY_LABEL, pk, false, err);
+}
+
+int cfr_key_read_public_fd(int fd, const char *path, uint8_t pk[CFR_KEY_BYTES],
+                           struct cfr_rec_error *err)
+{
+	return read_key_fd(fd, path, CFR_PUBLIC_KEY_LABEL, pk, false, err);
 }
 
 int cfr_key_read_private(const char *path, uint8_t sk[CFR_KEY_BYTES], uint8_t pk[CFR_KEY_BYTES],

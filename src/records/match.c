@@ -13,6 +13,36 @@
 
 #include "records.h"
 
+long cfr_range_match(const struct cfr_engine_config *cfg, const struct cfr_epoch_record *rec,
+                     const struct cfr_complaint *c, uint32_t first, uint32_t count,
+                     uint32_t t_from, uint32_t t_to, cfr_match_fn fn, void *ctx)
+{
+	struct cfr_match m = {
+	    .from_ms = rec->start_ms + (uint64_t)t_from * 1000,
+	    .to_ms = rec->start_ms + ((uint64_t)t_to + 1) * 1000 - 1,
+	};
+	long derived = 0;
+
+	if (rec->family != c->family)
+		return 0;
+	if (cfg->policy[c->family] == CFR_POLICY_PER_DESTINATION && !c->have_remote)
+		return -EDESTADDRREQ;
+	if (m.from_ms > c->to_ms || m.to_ms < c->from_ms)
+		return 0;
+	for (m.counter = first; m.counter - first < count; m.counter++) {
+		uint8_t alias[16];
+		uint16_t port;
+
+		cfr_derive_alias(cfg, rec->seed, c->family, m.counter,
+		                 c->have_remote ? c->remote : NULL, alias, &port);
+		derived++;
+		if (port == c->port &&
+		    memcmp(alias, c->alias, c->family == CFR_FAMILY_V4 ? 4 : 16) == 0)
+			fn(ctx, rec, &m);
+	}
+	return derived;
+}
+
 long cfr_record_match(const struct cfr_engine_config *cfg, const struct cfr_epoch_record *rec,
                       const struct cfr_complaint *c, cfr_match_fn fn, void *ctx)
 {
@@ -26,24 +56,11 @@ long cfr_record_match(const struct cfr_engine_config *cfg, const struct cfr_epoc
 	if (cfg->policy[c->family] == CFR_POLICY_PER_DESTINATION && !c->have_remote)
 		return -EDESTADDRREQ;
 	while ((ret = cfr_timeline_next(rec, &off, &t_from, &t_to, &first, &count)) == 1) {
-		struct cfr_match m = {
-		    .from_ms = rec->start_ms + (uint64_t)t_from * 1000,
-		    .to_ms = rec->start_ms + ((uint64_t)t_to + 1) * 1000 - 1,
-		};
+		long n = cfr_range_match(cfg, rec, c, first, count, t_from, t_to, fn, ctx);
 
-		if (m.from_ms > c->to_ms || m.to_ms < c->from_ms)
-			continue;
-		for (m.counter = first; m.counter - first < count; m.counter++) {
-			uint8_t alias[16];
-			uint16_t port;
-
-			cfr_derive_alias(cfg, rec->seed, c->family, m.counter,
-			                 c->have_remote ? c->remote : NULL, alias, &port);
-			derived++;
-			if (port == c->port &&
-			    memcmp(alias, c->alias, c->family == CFR_FAMILY_V4 ? 4 : 16) == 0)
-				fn(ctx, rec, &m);
-		}
+		if (n < 0)
+			return n;
+		derived += n;
 	}
 	return ret < 0 ? ret : derived;
 }

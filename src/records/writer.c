@@ -1,19 +1,33 @@
 /*
  * The segment writer: cfrd's side of the sealed records.
  *
- * Each segment gets a fresh key from the CSPRNG, sealed once to the
- * operator's public key in the header; the key lives in memory locked out
- * of swap (sodium_mlock, once, before cfrd's sandbox forbids mlock) and is
- * wiped when the segment closes. The daemon
- * never has the private key, so neither it nor a thief of its disk can open
- * a segment once its key is gone.
+ * Each epoch gets a block of frames under a fresh key from the CSPRNG,
+ * sealed to the operator's public key in the block's EPOCH frame; the key
+ * lives in memory locked out of swap (sodium_malloc, before cfrd's sandbox
+ * forbids mlock) and is wiped when the block ends, so seizing a running
+ * relay opens the current epoch (whose seeds are in its memory anyway) and
+ * no other. The daemon never has the private key.
  *
- * Durability: frames collect in a buffer and are written when an epoch's
- * records are all sealed; with fsync = epoch they are then fdatasync()ed,
- * so a crash loses at most the epoch being sealed, never an earlier one.
- * A failed write abandons the segment (its tail may be torn, the reader
- * says so) and the next epoch starts a new one: appending after a torn
- * frame would make every later record unreadable.
+ * Write-ahead: once a second the engine's journal (each subscriber's
+ * record when it first draws, then the counter values drawn since) is
+ * sealed into a JOURNAL frame, written and fdatasync()ed; a frame that
+ * holds everything drawn up to a moment says so (COMPLETE), so cfr-lookup
+ * knows how far a crashed epoch can be trusted. The engine's final records
+ * follow when the epoch ends, and EPOCH_END closes the block.
+ *
+ * The writer is cut in two so that the engine's lock is held for copies
+ * only: cfr_recw_collect() copies into locked staging memory, and
+ * cfr_recw_flush() seals, writes and syncs without the lock.
+ *
+ * Faults (a full disk, a write error, the directory or the segment gone,
+ * no usable key): one report, then the writer is degraded and takes
+ * nothing from the engine, which keeps the current epoch's state and the
+ * ended epoch's records; every CFR_RECW_RETRY_MS it tries a new segment,
+ * and once one works, the journal starts over with a snapshot of every
+ * subscriber and the ended epoch is sealed: nothing is lost unless the
+ * fault outlasts the next epoch's end. A failed segment is left as it is
+ * (its tail may be torn, the reader says so); appending after a torn frame
+ * would make every later frame unreadable.
  *
  * It must never write a remote address or port; the engine's records hold none.
  */
@@ -28,27 +42,63 @@
 
 #include "records.h"
 
-/* A few hundred records per write(): syscalls stay off the per-record cost. */
-#define WBUF_SIZE (64 * 1024)
+/* Items copied from the engine per lock hold: about 100 microseconds of copying. */
+#define STAGE_MAX 1024
+/* Everything one flush can write: STAGE_MAX records of at most 216 bytes, and frames. */
+#define WBUF_SIZE (512 * 1024)
 /* Retention is also checked while idle, so an idle relay still forgets on time. */
 #define RETENTION_CHECK_MAX_MS (3600 * 1000ull)
+
+_Static_assert(STAGE_MAX * (CFR_FRAME_HEAD + CFR_FRAME_PLAIN_MAX + CFR_FRAME_TAG) * 2 <= WBUF_SIZE,
+               "one flush fits the write buffer");
+
+enum { STAGE_RECORD = 1, STAGE_JOURNAL = 2 };
+
+struct stage_item {
+	uint8_t what;
+	struct cfr_journal_item it; /* STAGE_RECORD: it.rec */
+};
 
 struct cfr_recw {
 	struct cfr_recw_config cfg;
 	char *dir;
 	int dirfd, fd;
 	struct cfr_seg_header hdr;
-	uint8_t key[CFR_SEG_KEY_BYTES];
 	uint8_t header_hash[32];
-	uint64_t seq;
 	char seg_name[64];
+	uint32_t blocks; /* epoch blocks begun in this segment */
+	bool have_key;
 
-	bool in_epoch, dropping;
-	uint64_t epoch;
-	uint32_t epoch_records;
+	/* The open block: one epoch, one key. */
+	bool in_block;
+	uint64_t epoch, seq, block_end_ms;
+	uint32_t block_records;
+	uint8_t *key; /* sodium_malloc: locked, guarded */
+
+	/* What collect() took from the engine, for flush() to seal. */
+	struct stage_item *stage; /* sodium_malloc, STAGE_MAX */
+	unsigned n_stage;
+	uint64_t engine_epoch;   /* the engine's current epoch, at collect() */
+	unsigned records_left;   /* records the engine still had, at collect() */
+	bool journal_busy;       /* a journal pass took less than there was */
+	bool journal_complete;   /* a pass ended: everything drawn up to journal_as_of is staged */
+	uint64_t journal_as_of;  /* engine clock */
+	uint64_t last_journal_ms;
+	bool restart_journal; /* ask the engine for a snapshot of everyone */
+	uint8_t *jbuf;        /* sodium_malloc: the journal frame being filled */
+	size_t jlen;
+
+	bool degraded;
+	uint64_t degraded_since_ms, next_retry_ms;
+
+	/* A reload's configuration, for the segments of epochs from next_from on. */
+	bool next_pending;
+	uint64_t next_from;
+	struct cfr_engine_config next_cfg;
 
 	int64_t wall_offset_ms; /* wall clock minus engine clock */
-	uint64_t now_wall_ms, next_retention_ms;
+	uint64_t now_wall_ms, now_mono_ms, next_retention_ms, last_sync_ms;
+	bool unsynced, sync_now;
 	struct cfr_recw_stats stats;
 	size_t buf_len;
 	uint8_t buf[WBUF_SIZE];
@@ -57,7 +107,7 @@ struct cfr_recw {
 __attribute__((format(printf, 3, 4))) static void report(struct cfr_recw *w, bool error,
                                                          const char *fmt, ...)
 {
-	char msg[384];
+	char msg[512];
 	va_list ap;
 
 	if (!w->cfg.report)
@@ -68,28 +118,66 @@ __attribute__((format(printf, 3, 4))) static void report(struct cfr_recw *w, boo
 	w->cfg.report(w->cfg.report_ctx, error, msg);
 }
 
-static void wipe_key(struct cfr_recw *w)
+static uint64_t to_wall(const struct cfr_recw *w, uint64_t mono_ms)
+{
+	return (uint64_t)((int64_t)mono_ms + w->wall_offset_ms);
+}
+
+static void put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void wipe_block(struct cfr_recw *w)
 {
 	sodium_memzero(w->key, CFR_SEG_KEY_BYTES);
-	w->buf_len = 0;
+	sodium_memzero(w->jbuf, CFR_JOURNAL_MAX);
+	w->jlen = CFR_JOURNAL_HEAD;
+	w->in_block = false;
 }
 
-/* Give up on the current segment after an I/O error; the rest of the epoch is dropped. */
-static void abandon_segment(struct cfr_recw *w, const char *what, int error)
+/* Keep the staged final records (the engine has no other copy), drop the journal. */
+static void keep_records_only(struct cfr_recw *w)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < w->n_stage; i++)
+		if (w->stage[i].what == STAGE_RECORD)
+			w->stage[n++] = w->stage[i];
+	sodium_memzero(w->stage + n, (w->n_stage - n) * sizeof(w->stage[0]));
+	w->n_stage = n;
+	w->journal_complete = w->journal_busy = false;
+}
+
+/*
+ * The one report of a fault, and the degraded state: the segment is left
+ * as it is, and nothing more is taken from the engine until a new one works.
+ */
+static void fault(struct cfr_recw *w, const char *what, int error)
 {
 	report(w, true,
-	       "%s/%s: %s failed: %s; segment abandoned, the records of epoch %llu "
-	       "are lost, the next epoch starts a new segment",
-	       w->dir, w->seg_name, what, strerror(error), (unsigned long long)w->epoch);
+	       "%s/%s: %s: %s; accounting degraded: nothing is sealed until a new segment "
+	       "works (tried every %u s); the engine keeps the current epoch and the records "
+	       "of the last ended one until then",
+	       w->dir, w->fd >= 0 ? w->seg_name : "", what, strerror(error),
+	       CFR_RECW_RETRY_MS / 1000);
 	w->stats.write_errors++;
-	close(w->fd);
+	w->stats.faults++;
+	w->stats.degraded = w->degraded = true;
+	w->degraded_since_ms = w->now_mono_ms;
+	w->next_retry_ms = w->now_mono_ms + CFR_RECW_RETRY_MS;
+	if (w->fd >= 0)
+		close(w->fd);
 	w->fd = -1;
-	wipe_key(w);
-	if (w->in_epoch)
-		w->dropping = true;
+	wipe_block(w);
+	w->buf_len = 0;
+	w->unsynced = w->sync_now = false;
+	keep_records_only(w);
+	w->restart_journal = true;
 }
 
-static int flush(struct cfr_recw *w)
+static int write_buf(struct cfr_recw *w)
 {
 	size_t off = 0;
 
@@ -98,53 +186,43 @@ static int flush(struct cfr_recw *w)
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			int error = n < 0 ? errno : EIO;
-
-			abandon_segment(w, "write", error);
-			return -error;
-		}
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
 		off += (size_t)n;
 		w->stats.bytes_written += (uint64_t)n;
 	}
+	if (w->buf_len)
+		w->unsynced = true;
 	w->buf_len = 0;
 	return 0;
 }
 
-static int sync_segment(struct cfr_recw *w)
+static void append_raw(struct cfr_recw *w, uint8_t type, size_t clen)
 {
-	if (flush(w) < 0)
-		return -EIO;
-	if (fdatasync(w->fd) < 0) {
-		int error = errno;
+	uint8_t *out = w->buf + w->buf_len;
 
-		abandon_segment(w, "fdatasync", error);
-		return -error;
-	}
-	return 0;
-}
-
-static int append_frame(struct cfr_recw *w, uint8_t type, const uint8_t *plain, size_t len)
-{
-	uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], ad[sizeof(w->header_hash) + 1];
-	size_t clen = len + CFR_FRAME_TAG;
-	uint8_t *out;
-
-	if (w->fd < 0)
-		return -EBADF;
-	if (w->buf_len + CFR_FRAME_HEAD + clen > sizeof(w->buf) && flush(w) < 0)
-		return -EIO;
-	out = w->buf + w->buf_len;
 	out[0] = type;
 	out[1] = (uint8_t)clen;
 	out[2] = (uint8_t)(clen >> 8);
+}
+
+/* Seal <plain> as the block's next frame (<clear> bytes go before the ciphertext). */
+static void append_frame(struct cfr_recw *w, uint8_t type, const uint8_t *clear, size_t clear_len,
+                         const uint8_t *plain, size_t len)
+{
+	uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], ad[sizeof(w->header_hash) + 1];
+	size_t clen = clear_len + len + CFR_FRAME_TAG;
+	uint8_t *out = w->buf + w->buf_len;
+
+	append_raw(w, type, clen);
+	if (clear_len)
+		memcpy(out + CFR_FRAME_HEAD, clear, clear_len);
 	memcpy(ad, w->header_hash, sizeof(w->header_hash));
 	ad[sizeof(w->header_hash)] = type;
 	cfr_frame_nonce(w->seq++, nonce);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(out + CFR_FRAME_HEAD, NULL, plain, len, ad,
-	                                           sizeof(ad), NULL, nonce, w->key);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(out + CFR_FRAME_HEAD + clear_len, NULL, plain,
+	                                           len, ad, sizeof(ad), NULL, nonce, w->key);
 	w->buf_len += CFR_FRAME_HEAD + clen;
-	return 0;
 }
 
 static void run_retention(struct cfr_recw *w)
@@ -152,7 +230,8 @@ static void run_retention(struct cfr_recw *w)
 	struct cfr_rec_error err = {{0}};
 	unsigned deleted = 0;
 
-	if (cfr_records_expire(w->dir, w->now_wall_ms, w->cfg.retention_s, &deleted, &err) < 0)
+	if (cfr_records_expire(w->dir, w->now_wall_ms, w->cfg.retention_s, &deleted, &err) < 0 &&
+	    !w->degraded)
 		report(w, true, "retention: %s", err.msg);
 	if (deleted)
 		report(w, false, "retention: deleted %u segment%s older than %u s", deleted,
@@ -164,10 +243,11 @@ static void run_retention(struct cfr_recw *w)
 	                          : RETENTION_CHECK_MAX_MS);
 }
 
-static int open_segment(struct cfr_recw *w)
+/* Create a segment and write its header; on failure nothing is left behind. */
+static int open_segment(struct cfr_recw *w, const char **what)
 {
 	uint8_t header[CFR_SEG_HEADER_MAX];
-	int hlen;
+	int hlen, ret;
 
 	w->hdr.start_ms = w->now_wall_ms;
 	for (unsigned n = 0; n < 100; n++) {
@@ -178,127 +258,364 @@ static int open_segment(struct cfr_recw *w)
 			break;
 	}
 	if (w->fd < 0) {
-		int error = errno;
-
-		report(w, true,
-		       "%s/%s: cannot create segment: %s; the records of epoch %llu are lost",
-		       w->dir, w->seg_name, strerror(error), (unsigned long long)w->epoch);
-		w->stats.write_errors++;
-		return -error;
+		*what = "cannot create a segment";
+		return -errno;
 	}
-	crypto_aead_xchacha20poly1305_ietf_keygen(w->key);
-	crypto_box_seal(w->hdr.sealed_key, w->key, CFR_SEG_KEY_BYTES, w->cfg.public_key);
 	hlen = cfr_seg_header_encode(&w->hdr, header, sizeof(header));
 	crypto_generichash(w->header_hash, sizeof(w->header_hash), header, (size_t)hlen, NULL, 0);
 	memcpy(w->buf, header, (size_t)hlen);
 	w->buf_len = (size_t)hlen;
-	w->seq = 0;
-	w->stats.segments_opened++;
-	/* The new name must survive a crash too, or its synced records vanish with it. */
-	if (flush(w) < 0)
-		return -EIO;
+	w->blocks = 0;
+	/* The header and the new name must survive a crash, or the synced frames vanish too. */
+	ret = write_buf(w);
+	if (ret == 0 && w->cfg.fsync == CFR_FSYNC_EPOCH && fdatasync(w->fd) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		*what = "cannot write a segment header";
+		unlinkat(w->dirfd, w->seg_name, 0);
+		close(w->fd);
+		w->fd = -1;
+		w->buf_len = 0;
+		return ret;
+	}
 	if (fsync(w->dirfd) < 0)
 		report(w, true, "%s: fsync of the directory failed: %s", w->dir, strerror(errno));
+	w->unsynced = false;
+	w->stats.segments_opened++;
 	run_retention(w);
 	return 0;
 }
 
+/* The close frame counts the blocks: a reader sees a segment cut at a block boundary. */
 static void close_segment(struct cfr_recw *w)
 {
-	if (append_frame(w, CFR_FRAME_CLOSE, NULL, 0) < 0 || sync_segment(w) < 0)
+	int ret;
+
+	append_raw(w, CFR_FRAME_CLOSE, CFR_CLOSE_FRAME_2);
+	put_le(w->buf + w->buf_len + CFR_FRAME_HEAD, w->blocks, 4);
+	w->buf_len += CFR_FRAME_HEAD + CFR_CLOSE_FRAME_2;
+	ret = write_buf(w);
+	if (ret == 0 && fdatasync(w->fd) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		fault(w, "closing the segment", -ret);
 		return;
+	}
 	close(w->fd);
 	w->fd = -1;
-	wipe_key(w);
+	w->unsynced = false;
 }
 
-static void put_u64(uint8_t *p, uint64_t v)
+static void begin_block(struct cfr_recw *w, uint64_t epoch, uint64_t start_ms)
 {
-	for (unsigned i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	uint8_t sealed[CFR_SEG_SEALED_BYTES], plain[CFR_EPOCH_PLAIN];
+
+	w->in_block = true;
+	w->epoch = epoch;
+	w->seq = 0;
+	w->block_records = 0;
+	w->block_end_ms = 0;
+	w->jlen = CFR_JOURNAL_HEAD;
+	crypto_aead_xchacha20poly1305_ietf_keygen(w->key);
+	crypto_box_seal(sealed, w->key, CFR_SEG_KEY_BYTES, w->cfg.public_key);
+	put_le(plain, epoch, 8);
+	put_le(plain + 8, w->blocks++, 4);
+	put_le(plain + 12, to_wall(w, start_ms), 8);
+	put_le(plain + 20, w->hdr.epoch_s, 4);
+	append_frame(w, CFR_FRAME_EPOCH, sealed, sizeof(sealed), plain, sizeof(plain));
 }
 
-static void begin_epoch(struct cfr_recw *w, const struct cfr_epoch_record *rec)
+static void emit_journal(struct cfr_recw *w, uint8_t flags)
 {
-	uint8_t plain[24];
-
-	w->in_epoch = true;
-	w->dropping = false;
-	w->epoch = rec->epoch;
-	w->epoch_records = 0;
-	/* Whole epochs per segment, so one fsync covers an epoch and selection stays simple. */
-	if (w->fd >= 0 && w->now_wall_ms >= w->hdr.start_ms + (uint64_t)w->cfg.segment_s * 1000)
-		close_segment(w);
-	if (w->fd < 0 && open_segment(w) < 0) {
-		w->dropping = true;
+	if (w->jlen == CFR_JOURNAL_HEAD && !flags)
 		return;
+	w->jbuf[0] = flags;
+	put_le(w->jbuf + 1, w->now_wall_ms, 8);
+	append_frame(w, CFR_FRAME_JOURNAL, NULL, 0, w->jbuf, w->jlen);
+	sodium_memzero(w->jbuf, w->jlen);
+	w->jlen = CFR_JOURNAL_HEAD;
+	if (flags & CFR_JOURNAL_COMPLETE)
+		w->stats.checkpoints++;
+}
+
+/*
+ * End the open block. With <complete>, its final records are all in:
+ * EPOCH_END says how many and when the epoch ended. Either way its key
+ * is wiped now.
+ */
+static void end_block(struct cfr_recw *w, bool complete)
+{
+	uint8_t plain[12];
+
+	emit_journal(w, 0);
+	if (complete && w->block_records) {
+		put_le(plain, w->block_records, 4);
+		put_le(plain + 4, to_wall(w, w->block_end_ms), 8);
+		append_frame(w, CFR_FRAME_EPOCH_END, NULL, 0, plain, sizeof(plain));
+		w->stats.epochs_written++;
+		w->sync_now = w->cfg.fsync == CFR_FSYNC_EPOCH;
 	}
-	put_u64(plain, rec->epoch);
-	put_u64(plain + 8, (uint64_t)((int64_t)rec->start_ms + w->wall_offset_ms));
-	put_u64(plain + 16, (uint64_t)((int64_t)rec->end_ms + w->wall_offset_ms));
-	if (append_frame(w, CFR_FRAME_EPOCH, plain, sizeof(plain)) < 0)
-		w->dropping = true;
+	wipe_block(w);
 }
 
-static void finish_epoch(struct cfr_recw *w)
+static void add_record(struct cfr_recw *w, const struct cfr_epoch_record *rec)
 {
-	uint8_t count[4] = {(uint8_t)w->epoch_records, (uint8_t)(w->epoch_records >> 8),
-	                    (uint8_t)(w->epoch_records >> 16), (uint8_t)(w->epoch_records >> 24)};
+	uint8_t plain[CFR_FRAME_PLAIN_MAX];
+	size_t len = cfr_record_encode(rec, w->hdr.cfg.subscriber_prefix6, 2, plain);
 
-	w->in_epoch = false;
-	if (w->dropping)
-		return;
-	if (append_frame(w, CFR_FRAME_EPOCH_END, count, sizeof(count)) < 0)
-		return;
-	if (w->cfg.fsync == CFR_FSYNC_EPOCH ? sync_segment(w) < 0 : flush(w) < 0)
-		return;
-	w->stats.epochs_written++;
+	append_frame(w, CFR_FRAME_RECORD, NULL, 0, plain, len);
+	sodium_memzero(plain, sizeof(plain));
+	w->block_records++;
+	w->block_end_ms = rec->end_ms;
+	w->stats.records_written++;
 }
 
-/* cfr_record_fn: one record of the ended epoch, seed and all; sealed or dropped here. */
-static void on_record(void *ctx, const struct cfr_epoch_record *rec)
+static void add_journal(struct cfr_recw *w, const struct cfr_journal_item *it)
+{
+	if (w->jlen + CFR_JOURNAL_ITEM_MAX > CFR_JOURNAL_MAX)
+		emit_journal(w, 0);
+	w->jlen += cfr_journal_put(it, w->hdr.cfg.subscriber_prefix6, w->jbuf + w->jlen);
+	w->stats.journal_items++;
+}
+
+/* What the segment header says of the engine's configuration. */
+static void set_config(struct cfr_recw *w, const struct cfr_engine_config *cfg)
+{
+	w->hdr.epoch_s = cfg->epoch_s;
+	w->hdr.cfg = *cfg;
+	/* Records hold a subscriber's identity in the longest length any prefix uses. */
+	w->hdr.cfg.subscriber_prefix6 = cfr_config_ident6_max(cfg);
+}
+
+/* Seal the staged items into the write buffer, epoch by epoch. */
+static int seal_stage(struct cfr_recw *w)
+{
+	const char *what = NULL;
+	int ret;
+
+	for (unsigned i = 0; i < w->n_stage; i++) {
+		struct stage_item *s = &w->stage[i];
+		uint64_t epoch = s->it.rec.epoch;
+
+		if (w->in_block && epoch != w->epoch) {
+			if (epoch < w->epoch) { /* cannot happen: the engine hands epochs in order */
+				w->stats.records_dropped += s->what == STAGE_RECORD;
+				continue;
+			}
+			/* Records of a later epoch: the open one has had all of its own. */
+			end_block(w, true);
+		}
+		if (!w->in_block && w->next_pending && epoch >= w->next_from) {
+			/* A segment header holds one configuration: a new one starts here. */
+			if (w->fd >= 0) {
+				close_segment(w);
+				if (w->degraded)
+					return -EIO;
+			}
+			set_config(w, &w->next_cfg);
+			w->next_pending = false;
+		}
+		if (!w->in_block) {
+			if (w->fd < 0 && (ret = open_segment(w, &what)) < 0) {
+				fault(w, what, -ret);
+				return ret;
+			}
+			begin_block(w, epoch, s->it.rec.start_ms);
+		}
+		if (s->what == STAGE_RECORD)
+			add_record(w, &s->it.rec);
+		else
+			add_journal(w, &s->it);
+	}
+	return 0;
+}
+
+/* Did the directory or the segment disappear under us? Writes would go nowhere. */
+static int check_files(struct cfr_recw *w, const char **what)
+{
+	struct stat st;
+
+	if (fstat(w->dirfd, &st) == 0 && st.st_nlink == 0) {
+		*what = "the records directory was removed";
+		return -ENOENT;
+	}
+	if (w->fd >= 0 && fstat(w->fd, &st) == 0 && st.st_nlink == 0) {
+		*what = "the segment was removed";
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* Degraded: is there a directory, can a segment be made? Then the engine's backlog comes. */
+static void try_recover(struct cfr_recw *w)
+{
+	const char *what;
+	struct stat st;
+
+	if (w->now_mono_ms < w->next_retry_ms || !w->have_key)
+		return;
+	w->next_retry_ms = w->now_mono_ms + CFR_RECW_RETRY_MS;
+	if (fstat(w->dirfd, &st) < 0 || st.st_nlink == 0) {
+		/* Only a directory the sandbox still lets cfrd into: see cfrd(8). */
+		int fd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (fd < 0)
+			return;
+		close(w->dirfd);
+		w->dirfd = fd;
+	}
+	if (open_segment(w, &what) < 0)
+		return;
+	w->stats.degraded_ms += w->now_mono_ms - w->degraded_since_ms;
+	w->stats.degraded = w->degraded = false;
+	report(w, false,
+	       "%s/%s: writing again after %llu s degraded; the current epoch starts over "
+	       "from the engine's state",
+	       w->dir, w->seg_name,
+	       (unsigned long long)((w->now_mono_ms - w->degraded_since_ms) / 1000));
+}
+
+static void stage_record(void *ctx, const struct cfr_epoch_record *rec)
 {
 	struct cfr_recw *w = ctx;
-	uint8_t plain[CFR_FRAME_PLAIN_MAX];
-	size_t len;
+	struct stage_item *s = &w->stage[w->n_stage++];
 
-	if (!w->in_epoch || rec->epoch != w->epoch) {
-		if (w->in_epoch)
-			finish_epoch(w);
-		begin_epoch(w, rec);
+	s->what = STAGE_RECORD;
+	memset(&s->it, 0, sizeof(s->it));
+	s->it.rec = *rec;
+}
+
+static void stage_journal(void *ctx, const struct cfr_journal_item *it)
+{
+	struct cfr_recw *w = ctx;
+	struct stage_item *s = &w->stage[w->n_stage++];
+
+	s->what = STAGE_JOURNAL;
+	s->it = *it;
+}
+
+unsigned cfr_recw_collect(struct cfr_recw *w, struct cfr_engine *eng, uint64_t now_mono_ms)
+{
+	unsigned left, jleft;
+
+	w->engine_epoch = cfr_engine_stats(eng)->epoch;
+	if (w->degraded)
+		return 0;
+	if (w->restart_journal) {
+		cfr_engine_journal_restart(eng);
+		w->restart_journal = false;
+		w->journal_busy = true;
 	}
-	if (w->dropping) {
-		w->stats.records_dropped++;
+	left = cfr_engine_drain_records(eng, stage_record, w, STAGE_MAX - w->n_stage);
+	w->records_left = left;
+	if (left || (!w->journal_busy && now_mono_ms - w->last_journal_ms < CFR_JOURNAL_INTERVAL_MS))
+		return left;
+	if (!w->journal_busy)
+		w->last_journal_ms = now_mono_ms;
+	jleft = cfr_engine_drain_journal(eng, stage_journal, w, STAGE_MAX - w->n_stage);
+	w->journal_busy = jleft > 0;
+	if (!jleft) {
+		w->journal_complete = true;
+		w->journal_as_of = now_mono_ms;
+	}
+	return jleft;
+}
+
+void cfr_recw_flush(struct cfr_recw *w, uint64_t now_mono_ms, uint64_t now_wall_ms)
+{
+	bool journal_tick = w->journal_complete;
+	const char *what = "write";
+	int ret;
+
+	w->now_mono_ms = now_mono_ms;
+	w->now_wall_ms = now_wall_ms;
+	w->wall_offset_ms = (int64_t)now_wall_ms - (int64_t)now_mono_ms;
+	if (w->degraded)
+		try_recover(w);
+	if (w->degraded) {
+		w->stats.degraded_ms += now_mono_ms - w->degraded_since_ms;
+		w->degraded_since_ms = now_mono_ms;
 		return;
 	}
-	len = cfr_record_encode(rec, w->hdr.cfg.subscriber_prefix6, plain);
-	if (append_frame(w, CFR_FRAME_RECORD, plain, len) < 0) {
-		w->stats.records_dropped++;
-	} else {
-		w->epoch_records++;
-		w->stats.records_written++;
+	/* A segment whose period is over takes no new block. */
+	if (w->fd >= 0 && !w->in_block &&
+	    now_wall_ms >= w->hdr.start_ms + (uint64_t)w->cfg.segment_s * 1000) {
+		close_segment(w);
+		if (w->degraded)
+			return;
 	}
-	sodium_memzero(plain, sizeof(plain));
+	if (seal_stage(w) < 0)
+		return;
+	/* A checkpoint (an empty one too, as a heartbeat) for the current epoch only. */
+	if (w->journal_complete && w->in_block && w->epoch == w->engine_epoch)
+		emit_journal(w, CFR_JOURNAL_COMPLETE);
+	else
+		emit_journal(w, 0);
+	w->journal_complete = false;
+	if (w->in_block && w->epoch < w->engine_epoch && w->records_left == 0)
+		end_block(w, true);
+	if (w->fd >= 0 && now_wall_ms >= w->hdr.start_ms + (uint64_t)w->cfg.segment_s * 1000) {
+		if (w->in_block && w->epoch == w->engine_epoch) {
+			/* The epoch goes on in the next segment, which starts with everyone's snapshot. */
+			emit_journal(w, CFR_JOURNAL_CONTINUED |
+			                    (journal_tick ? CFR_JOURNAL_COMPLETE : 0));
+			wipe_block(w);
+			w->restart_journal = true;
+		}
+		if (!w->in_block) {
+			close_segment(w);
+			if (w->degraded)
+				return;
+		}
+	}
+	if (w->fd >= 0) {
+		ret = write_buf(w);
+		if (ret == 0 && journal_tick)
+			ret = check_files(w, &what);
+		if (ret == 0 && w->unsynced && w->cfg.fsync == CFR_FSYNC_EPOCH &&
+		    (w->sync_now || now_mono_ms - w->last_sync_ms >= CFR_JOURNAL_INTERVAL_MS)) {
+			what = "fdatasync";
+			ret = fdatasync(w->fd) < 0 ? -errno : 0;
+			w->last_sync_ms = now_mono_ms;
+			w->unsynced = w->sync_now = false;
+		}
+		if (ret < 0) {
+			fault(w, what, -ret);
+			return;
+		}
+	}
+	sodium_memzero(w->stage, w->n_stage * sizeof(w->stage[0]));
+	w->n_stage = 0;
+	if (now_wall_ms >= w->next_retention_ms)
+		run_retention(w);
 }
 
 unsigned cfr_recw_drain(struct cfr_recw *w, struct cfr_engine *eng, unsigned max,
                         uint64_t now_mono_ms, uint64_t now_wall_ms)
 {
-	unsigned left;
+	unsigned taken = 0, left;
 
-	w->now_wall_ms = now_wall_ms;
-	w->wall_offset_ms = (int64_t)now_wall_ms - (int64_t)now_mono_ms;
-	left = cfr_engine_drain_records(eng, on_record, w, max);
-	if (left == 0 && w->in_epoch)
-		finish_epoch(w);
-	if (!w->in_epoch && w->fd >= 0 &&
-	    now_wall_ms >= w->hdr.start_ms + (uint64_t)w->cfg.segment_s * 1000) {
-		close_segment(w);
-		run_retention(w);
-	}
-	if (now_wall_ms >= w->next_retention_ms)
-		run_retention(w);
+	do {
+		left = cfr_recw_collect(w, eng, now_mono_ms);
+		taken += w->n_stage;
+		cfr_recw_flush(w, now_mono_ms, now_wall_ms);
+	} while (left && taken < max && !w->degraded);
 	return left;
+}
+
+void cfr_recw_reconfigure(struct cfr_recw *w, const struct cfr_engine_config *cfg,
+                          uint64_t from_epoch)
+{
+	w->next_cfg = *cfg;
+	w->next_from = from_epoch;
+	w->next_pending = true;
+}
+
+void cfr_recw_set_key(struct cfr_recw *w, const uint8_t pk[CFR_KEY_BYTES])
+{
+	memcpy(w->cfg.public_key, pk, CFR_KEY_BYTES);
+	w->have_key = true;
+	w->next_retry_ms = 0;
 }
 
 struct cfr_recw *cfr_recw_new(const struct cfr_recw_config *cfg, uint64_t now_wall_ms,
@@ -320,19 +637,22 @@ struct cfr_recw *cfr_recw_new(const struct cfr_recw_config *cfg, uint64_t now_wa
 	}
 	w->dirfd = w->fd = -1;
 	w->dir = strdup(cfg->dir);
-	/* Best effort: a key that cannot be locked is still wiped on time. */
-	sodium_mlock(w->key, sizeof(w->key));
-	if (!w->dir) {
+	/* Locked (best effort) and guarded: keys, seeds in staging, journal plaintext. */
+	w->key = sodium_malloc(CFR_SEG_KEY_BYTES);
+	w->stage = sodium_malloc(STAGE_MAX * sizeof(*w->stage));
+	w->jbuf = sodium_malloc(CFR_JOURNAL_MAX);
+	if (!w->dir || !w->key || !w->stage || !w->jbuf) {
 		cfr_rec_fail(err, "records: %s", strerror(ENOMEM));
 		goto fail;
 	}
+	sodium_memzero(w->stage, STAGE_MAX * sizeof(*w->stage));
+	wipe_block(w);
 	w->cfg = *cfg;
 	w->cfg.dir = w->dir;
+	w->have_key = !cfg->no_key;
+	w->hdr.version = 2;
 	w->hdr.period_s = cfg->segment_s;
-	w->hdr.epoch_s = cfg->engine->epoch_s;
-	w->hdr.cfg = *cfg->engine;
-	/* Records hold a subscriber's identity in the longest length any prefix uses. */
-	w->hdr.cfg.subscriber_prefix6 = cfr_config_ident6_max(cfg->engine);
+	set_config(w, cfg->engine);
 	w->now_wall_ms = now_wall_ms;
 	if (mkdir(w->dir, 0700) < 0 && errno != EEXIST) {
 		error = errno;
@@ -347,9 +667,17 @@ struct cfr_recw *cfr_recw_new(const struct cfr_recw_config *cfg, uint64_t now_wa
 		             strerror(error));
 		goto fail;
 	}
+	if (!w->have_key) {
+		/* The caller said why, once; this is the state it leaves us in. */
+		w->stats.faults++;
+		w->stats.degraded = w->degraded = true;
+	}
 	run_retention(w);
 	return w;
 fail:
+	sodium_free(w->key);
+	sodium_free(w->stage);
+	sodium_free(w->jbuf);
 	free(w->dir);
 	free(w);
 	errno = error;
@@ -360,15 +688,21 @@ void cfr_recw_free(struct cfr_recw *w)
 {
 	if (!w)
 		return;
-	if (w->in_epoch)
-		finish_epoch(w);
-	if (w->fd >= 0)
-		close_segment(w);
+	if (!w->degraded) {
+		seal_stage(w);
+		/* cfrd ended the epoch before: a block still open has had its records. */
+		if (w->in_block)
+			end_block(w, w->epoch < w->engine_epoch);
+		if (w->fd >= 0)
+			close_segment(w);
+	}
 	if (w->fd >= 0)
 		close(w->fd);
-	close(w->dirfd);
-	/* No munlock: the sandbox forbids it, and the pages go with the process anyway. */
-	sodium_memzero(w->key, sizeof(w->key));
+	if (w->dirfd >= 0)
+		close(w->dirfd);
+	sodium_free(w->key); /* wipes */
+	sodium_free(w->stage);
+	sodium_free(w->jbuf);
 	free(w->dir);
 	free(w);
 }
