@@ -1,24 +1,36 @@
 /*
  * cfrd's accountability glue (see acct.h and docs/accountability.md).
  *
- * The engine keeps an ended epoch's seeds until they are drained, and loses
- * them when the next epoch ends; draining on every loop iteration, a
- * bounded batch at a time, keeps both the seeds' lifetime and the pause in
- * packet forwarding short. Without [accounting] the records are drained
- * all the same and dropped unread, so no seed outlives its epoch by more
- * than a loop iteration.
+ * The writer thread holds the engine lock only to copy: records of the
+ * ended epoch, then once a second the current epoch's journal, at most
+ * STAGE_MAX items per hold. Sealing, write() and fdatasync() run after the
+ * lock is released, so a slow or full disk never stalls a packet; the
+ * engine keeps what the thread has not taken yet. Without [accounting] the
+ * records are drained all the same on the control thread and dropped
+ * unread, so no seed outlives its epoch by more than a loop iteration.
+ *
+ * A public key others may write is refused with one log line; cfrd runs
+ * on, accounting degraded, and re-reads the file it keeps open every few
+ * seconds: once its mode is fixed (chmod), sealing resumes and the current
+ * epoch is caught up from the engine.
  */
 #include "acct.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
-#include "../records/records.h"
+#include "clock.h"
+#include "daemon.h"
 #include "log.h"
 
-/* About a millisecond of sealing per iteration: packets wait no longer than that. */
+/* The writer thread looks at the engine this often: an ended epoch waits no longer. */
+#define TICK_MS 100
+/* Without a writer: about a millisecond of work per control loop iteration. */
 #define RECORDS_PER_ITERATION 512
 
 static uint64_t wall_ms(void)
@@ -57,59 +69,254 @@ int cfrd_acct_open(struct cfrd_acct *a, const struct cfrd_config *cfg)
 	struct cfr_rec_error err;
 	int ret;
 
-	a->writer = NULL;
+	memset(a, 0, sizeof(*a));
+	a->key_fd = -1;
+	pthread_mutex_init(&a->lock, NULL);
 	if (cfg->acct.records[0] == '\0') {
 		log_warn("no [accounting] records: allocations are not recorded and cannot be "
 		         "traced to a subscriber later");
 		return 0;
 	}
-	ret = cfr_key_read_public(cfg->acct.public_key, wcfg.public_key, &err);
-	if (ret < 0) {
-		log_error("[accounting] public-key: %s", err.msg);
+	a->key_path = cfg->acct.public_key;
+	a->key_fd = open(cfg->acct.public_key, O_RDONLY | O_CLOEXEC);
+	if (a->key_fd < 0) {
+		ret = -errno;
+		log_error("[accounting] public-key: %s: cannot open: %s", cfg->acct.public_key,
+		          strerror(errno));
 		return ret;
+	}
+	ret = cfr_key_read_public_fd(a->key_fd, a->key_path, wcfg.public_key, &err);
+	if (ret == -EPERM) {
+		/* Fixable in place: run on, degraded, and keep the file to look again. */
+		log_error("[accounting] public-key: %s; accounting degraded until then (cfrd "
+		          "looks again every %u s)",
+		          err.msg, CFR_RECW_RETRY_MS / 1000);
+		wcfg.no_key = true;
+	} else if (ret < 0) {
+		log_error("[accounting] public-key: %s", err.msg);
+		close(a->key_fd);
+		a->key_fd = -1;
+		return ret;
+	} else {
+		close(a->key_fd);
+		a->key_fd = -1;
 	}
 	a->writer = cfr_recw_new(&wcfg, wall_ms(), &err);
 	if (!a->writer) {
 		ret = -errno;
 		log_error("[accounting] records: %s", err.msg);
+		if (a->key_fd >= 0)
+			close(a->key_fd);
+		a->key_fd = -1;
 		return ret;
 	}
-	log_info("sealing records in %s: a segment every %u s, kept %u s, fsync per %s",
-	         cfg->acct.records, cfg->acct.segment_s, cfg->acct.retention_s,
-	         cfg->acct.fsync_segment ? "segment" : "epoch");
+	log_info("sealing records in %s: journal every %u ms, a segment every %u s, kept %u s, "
+	         "fsync per %s",
+	         cfg->acct.records, CFR_JOURNAL_INTERVAL_MS, cfg->acct.segment_s,
+	         cfg->acct.retention_s, cfg->acct.fsync_segment ? "segment" : "second and epoch");
 	return 0;
 }
 
-bool cfrd_acct_drain(struct cfrd_acct *a, struct cfr_engine *eng, uint64_t now_ms)
+/* A refused public key: once its mode is right, give it to the writer. */
+static void check_key(struct cfrd_acct *a, uint64_t now)
 {
-	if (!a->writer)
-		return cfr_engine_drain_records(eng, discard, NULL, RECORDS_PER_ITERATION) > 0;
-	return cfr_recw_drain(a->writer, eng, RECORDS_PER_ITERATION, now_ms, wall_ms()) > 0;
+	uint8_t pk[CFR_KEY_BYTES];
+	struct cfr_rec_error err;
+
+	if (a->key_fd < 0 || now < a->next_key_check_ms)
+		return;
+	a->next_key_check_ms = now + CFR_RECW_RETRY_MS;
+	if (cfr_key_read_public_fd(a->key_fd, a->key_path, pk, &err) < 0)
+		return;
+	cfr_recw_set_key(a->writer, pk);
+	close(a->key_fd);
+	a->key_fd = -1;
 }
 
-static void cfrd_acct_drain_all(struct cfrd_acct *a, struct cfr_engine *eng, uint64_t now_ms)
+/* One pass: copy under the engine lock, seal and write without it. */
+static unsigned writer_step(struct cfrd_acct *a, struct cfrd *d)
+{
+	uint64_t now = cfrd_now_ms();
+	unsigned left;
+
+	check_key(a, now);
+	cfrd_engine_lock(d);
+	left = cfr_recw_collect(a->writer, d->engine, now);
+	cfrd_engine_unlock(d);
+	pthread_mutex_lock(&a->lock);
+	if (a->reconfigured)
+		cfr_recw_reconfigure(a->writer, &a->reconfig, a->reconfig_from);
+	a->reconfigured = false;
+	pthread_mutex_unlock(&a->lock);
+	cfr_recw_flush(a->writer, now, wall_ms());
+	pthread_mutex_lock(&a->lock);
+	a->stats = *cfr_recw_stats(a->writer);
+	pthread_mutex_unlock(&a->lock);
+	return left;
+}
+
+struct writer_arg {
+	struct cfrd_acct *a;
+	struct cfrd *d;
+};
+
+static struct writer_arg writer_arg;
+
+static void *writer_main(void *arg)
+{
+	struct writer_arg *wa = arg;
+	struct cfrd_acct *a = wa->a;
+	unsigned left = 0;
+
+	for (;;) {
+		pthread_mutex_lock(&a->lock);
+		if (!left && !a->stop) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += TICK_MS * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&a->wake, &a->lock, &ts);
+		}
+		if (a->stop) {
+			pthread_mutex_unlock(&a->lock);
+			return NULL;
+		}
+		pthread_mutex_unlock(&a->lock);
+		left = writer_step(a, wa->d);
+	}
+}
+
+static int start_writer(struct cfrd_acct *a, struct cfrd *d)
+{
+	pthread_condattr_t attr;
+	int ret;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	ret = pthread_cond_init(&a->wake, &attr);
+	pthread_condattr_destroy(&attr);
+	if (ret)
+		return -ret;
+	writer_arg = (struct writer_arg){.a = a, .d = d};
+	ret = pthread_create(&a->thread, NULL, writer_main, &writer_arg);
+	if (ret) {
+		pthread_cond_destroy(&a->wake);
+		return -ret;
+	}
+	pthread_setname_np(a->thread, "cfrd-records");
+	a->thread_started = true;
+	return 0;
+}
+
+bool cfrd_acct_drain(struct cfrd_acct *a, struct cfrd *d, uint64_t now_ms)
+{
+	unsigned left;
+
+	if (!a->writer) {
+		cfrd_engine_lock(d);
+		left = cfr_engine_drain_records(d->engine, discard, NULL, RECORDS_PER_ITERATION);
+		cfrd_engine_unlock(d);
+		return left > 0;
+	}
+	if (a->thread_started)
+		return false;
+	if (!a->thread_failed) {
+		int ret = start_writer(a, d);
+
+		if (ret == 0)
+			return false;
+		a->thread_failed = true;
+		log_warn("records: cannot start the writer thread (%s): sealing on the control "
+		         "thread, which waits for the disk",
+		         strerror(-ret));
+	}
+	(void)now_ms;
+	return writer_step(a, d) > 0;
+}
+
+void cfrd_acct_reconfigure(struct cfrd_acct *a, const struct cfr_engine_config *cfg,
+                           uint64_t from_epoch)
 {
 	if (!a->writer)
-		cfr_engine_drain_records(eng, discard, NULL, UINT_MAX);
-	else
-		cfr_recw_drain(a->writer, eng, UINT_MAX, now_ms, wall_ms());
+		return;
+	pthread_mutex_lock(&a->lock);
+	a->reconfig = *cfg;
+	a->reconfig_from = from_epoch;
+	a->reconfigured = true;
+	pthread_mutex_unlock(&a->lock);
 }
 
 void cfrd_acct_close(struct cfrd_acct *a, struct cfr_engine *eng, uint64_t now_ms)
 {
 	const struct cfr_recw_stats *s;
 
-	/* The current epoch is sealed too: a clean stop loses no record. */
+	if (a->thread_started) {
+		pthread_mutex_lock(&a->lock);
+		a->stop = true;
+		pthread_cond_signal(&a->wake);
+		pthread_mutex_unlock(&a->lock);
+		pthread_join(a->thread, NULL);
+		pthread_cond_destroy(&a->wake);
+		a->thread_started = false;
+	}
+	/* The current epoch is sealed too: a clean stop loses no record. No packet moves now. */
 	cfr_engine_epoch_rotate(eng, now_ms);
-	cfrd_acct_drain_all(a, eng, now_ms);
-	if (!a->writer)
+	if (!a->writer) {
+		cfr_engine_drain_records(eng, discard, NULL, UINT_MAX);
 		return;
+	}
+	if (a->reconfigured)
+		cfr_recw_reconfigure(a->writer, &a->reconfig, a->reconfig_from);
+	cfr_recw_drain(a->writer, eng, UINT_MAX, now_ms, wall_ms());
 	s = cfr_recw_stats(a->writer);
-	log_info("records: %llu sealed in %llu epochs (%llu bytes), %llu dropped, %llu segments "
-	         "deleted by retention",
+	log_info("records: %llu sealed in %llu epochs (%llu bytes, %llu journal items), %llu "
+	         "dropped, %llu segments deleted by retention%s",
 	         (unsigned long long)s->records_written, (unsigned long long)s->epochs_written,
-	         (unsigned long long)s->bytes_written, (unsigned long long)s->records_dropped,
-	         (unsigned long long)s->segments_deleted);
+	         (unsigned long long)s->bytes_written, (unsigned long long)s->journal_items,
+	         (unsigned long long)s->records_dropped, (unsigned long long)s->segments_deleted,
+	         s->degraded ? "; accounting was degraded at the end: the last epoch is lost" : "");
 	cfr_recw_free(a->writer);
 	a->writer = NULL;
+	if (a->key_fd >= 0)
+		close(a->key_fd);
+	a->key_fd = -1;
+	pthread_mutex_destroy(&a->lock);
+}
+
+static void add_u64(struct json_object *obj, const char *key, uint64_t value)
+{
+	json_object_object_add(obj, key, json_object_new_uint64(value));
+}
+
+struct json_object *cfrd_acct_json(struct cfrd_acct *a, const struct cfr_stats *s)
+{
+	struct json_object *obj = json_object_new_object();
+	struct cfr_recw_stats w = {0};
+
+	if (obj == NULL || a == NULL)
+		return obj;
+	if (a->writer) {
+		pthread_mutex_lock(&a->lock);
+		w = a->thread_started ? a->stats : *cfr_recw_stats(a->writer);
+		pthread_mutex_unlock(&a->lock);
+	}
+	json_object_object_add(obj, "enabled", json_object_new_boolean(a->writer != NULL));
+	/* Alert on this: nothing is being sealed right now (cfrd's log says why). */
+	add_u64(obj, "degraded", w.degraded);
+	add_u64(obj, "faults", w.faults);
+	add_u64(obj, "degraded_s", w.degraded_ms / 1000);
+	add_u64(obj, "records_sealed", w.records_written);
+	add_u64(obj, "records_lost", s->records_lost + w.records_dropped);
+	add_u64(obj, "epochs_sealed", w.epochs_written);
+	add_u64(obj, "journal_items", w.journal_items);
+	add_u64(obj, "checkpoints", w.checkpoints);
+	add_u64(obj, "bytes_written", w.bytes_written);
+	add_u64(obj, "write_errors", w.write_errors);
+	add_u64(obj, "segments_opened", w.segments_opened);
+	add_u64(obj, "segments_deleted", w.segments_deleted);
+	return obj;
 }

@@ -1,29 +1,65 @@
 /*
- * cfrd's side of accountability: hands each ended epoch's records from the
- * engine to the segment writer (src/records), a bounded number per loop
- * iteration, and seals the current epoch too when cfrd stops.
+ * cfrd's side of accountability: a writer thread that takes what the
+ * engine has for the records (the ended epoch's records, and every second
+ * the current epoch's journal) under the engine lock, a copy at a time,
+ * and seals, writes and syncs it without the lock (src/records); and the
+ * current epoch sealed too when cfrd stops.
  */
 #ifndef CFRD_ACCT_H
 #define CFRD_ACCT_H
 
+#include <json-c/json.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include <cfr/cfr.h>
 
+#include "../records/records.h"
 #include "config.h"
+
+struct cfrd;
 
 struct cfrd_acct {
 	struct cfr_recw *writer; /* NULL: no [accounting], records are wiped unread */
+	const char *key_path;
+	int key_fd; /* a public key refused for its mode, watched until it is fixed */
+	uint64_t next_key_check_ms;
+	pthread_t thread;
+	bool thread_started, thread_failed;
+	pthread_mutex_t lock; /* stop, wake and the published stats */
+	pthread_cond_t wake;
+	bool stop;
+	struct cfr_recw_stats stats; /* the writer's, as of its last pass */
+	bool reconfigured;           /* a reload's configuration waits for the thread */
+	uint64_t reconfig_from;
+	struct cfr_engine_config reconfig;
 };
 
 /* Read the public key, open the records directory, apply retention. Before the sandbox. */
 int cfrd_acct_open(struct cfrd_acct *a, const struct cfrd_config *cfg);
 
-/* Seal some waiting records; true while more wait (the loop should not sleep). */
-bool cfrd_acct_drain(struct cfrd_acct *a, struct cfr_engine *eng, uint64_t now_ms);
+/*
+ * On every loop iteration of the control thread, without the engine lock:
+ * the first call starts the writer thread (cfrd is sandboxed by then);
+ * without [accounting], or if the thread cannot start, the work is done
+ * here. True while more waits (the loop should not sleep).
+ */
+bool cfrd_acct_drain(struct cfrd_acct *a, struct cfrd *d, uint64_t now_ms);
 
-/* End the current epoch, seal every record, close the segment, wipe its key. */
+/*
+ * A reload changes what allocations derive from (pools, ports, policies,
+ * epoch length): records of epochs from <from_epoch> on go to segments
+ * that say <cfg>. Call it under the engine lock, before the reload ends
+ * the epoch, so that no record of the new epoch is taken before.
+ */
+void cfrd_acct_reconfigure(struct cfrd_acct *a, const struct cfr_engine_config *cfg,
+                           uint64_t from_epoch);
+
+/* Stop the thread, end the current epoch, seal every record, close the segment. */
 void cfrd_acct_close(struct cfrd_acct *a, struct cfr_engine *eng, uint64_t now_ms);
+
+/* The "accounting" object of `cfrctl stats`. <s>: the engine's counters. */
+struct json_object *cfrd_acct_json(struct cfrd_acct *a, const struct cfr_stats *s);
 
 #endif

@@ -28,6 +28,8 @@ struct cfrd_anon_watch {
 	unsigned percent, k;
 };
 
+struct cfrd_acct;
+
 /* One packet thread: queue <index> of every device, and its own buffers. */
 struct cfrd_worker {
 	struct cfrd *d;
@@ -60,6 +62,7 @@ struct cfrd {
 	uint64_t start_ms;  /* CLOCK_MONOTONIC */
 	unsigned busy_poll_us;
 	struct cfrd_anon_watch anon_watch;
+	struct cfrd_acct *acct; /* sealed records (acct.h), for stats */
 };
 
 static inline void cfrd_engine_lock(struct cfrd *d)

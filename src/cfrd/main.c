@@ -170,10 +170,8 @@ static int control_loop(struct cfrd *d, struct cfrd_control *ctl, struct cfrd_ac
 		now = cfrd_now_ms();
 		cfrd_control_poll_handle(ctl, pfd + PFD_CONTROL, n - PFD_CONTROL, d, now);
 		engine_housekeeping(d, now, &last_expire);
-		/* After expiry, which may have ended the epoch: its seeds are sealed at once. */
-		cfrd_engine_lock(d);
-		drained = cfrd_acct_drain(acct, d->engine, now);
-		cfrd_engine_unlock(d);
+		/* After expiry, which may have ended the epoch; takes the engine lock to copy only. */
+		drained = cfrd_acct_drain(acct, d, now);
 		records_waiting = drained;
 	}
 }
@@ -246,6 +244,7 @@ static int run(const struct cfrd_config *cfg)
 	ret = cfrd_acct_open(&acct, cfg);
 	if (ret < 0)
 		goto out_control;
+	d.acct = &acct;
 	/* The notify socket is created now: the sandbox forbids new sockets. */
 	cfrd_notify_open();
 	/* Everything that needs privileges is open: give them up before any packet. */

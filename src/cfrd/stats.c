@@ -7,6 +7,7 @@
  * it asserts when adding to a NULL parent, so each container is checked.
  */
 #include "stats.h"
+#include "acct.h"
 #include "log.h"
 
 #include "version.h"
@@ -196,6 +197,7 @@ struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)
 	add_u64(obj, "subscribers_sealed_early", s->subscribers_sealed_early);
 	add_u64(obj, "memory_bytes", cfr_engine_memory(d->engine));
 	json_object_object_add(obj, "privacy", privacy_json(s));
+	json_object_object_add(obj, "accounting", cfrd_acct_json(d->acct, s));
 	json_object_object_add(obj, "anonymity", anonymity_json(d));
 	io = json_object_new_object();
 	by_worker = json_object_new_array();
