@@ -135,6 +135,8 @@ static struct cfr_engine *make_engine(uint32_t max_flows, uint32_t subscribers)
 	cfr_prefix_parse("100.64.0.0/10", &c.subscribers[0]);
 	cfr_prefix_parse("2001:db8:100::/48", &c.subscribers[1]);
 	c.n_subscribers = 2;
+	/* One /64 per simulated line inside the /48, as in the lab. */
+	c.subscriber_prefix6 = 64;
 	c.max_flows = max_flows;
 	c.max_subscribers = subscribers;
 	/* Setup opens flows far faster than any subscriber could: no rate limit. */

@@ -414,7 +414,7 @@ static void prefetch_chunk(struct cfr_engine *eng, struct cfr_pkt *pkts, unsigne
 
 		if (!idx)
 			continue;
-		/* A 52-byte record may straddle two lines: fetch both ends. */
+		/* A 60-byte record may straddle two lines: fetch both ends. */
 		__builtin_prefetch(&eng->flows[idx]);
 		__builtin_prefetch((const uint8_t *)&eng->flows[idx + 1] - 1);
 		/* IPv6 addresses live in the parallel array: a second miss, unless fetched too. */

@@ -29,6 +29,7 @@ enum {
 	CFR_TCP_FIN_OUT = 1 << 2,
 	CFR_TCP_FIN_IN = 1 << 3,
 	CFR_TCP_RST = 1 << 4,
+	CFR_TCP_TS_BASE = 1 << 5, /* ts_base holds the subscriber's first TSval */
 };
 
 /* The three addresses of a flow, in cfr_flow.v4 or cfr_flow6.addr. */
@@ -38,7 +39,7 @@ enum { CFR_FLOW_SUB = 0, CFR_FLOW_ALIAS = 1, CFR_FLOW_REMOTE = 2 };
  * One flow: the inside tuple (sub:sub_port -> remote:remote_port) and its
  * outside tuple (alias:alias_port -> remote:remote_port). Flows are named by
  * their index in the flow array; index 0 means "none". An IPv4 flow lives
- * entirely in these 52 bytes; an IPv6 flow keeps its addresses in the
+ * entirely in these 60 bytes; an IPv6 flow keeps its addresses in the
  * parallel cfr_flow6 array, whose pages an IPv4-only load never touches.
  */
 struct cfr_flow {
@@ -47,9 +48,11 @@ struct cfr_flow {
 	uint32_t lru_prev, lru_next;
 	uint32_t last_seen_s;
 	uint32_t ts_offset; /* added to our TSval, removed from the remote's TSecr */
+	uint32_t ts_base;   /* the subscriber's first TSval of the flow (scrub.c) */
 	uint32_t guard;     /* the subscriber's entry in the guard table */
 	uint8_t family, proto, tcp_state, tclass;
 	uint16_t sub_port, alias_port, remote_port; /* numeric values */
+	uint16_t ts_rate; /* TSval ticks per subscriber tick: 1 + ts_rate / 65536 (scrub.c) */
 	uint8_t in_use;
 	uint8_t pool_slot; /* the pool prefix its alias came from (eng->slots) */
 	/*
@@ -59,7 +62,7 @@ struct cfr_flow {
 	 */
 	uint8_t v4[3][4];
 };
-static_assert(sizeof(struct cfr_flow) == 52, "flow record layout changed: update docs/engine.md");
+static_assert(sizeof(struct cfr_flow) == 60, "flow record layout changed: update docs/engine.md");
 
 struct cfr_flow6 {
 	uint8_t addr[3][16]; /* by CFR_FLOW_* */
@@ -336,7 +339,7 @@ static inline bool cfr_in_live_pool(const struct cfr_engine *eng, uint8_t family
 
 /* scrub.c */
 void cfr_scrub_out(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p,
-                   const struct cfr_flow *f, const struct cfr_frag *frag);
+                   struct cfr_flow *f, const struct cfr_frag *frag);
 void cfr_scrub_in(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p,
                   const struct cfr_flow *f);
 

@@ -4,10 +4,20 @@
  * hop limit, IPv6 flow label. Payloads, windows, sequence numbers and other
  * options are left alone. Each scrubber is switchable and counted.
  *
- * The TCP timestamp modulation is the one OpenBSD pf does: a random offset
- * per flow, added to TSval on the way out and removed from TSecr on the way
+ * The TCP timestamp modulation starts as OpenBSD pf's: a random offset per
+ * flow, added to TSval on the way out and removed from TSecr on the way
  * back, so the remote's PAWS and RTT measurement keep working while TSvals
- * of two flows from one host are no longer related.
+ * of two flows from one host are no longer related. An offset alone leaves
+ * the rate: a front door that watches a long flow estimates the host's
+ * clock skew from its slope and links flows of one host (Kohno et al.;
+ * cfr-audit measured about 100 times chance, docs/privacy.md). So each flow
+ * also gets a rate of its own, 1 to 2 times the subscriber's: the remote
+ * sees TSval = offset + rate * (TSval - first TSval), a clock of 1 to 2 kHz
+ * where the host ran at 1 kHz, whose skew is the flow's draw, not the
+ * host's crystal. A rate of at least 1 keeps the map one to one, so every
+ * echoed TSecr maps back exactly to the TSval the subscriber sent (its RTT
+ * samples and undo logic stay right); TSvals stay monotonic and wrap after
+ * 12 days or more, far beyond any MSL, so PAWS holds (RFC 7323 §5.4).
  */
 #include <string.h>
 
@@ -78,8 +88,29 @@ static void add32(uint8_t *buf, uint32_t off, const struct cfr_parsed *p, uint32
 	memcpy(buf + off, new, 4);
 }
 
+/* The subscriber's TSval <tsval> as the remote sees it. */
+static uint32_t tsval_out(struct cfr_flow *f, uint32_t tsval)
+{
+	if (!(f->tcp_state & CFR_TCP_TS_BASE)) {
+		f->ts_base = tsval;
+		f->tcp_state |= CFR_TCP_TS_BASE;
+	}
+	return f->ts_offset +
+	       (uint32_t)(((uint64_t)(tsval - f->ts_base) * (65536u + f->ts_rate)) >> 16);
+}
+
+/* The remote's echo <tsecr> as the subscriber sent it: the inverse, exactly. */
+static uint32_t tsecr_in(const struct cfr_flow *f, uint32_t tsecr)
+{
+	uint64_t scaled = tsecr - f->ts_offset, rate = 65536u + f->ts_rate;
+
+	if (!(f->tcp_state & CFR_TCP_TS_BASE))
+		return tsecr - f->ts_offset;
+	return f->ts_base + (uint32_t)(((scaled << 16) + rate - 1) / rate);
+}
+
 void cfr_scrub_out(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p,
-                   const struct cfr_flow *f, const struct cfr_frag *frag)
+                   struct cfr_flow *f, const struct cfr_frag *frag)
 {
 	const struct cfr_scrub_config *s = &eng->cfg.scrub;
 
@@ -88,7 +119,9 @@ void cfr_scrub_out(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed
 		uint32_t ts = find_timestamp(buf, p);
 
 		if (ts) {
-			add32(buf, ts + 2, p, f->ts_offset);
+			uint32_t tsval = get32(buf + ts + 2);
+
+			add32(buf, ts + 2, p, tsval_out(f, tsval) - tsval);
 			eng->stats.scrubbed[CFR_SCRUB_TCP_TIMESTAMPS]++;
 		}
 	}
@@ -140,7 +173,9 @@ void cfr_scrub_in(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed 
 		return;
 	ts = find_timestamp(buf, p);
 	if (ts) {
-		add32(buf, ts + 6, p, (uint32_t)-f->ts_offset);
+		uint32_t tsecr = get32(buf + ts + 6);
+
+		add32(buf, ts + 6, p, tsecr_in(f, tsecr) - tsecr);
 		eng->stats.scrubbed[CFR_SCRUB_TCP_TIMESTAMPS]++;
 	}
 }

@@ -215,7 +215,7 @@ static enum cfr_drop translate_fragment(struct cfr_engine *eng, uint8_t *buf,
                                         const struct cfr_parsed *p, uint8_t dir)
 {
 	const struct cfr_frag *frag = cfr_frag_find(eng, dir, buf, p);
-	const struct cfr_flow *f = &eng->flows[frag ? frag->flow : 0];
+	struct cfr_flow *f = &eng->flows[frag ? frag->flow : 0];
 	bool out = dir == CFR_DIR_OUT;
 
 	/* The flow may have expired and its record been reused since. */
@@ -294,7 +294,7 @@ static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, struct cfr_pkt
 	uint32_t inner_off = p->l4_off + 8;
 	uint8_t *inner = buf + inner_off;
 	struct cfr_parsed q, outer = *p;
-	const struct cfr_flow *f;
+	struct cfr_flow *f;
 	uint16_t remote_port;
 	enum cfr_drop reason;
 	uint32_t idx;

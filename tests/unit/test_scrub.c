@@ -160,7 +160,7 @@ static void ts_modulation(int family, uint32_t tsval0)
 	struct ts t;
 	uint8_t alias[16];
 	uint16_t aport;
-	uint32_t delta, mine = tsval0, theirs = 777000;
+	uint32_t out0, sent, mine = tsval0, theirs = 777000;
 	unsigned i;
 
 	tcp_spec(&s, family, false, NULL, 40000, 443, PKT_TCP_SYN, mine, 0);
@@ -169,7 +169,7 @@ static void ts_modulation(int family, uint32_t tsval0)
 	through(eng, &p, CFR_DIR_OUT, T0);
 	tcp_rest_unchanged(&orig, &p, false);
 	t = get_ts(&p);
-	delta = t.val - mine;
+	out0 = sent = t.val;
 	assert_int_equal(t.ecr, 0);
 	parse_ok(&p, &pi);
 	memcpy(alias, pi.src, 16);
@@ -178,9 +178,10 @@ static void ts_modulation(int family, uint32_t tsval0)
 	for (i = 0; i < 12; i++) {
 		uint64_t now = T0 + 10 + i * 100;
 		uint8_t flags = i == 0 ? PKT_TCP_SYN | PKT_TCP_ACK : PKT_TCP_ACK | PKT_TCP_PSH;
+		uint32_t ticks, seen;
 
-		/* The remote echoes the TSval it saw. */
-		tcp_spec(&s, family, true, alias, 443, aport, flags, theirs, mine + delta);
+		/* The remote echoes the TSval it saw: the subscriber gets its own back, exactly. */
+		tcp_spec(&s, family, true, alias, 443, aport, flags, theirs, sent);
 		pkt_build(&orig, &s);
 		p = orig;
 		through(eng, &p, CFR_DIR_IN, now);
@@ -198,9 +199,13 @@ static void ts_modulation(int family, uint32_t tsval0)
 		through(eng, &p, CFR_DIR_OUT, now + 5);
 		tcp_rest_unchanged(&orig, &p, false);
 		t = get_ts(&p);
-		if (t.val - mine != delta)
-			fail_msg("packet %u: TSval offset %#x, the flow's is %#x", i, t.val - mine,
-			         delta);
+		sent = t.val;
+		/* The flow's clock: 1 to 2 of its ticks per subscriber tick, from its start. */
+		ticks = mine - tsval0;
+		seen = t.val - out0;
+		if (seen < ticks || seen > 2 * ticks)
+			fail_msg("packet %u: TSval moved %u for %u subscriber ticks", i, seen,
+			         ticks);
 		assert_int_equal(t.ecr, theirs);
 		theirs += 500;
 	}
@@ -260,6 +265,55 @@ static void ts_offsets_differ(int family)
 				fail_msg("flows %u and %u show the same TSval %#x", j, i, seen[i]);
 	}
 	cfr_engine_free(eng);
+}
+
+/*
+ * The same host's clock, seen through sixteen flows: 100,000 ticks later
+ * each flow's TSval moved by its own amount (1 to 2 times as far), so the
+ * slope a front door measures per flow is the flow's draw, not the host's
+ * skew (the clock-skew linker of docs/privacy.md).
+ */
+static void ts_rates_differ(int family)
+{
+	struct cfr_engine *eng = engine_scrub(true, true, true, 64);
+	uint32_t moved[16];
+	unsigned i, j, same = 0;
+
+	for (i = 0; i < 16; i++) {
+		struct pkt_spec s;
+		struct pkt p;
+		uint32_t first;
+
+		tcp_spec(&s, family, false, NULL, (uint16_t)(41000 + i), 443, PKT_TCP_SYN, 5555555,
+		         0);
+		pkt_build(&p, &s);
+		through(eng, &p, CFR_DIR_OUT, T0 + i);
+		first = get_ts(&p).val;
+		tcp_spec(&s, family, false, NULL, (uint16_t)(41000 + i), 443, PKT_TCP_ACK,
+		         5555555 + 100000, 1);
+		pkt_build(&p, &s);
+		through(eng, &p, CFR_DIR_OUT, T0 + i);
+		moved[i] = get_ts(&p).val - first;
+		assert_in_range(moved[i], 100000, 200000);
+		for (j = 0; j < i; j++)
+			same += moved[i] == moved[j];
+	}
+	/* 16-bit rates: two flows may share one by chance (p = 0.2%), not three pairs. */
+	if (same > 2)
+		fail_msg("%u pairs of flows of one host run at one rate", same);
+	cfr_engine_free(eng);
+}
+
+static void ts_rates_differ4(void **state)
+{
+	(void)state;
+	ts_rates_differ(4);
+}
+
+static void ts_rates_differ6(void **state)
+{
+	(void)state;
+	ts_rates_differ(6);
 }
 
 static void ts_offsets_differ4(void **state)
@@ -832,6 +886,8 @@ int main(void)
 	    cmocka_unit_test(ts_modulation_wraps4),
 	    cmocka_unit_test(ts_modulation_wraps6),
 	    cmocka_unit_test(ts_offsets_differ4),
+	    cmocka_unit_test(ts_rates_differ4),
+	    cmocka_unit_test(ts_rates_differ6),
 	    cmocka_unit_test(ts_offsets_differ6),
 	    cmocka_unit_test(ts_inbound_without_ack_untouched4),
 	    cmocka_unit_test(ts_inbound_without_ack_untouched6),
