@@ -146,6 +146,7 @@ enum cfr_scrubber {
 /* Scrubbers of auxiliary signals that re-link flows (outbound unless noted). */
 struct cfr_scrub_config {
 	bool tcp_timestamps; /* per-flow random TSval offset, removed from TSecr inbound */
+	bool tcp_timestamp_rate; /* ... and a per-flow clock rate (hides the host's clock skew) */
 	bool ip_id;          /* IPv4 identification from the CSPRNG, shared by fragments */
 	bool flow_label;     /* IPv6 flow label from a keyed hash of the translated tuple */
 	uint8_t ttl_cap;     /* lower TTL / hop limit to this (0: off); never raises */

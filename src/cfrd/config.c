@@ -437,6 +437,11 @@ static int parse_bool(struct parse_state *st, const char *value, bool *out)
 	return bad(st, "invalid boolean '%s': expected yes or no", value);
 }
 
+static int set_scrub_tcp_timestamp_rate(struct parse_state *st, const char *value)
+{
+	return parse_bool(st, value, &st->cfg->engine.scrub.tcp_timestamp_rate);
+}
+
 static int set_scrub_tcp_timestamps(struct parse_state *st, const char *value)
 {
 	return parse_bool(st, value, &st->cfg->engine.scrub.tcp_timestamps);
@@ -738,6 +743,7 @@ static const struct key keys[] = {
     {"privacy", "anonymity-k", set_anonymity_k, false},
     {"privacy", "anonymity-warn-percent", set_anon_warn_percent, false},
     {"scrub", "tcp-timestamps", set_scrub_tcp_timestamps, false},
+    {"scrub", "tcp-timestamp-rate", set_scrub_tcp_timestamp_rate, false},
     {"scrub", "ip-id", set_scrub_ip_id, false},
     {"scrub", "flow-label", set_scrub_flow_label, false},
     {"scrub", "ttl-cap", set_scrub_ttl_cap, false},

@@ -71,6 +71,7 @@ void cfr_engine_config_defaults(struct cfr_engine_config *cfg)
 	cfg->policy[CFR_FAMILY_V6] = CFR_POLICY_PER_FLOW;
 	cfg->epoch_s = 600;
 	cfg->scrub.tcp_timestamps = true;
+	cfg->scrub.tcp_timestamp_rate = true;
 	cfg->scrub.ip_id = true;
 	cfg->scrub.flow_label = true;
 	/*

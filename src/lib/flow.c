@@ -277,7 +277,7 @@ uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, 
 	while (eng->cfg.scrub.tcp_timestamps && f->ts_offset == 0)
 		cfr_rng_bytes(eng, &f->ts_offset, sizeof(f->ts_offset));
 	/* A clock rate of its own, 1 + ts_rate / 65536 times the subscriber's (scrub.c). */
-	if (f->ts_offset)
+	if (f->ts_offset && eng->cfg.scrub.tcp_timestamp_rate)
 		cfr_rng_bytes(eng, &f->ts_rate, sizeof(f->ts_rate));
 	if (family == CFR_FAMILY_V6) {
 		uint32_t label = cfr_flow_label(eng, f);
