@@ -10,8 +10,12 @@ set -eu
 # shellcheck source=lab/lib.sh
 . "$(dirname "$0")/../../lab/lib.sh"
 
-test_lab_up 1
 "$PY" -c 'import scapy' 2>/dev/null || skip "$PY has no scapy (python3-scapy)"
+# source-check = external: the guard table's source check would drop the
+# spoofed packets in the kernel before cfrd counts them (that path has its
+# own test, guard-spoof-default.sh); here cfrd's own counter is the point.
+test_lab_config_up 1 "$(printf '[cfrd]\nsource-check = external')"
+capture_start "$TEST_NAME" || fail "cannot capture on cfr-fd"
 
 before=$(cfrctl_json) || fail "cfrctl --json stats failed"
 echo "$before" | "$PY" -c 'import json, sys; json.load(sys.stdin)' || fail "cfrctl JSON does not parse"
