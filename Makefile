@@ -35,10 +35,14 @@ LOOKUP_SRC := $(wildcard src/tools/lookup/*.c)
 LOOKUP_OBJ := $(LOOKUP_SRC:%.c=$(BUILD)/%.o)
 AUDIT_SRC := $(wildcard src/tools/audit/*.c)
 AUDIT_OBJ := $(AUDIT_SRC:%.c=$(BUILD)/%.o)
+# The Prometheus exporter: a process of its own that reads the control socket.
+EXPORTER_SRC := $(wildcard src/tools/exporter/*.c)
+EXPORTER_OBJ := $(EXPORTER_SRC:%.c=$(BUILD)/%.o)
 
 PROGS := $(BUILD)/cfrd $(BUILD)/cfrctl $(if $(AUDIT_SRC),$(BUILD)/cfr-audit) \
 	$(if $(LOOKUP_SRC),$(BUILD)/cfr-lookup) \
-	$(if $(wildcard src/tools/cfr-keygen.c),$(BUILD)/cfr-keygen)
+	$(if $(wildcard src/tools/cfr-keygen.c),$(BUILD)/cfr-keygen) \
+	$(if $(EXPORTER_SRC),$(BUILD)/cfr-exporter)
 
 .PHONY: all unit check demo clean format bench-engine
 all: $(PROGS)
@@ -73,6 +77,9 @@ $(BUILD)/cfr-keygen: $(BUILD)/src/tools/cfr-keygen.o
 $(BUILD)/cfr-audit: $(AUDIT_OBJ) $(BUILD)/libcfr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_SODIUM) -lpcap -lm
 
+$(BUILD)/cfr-exporter: $(EXPORTER_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libmicrohttpd json-c libseccomp)
+
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJ) $(RECORDS_OBJ) $(BUILD)/libcfr.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_SODIUM) $(UNIT_LIBS)
@@ -86,6 +93,9 @@ $(BUILD)/tests/unit/test_egress_guard.o: src/cfrd/egress_guard.c src/cfrd/config
 $(BUILD)/tests/test_egress_guard: UNIT_LIBS = $(shell pkg-config --libs libnftables inih)
 $(BUILD)/tests/unit/test_control.o: src/cfrd/control.c src/cfrd/log.c
 $(BUILD)/tests/test_control: UNIT_LIBS = $(shell pkg-config --libs json-c)
+# The exporter's rendering (tests/unit/test_exporter.c).
+$(BUILD)/tests/test_exporter: $(BUILD)/src/tools/exporter/text.o
+$(BUILD)/tests/test_exporter: UNIT_LIBS = $(shell pkg-config --libs json-c)
 # cfrd's sandbox, tested in forked children (tests/unit/test_sandbox.c).
 $(BUILD)/tests/test_sandbox: UNIT_LIBS = -pthread $(shell pkg-config --libs libseccomp)
 
