@@ -25,7 +25,8 @@ static uint32_t alias_id(const struct cfr_engine *eng, const struct cfr_flow *f)
 
 	if (f->family == CFR_FAMILY_V6)
 		return (uint32_t)f->pool_slot << 24;
-	a = (uint32_t)alias[0] << 24 | (uint32_t)alias[1] << 16 | (uint32_t)alias[2] << 8 | alias[3];
+	a = (uint32_t)alias[0] << 24 | (uint32_t)alias[1] << 16 | (uint32_t)alias[2] << 8 |
+	    alias[3];
 	return (uint32_t)f->pool_slot << 24 | (a & (slot->n_subs - 1));
 }
 
@@ -82,7 +83,7 @@ uint32_t cfr_anon_add(struct cfr_engine *eng, struct cfr_flow *f)
 {
 	uint32_t id, *link, idx;
 
-	/* A new flow's alias comes from an active prefix: cfr_derive_alias() draws from no other. */
+	/* A new flow's alias is in an active prefix: cfr_derive_alias() draws from no other. */
 	f->pool_slot = cfr_pool_slot_of(eng, f->family, cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS));
 	if (unlikely(f->pool_slot == CFR_SLOT_NONE))
 		return 0;

@@ -81,8 +81,7 @@ static void live_rebuild(struct cfr_engine *eng)
 	}
 }
 
-static void slot_take(struct cfr_engine *eng, uint8_t k, const struct cfr_prefix *p,
-                      uint32_t *subs)
+static void slot_take(struct cfr_engine *eng, uint8_t k, const struct cfr_prefix *p, uint32_t *subs)
 {
 	struct cfr_pool_slot *slot = &eng->slots[k];
 
@@ -163,9 +162,10 @@ unsigned cfr_engine_pools(const struct cfr_engine *eng, struct cfr_pool_info *ou
 			if (slot->state != pass)
 				continue;
 			if (n < max)
-				out[n] = (struct cfr_pool_info){.prefix = slot->prefix,
-				                                .draining = pass == CFR_SLOT_DRAINING,
-				                                .flows = slot->flows};
+				out[n] =
+				    (struct cfr_pool_info){.prefix = slot->prefix,
+				                           .draining = pass == CFR_SLOT_DRAINING,
+				                           .flows = slot->flows};
 			n++;
 		}
 	return n;
@@ -236,8 +236,9 @@ static unsigned changes_of(const struct cfr_engine_config *a, const struct cfr_e
 		c |= CFR_CHANGE_LIMITS;
 	if (memcmp(a->timeout, b->timeout, sizeof(a->timeout)) != 0)
 		c |= CFR_CHANGE_TIMEOUTS;
-	if (a->scrub.tcp_timestamps != b->scrub.tcp_timestamps || a->scrub.ip_id != b->scrub.ip_id ||
-	    a->scrub.flow_label != b->scrub.flow_label || a->scrub.ttl_cap != b->scrub.ttl_cap)
+	if (a->scrub.tcp_timestamps != b->scrub.tcp_timestamps ||
+	    a->scrub.ip_id != b->scrub.ip_id || a->scrub.flow_label != b->scrub.flow_label ||
+	    a->scrub.ttl_cap != b->scrub.ttl_cap)
 		c |= CFR_CHANGE_SCRUB;
 	if (a->anon_k != b->anon_k)
 		c |= CFR_CHANGE_ANONYMITY;
@@ -268,8 +269,7 @@ static int fixed_fields(const struct cfr_engine_config *old, const struct cfr_en
  * Match each pool prefix of <cfg> with the slot it keeps (active), takes
  * back (draining: re-added before its flows ended) or gets (a free one).
  */
-static int plan_pools(const struct cfr_engine *eng, struct cfr_reconfig *rc, char *why,
-                      size_t size)
+static int plan_pools(const struct cfr_engine *eng, struct cfr_reconfig *rc, char *why, size_t size)
 {
 	const struct cfr_engine_config *cfg = &rc->cfg;
 	bool taken[CFR_POOL_SLOTS] = {false}, matched[2 * CFR_MAX_POOL_PREFIXES] = {false};
@@ -388,7 +388,8 @@ void cfr_engine_reconfigure(struct cfr_engine *eng, struct cfr_reconfig *rc, uin
 			slot_take(eng, pl->slot, pool_at(&rc->cfg, i), pl->subs);
 			pl->subs = NULL;
 		} else {
-			eng->slots[pl->slot].state = CFR_SLOT_ACTIVE; /* a draining one comes back */
+			eng->slots[pl->slot].state =
+			    CFR_SLOT_ACTIVE; /* a draining one comes back */
 		}
 		kept[pl->slot] = true;
 	}

@@ -80,8 +80,7 @@ static unsigned reload(struct cfr_engine *eng, const struct cfr_engine_config *c
 }
 
 /* A reload <eng> must refuse; <why> must mention <expect>. */
-static void refused(struct cfr_engine *eng, const struct cfr_engine_config *cfg,
-                    const char *expect)
+static void refused(struct cfr_engine *eng, const struct cfr_engine_config *cfg, const char *expect)
 {
 	char why[160];
 	struct cfr_reconfig *rc = cfr_reconfig_new(eng, cfg, why, sizeof why);
@@ -151,8 +150,8 @@ static uint32_t pool_flows(const struct cfr_engine *eng, int family, char which,
 	unsigned n = cfr_engine_pools(eng, info, 64), i;
 	struct cfr_prefix p;
 
-	assert_int_equal(cfr_prefix_parse(family == 4 ? pool4[which - 'A'] : pool6[which - 'A'], &p),
-	                 0);
+	assert_int_equal(
+	    cfr_prefix_parse(family == 4 ? pool4[which - 'A'] : pool6[which - 'A'], &p), 0);
 	for (i = 0; i < n && i < 64; i++)
 		if (info[i].prefix.family == p.family && info[i].prefix.len == p.len &&
 		    memcmp(info[i].prefix.addr, p.addr, 16) == 0) {
@@ -539,14 +538,10 @@ static void line_binding_changes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(limits_change_in_place),
-	    cmocka_unit_test(same_config_is_no_change),
-	    cmocka_unit_test(removed_pool_drains4),
-	    cmocka_unit_test(removed_pool_drains6),
-	    cmocka_unit_test(anonymity_counts_follow),
-	    cmocka_unit_test(readded_pool_comes_back),
-	    cmocka_unit_test(invalid_changes_refused),
-	    cmocka_unit_test(timestamps_keep_per_flow),
+	    cmocka_unit_test(limits_change_in_place),  cmocka_unit_test(same_config_is_no_change),
+	    cmocka_unit_test(removed_pool_drains4),    cmocka_unit_test(removed_pool_drains6),
+	    cmocka_unit_test(anonymity_counts_follow), cmocka_unit_test(readded_pool_comes_back),
+	    cmocka_unit_test(invalid_changes_refused), cmocka_unit_test(timestamps_keep_per_flow),
 	    cmocka_unit_test(line_binding_changes),
 	};
 
