@@ -7,6 +7,7 @@
  */
 #include "control.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "reload.h"
 #include "stats.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -23,21 +25,30 @@
 /* Long enough for a human with socat, short enough that idle clients cannot pile up. */
 #define CLIENT_TIMEOUT_MS 2000
 
+/*
+ * A command runs under the engine lock, between two bursts, so that its
+ * reply is one consistent snapshot; one that reads files or does anything
+ * slow (reload) takes the lock itself, for as short as it can. <arg> is
+ * what follows the name and a space, for commands that take one.
+ */
 struct command {
 	const char *name;
-	struct json_object *(*run)(struct cfrd *d, uint64_t now_ms);
+	struct json_object *(*run)(struct cfrd *d, const char *arg, uint64_t now_ms);
+	bool takes_arg, locks_itself;
 };
 
-static struct json_object *cmd_stats(struct cfrd *d, uint64_t now_ms)
+static struct json_object *cmd_stats(struct cfrd *d, const char *arg, uint64_t now_ms)
 {
+	(void)arg;
 	return cfrd_stats_json(d, now_ms);
 }
 
 /* For an operator who fears an epoch key leaked, or a test that needs a boundary now. */
-static struct json_object *cmd_epoch_rotate(struct cfrd *d, uint64_t now_ms)
+static struct json_object *cmd_epoch_rotate(struct cfrd *d, const char *arg, uint64_t now_ms)
 {
 	struct json_object *obj = json_object_new_object();
 
+	(void)arg;
 	if (obj == NULL)
 		return NULL;
 	cfr_engine_epoch_rotate(d->engine, now_ms);
@@ -47,9 +58,66 @@ static struct json_object *cmd_epoch_rotate(struct cfrd *d, uint64_t now_ms)
 	return obj;
 }
 
+/* Read the configuration file again (cfrd(8), RELOADING). */
+static struct json_object *cmd_reload(struct cfrd *d, const char *arg, uint64_t now_ms)
+{
+	(void)arg;
+	return cfrd_reload_run(d, now_ms);
+}
+
+/* `cfrd --install-guard` installed a guard table: its digest. */
+static struct json_object *cmd_guard(struct cfrd *d, const char *arg, uint64_t now_ms)
+{
+	(void)now_ms;
+	return cfrd_reload_guard(d, arg);
+}
+
+/*
+ * The pool prefixes in use: configured, or removed by a reload and
+ * draining until their last flow ends. Pools are the operator's public
+ * addresses: nothing here names a subscriber.
+ */
+static struct json_object *cmd_pools(struct cfrd *d, const char *arg, uint64_t now_ms)
+{
+	struct cfr_pool_info info[4 * CFR_MAX_POOL_PREFIXES];
+	struct json_object *obj = json_object_new_object(), *list[CFR_FAMILY__COUNT];
+	unsigned n = cfr_engine_pools(d->engine, info, ARRAY_SIZE(info));
+
+	(void)arg;
+	(void)now_ms;
+	if (obj == NULL)
+		return NULL;
+	for (unsigned f = 0; f < CFR_FAMILY__COUNT; f++) {
+		list[f] = json_object_new_array();
+		json_object_object_add(obj, f == CFR_FAMILY_V4 ? "ipv4" : "ipv6", list[f]);
+	}
+	for (unsigned i = 0; i < n && i < ARRAY_SIZE(info); i++) {
+		struct json_object *item = json_object_new_object();
+		char addr[INET6_ADDRSTRLEN], text[INET6_ADDRSTRLEN + 4];
+
+		if (item == NULL || list[info[i].prefix.family] == NULL) {
+			json_object_put(item);
+			continue;
+		}
+		inet_ntop(info[i].prefix.family == CFR_FAMILY_V4 ? AF_INET : AF_INET6,
+		          info[i].prefix.addr, addr, sizeof(addr));
+		snprintf(text, sizeof(text), "%s/%u", addr, info[i].prefix.len);
+		json_object_object_add(item, "prefix", json_object_new_string(text));
+		json_object_object_add(item, "state",
+		                       json_object_new_string(info[i].draining ? "draining"
+		                                                               : "active"));
+		json_object_object_add(item, "flows", json_object_new_uint64(info[i].flows));
+		json_object_array_add(list[info[i].prefix.family], item);
+	}
+	return obj;
+}
+
 static const struct command commands[] = {
-    {"stats", cmd_stats},
-    {"epoch rotate", cmd_epoch_rotate},
+    {"stats", cmd_stats, false, false},
+    {"epoch rotate", cmd_epoch_rotate, false, false},
+    {"pools", cmd_pools, false, false},
+    {"reload", cmd_reload, false, true},
+    {"guard", cmd_guard, true, false},
 };
 
 static void sockaddr_for(struct sockaddr_un *sun, const char *path)
@@ -190,15 +258,22 @@ static struct json_object *dispatch(const char *line, struct cfrd *d, uint64_t n
 	char msg[32 + sizeof(((struct cfrd_control_client *)0)->buf)];
 
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
-		if (strcmp(commands[i].name, line) == 0) {
-			/* Between two bursts: the reply is one consistent snapshot. */
-			struct json_object *reply;
+		const struct command *c = &commands[i];
+		size_t len = strlen(c->name);
+		const char *arg = line + len;
+		struct json_object *reply;
 
-			cfrd_engine_lock(d);
-			reply = commands[i].run(d, now_ms);
-			cfrd_engine_unlock(d);
-			return reply;
-		}
+		if (strncmp(c->name, line, len) != 0 ||
+		    (c->takes_arg ? *arg != ' ' || arg[1] == '\0' : *arg != '\0'))
+			continue;
+		if (c->takes_arg)
+			arg++;
+		if (c->locks_itself)
+			return c->run(d, arg, now_ms);
+		cfrd_engine_lock(d);
+		reply = c->run(d, arg, now_ms);
+		cfrd_engine_unlock(d);
+		return reply;
 	}
 	snprintf(msg, sizeof(msg), "unknown command: %s", line);
 	return error_reply(msg);

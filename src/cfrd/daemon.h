@@ -30,6 +30,8 @@ struct cfrd_anon_watch {
 
 struct cfrd_acct;
 
+struct cfrd_reload;
+
 /* One packet thread: queue <index> of every device, and its own buffers. */
 struct cfrd_worker {
 	struct cfrd *d;
@@ -62,6 +64,7 @@ struct cfrd {
 	uint64_t start_ms;  /* CLOCK_MONOTONIC */
 	unsigned busy_poll_us;
 	struct cfrd_anon_watch anon_watch;
+	struct cfrd_reload *reload; /* the running configuration and its file (reload.h) */
 	struct cfrd_acct *acct; /* sealed records (acct.h), for stats */
 };
 

@@ -23,6 +23,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <nftables/libnftables.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -81,23 +82,33 @@ static void put_quote_match(struct script *s, unsigned bits, const struct cfr_pr
 		put(s, "%02x", v[i]);
 }
 
-/* "set NAME { ... }" of the prefixes of <family> in <list>, or nothing if none. */
+/*
+ * "set NAME { ... }" of the prefixes of <family> in <list> and <more>
+ * (<n_more> of them, skipping any already in <list>), or nothing if none.
+ */
 static bool put_set(struct script *s, const char *name, const struct cfr_prefix *list, unsigned n,
-                    int family)
+                    const struct cfr_prefix *more, unsigned n_more, int family)
 {
 	bool any = false;
 	char addr[64];
-	unsigned i;
+	unsigned i, j;
 
-	for (i = 0; i < n; i++) {
-		if (list[i].family != family)
+	for (i = 0; i < n + n_more; i++) {
+		const struct cfr_prefix *p = i < n ? &list[i] : &more[i - n];
+
+		if (p->family != family)
+			continue;
+		for (j = 0; i >= n && j < n; j++)
+			if (list[j].family == p->family && list[j].len == p->len &&
+			    memcmp(list[j].addr, p->addr, sizeof(p->addr)) == 0)
+				break;
+		if (i >= n && j < n)
 			continue;
 		if (!any)
 			put(s, "\tset %s {\n\t\ttype %s; flags interval;\n\t\telements = { ", name,
 			    family == CFR_FAMILY_V4 ? "ipv4_addr" : "ipv6_addr");
-		inet_ntop(family == CFR_FAMILY_V4 ? AF_INET : AF_INET6, list[i].addr, addr,
-		          sizeof(addr));
-		put(s, "%s%s/%u", any ? ", " : "", addr, list[i].len);
+		inet_ntop(family == CFR_FAMILY_V4 ? AF_INET : AF_INET6, p->addr, addr, sizeof(addr));
+		put(s, "%s%s/%u", any ? ", " : "", addr, p->len);
 		any = true;
 	}
 	if (any)
@@ -194,6 +205,12 @@ static void put_egress(struct script *s, const struct cfrd_config *cfg, const bo
 
 int cfrd_egress_guard_script(const struct cfrd_config *cfg, char *out, size_t size)
 {
+	return cfrd_egress_guard_script_more(cfg, NULL, 0, out, size);
+}
+
+int cfrd_egress_guard_script_more(const struct cfrd_config *cfg, const struct cfr_prefix *pools,
+                                  unsigned n_pools, char *out, size_t size)
+{
 	const struct cfr_engine_config *e = &cfg->engine;
 	struct script s = {.out = out, .size = size};
 	bool sub[2], pool[2];
@@ -204,10 +221,12 @@ int cfrd_egress_guard_script(const struct cfrd_config *cfg, char *out, size_t si
 	/* Create-then-delete makes the replacement atomic whether or not it existed. */
 	put(&s, "table inet " CFRD_GUARD_TABLE " {}\ndelete table inet " CFRD_GUARD_TABLE "\n");
 	put(&s, "table inet " CFRD_GUARD_TABLE " {\n");
-	sub[0] = put_set(&s, "subscribers4", e->subscribers, e->n_subscribers, CFR_FAMILY_V4);
-	sub[1] = put_set(&s, "subscribers6", e->subscribers, e->n_subscribers, CFR_FAMILY_V6);
-	pool[0] = put_set(&s, "pools4", e->pool4, e->n_pool4, CFR_FAMILY_V4);
-	pool[1] = put_set(&s, "pools6", e->pool6, e->n_pool6, CFR_FAMILY_V6);
+	sub[0] = put_set(&s, "subscribers4", e->subscribers, e->n_subscribers, NULL, 0,
+	                 CFR_FAMILY_V4);
+	sub[1] = put_set(&s, "subscribers6", e->subscribers, e->n_subscribers, NULL, 0,
+	                 CFR_FAMILY_V6);
+	pool[0] = put_set(&s, "pools4", e->pool4, e->n_pool4, pools, n_pools, CFR_FAMILY_V4);
+	pool[1] = put_set(&s, "pools6", e->pool6, e->n_pool6, pools, n_pools, CFR_FAMILY_V6);
 	put(&s, "\tcounter subscriber_source {}\n\tcounter subscriber_quoted {}\n"
 	        "\tcounter errors_to_cfrd {}\n\tcounter spoofed_source {}\n");
 	put(&s, "\tchain errors_to_cfrd {\n\t\ttype route hook output priority mangle; policy "
@@ -225,12 +244,31 @@ int cfrd_egress_guard_script(const struct cfrd_config *cfg, char *out, size_t si
 
 int cfrd_egress_guard_install(const struct cfrd_config *cfg)
 {
-	static char script[16384];
+	return cfrd_egress_guard_install_more(cfg, NULL, 0);
+}
+
+int cfrd_egress_guard_digest(const struct cfrd_config *cfg,
+                             uint8_t digest[CFRD_GUARD_DIGEST_BYTES])
+{
+	static char script[CFRD_GUARD_SCRIPT_MAX];
+	int len = cfrd_egress_guard_script(cfg, script, sizeof(script));
+
+	if (len < 0)
+		return len;
+	crypto_generichash(digest, CFRD_GUARD_DIGEST_BYTES, (const unsigned char *)script,
+	                   (size_t)len, NULL, 0);
+	return 0;
+}
+
+int cfrd_egress_guard_install_more(const struct cfrd_config *cfg, const struct cfr_prefix *pools,
+                                   unsigned n_pools)
+{
+	static char script[CFRD_GUARD_SCRIPT_MAX];
 	struct nft_ctx *nft;
 	const char *err;
 	int ret;
 
-	if (cfrd_egress_guard_script(cfg, script, sizeof(script)) < 0) {
+	if (cfrd_egress_guard_script_more(cfg, pools, n_pools, script, sizeof(script)) < 0) {
 		log_error("egress guard: too many subscriber prefixes for the nftables script");
 		return -ENOSPC;
 	}

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "egress_guard.h"
 #include "notify.h"
+#include "reload.h"
 #include "sandbox.h"
 #include "stats.h"
 #include "version.h"
@@ -48,15 +49,19 @@ enum { PFD_SIGNAL, PFD_STOP, PFD_CONTROL, PFD__COUNT = PFD_CONTROL + CFRD_CONTRO
 static const char usage_text[] =
     "Usage: cfrd [-c FILE]\n"
     "       cfrd --check-config FILE\n"
+    "       cfrd --install-guard [-c FILE]\n"
     "Customer-Facing Relay daemon: gives each subscriber flow a short-lived\n"
     "source alias from a shared pool.\n"
     "\n"
     "  -c, --config FILE        configuration file (default " DEFAULT_CONFIG ")\n"
     "      --check-config FILE  validate FILE, print 'FILE: ok' or the error, exit\n"
+    "      --install-guard      install the nftables guard table for FILE and exit\n"
+    "                           (as root, before a reload that changes prefixes)\n"
     "  -h, --help               show this help and exit\n"
     "  -V, --version            show the version and exit\n"
     "\n"
-    "Runs in the foreground, logs to stderr, stops on SIGINT or SIGTERM.\n"
+    "Runs in the foreground, logs to stderr, stops on SIGINT or SIGTERM,\n"
+    "reads FILE again on SIGHUP (or cfrctl reload).\n"
     "See cfrd(8) and cfrd.conf(5).\n";
 
 static int load_config(const char *path, struct cfrd_config *cfg)
@@ -100,7 +105,11 @@ static void warn_short_timeouts(const struct cfr_engine_config *e)
 	}
 }
 
-/* SIGINT and SIGTERM become readable events, so the loop exits cleanly between bursts. */
+/*
+ * SIGINT and SIGTERM become readable events, so the loop exits cleanly
+ * between bursts; SIGHUP, a reload, runs on the control thread like
+ * `cfrctl reload`.
+ */
 static int open_signalfd(void)
 {
 	sigset_t set;
@@ -109,20 +118,27 @@ static int open_signalfd(void)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -errno;
 	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
+enum { SIGNAL_NONE, SIGNAL_STOP, SIGNAL_RELOAD };
+
 static int drain_signal(int sfd)
 {
 	struct signalfd_siginfo si;
 
 	if (read(sfd, &si, sizeof(si)) != sizeof(si))
-		return 0;
+		return SIGNAL_NONE;
+	if (si.ssi_signo == SIGHUP) {
+		log_info("%s received, reloading", strsignal((int)si.ssi_signo));
+		return SIGNAL_RELOAD;
+	}
 	log_info("%s received, stopping", strsignal((int)si.ssi_signo));
-	return 1;
+	return SIGNAL_STOP;
 }
 
 /* Periodic engine work and a control command hold the engine lock like a burst does. */
@@ -163,8 +179,15 @@ static int control_loop(struct cfrd *d, struct cfrd_control *ctl, struct cfrd_ac
 			log_error("poll: %s", strerror(errno));
 			return -errno;
 		}
-		if ((pfd[PFD_SIGNAL].revents & POLLIN) && drain_signal(sfd))
-			return 0;
+		if (pfd[PFD_SIGNAL].revents & POLLIN) {
+			int sig = drain_signal(sfd);
+
+			if (sig == SIGNAL_STOP)
+				return 0;
+			/* The outcome is logged; a signal has nobody to answer. */
+			if (sig == SIGNAL_RELOAD)
+				json_object_put(cfrd_reload_run(d, cfrd_now_ms()));
+		}
 		if (pfd[PFD_STOP].revents & POLLIN)
 			return atomic_load(&d->failed) ? -EIO : 0;
 		now = cfrd_now_ms();
@@ -189,9 +212,11 @@ static int engine_lock_init(struct cfrd *d)
 	return -ret;
 }
 
-static int run(const struct cfrd_config *cfg)
+static int run(const struct cfrd_config *cfg, const char *path)
 {
-	struct cfrd d = {.stop_fd = -1};
+	/* Static: a whole configuration, too large for the stack. */
+	static struct cfrd_reload reload;
+	struct cfrd d = {.stop_fd = -1, .reload = &reload};
 	struct cfrd_sandbox sb;
 	struct cfrd_control ctl;
 	struct cfrd_acct acct;
@@ -229,6 +254,7 @@ static int run(const struct cfrd_config *cfg)
 	ret = cfrd_egress_guard_install(cfg);
 	if (ret < 0)
 		goto out_lock;
+	cfrd_reload_init(&reload, path, cfg);
 	if (!cfg->egress_guard)
 		log_warn("egress-guard = no: nothing stops untranslated subscriber traffic if "
 		         "cfrd stops; install an equivalent guard (cfrd(8))");
@@ -248,9 +274,11 @@ static int run(const struct cfrd_config *cfg)
 	/* The notify socket is created now: the sandbox forbids new sockets. */
 	cfrd_notify_open();
 	/* Everything that needs privileges is open: give them up before any packet. */
+	sb.config = path;
 	ret = cfrd_sandbox_enter(&sb);
 	if (ret < 0)
 		goto out_acct;
+	cfrd_reload_ready(&reload);
 
 	d.start_ms = cfrd_now_ms();
 	ret = cfrd_workers_start(&d);
@@ -287,13 +315,14 @@ int main(int argc, char **argv)
 	static const struct option options[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"check-config", required_argument, NULL, 'C'},
+	    {"install-guard", no_argument, NULL, 'G'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *path = DEFAULT_CONFIG;
 	struct cfrd_config cfg;
-	bool check_only = false;
+	bool check_only = false, install_guard = false;
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
@@ -304,6 +333,9 @@ int main(int argc, char **argv)
 		case 'C':
 			path = optarg;
 			check_only = true;
+			break;
+		case 'G':
+			install_guard = true;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -327,9 +359,11 @@ int main(int argc, char **argv)
 		printf("%s: ok\n", path);
 		return 0;
 	}
+	if (install_guard)
+		return sodium_init() < 0 ? 1 : cfrd_install_guard(path, &cfg);
 	cfrd_log_set_level(cfg.log_level);
 	warn_short_timeouts(&cfg.engine);
-	if (run(&cfg) < 0)
+	if (run(&cfg, path) < 0)
 		return 1;
 	/* Everything is closed under the sandbox by now: a missing syscall would not get here. */
 	log_info("stopped");

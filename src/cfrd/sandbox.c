@@ -414,7 +414,7 @@ static int drop_capabilities(void)
 	return 0;
 }
 
-/* The directory of the control socket <path>, into <dir>. */
+/* The directory of <path> (the control socket, the configuration), into <dir>. */
 static void parent_dir(const char *path, char *dir, size_t size)
 {
 	const char *slash = strrchr(path, '/');
@@ -444,12 +444,18 @@ static int landlock_allow(int ruleset, const char *path, uint64_t access)
 /*
  * Landlock: every file access right the kernel knows is handled, so none
  * is granted by omission, and granted only beneath the records directory
- * (list, read, create and delete segments) and, if the user owns it, the
+ * (list, read, create and delete segments), if the user owns it, the
  * control socket's directory (remove the socket at exit; elsewhere, as in
  * /run, the kernel would refuse that anyway and the socket stays until
- * the next start removes it). Where the kernel has them, TCP bind and
- * connect, abstract UNIX sockets and signals to other processes go too.
- * Returns the ABI used, 0 where Landlock is missing, or -errno.
+ * the next start removes it), and the configuration file's directory,
+ * reading files only (a reload reads the file again). The directory, not
+ * the file: a rule names an inode, and editors and configuration managers
+ * replace a file by renaming a new one over it, which a rule on the old
+ * inode would not cover. The user's own permissions still apply, so put
+ * the file in a directory of its own (/etc/cfrd/) rather than /etc.
+ * Where the kernel has them, TCP bind and connect, abstract UNIX sockets
+ * and signals to other processes go too. Returns the ABI used, 0 where
+ * Landlock is missing, or -errno.
  */
 static int confine_files(const struct cfrd_sandbox *sb, const char **why, bool *control_too)
 {
@@ -494,6 +500,12 @@ static int confine_files(const struct cfrd_sandbox *sb, const char **why, bool *
 	*control_too = stat(control_dir, &st) == 0 && st.st_uid == sb->uid;
 	if (ret == 0 && *control_too)
 		ret = landlock_allow(ruleset, control_dir, LANDLOCK_ACCESS_FS_REMOVE_FILE);
+	if (ret == 0 && sb->config != NULL) {
+		char config_dir[PATH_MAX];
+
+		parent_dir(sb->config, config_dir, sizeof(config_dir));
+		ret = landlock_allow(ruleset, config_dir, LANDLOCK_ACCESS_FS_READ_FILE);
+	}
 	if (ret == 0 && syscall(SYS_landlock_restrict_self, ruleset, 0) < 0)
 		ret = -errno;
 	close(ruleset);
@@ -633,13 +645,15 @@ int cfrd_sandbox_enter(const struct cfrd_sandbox *sb)
 			return ret;
 		}
 	}
-	log_info("running as user %s (uid %ld), no capabilities, not dumpable; files: %s%s%s; %s",
+	log_info("running as user %s (uid %ld), no capabilities, not dumpable; files: %s%s%s%s; "
+	         "%s",
 	         sb->user, (long)sb->uid,
 	         abi == 0                 ? "unconfined"
 	         : sb->records[0] != '\0' ? sb->records
 	                                  : "none",
 	         abi > 0 ? " only (Landlock)" : "",
 	         abi > 0 && control_too ? ", and removing the control socket" : "",
+	         abi > 0 && sb->config ? ", and reading the configuration's directory" : "",
 	         sb->seccomp == CFRD_SECCOMP_KILL  ? "unlisted system calls kill cfrd"
 	         : sb->seccomp == CFRD_SECCOMP_LOG ? "unlisted system calls are only logged"
 	                                           : "no system call filter (seccomp = no)");

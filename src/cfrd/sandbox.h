@@ -16,6 +16,7 @@ struct cfrd_sandbox {
 	gid_t gid;
 	const char *records; /* the records directory, the only files cfrd keeps; "" for none */
 	const char *control; /* the control socket, removed at exit */
+	const char *config;  /* the configuration file, read again on reload; NULL: none */
 	enum cfrd_seccomp seccomp;
 };
 

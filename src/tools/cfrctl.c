@@ -3,8 +3,9 @@
  * from one table, like wg(8); each sends one line and gets one JSON object
  * back, printed as a short table or, with --json, as pretty JSON.
  *
- * It shows counters only. Should a subcommand ever show addresses, it must
- * hide subscribers unless explicitly asked, as `wg show` hides keys.
+ * It shows counters and the operator's own pool prefixes only. Should a
+ * subcommand ever show subscriber addresses, it must hide them unless
+ * explicitly asked, as `wg show` hides keys.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -43,10 +44,14 @@ struct subcommand {
 
 static int stats_main(const struct ctx *ctx, int argc, char **argv);
 static int epoch_main(const struct ctx *ctx, int argc, char **argv);
+static int reload_main(const struct ctx *ctx, int argc, char **argv);
+static int pools_main(const struct ctx *ctx, int argc, char **argv);
 
 static const struct subcommand subcommands[] = {
     {"stats", "", stats_main, "show counters"},
     {"epoch", "rotate", epoch_main, "end the privacy epoch now"},
+    {"reload", "", reload_main, "read the configuration file again"},
+    {"pools", "", pools_main, "show the pool prefixes in use, draining ones too"},
 };
 
 static void usage(FILE *out)
@@ -305,6 +310,94 @@ static int epoch_main(const struct ctx *ctx, int argc, char **argv)
 		                                               JSON_C_TO_STRING_SPACED));
 	else
 		printf("epoch %" PRIu64 "\n", get_u64(reply, "epoch", NULL));
+	json_object_put(reply);
+	return 0;
+}
+
+/* Print <reply> as pretty JSON; true if the caller wants that instead of its table. */
+static bool print_json(const struct ctx *ctx, struct json_object *reply)
+{
+	if (ctx->json)
+		puts(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PRETTY |
+		                                               JSON_C_TO_STRING_SPACED));
+	return ctx->json;
+}
+
+static int reload_main(const struct ctx *ctx, int argc, char **argv)
+{
+	struct json_object *reply, *changed = NULL, *warnings = NULL, *ended = NULL, *path = NULL;
+	uint64_t draining;
+
+	(void)argv;
+	if (argc != 1) {
+		fputs("Usage: cfrctl [-s SOCKET] [--json] reload\n", stderr);
+		return 2;
+	}
+	/* A refusal comes back as {"error": "reload refused: FILE:LINE: ..."}, printed by query. */
+	reply = query(ctx, "reload");
+	if (reply == NULL)
+		return 1;
+	if (print_json(ctx, reply)) {
+		json_object_put(reply);
+		return 0;
+	}
+	json_object_object_get_ex(reply, "reloaded", &path);
+	json_object_object_get_ex(reply, "changed", &changed);
+	json_object_object_get_ex(reply, "epoch_ended", &ended);
+	json_object_object_get_ex(reply, "warnings", &warnings);
+	printf("reloaded %s: ", path != NULL ? json_object_get_string(path) : "?");
+	if (changed == NULL || json_object_array_length(changed) == 0)
+		fputs("nothing changed", stdout);
+	for (size_t i = 0; changed != NULL && i < json_object_array_length(changed); i++)
+		printf("%s%s", i ? ", " : "",
+		       json_object_get_string(json_object_array_get_idx(changed, i)));
+	if (ended != NULL && json_object_get_boolean(ended))
+		printf("; privacy epoch ended (now %" PRIu64 ")", get_u64(reply, "epoch", NULL));
+	draining = get_u64(reply, "pools_draining", NULL);
+	if (draining)
+		printf("; %" PRIu64 " pool prefix%s draining", draining, draining == 1 ? "" : "es");
+	putchar('\n');
+	for (size_t i = 0; warnings != NULL && i < json_object_array_length(warnings); i++)
+		printf("warning: %s\n",
+		       json_object_get_string(json_object_array_get_idx(warnings, i)));
+	json_object_put(reply);
+	return 0;
+}
+
+static int pools_main(const struct ctx *ctx, int argc, char **argv)
+{
+	static const char *const families[] = {"ipv4", "ipv6"};
+	struct json_object *reply, *list, *v;
+
+	(void)argv;
+	if (argc != 1) {
+		fputs("Usage: cfrctl [-s SOCKET] [--json] pools\n", stderr);
+		return 2;
+	}
+	reply = query(ctx, "pools");
+	if (reply == NULL)
+		return 1;
+	if (print_json(ctx, reply)) {
+		json_object_put(reply);
+		return 0;
+	}
+	printf("%-44s %-9s %10s\n", "pool", "state", "flows");
+	for (size_t f = 0; f < 2; f++) {
+		if (!json_object_object_get_ex(reply, families[f], &list) ||
+		    !json_object_is_type(list, json_type_array))
+			continue;
+		for (size_t i = 0; i < json_object_array_length(list); i++) {
+			struct json_object *item = json_object_array_get_idx(list, i);
+			const char *prefix = "?", *state = "?";
+
+			if (json_object_object_get_ex(item, "prefix", &v))
+				prefix = json_object_get_string(v);
+			if (json_object_object_get_ex(item, "state", &v))
+				state = json_object_get_string(v);
+			printf("%-44s %-9s %10" PRIu64 "\n", prefix, state,
+			       get_u64(item, "flows", NULL));
+		}
+	}
 	json_object_put(reply);
 	return 0;
 }

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,20 @@ struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)
 {
 	(void)d;
 	(void)now_ms;
+	return NULL;
+}
+
+struct json_object *cfrd_reload_run(struct cfrd *d, uint64_t now_ms)
+{
+	(void)d;
+	(void)now_ms;
+	return NULL;
+}
+
+struct json_object *cfrd_reload_guard(struct cfrd *d, const char *hex)
+{
+	(void)d;
+	(void)hex;
 	return NULL;
 }
 
@@ -160,6 +175,77 @@ static void nothing_there(void **state)
 	cfrd_control_close(&ctl);
 }
 
+/* A command line as a client sends it; the reply (NULL: a stub's). */
+static struct json_object *request(struct cfrd *d, const char *line)
+{
+	char buf[CFRD_CONTROL_LINE_MAX + 1];
+	struct json_object *reply;
+
+	snprintf(buf, sizeof(buf), "%s\n", line);
+	assert_int_equal(cfrd_control_request(buf, strlen(buf), true, d, 1000, &reply),
+	                 CFRD_CONTROL_REPLY);
+	return reply;
+}
+
+static const char *error_of(struct json_object *reply)
+{
+	struct json_object *e;
+
+	return json_object_object_get_ex(reply, "error", &e) ? json_object_get_string(e) : NULL;
+}
+
+/*
+ * `pools` lists the engine's pool prefixes (the operator's own addresses,
+ * nothing of a subscriber); a command taking an argument needs it, and
+ * one taking none takes none.
+ */
+static void pools_and_arguments(void **state)
+{
+	struct cfr_engine_config cfg;
+	struct cfrd d = {0};
+	struct json_object *reply, *list, *item, *v;
+
+	(void)state;
+	assert_int_equal(sodium_init() >= 0, 1);
+	cfr_engine_config_defaults(&cfg);
+	assert_int_equal(cfr_prefix_parse("192.0.2.0/26", &cfg.pool4[cfg.n_pool4++]), 0);
+	assert_int_equal(cfr_prefix_parse("2001:db8:a1::/64", &cfg.pool6[cfg.n_pool6++]), 0);
+	assert_int_equal(cfr_prefix_parse("100.64.0.0/10", &cfg.subscribers[cfg.n_subscribers++]),
+	                 0);
+	cfg.max_flows = 64;
+	cfg.max_subscribers = 8;
+	d.engine = cfr_engine_new(&cfg);
+	assert_non_null(d.engine);
+	pthread_mutex_init(&d.engine_lock, NULL);
+
+	reply = request(&d, "pools");
+	assert_true(json_object_object_get_ex(reply, "ipv4", &list));
+	assert_int_equal(json_object_array_length(list), 1);
+	item = json_object_array_get_idx(list, 0);
+	assert_true(json_object_object_get_ex(item, "prefix", &v));
+	assert_string_equal(json_object_get_string(v), "192.0.2.0/26");
+	assert_true(json_object_object_get_ex(item, "state", &v));
+	assert_string_equal(json_object_get_string(v), "active");
+	assert_true(json_object_object_get_ex(reply, "ipv6", &list));
+	item = json_object_array_get_idx(list, 0);
+	assert_true(json_object_object_get_ex(item, "prefix", &v));
+	assert_string_equal(json_object_get_string(v), "2001:db8:a1::/64");
+	json_object_put(reply);
+
+	for (const char *const *bad = (const char *const[]){"pools x", "reload now", "guard",
+	                                                    "guard ", "guardx", "reloadx", NULL};
+	     *bad; bad++) {
+		reply = request(&d, *bad);
+		assert_non_null(error_of(reply));
+		assert_non_null(strstr(error_of(reply), "unknown command"));
+		json_object_put(reply);
+	}
+	assert_null(request(&d, "reload"));   /* the stub above: reached */
+	assert_null(request(&d, "guard 00")); /* likewise, with its argument */
+	pthread_mutex_destroy(&d.engine_lock);
+	cfr_engine_free(d.engine);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -168,6 +254,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(stale_socket_is_replaced, setup, teardown),
 	    cmocka_unit_test_setup_teardown(live_socket_is_kept, setup, teardown),
 	    cmocka_unit_test_setup_teardown(nothing_there, setup, teardown),
+	    cmocka_unit_test(pools_and_arguments),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -139,6 +139,40 @@ static void too_small_a_buffer(void **state)
 	assert_int_equal(cfrd_egress_guard_script(&cfg, small, sizeof(small)), -ENOSPC);
 }
 
+/*
+ * cfrd --install-guard before a reload keeps the pools the running cfrd
+ * still drains (a removed one must still let its flows' replies in), once
+ * each; the digest a reload compares is of the configuration alone.
+ */
+static void draining_pools_kept(void **state)
+{
+	struct cfrd_config cfg, other;
+	struct cfrd_config_error err;
+	struct cfr_prefix live[3];
+	uint8_t d1[CFRD_GUARD_DIGEST_BYTES], d2[CFRD_GUARD_DIGEST_BYTES];
+	static const char text[] = "[pool]\nipv4 = 192.0.2.64/26\nipv6 = 2001:db8:a2::/64\n"
+	                           "[subscribers]\nprefix = 100.64.0.0/10\n";
+
+	(void)state;
+	assert_int_equal(cfrd_config_parse_buffer(text, sizeof(text) - 1, &cfg, &err), 0);
+	assert_int_equal(cfr_prefix_parse("192.0.2.0/26", &live[0]), 0);
+	assert_int_equal(cfr_prefix_parse("192.0.2.64/26", &live[1]), 0);
+	assert_int_equal(cfr_prefix_parse("2001:db8:a1::/64", &live[2]), 0);
+	assert_true(cfrd_egress_guard_script_more(&cfg, live, 3, script, sizeof(script)) > 0);
+	assert_has("elements = { 192.0.2.64/26, 192.0.2.0/26 }");
+	assert_has("elements = { 2001:db8:a2::/64, 2001:db8:a1::/64 }");
+	assert_int_equal(count("192.0.2.64/26"), 1);
+
+	assert_int_equal(cfrd_egress_guard_digest(&cfg, d1), 0);
+	other = cfg;
+	other.engine.timeout[CFR_TIMEOUT_UDP] = 10; /* not the guard's business */
+	assert_int_equal(cfrd_egress_guard_digest(&other, d2), 0);
+	assert_memory_equal(d1, d2, sizeof(d1));
+	other.engine.n_pool4 = 0;
+	assert_int_equal(cfrd_egress_guard_digest(&other, d2), 0);
+	assert_memory_not_equal(d1, d2, sizeof(d1));
+}
+
 /* With root, nftables itself parses the script (--check changes nothing). */
 static void nft_accepts(void **state)
 {
@@ -167,7 +201,7 @@ int main(void)
 	    cmocka_unit_test(lab_prefixes_guarded), cmocka_unit_test(every_prefix_and_line),
 	    cmocka_unit_test(one_family_only),
 	    cmocka_unit_test(chains_follow_config),      cmocka_unit_test(too_small_a_buffer),
-	    cmocka_unit_test(nft_accepts),
+	    cmocka_unit_test(nft_accepts),          cmocka_unit_test(draining_pools_kept),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
