@@ -210,7 +210,10 @@ static bool prefixes_equal(const struct cfr_prefix *a, const struct cfr_prefix *
 	return true;
 }
 
-/* Which parts differ, field by field: the structs have padding. */
+_Static_assert(sizeof(struct cfr_scrub_config) == 5 && sizeof(struct cfr_limits) == 28,
+               "a field was added: check that changes_of() compares it");
+
+/* Which parts differ, field by field where a struct has padding. */
 static unsigned changes_of(const struct cfr_engine_config *a, const struct cfr_engine_config *b)
 {
 	unsigned c = 0, i;
@@ -236,9 +239,8 @@ static unsigned changes_of(const struct cfr_engine_config *a, const struct cfr_e
 		c |= CFR_CHANGE_LIMITS;
 	if (memcmp(a->timeout, b->timeout, sizeof(a->timeout)) != 0)
 		c |= CFR_CHANGE_TIMEOUTS;
-	if (a->scrub.tcp_timestamps != b->scrub.tcp_timestamps ||
-	    a->scrub.ip_id != b->scrub.ip_id || a->scrub.flow_label != b->scrub.flow_label ||
-	    a->scrub.ttl_cap != b->scrub.ttl_cap)
+	/* Byte fields only, no padding: compared whole, so a new scrubber cannot be missed. */
+	if (memcmp(&a->scrub, &b->scrub, sizeof(a->scrub)) != 0)
 		c |= CFR_CHANGE_SCRUB;
 	if (a->anon_k != b->anon_k)
 		c |= CFR_CHANGE_ANONYMITY;
