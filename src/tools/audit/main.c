@@ -396,7 +396,7 @@ static int row_config(const struct opts *o, enum row_id id, struct drive_row *r,
 		c->scrub.ttl_cap = 0;
 	r->ts_rate = id == ROW_TSRATE;
 	if (id == ROW_CGN || id == ROW_NAPT)
-		c->scrub = (struct cfr_scrub_config){false, false, false, 0};
+		memset(&c->scrub, 0, sizeof(c->scrub));
 	/* Paired pooling (RFC 7857 §2.1, RFC 6888 REQ-2): one address per subscriber, kept. */
 	if (id == ROW_CGN)
 		c->epoch_s = UINT32_MAX;
