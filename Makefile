@@ -152,6 +152,15 @@ format:
 clean:
 	rm -rf build build-*
 
+# Debian packages (debian/, docs/operations.md): built in a copy of the tree,
+# so build/ is left alone; the .debs land in $(BUILD)/deb/.
+.PHONY: deb
+deb:
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/src
+	tar --exclude=./build --exclude='./build-*' --exclude=./.git -cf - . | tar -C $(BUILD)/deb/src -xf -
+	cd $(BUILD)/deb/src && dpkg-buildpackage -b -us -uc
+	lintian --fail-on error $(BUILD)/deb/*.changes
+
 # ECH test peers (NSS), used by the lab's ECH scenario; not part of cfrd.
 .PHONY: ech
 ech:
