@@ -66,9 +66,11 @@ struct obs {
 	/*
 	 * The sender's TCP clock rate as the front door can estimate it by
 	 * watching the whole flow (skew.c): (TSval ticks per received ms) - 1,
-	 * in ppm, and the standard error of that estimate.
+	 * in units of 0.001 ppm (an integer: a float would blur a rate near 2,
+	 * 10^6 ppm, to 0.06 ppm), and the standard error of that estimate in ppm.
 	 */
-	float skew, skew_se;
+	int32_t skew;
+	float skew_se;
 };
 
 struct obs_vec {

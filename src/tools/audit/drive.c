@@ -11,15 +11,24 @@
  * reads the host's own packet.
  *
  * A TCP flow with timestamps also leaves the rate of the host's clock
- * (skew.c). The engine sees its first and last segments; the segments in
- * between are the host's TSvals moved by the offset the engine gave the
- * flow, which the last segment checks: if the engine ever changed more than
- * the offset, the flow counts as an engine error.
+ * (skew.c), and the front door fits it from the TSvals the engine sends:
+ * every segment the front door samples (about one a second, see
+ * watch_flow()) goes through the engine, and its TSval is read from the
+ * engine's output, whatever the engine does to it (an offset, a rate of the
+ * flow's own). The segments between the first and the FIN go through at
+ * the flow's end, in the order the host sent them, each with the TSval the
+ * host's clock showed at its time: the engine's TSval map depends on the
+ * flow, not on the time a packet passes. The audit checks what the engine
+ * promises (TSvals that never go back, advancing exactly as the host's
+ * clock without a rate and 1 to 2 times as fast with one, and the remote's
+ * echo of the FIN mapped back exactly to the host's TSval); a flow that
+ * breaks it counts as an engine error.
  *
  * Packets go through cfr_engine_process() one at a time because each
  * depends on the previous one's result (the answer needs the alias).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +70,12 @@ struct driver {
 	uint32_t n_heap;
 	uint64_t now_ms, last_expire_s, next_snapshot_s, snapshots;
 	double median_sum;
+	struct sample *samples; /* watch_flow(): drive_opts.skew_samples of them */
+};
+
+/* A segment the front door times: sent at t_ms into the flow, received jitter_ms later. */
+struct sample {
+	double t_ms, jitter_ms;
 };
 
 static void heap_push(struct driver *d, struct ev e)
@@ -175,50 +190,131 @@ static uint32_t host_tsval(const struct driver *d, const struct live *l, double 
 	return base + (uint32_t)(uint64_t)(t_ms * (1.0 + (double)h->skew));
 }
 
-/*
- * The front door watches the flow from its first segment to its last
- * (<ts_last> at the end, both as it received them) and fits the clock's
- * rate. In between it samples about one segment per second, at most
- * skew_samples in all; each arrives after the line's delay plus queueing
- * jitter. The TSval tick is whole milliseconds, so quantisation is in too.
- */
-static void observe_skew(struct driver *d, const struct live *l, uint32_t ts_last)
+static int sample_cmp(const void *a, const void *b)
 {
-	double jitter = d->tr.p.skew_jitter_ms, dur = (double)(d->now_ms - l->t0_ms), rate;
-	uint32_t ts0 = host_tsval(d, l, (double)l->t0_ms), mid, i;
+	double x = ((const struct sample *)a)->t_ms, y = ((const struct sample *)b)->t_ms;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * One segment of the host's, sent at <t_ms> into the flow, through the
+ * engine (if the row has one); returns the TSval the front door reads in
+ * *<seen>, false if the engine dropped it or sent no timestamp.
+ */
+static bool host_segment(struct driver *d, const struct live *l, double t_ms, uint8_t flags,
+                         uint32_t *seen)
+{
+	uint8_t buf[PKT_MAX], host[16], remote[16];
+	struct pkt_spec s;
+	struct pkt_view v;
+	uint32_t len;
+
+	*seen = host_tsval(d, l, (double)l->t0_ms + t_ms);
+	if (!d->eng)
+		return true;
+	host_addr(d, l, host);
+	remote_addr(l->remote, l->family, remote);
+	memset(&s, 0, sizeof(s));
+	s.family = l->family;
+	s.proto = l->proto;
+	s.src = host;
+	s.dst = remote;
+	s.sport = l->sport;
+	s.dport = l->rport;
+	s.ttl = 64;
+	s.tcp_flags = flags;
+	s.seq = l->isn + 1;
+	s.ack = l->risn + 1;
+	s.has_ts = true;
+	s.tsval = *seen;
+	s.tsecr = (uint32_t)((double)l->t0_ms + t_ms); /* the remote's clock: a plain ms count */
+	len = pkt_build(buf, &s);
+	if (!engine_pass(d, buf, len))
+		return false;
+	if (!pkt_parse(buf, len, &v) || !v.has_ts) {
+		d->m->engine_errors++;
+		return false;
+	}
+	*seen = v.tsval;
+	return true;
+}
+
+/*
+ * The front door watches a TCP flow with timestamps from its first segment
+ * (the SYN, already through the engine: l->ts_seen) to its last (the FIN,
+ * sent here) and fits the clock rate of the TSvals it receives. In between
+ * it samples about one segment per second, at most skew_samples in all,
+ * each arriving after queueing jitter; the TSval tick is whole
+ * milliseconds, so quantisation is in too. Every sample is a segment of the
+ * host's through the engine, in time order. Returns false if the engine
+ * dropped one (no estimate then), and *<fin_host>, *<fin_seen> are the
+ * FIN's TSval as the host sent it and as the front door received it.
+ */
+static bool watch_flow(struct driver *d, struct live *l, uint32_t *fin_host, uint32_t *fin_seen)
+{
+	const struct cfr_scrub_config *sc = &d->row->cfg.scrub;
+	bool rate = d->eng && sc->tcp_timestamps && sc->tcp_timestamp_rate;
+	double jitter = d->tr.p.skew_jitter_ms, dur = (double)(d->now_ms - l->t0_ms);
+	uint32_t ts0 = host_tsval(d, l, (double)l->t0_ms), last = 0, mid, n, i;
 	struct skew_fit fit = {0};
 	struct prng r;
 	struct obs *o = &d->ov->v[l->obs_idx];
+	bool ok = true;
 	double est, se;
 
-	if (ts_last - l->ts_seen != host_tsval(d, l, (double)d->now_ms) - ts0) {
-		d->m->engine_errors++;
-		return;
-	}
 	/* Per flow, so that every row sees the same samples whatever the engine dropped. */
 	prng_seed(&r, d->tr.p.seed * 0x9e3779b97f4a7c15ull ^ l->flow_no);
-	rate = 0.5 + 0.5 * prng_unit(&r);
+	/* Once the draw of a simulated rate: kept, so that the samples stay as they were. */
+	(void)prng_unit(&r);
 	mid = (uint32_t)(dur / 1000);
 	if (mid + 2 > d->o->skew_samples)
 		mid = d->o->skew_samples > 2 ? d->o->skew_samples - 2 : 0;
-	for (i = 0; i < mid + 2; i++) {
-		double t = i == 0 ? 0 : i == 1 ? dur : dur * prng_unit(&r);
-		uint32_t ticks =
-		    i == 1 ? ts_last - l->ts_seen : host_tsval(d, l, (double)l->t0_ms + t) - ts0;
-
-		/*
-		 * A random rate in [0.5, 1] ticks per ms, applied by a translator
-		 * as floor(rate * ticks since the flow's first segment).
-		 */
-		if (d->row->ts_rate)
-			ticks = (uint32_t)(rate * ticks);
-		skew_fit_add(&fit, t + prng_exp(&r, jitter), ticks);
+	n = mid + 2;
+	for (i = 0; i < n; i++) {
+		d->samples[i].t_ms = i == 0 ? 0 : i == 1 ? dur : dur * prng_unit(&r);
+		d->samples[i].jitter_ms = prng_exp(&r, jitter);
 	}
-	if (skew_fit_result(&fit, &est, &se)) {
+	/* The FIN last, the others in the order the host sends them. */
+	d->samples[n] = d->samples[1];
+	d->samples[1] = d->samples[0];
+	qsort(d->samples + 2, n - 2, sizeof(*d->samples), sample_cmp);
+	for (i = 1; i <= n; i++) {
+		const struct sample *sm = &d->samples[i];
+		uint32_t host, seen, h, ticks;
+
+		if (i == 1) {
+			host = ts0;
+			seen = l->ts_seen;
+		} else if (!host_segment(d, l, sm->t_ms, i == n ? TCPF_FIN | TCPF_ACK : TCPF_ACK,
+		                         &seen)) {
+			return false;
+		} else {
+			host = host_tsval(d, l, (double)l->t0_ms + sm->t_ms);
+		}
+		h = host - ts0;
+		ticks = seen - l->ts_seen;
+		/* What the engine promises: an offset, and a rate of 1 to 2 if it has one. */
+		if (ok && (ticks < last || (rate ? ticks < h || ticks > 2 * h : ticks != h))) {
+			d->m->engine_errors++;
+			ok = false;
+		}
+		last = ticks;
+		skew_fit_add(&fit, sm->t_ms + sm->jitter_ms, ticks);
+		*fin_host = host;
+		*fin_seen = seen;
+	}
+	if (ok && skew_fit_result(&fit, &est, &se)) {
+		est *= 1000;
 		o->flags |= OBS_SKEW;
-		o->skew = (float)est;
+		if (est > INT32_MAX)
+			est = INT32_MAX;
+		if (est < INT32_MIN)
+			est = INT32_MIN;
+		o->skew = (int32_t)llround(est);
 		o->skew_se = (float)se;
 	}
+	return true;
 }
 
 /*
@@ -263,7 +359,7 @@ static void answer(struct driver *d, struct live *l, const uint8_t *host, uint32
 static int flow_start(struct driver *d, const struct flow_spec *f)
 {
 	struct host *h = &d->tr.hosts[f->host];
-	const struct subscriber *sb = &d->tr.subs[f->sub];
+	struct subscriber *sb = &d->tr.subs[f->sub];
 	uint8_t buf[PKT_MAX], src[16], dst[16];
 	struct pkt_spec s;
 	struct pkt_view v;
@@ -281,8 +377,13 @@ static int flow_start(struct driver *d, const struct flow_spec *f)
 	l->family = f->family;
 	l->proto = f->proto;
 	l->rport = 443;
-	l->sport = h->next_port;
-	h->next_port = h->next_port >= 60999 ? 32768 : h->next_port + 1;
+	if (f->family == CFR_FAMILY_V4) {
+		l->sport = sb->next_port4;
+		sb->next_port4 = sb->next_port4 >= 60999 ? 32768 : sb->next_port4 + 1;
+	} else {
+		l->sport = h->next_port;
+		h->next_port = h->next_port >= 60999 ? 32768 : h->next_port + 1;
+	}
 	l->isn = (uint32_t)prng_u64(&d->rng);
 	l->risn = (uint32_t)prng_u64(&d->rng);
 	l->ts_off = (uint32_t)prng_u64(&d->rng);
@@ -355,14 +456,19 @@ static void flow_end(struct driver *d, uint32_t slot)
 {
 	struct live *l = &d->live[slot];
 	uint8_t buf[PKT_MAX], host[16], remote[16];
+	uint32_t fin_host = 0, fin_seen = 0, len;
 	struct pkt_spec s;
-	uint32_t len;
+	struct pkt_view v;
 
 	anonset_end(d->anon, l->unit, l->sub);
 	d->free_slots[d->n_free++] = slot;
-	if (!d->eng && l->has_ts)
-		observe_skew(d, l, host_tsval(d, l, (double)d->now_ms));
-	if (!d->eng || !l->ok)
+	if (d->eng && !l->ok)
+		return;
+	/* The FIN goes through the engine with the samples before it. */
+	if (l->has_ts && !watch_flow(d, l, &fin_host, &fin_seen))
+		return;
+	/* QUIC-like flows just stop: the mapping ends when the engine expires it. */
+	if (!d->eng || l->proto == 17)
 		return;
 	host_addr(d, l, host);
 	remote_addr(l->remote, l->family, remote);
@@ -374,32 +480,29 @@ static void flow_end(struct driver *d, uint32_t slot)
 	s.sport = l->sport;
 	s.dport = l->rport;
 	s.ttl = 64;
-	s.has_ts = l->has_ts;
-	s.tsval = host_tsval(d, l, (double)d->now_ms);
-	/* QUIC-like flows just stop: the mapping ends when the engine expires it. */
-	if (l->proto == 17)
-		return;
 	s.tcp_flags = TCPF_FIN | TCPF_ACK;
 	s.seq = l->isn + 1;
 	s.ack = l->risn + 1;
-	len = pkt_build(buf, &s);
-	if (engine_pass(d, buf, len) && l->has_ts) {
-		struct pkt_view v;
-
-		if (pkt_parse(buf, len, &v) && v.has_ts)
-			observe_skew(d, l, v.tsval);
-		else
-			d->m->engine_errors++;
+	if (!l->has_ts) {
+		len = pkt_build(buf, &s);
+		if (!engine_pass(d, buf, len))
+			return;
 	}
 
+	/* The remote's FIN echoes the host's: the host must get its own TSval back. */
 	s.src = remote;
 	s.dst = l->alias;
 	s.sport = l->rport;
 	s.dport = l->aport;
 	s.seq = l->risn + 1;
 	s.ack = l->isn + 2;
+	s.has_ts = l->has_ts;
+	s.tsval = (uint32_t)d->now_ms;
+	s.tsecr = fin_seen;
 	len = pkt_build(buf, &s);
-	engine_pass(d, buf, len);
+	if (engine_pass(d, buf, len) && l->has_ts &&
+	    (!pkt_parse(buf, len, &v) || !v.has_ts || v.tsecr != fin_host))
+		d->m->engine_errors++;
 
 	s.src = host;
 	s.dst = remote;
@@ -408,6 +511,8 @@ static void flow_end(struct driver *d, uint32_t slot)
 	s.tcp_flags = TCPF_ACK;
 	s.seq = l->isn + 2;
 	s.ack = l->risn + 2;
+	s.tsval = fin_host;
+	s.tsecr = (uint32_t)d->now_ms;
 	len = pkt_build(buf, &s);
 	engine_pass(d, buf, len);
 }
@@ -436,7 +541,8 @@ int drive_row(const struct sim_params *p, const struct drive_row *row, const str
 	d.ov = ov;
 	d.m = m;
 	prng_seed(&d.rng, p->seed ^ 0x686f737473ull);
-	if (trace_init(&d.tr, p) != 0 || !(d.anon = anonset_new()))
+	if (trace_init(&d.tr, p) != 0 || !(d.anon = anonset_new()) ||
+	    !(d.samples = calloc(o->skew_samples + 1, sizeof(*d.samples))))
 		err = -ENOMEM;
 	if (!err && row->translate && !(d.eng = cfr_engine_new(&row->cfg)))
 		err = -errno;
@@ -474,5 +580,6 @@ int drive_row(const struct sim_params *p, const struct drive_row *row, const str
 	free(d.live);
 	free(d.free_slots);
 	free(d.heap);
+	free(d.samples);
 	return err;
 }

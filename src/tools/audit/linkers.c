@@ -155,10 +155,10 @@ static bool skew_usable(const struct obs *o, const struct link_params *lp)
 	return (o->flags & OBS_SKEW) && o->skew_se <= lp->skew_max_se_ppm;
 }
 
-/* The estimate in units of 0.001 ppm, shifted to sort as unsigned. */
+/* The estimate (0.001 ppm units), shifted to sort as unsigned. */
 static uint64_t skew_key(const struct obs *o)
 {
-	return (uint64_t)(llround((double)o->skew * 1000.0) + (1ll << 40));
+	return (uint64_t)((int64_t)o->skew + (1ll << 40));
 }
 
 enum keying {

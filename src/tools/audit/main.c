@@ -50,7 +50,7 @@ static const char usage[] =
     "  --max-flows N       engine flow table size [4194304]\n"
     "  --ttl-cap N         TTL cap of the cfr rows [the engine's default]\n"
     "  --rows LIST         rows to run, comma-separated from:\n"
-    "                      none,cgn,napt,flow,dest,sub,ttl64,ttl0,tsrate [all]\n"
+    "                      none,cgn,napt,flow,dest,sub,ttl64,ttl0,offset [all]\n"
     "Adversary:\n"
     "  --window S          addr+window linker: starts at most S apart [60]\n"
     "  --ts-tol MS         tsval linker: offset tolerance [5]\n"
@@ -78,12 +78,12 @@ enum row_id {
 	ROW_SUB,
 	ROW_TTL64,  /* cfr per-flow with the TTL cap cfr had until issue 11 */
 	ROW_TTL0,   /* cfr per-flow without a TTL cap */
-	ROW_TSRATE, /* cfr per-flow, and a per-flow TSval rate simulated on top */
+	ROW_OFFSET, /* cfr per-flow, TSval offset without the per-flow rate (as until 98b372f) */
 	ROW__COUNT
 };
 
 static const char *const row_keys[ROW__COUNT] = {"none", "cgn",   "napt", "flow",  "dest",
-                                                 "sub",  "ttl64", "ttl0", "tsrate"};
+                                                 "sub",  "ttl64", "ttl0", "offset"};
 static const char *const row_names[ROW__COUNT] = {
     "no translation",
     "classic CGN",
@@ -93,7 +93,7 @@ static const char *const row_names[ROW__COUNT] = {
     "cfr per-subscriber",
     "cfr per-flow, ttl-cap 64",
     "cfr per-flow, ttl-cap 0",
-    "cfr per-flow + TSval rate (sim.)",
+    "cfr per-flow, offset only",
 };
 
 struct opts {
@@ -394,7 +394,9 @@ static int row_config(const struct opts *o, enum row_id id, struct drive_row *r,
 		c->scrub.ttl_cap = 64;
 	if (id == ROW_TTL0)
 		c->scrub.ttl_cap = 0;
-	r->ts_rate = id == ROW_TSRATE;
+	/* The TCP timestamp's offset as before, without the rate of the flow's own. */
+	if (id == ROW_OFFSET)
+		c->scrub.tcp_timestamp_rate = false;
 	if (id == ROW_CGN || id == ROW_NAPT)
 		memset(&c->scrub, 0, sizeof(c->scrub));
 	/* Paired pooling (RFC 7857 §2.1, RFC 6888 REQ-2): one address per subscriber, kept. */
@@ -483,6 +485,10 @@ int main(int argc, char **argv)
 		cfr_engine_config_defaults(&def);
 		printf("ttl-cap of the cfr rows: %d (the engine's default: %u)\n",
 		       o.ttl_cap >= 0 ? o.ttl_cap : def.scrub.ttl_cap, def.scrub.ttl_cap);
+		printf("TSval rate per flow (tcp-timestamp-rate) of the cfr rows: %s, but off in "
+		       "\"%s\"\n",
+		       def.scrub.tcp_timestamp_rate ? "on, the engine's default" : "off",
+		       row_names[ROW_OFFSET]);
 	}
 	if (o.svg && report_svg(o.svg, rows, n) != 0) {
 		fprintf(stderr, "cfr-audit: %s: %s\n", o.svg, strerror(errno));

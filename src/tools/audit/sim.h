@@ -38,7 +38,7 @@ enum host_os { OS_MODERN = 0, OS_LEGACY_TS, OS_WINDOWS };
 struct host {
 	uint8_t os;         /* enum host_os */
 	uint8_t label_host; /* one flow label for all flows */
-	uint16_t next_port; /* ephemeral ports, sequential from a random start */
+	uint16_t next_port; /* ephemeral ports over IPv6, sequential from a random start */
 	uint16_t ip_id;     /* global counter (legacy and Windows stacks) */
 	uint8_t ttl0;       /* initial TTL / hop limit: 64, 128 or 255 */
 	uint8_t pad_;
@@ -53,6 +53,13 @@ struct subscriber {
 	uint8_t n_hosts;
 	uint8_t access_hops; /* routers between host and gateway (0-3): shows in the TTL */
 	uint16_t delay_ms;   /* one-way gateway to front door */
+	/*
+	 * The hosts share the line's IPv4 address, and the home router gives
+	 * each IPv4 connection a source port of its own (sequential), so two
+	 * hosts never send one tuple; over IPv6 each host has its own address
+	 * and ports.
+	 */
+	uint16_t next_port4;
 };
 
 struct flow_spec {
@@ -93,11 +100,6 @@ unsigned sub_prefixes(uint32_t n, struct cfr_prefix *out, unsigned max);
 struct drive_row {
 	const char *name;
 	bool translate; /* false: the front door sees the subscriber itself */
-	/*
-	 * Not in the engine: the front door's view as if the engine also gave
-	 * each flow a random TSval rate (a proposal in docs/privacy.md).
-	 */
-	bool ts_rate;
 	struct cfr_engine_config cfg;
 };
 

@@ -133,6 +133,7 @@ int trace_init(struct trace *tr, const struct sim_params *p)
 		sb->delay_ms = (uint16_t)(5 + prng_below(&tr->rng, 30));
 		for (i = 0; i < sb->n_hosts; i++)
 			init_host(tr, &tr->hosts[n_hosts++]);
+		sb->next_port4 = tr->hosts[sb->first_host].next_port;
 		/* Log-normal activity: a few heavy lines, many light ones. */
 		tr->sub_cdf[s] = exp(prng_normal(&tr->rng));
 	}
