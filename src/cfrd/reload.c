@@ -344,10 +344,9 @@ struct json_object *cfrd_reload_run(struct cfrd *d, uint64_t now_ms)
 		if (changed)
 			json_object_array_add(changed, json_object_new_string(names[i]));
 	}
-	log_info("reloaded %s: %s%s%s; %u pool prefix%s draining", r->path,
-	         n ? list : "nothing changed", ended ? ", privacy epoch ended" : "",
-	         changes & CFR_CHANGE_TIMEOUTS ? ", timeouts hold for existing flows too" : "",
-	         draining, draining == 1 ? "" : "es");
+	log_info("reloaded %s: %s%s; %u pool prefix%s draining", r->path,
+	         n ? list : "nothing changed", ended ? "; privacy epoch ended" : "", draining,
+	         draining == 1 ? "" : "es");
 	if (reply != NULL) {
 		guard_check(r, cfg, warnings);
 		json_object_object_add(reply, "reloaded", json_object_new_string(r->path));

@@ -11,7 +11,9 @@
 # name in one log line, and change nothing. A subscriber prefix added
 # without --install-guard is warned about. With [accounting] records, a pool
 # change starts a segment naming the new pools: cfr-lookup names the right
-# subscriber for a flow on either side of it.
+# subscriber for a flow on either side of it. With the AF_XDP fast path
+# (CFR_LAB_XDP=1), where prefixes take a restart, the same flows live
+# through reloads of limits and timeouts, and a pool change is refused.
 #
 #  cfr-sub1 (curl, 64 KB/s) --+                                  +-- nginx :443
 #  cfr-sub2 (UDP, 5/s)     ---+-- cfr-gw [cfr0 <-> cfrd] -- fd0 -+-- udp-echo :7
@@ -25,6 +27,7 @@ POOL4_B=192.0.2.64/26
 POOL6_B=2001:db8:a2::/64
 SECS=30
 CFG=$LAB_RUN/cfrd.conf
+XDP=${CFR_LAB_XDP:-0}
 
 test_lab_config_up 2 ""
 # cfrd reads the file again as its own user, as a deployment's root:cfrd 0640 allows.
@@ -97,6 +100,31 @@ convo() {
 	ip netns exec "cfr-$ns" "$PY" -c "$CONVO_PY" "$@" 9<&-
 }
 
+# With the AF_XDP fast path (CFR_LAB_XDP=1) prefixes need a restart: limits
+# and timeouts reload under the same flows, a pool change is refused.
+xdp_reloads() {
+	edit_config 's/^udp = .*/udp = 10/; s/^tcp-transitory = .*/tcp-transitory = 3/'
+	printf '[limits]\nudp-per-subscriber = 4000\n' >>"$CFG"
+	out=$(ctl reload) || fail "reload of limits and timeouts failed: $out"
+	case $out in *timeouts*limits* | *limits*timeouts*) ;; *) fail "reload 1 reports: $out" ;; esac
+	ok "reload 1 (fast path): $out"
+	printf '[pool]\nipv4 = %s\n' "$POOL4_B" >>"$CFG"
+	if out=$(ctl reload 2>&1); then fail "a pool change with [xdp] ports was accepted: $out"; fi
+	case $out in *"[xdp]"*) ;; *) fail "refusal does not name [xdp]: $out" ;; esac
+	ok "pool change refused with [xdp] ports: $out"
+	sed -i '$d' "$CFG"
+	sed -i '$d' "$CFG"
+	printf '[limits]\ntcp-per-subscriber = 4000\n' >>"$CFG"
+	kill -HUP "$(cat "$LAB_RUN/cfrd.pid")"
+	for _ in $(seq 30); do
+		[ "$(grep -c '^cfrd: info: reloaded' "$LAB_RUN/cfrd.log")" -ge 2 ] && break
+		sleep 0.1
+	done
+	grep '^cfrd: info: reloaded' "$LAB_RUN/cfrd.log" | tail -n 1 | grep -q 'limits' ||
+		fail "SIGHUP did not reload: $(tail -n 3 "$LAB_RUN/cfrd.log")"
+	ok "reload 2 (SIGHUP, fast path): limits"
+}
+
 # --- long flows on pool A ----------------------------------------------------
 for f in 4 6; do
 	host=$SVC4
@@ -116,65 +144,69 @@ for f in 4 6; do
 done
 ok "downloads from ${TCP[4]} and ${TCP[6]}, conversations from ${UDP[4]} and ${UDP[6]}"
 
-# --- reload 1: pool B, limits, timeouts (cfrctl reload) ----------------------
-cat >>"$CFG" <<EOF
+if [ "$XDP" = 1 ]; then
+	xdp_reloads
+else
+	# --- reload 1: pool B, limits, timeouts (cfrctl reload) ----------------------
+	cat >>"$CFG" <<-EOF
 
-[pool]
-ipv4 = $POOL4_B
-ipv6 = $POOL6_B
-EOF
-# Short timeouts so that pool A drains within the test once its flows end.
-edit_config 's/^udp = .*/udp = 10/; s/^tcp-transitory = .*/tcp-transitory = 3/; s/^icmp = .*/icmp = 5/'
-printf '[limits]\nudp-per-subscriber = 4000\n' >>"$CFG"
-out=$(install_guard) || fail "cfrd --install-guard failed: $out"
-out=$(ctl reload) || fail "reload 1 failed: $out"
-say "$out"
-for w in pools timeouts limits "epoch ended"; do
-	case $out in *"$w"*) ;; *) fail "reload 1 does not report '$w': $out" ;; esac
-done
-case $out in *warning*) fail "reload 1 after --install-guard warns: $out" ;; esac
-[ "$(pool_state "$POOL4_B")" = "active 0" ] || fail "pool B not active: $(pool_state "$POOL4_B")"
-# New flows now spread over A and B: forty of them all on A would be a 2^-40 chance.
-udp_roundtrip sub1 "$SVC4" 32 40 fresh >/dev/null || fail "new IPv4 flows after reload 1 failed"
-ok "reload 1: pools A and B active, new flows go through"
+	[pool]
+	ipv4 = $POOL4_B
+	ipv6 = $POOL6_B
+	EOF
+	# Short timeouts so that pool A drains within the test once its flows end.
+	edit_config 's/^udp = .*/udp = 10/; s/^tcp-transitory = .*/tcp-transitory = 3/; s/^icmp = .*/icmp = 5/'
+	printf '[limits]\nudp-per-subscriber = 4000\n' >>"$CFG"
+	out=$(install_guard) || fail "cfrd --install-guard failed: $out"
+	out=$(ctl reload) || fail "reload 1 failed: $out"
+	say "$out"
+	for w in pools timeouts limits "epoch ended"; do
+		case $out in *"$w"*) ;; *) fail "reload 1 does not report '$w': $out" ;; esac
+	done
+	case $out in *warning*) fail "reload 1 after --install-guard warns: $out" ;; esac
+	[ "$(pool_state "$POOL4_B")" = "active 0" ] || fail "pool B not active: $(pool_state "$POOL4_B")"
+	# New flows now spread over A and B: forty of them all on A would be a 2^-40 chance.
+	udp_roundtrip sub1 "$SVC4" 32 40 fresh >/dev/null || fail "new IPv4 flows after reload 1 failed"
+	ok "reload 1: pools A and B active, new flows go through"
 
-# --- reload 2: pool A removed, by SIGHUP after --install-guard ----------------
-edit_config "\\|^ipv4 = $POOL4\$|d; \\|^ipv6 = $POOL6\$|d"
-out=$(install_guard) || fail "cfrd --install-guard failed: $out"
-kill -HUP "$(cat "$LAB_RUN/cfrd.pid")"
-for _ in $(seq 30); do
-	[ "$(grep -c '^cfrd: info: reloaded' "$LAB_RUN/cfrd.log")" -ge 2 ] && break
-	sleep 0.1
-done
-grep '^cfrd: info: reloaded' "$LAB_RUN/cfrd.log" | tail -n 1 | grep -q 'pools' ||
-	fail "SIGHUP did not reload: $(tail -n 3 "$LAB_RUN/cfrd.log")"
-for p in "$POOL4" "$POOL6"; do
-	st=$(pool_state "$p")
-	case $st in "draining "[1-9]*) ;; *) fail "pool $p after removal: '$st', expected draining with flows" ;; esac
-done
-ok "reload 2 (SIGHUP): pool A draining ($(pool_state "$POOL4") / $(pool_state "$POOL6"))"
+	# --- reload 2: pool A removed, by SIGHUP after --install-guard ----------------
+	edit_config "\\|^ipv4 = $POOL4\$|d; \\|^ipv6 = $POOL6\$|d"
+	out=$(install_guard) || fail "cfrd --install-guard failed: $out"
+	kill -HUP "$(cat "$LAB_RUN/cfrd.pid")"
+	for _ in $(seq 30); do
+		[ "$(grep -c '^cfrd: info: reloaded' "$LAB_RUN/cfrd.log")" -ge 2 ] && break
+		sleep 0.1
+	done
+	grep '^cfrd: info: reloaded' "$LAB_RUN/cfrd.log" | tail -n 1 | grep -q 'pools' ||
+		fail "SIGHUP did not reload: $(tail -n 3 "$LAB_RUN/cfrd.log")"
+	for p in "$POOL4" "$POOL6"; do
+		st=$(pool_state "$p")
+		case $st in "draining "[1-9]*) ;; *) fail "pool $p after removal: '$st', expected draining with flows" ;; esac
+	done
+	ok "reload 2 (SIGHUP): pool A draining ($(pool_state "$POOL4") / $(pool_state "$POOL6"))"
 
-# Every new flow leaves from B, both families, UDP and TCP.
-mark=$(wc -l <"$LAB_RUN/udp-echo.log")
-udp_roundtrip sub1 "$SVC4" 32 20 fresh >/dev/null || fail "new IPv4 flows after reload 2 failed"
-udp_roundtrip sub1 "$SVC6" 32 20 fresh >/dev/null || fail "new IPv6 flows after reload 2 failed"
-tail -n +"$((mark + 1))" "$LAB_RUN/udp-echo.log" | awk '$1 == "from" && $5 !~ /^reload-udp/ {print $2}' |
-	sort -u >"$LAB_RUN/new-aliases"
-[ -s "$LAB_RUN/new-aliases" ] || fail "no new flow seen at the front door"
-while read -r a; do
-	[ "$(pool_of "$a")" = B ] || fail "a new flow after pool A's removal left from $a"
-done <"$LAB_RUN/new-aliases"
-nginx_mark=$(wc -l <"$LAB_RUN/nginx-access.log")
-for host in "$SVC4" "[$SVC6]"; do
-	nsx sub2 curl -sS --max-time 5 --cacert "$LAB_RUN/fd.crt" -o /dev/null "https://$host/" ||
-		fail "a new download from $host after reload 2 failed"
-done
-tail -n +"$((nginx_mark + 1))" "$LAB_RUN/nginx-access.log" | awk '$4 == "/" {print $1}' >"$LAB_RUN/new-tcp"
-[ "$(wc -l <"$LAB_RUN/new-tcp")" = 2 ] || fail "expected 2 new downloads in nginx's log"
-while read -r a; do
-	[ "$(pool_of "$a")" = B ] || fail "a new TCP flow after pool A's removal left from $a"
-done <"$LAB_RUN/new-tcp"
-ok "$(wc -l <"$LAB_RUN/new-aliases") new UDP aliases and 2 new TCP flows, all on pool B"
+	# Every new flow leaves from B, both families, UDP and TCP.
+	mark=$(wc -l <"$LAB_RUN/udp-echo.log")
+	udp_roundtrip sub1 "$SVC4" 32 20 fresh >/dev/null || fail "new IPv4 flows after reload 2 failed"
+	udp_roundtrip sub1 "$SVC6" 32 20 fresh >/dev/null || fail "new IPv6 flows after reload 2 failed"
+	tail -n +"$((mark + 1))" "$LAB_RUN/udp-echo.log" | awk '$1 == "from" && $5 !~ /^reload-udp/ {print $2}' |
+		sort -u >"$LAB_RUN/new-aliases"
+	[ -s "$LAB_RUN/new-aliases" ] || fail "no new flow seen at the front door"
+	while read -r a; do
+		[ "$(pool_of "$a")" = B ] || fail "a new flow after pool A's removal left from $a"
+	done <"$LAB_RUN/new-aliases"
+	nginx_mark=$(wc -l <"$LAB_RUN/nginx-access.log")
+	for host in "$SVC4" "[$SVC6]"; do
+		nsx sub2 curl -sS --max-time 5 --cacert "$LAB_RUN/fd.crt" -o /dev/null "https://$host/" ||
+			fail "a new download from $host after reload 2 failed"
+	done
+	tail -n +"$((nginx_mark + 1))" "$LAB_RUN/nginx-access.log" | awk '$4 == "/" {print $1}' >"$LAB_RUN/new-tcp"
+	[ "$(wc -l <"$LAB_RUN/new-tcp")" = 2 ] || fail "expected 2 new downloads in nginx's log"
+	while read -r a; do
+		[ "$(pool_of "$a")" = B ] || fail "a new TCP flow after pool A's removal left from $a"
+	done <"$LAB_RUN/new-tcp"
+	ok "$(wc -l <"$LAB_RUN/new-aliases") new UDP aliases and 2 new TCP flows, all on pool B"
+fi
 
 # --- refused reloads change nothing ------------------------------------------
 cp "$CFG" "$LAB_RUN/good.conf"
@@ -195,22 +227,28 @@ case $out in *"[limits] max-flows"*restart*) ;; *) fail "refusal does not name t
 ok "restart-only key refused: $out"
 cp "$LAB_RUN/good.conf" "$CFG"
 st=$(pool_state "$POOL4")
-case $st in "draining "[1-9]*) ;; *) fail "after the refusals pool A is '$st'" ;; esac
-[ "$(pool_state "$POOL4_B" | cut -d' ' -f1)" = active ] || fail "after the refusals pool B is not active"
+if [ "$XDP" = 0 ]; then
+	case $st in "draining "[1-9]*) ;; *) fail "after the refusals pool A is '$st'" ;; esac
+	[ "$(pool_state "$POOL4_B" | cut -d' ' -f1)" = active ] || fail "after the refusals pool B is not active"
+else
+	case $st in "active "[1-9]*) ;; *) fail "after the refusals pool A is '$st'" ;; esac
+fi
 out=$(ctl reload) || fail "reloading the unchanged file failed: $out"
 case $out in *"nothing changed"*) ;; *) fail "the refused reloads changed something: $out" ;; esac
 ok "after the refusals the running configuration is the one before them"
 
 # A subscriber prefix added without --install-guard: cfrd cannot tell the
 # kernel's guard table, and says so.
-printf '[subscribers]\nprefix = 100.64.200.0/24\n' >>"$CFG"
-out=$(ctl reload) || fail "adding a subscriber prefix failed: $out"
-case $out in *"warning:"*"--install-guard"*) ;; *) fail "no guard warning: $out" ;; esac
-ok "a prefix change without --install-guard is warned about"
-cp "$LAB_RUN/good.conf" "$CFG"
-install_guard >/dev/null || fail "cfrd --install-guard failed"
-out=$(ctl reload) || fail "reload back failed: $out"
-case $out in *warning*) fail "warned after --install-guard: $out" ;; esac
+if [ "$XDP" = 0 ]; then
+	printf '[subscribers]\nprefix = 100.64.200.0/24\n' >>"$CFG"
+	out=$(ctl reload) || fail "adding a subscriber prefix failed: $out"
+	case $out in *"warning:"*"--install-guard"*) ;; *) fail "no guard warning: $out" ;; esac
+	ok "a prefix change without --install-guard is warned about"
+	cp "$LAB_RUN/good.conf" "$CFG"
+	install_guard >/dev/null || fail "cfrd --install-guard failed"
+	out=$(ctl reload) || fail "reload back failed: $out"
+	case $out in *warning*) fail "warned after --install-guard: $out" ;; esac
+fi
 
 # --- the long flows lived through it all -------------------------------------
 for f in 4 6; do
@@ -224,6 +262,12 @@ for f in 4 6; do
 	[ "$a" = "${TCP[$f]}" ] || fail "the IPv$f download ended from '$a', began from ${TCP[$f]}"
 	ok "IPv$f: download complete from ${TCP[$f]}; conversation $(cat "$LAB_RUN/convo$f.out") from ${UDP[$f]}"
 done
+
+if [ "$XDP" = 1 ]; then
+	test_leak_check
+	echo "PASS $TEST_NAME"
+	exit 0
+fi
 
 # --- pool A is forgotten once its flows are gone -----------------------------
 for _ in $(seq 40); do
