@@ -40,7 +40,9 @@
 #include <arpa/inet.h>
 
 #include "acct.h"
+#include "clock.h"
 #include "log.h"
+#include "notify.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -264,9 +266,13 @@ struct json_object *cfrd_reload_run(struct cfrd *d, uint64_t now_ms)
 	if (r == NULL)
 		return error_reply("reload is not available");
 	writer = d->acct != NULL && d->acct->writer != NULL;
+	/* sd_notify(3): a unit of Type=notify-reload waits for READY=1 again. */
+	cfrd_notify("RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)cfrd_now_us());
 	cfg = malloc(sizeof(*cfg));
-	if (cfg == NULL)
-		return refused("%s: %s", r->path, strerror(ENOMEM));
+	if (cfg == NULL) {
+		reply = refused("%s: %s", r->path, strerror(ENOMEM));
+		goto out;
+	}
 	ret = cfrd_config_load(r->path, cfg, &err);
 	if (ret == -EACCES) {
 		reply = refused("%s: %s (cfrd reads it as user %s: make it readable to that user, "
@@ -360,6 +366,7 @@ struct json_object *cfrd_reload_run(struct cfrd *d, uint64_t now_ms)
 	}
 	r->cfg = *cfg;
 out:
+	cfrd_notify("READY=1");
 	free(cfg);
 	return reply;
 }
