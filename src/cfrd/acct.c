@@ -207,7 +207,6 @@ static int start_writer(struct cfrd_acct *a, struct cfrd *d)
 		pthread_cond_destroy(&a->wake);
 		return -ret;
 	}
-	pthread_setname_np(a->thread, "cfrd-records");
 	a->thread_started = true;
 	return 0;
 }

@@ -3,8 +3,8 @@
  *
  * Each epoch gets a block of frames under a fresh key from the CSPRNG,
  * sealed to the operator's public key in the block's EPOCH frame; the key
- * lives in memory locked out of swap (sodium_malloc, before cfrd's sandbox
- * forbids mlock) and is wiped when the block ends, so seizing a running
+ * lives in memory locked out of swap (sodium_mlock, once, before cfrd's
+ * sandbox forbids mlock) and is wiped when the block ends, so seizing a running
  * relay opens the current epoch (whose seeds are in its memory anyway) and
  * no other. The daemon never has the private key.
  *
@@ -73,10 +73,8 @@ struct cfr_recw {
 	bool in_block;
 	uint64_t epoch, seq, block_end_ms;
 	uint32_t block_records;
-	uint8_t *key; /* sodium_malloc: locked, guarded */
 
 	/* What collect() took from the engine, for flush() to seal. */
-	struct stage_item *stage; /* sodium_malloc, STAGE_MAX */
 	unsigned n_stage;
 	uint64_t engine_epoch;   /* the engine's current epoch, at collect() */
 	unsigned records_left;   /* records the engine still had, at collect() */
@@ -85,7 +83,6 @@ struct cfr_recw {
 	uint64_t journal_as_of;  /* engine clock */
 	uint64_t last_journal_ms;
 	bool restart_journal; /* ask the engine for a snapshot of everyone */
-	uint8_t *jbuf;        /* sodium_malloc: the journal frame being filled */
 	size_t jlen;
 
 	bool degraded;
@@ -102,6 +99,14 @@ struct cfr_recw {
 	struct cfr_recw_stats stats;
 	size_t buf_len;
 	uint8_t buf[WBUF_SIZE];
+	/*
+	 * Secrets, locked out of swap at creation and never unlocked (the
+	 * sandbox forbids munlock; the pages go with the process): the open
+	 * block's key, seeds in staging, the journal frame being filled.
+	 */
+	uint8_t key[CFR_SEG_KEY_BYTES];
+	uint8_t jbuf[CFR_JOURNAL_MAX];
+	struct stage_item stage[STAGE_MAX];
 };
 
 __attribute__((format(printf, 3, 4))) static void report(struct cfr_recw *w, bool error,
@@ -637,15 +642,14 @@ struct cfr_recw *cfr_recw_new(const struct cfr_recw_config *cfg, uint64_t now_wa
 	}
 	w->dirfd = w->fd = -1;
 	w->dir = strdup(cfg->dir);
-	/* Locked (best effort) and guarded: keys, seeds in staging, journal plaintext. */
-	w->key = sodium_malloc(CFR_SEG_KEY_BYTES);
-	w->stage = sodium_malloc(STAGE_MAX * sizeof(*w->stage));
-	w->jbuf = sodium_malloc(CFR_JOURNAL_MAX);
-	if (!w->dir || !w->key || !w->stage || !w->jbuf) {
+	/* Best effort: a key that cannot be locked is still wiped on time. */
+	sodium_mlock(w->key, sizeof(w->key));
+	sodium_mlock(w->jbuf, sizeof(w->jbuf));
+	sodium_mlock(w->stage, sizeof(w->stage));
+	if (!w->dir) {
 		cfr_rec_fail(err, "records: %s", strerror(ENOMEM));
 		goto fail;
 	}
-	sodium_memzero(w->stage, STAGE_MAX * sizeof(*w->stage));
 	wipe_block(w);
 	w->cfg = *cfg;
 	w->cfg.dir = w->dir;
@@ -675,9 +679,6 @@ struct cfr_recw *cfr_recw_new(const struct cfr_recw_config *cfg, uint64_t now_wa
 	run_retention(w);
 	return w;
 fail:
-	sodium_free(w->key);
-	sodium_free(w->stage);
-	sodium_free(w->jbuf);
 	free(w->dir);
 	free(w);
 	errno = error;
@@ -700,9 +701,10 @@ void cfr_recw_free(struct cfr_recw *w)
 		close(w->fd);
 	if (w->dirfd >= 0)
 		close(w->dirfd);
-	sodium_free(w->key); /* wipes */
-	sodium_free(w->stage);
-	sodium_free(w->jbuf);
+	/* No munlock: the sandbox forbids it, and the pages go with the process anyway. */
+	sodium_memzero(w->key, sizeof(w->key));
+	sodium_memzero(w->jbuf, sizeof(w->jbuf));
+	sodium_memzero(w->stage, sizeof(w->stage));
 	free(w->dir);
 	free(w);
 }

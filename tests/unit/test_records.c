@@ -872,6 +872,45 @@ static void key_mode_refused(void **state)
 }
 
 /*
+ * An epoch longer than a segment: each segment ends its block with a
+ * CONTINUED checkpoint and the next starts with everyone's snapshot. Every
+ * flow is answered, once per allocation, without a warning; and from the
+ * files as a crash leaves them, too.
+ */
+static void journal_continues_across_segments(void **state)
+{
+	struct fixture *f = *state;
+	struct traffic tr = {0};
+	unsigned segments = 0;
+	struct dirent *de;
+	DIR *d;
+
+	f->wcfg.segment_s = 3;
+	open_writer(f, WALL0);
+	run_seconds(f, &tr, 1000, 10);
+	d = opendir(f->dir);
+	while ((de = readdir(d)) != NULL)
+		segments += strstr(de->d_name, CFR_SEG_SUFFIX) != NULL;
+	closedir(d);
+	assert_true(segments >= 3);
+	for (unsigned i = 0; i < tr.n; i++) {
+		struct answer a = ask(f, f->dir, &tr.flows[i]);
+
+		assert_int_equal(a.wrong, 0);
+		assert_int_equal(a.found, 1);
+		if (tr.flows[i].t + 2000 <= 10500)
+			assert_int_equal(a.warnings, 0);
+	}
+	cfr_engine_epoch_rotate(f->eng, 12000);
+	cfr_recw_drain(f->w, f->eng, UINT32_MAX, 12000, WALL0 + 12000);
+	cfr_recw_free(f->w);
+	f->w = NULL;
+	expect_all_answered(f, &tr);
+	for (unsigned i = 0; i < tr.n; i++)
+		assert_int_equal(ask(f, f->dir, &tr.flows[i]).warnings, 0);
+}
+
+/*
  * A reload that changes the ports ends the epoch; the writer puts the new
  * epoch in a segment whose header has the new ports, and both epochs'
  * flows are answered.
@@ -1022,6 +1061,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(full_disk_catches_up, setup, teardown),
 	    cmocka_unit_test_setup_teardown(directory_removed_catches_up, setup, teardown),
 	    cmocka_unit_test_setup_teardown(key_mode_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(journal_continues_across_segments, setup, teardown),
 	    cmocka_unit_test_setup_teardown(reload_new_segment, setup, teardown),
 	    cmocka_unit_test_setup_teardown(version1_readable, setup, teardown),
 	};

@@ -457,23 +457,31 @@ static int search_segment(const struct lookup_query *q, const char *name, uint64
 	return ret;
 }
 
-/* When segment <i> began (names sort by start time), or "never" for none. */
-static uint64_t segment_start(const struct lookup_query *q, struct dirent **names, int n, int i)
+/* When the segment <name> began (its header), or "never" if it has none. */
+static uint64_t segment_start(const struct lookup_query *q, const char *name)
 {
 	struct cfr_rec_error err;
 	uint64_t start = UINT64_MAX;
+	char path[4096];
+	struct cfr_segr *r;
 
-	for (; i < n && start == UINT64_MAX; i++) {
-		char path[4096];
-		struct cfr_segr *r;
-
-		snprintf(path, sizeof(path), "%s/%s", q->dir, names[i]->d_name);
-		r = cfr_segr_open(path, &err);
-		if (r)
-			start = cfr_segr_header(r)->start_ms;
-		cfr_segr_close(r);
-	}
+	snprintf(path, sizeof(path), "%s/%s", q->dir, name);
+	r = cfr_segr_open(path, &err);
+	if (r)
+		start = cfr_segr_header(r)->start_ms;
+	cfr_segr_close(r);
 	return start;
+}
+
+/* The first segment to begin after <start>: where a crashed one's gap ends. */
+static uint64_t next_start(const uint64_t *starts, int n, uint64_t start)
+{
+	uint64_t next = UINT64_MAX;
+
+	for (int i = 0; i < n; i++)
+		if (starts[i] > start && starts[i] < next)
+			next = starts[i];
+	return next;
 }
 
 static int by_name(const struct dirent **a, const struct dirent **b)
@@ -493,6 +501,7 @@ int lookup_search(const struct lookup_query *q, struct lookup_result *res,
                   struct cfr_rec_error *err)
 {
 	struct dirent **names;
+	uint64_t *starts;
 	int n, ret = 0;
 
 	memset(res, 0, sizeof(*res));
@@ -503,13 +512,19 @@ int lookup_search(const struct lookup_query *q, struct lookup_result *res,
 		             strerror(errno));
 		return ret;
 	}
+	starts = calloc((size_t)n + 1, sizeof(*starts));
+	if (!starts)
+		ret = -ENOMEM;
+	for (int i = 0; i < n && ret == 0; i++)
+		starts[i] = segment_start(q, names[i]->d_name);
 	for (int i = 0; i < n; i++) {
 		if (ret == 0)
-			ret = search_segment(q, names[i]->d_name, segment_start(q, names, n, i + 1),
+			ret = search_segment(q, names[i]->d_name, next_start(starts, n, starts[i]),
 			                     res);
 		free(names[i]);
 	}
 	free(names);
+	free(starts);
 	if (ret == -EDESTADDRREQ)
 		cfr_rec_fail(err,
 		             "%s: the %s pool uses the per-destination policy: give the remote "
