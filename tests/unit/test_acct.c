@@ -2,7 +2,9 @@
  * Allocation seeds, from the accountability side: the PRF's allocations are
  * uniform over pool x ports, reproducible from a record's seed and timeline
  * (what cfr-lookup relies on), and unlinkable without the seed (one
- * subscriber's consecutive allocations look like two subscribers' ones).
+ * subscriber's consecutive allocations look like two subscribers' ones);
+ * and the write-ahead journal hands each subscriber's seed once, then
+ * exactly the counter values drawn since, with their seconds.
  *
  * The statistical tests use fixed seeds, so they are deterministic; the
  * thresholds are the chi-square mean plus six standard deviations, which a
@@ -393,6 +395,111 @@ static void unlinkable_without_seed(void **state)
 	free(cross);
 }
 
+/* --- the write-ahead journal ----------------------------------------------- */
+
+struct journal_seen {
+	struct cfr_journal_item it[16];
+	unsigned n;
+};
+
+static void keep_item(void *ctx, const struct cfr_journal_item *it)
+{
+	struct journal_seen *j = ctx;
+
+	assert_true(j->n < 16);
+	j->it[j->n++] = *it;
+}
+
+/* A UDP flow from 100.64.<line>.x to port <dport>, at <t>. */
+static void journal_flow(struct cfr_engine *eng, uint8_t line, uint16_t sport, uint64_t t)
+{
+	struct pkt_spec sp;
+	struct pkt out;
+	struct cfr_pkt r;
+
+	lab_spec(&sp, 4, IPPROTO_UDP, sport, 443);
+	sp.src[2] = line;
+	r = lab_send(eng, &sp, &out, t);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+}
+
+/*
+ * A subscriber's first journal item is a snapshot (its seed and record so
+ * far), later ones deltas of exactly the counter values drawn since, in
+ * the seconds they were drawn; nothing is handed twice; a restart brings
+ * snapshots of everyone, idle or not; nothing of the new epoch comes while
+ * the ended epoch's records wait.
+ */
+static void journal_snapshot_then_deltas(void **state)
+{
+	struct cfr_engine_config cfg;
+	struct cfr_engine *eng;
+	struct journal_seen j = {0};
+	struct copied c = {0};
+	uint8_t seed[CFR_SEED_BYTES];
+
+	(void)state;
+	lab_config(&cfg);
+	cfg.limits = (struct cfr_limits){0};
+	eng = lab_engine(&cfg);
+	journal_flow(eng, 1, 30000, 1000);
+	journal_flow(eng, 1, 30001, 1400);
+	journal_flow(eng, 2, 30000, 1500);
+	assert_int_equal(cfr_engine_drain_journal(eng, keep_item, &j, 16), 0);
+	assert_int_equal(j.n, 2);
+	for (unsigned i = 0; i < 2; i++) {
+		assert_int_equal(j.it[i].kind, CFR_JOURNAL_SNAPSHOT);
+		assert_int_equal(j.it[i].rec.counter, j.it[i].rec.subscriber[2] == 1 ? 2 : 1);
+		assert_true(j.it[i].rec.slot == 1 || j.it[i].rec.slot == 2);
+		assert_true(j.it[i].rec.timeline_len > 0);
+	}
+	memcpy(seed, j.it[0].rec.seed, sizeof(seed));
+	/* Nothing new, nothing handed. */
+	j.n = 0;
+	assert_int_equal(cfr_engine_drain_journal(eng, keep_item, &j, 16), 0);
+	assert_int_equal(j.n, 0);
+	/* Two more flows of one subscriber, in seconds 2 and 3 of the epoch: one delta. */
+	journal_flow(eng, 1, 30002, 3100);
+	journal_flow(eng, 1, 30003, 4200);
+	assert_int_equal(cfr_engine_drain_journal(eng, keep_item, &j, 16), 0);
+	assert_int_equal(j.n, 1);
+	assert_int_equal(j.it[0].kind, CFR_JOURNAL_DELTA);
+	assert_int_equal(j.it[0].rec.slot, 1);
+	assert_int_equal(j.it[0].counter_from, 2);
+	assert_int_equal(j.it[0].count, 2);
+	assert_int_equal(j.it[0].t_from, 2);
+	assert_int_equal(j.it[0].t_to, 3);
+	/* A restart: both again, as snapshots, the idle one too; the seed is the same. */
+	j.n = 0;
+	cfr_engine_journal_restart(eng);
+	assert_int_equal(cfr_engine_drain_journal(eng, keep_item, &j, 16), 0);
+	assert_int_equal(j.n, 2);
+	for (unsigned i = 0; i < 2; i++) {
+		assert_int_equal(j.it[i].kind, CFR_JOURNAL_SNAPSHOT);
+		if (j.it[i].rec.slot == 1) {
+			assert_int_equal(j.it[i].rec.counter, 4);
+			assert_memory_equal(j.it[i].rec.seed, seed, sizeof(seed));
+		}
+	}
+	/* The epoch ends with a draw pending: records first, then the new epoch's journal. */
+	journal_flow(eng, 2, 30001, 5000);
+	cfr_engine_epoch_rotate(eng, 6000);
+	journal_flow(eng, 3, 30000, 6100);
+	j.n = 0;
+	assert_true(cfr_engine_drain_journal(eng, keep_item, &j, 16) > 0);
+	assert_int_equal(j.n, 0);
+	assert_int_equal(cfr_engine_drain_records(eng, copy_record, &c, 8), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(cfr_engine_drain_journal(eng, keep_item, &j, 16), 0);
+	assert_int_equal(j.n, 1);
+	assert_int_equal(j.it[0].kind, CFR_JOURNAL_SNAPSHOT);
+	assert_int_equal(j.it[0].rec.epoch, 2);
+	assert_int_equal(j.it[0].rec.slot, 1);
+	sodium_memzero(&j, sizeof(j));
+	sodium_memzero(&c, sizeof(c));
+	cfr_engine_free(eng);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -406,6 +513,7 @@ int main(void)
 	    cmocka_unit_test(reproducible_per_subscriber),
 	    cmocka_unit_test(per_destination_needs_remote),
 	    cmocka_unit_test(unlinkable_without_seed),
+	    cmocka_unit_test(journal_snapshot_then_deltas),
 	};
 
 	if (sodium_init() < 0)
