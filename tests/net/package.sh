@@ -31,7 +31,10 @@ INSTALLED_BEFORE=$(dpkg-query -W -f='${Status}\n' cfrd 2>/dev/null | grep -c 'ok
 NOTIFY=/run/cfr-package-notify.sock
 notify_pid=""
 tun_mode=""
-package_cleanup() {
+# test_lab_up installs its own EXIT trap (_test_cleanup): this test's
+# cleanup wraps that function, so it runs whichever trap is in place.
+eval "lab_$(declare -f _test_cleanup)"
+_test_cleanup() {
 	local rc=$?
 	set +e
 	[ -z "$tun_mode" ] || chmod "$tun_mode" /dev/net/tun
@@ -42,9 +45,9 @@ package_cleanup() {
 	fi
 	rm -rf "$T"
 	(exit "$rc")
-	_test_cleanup
+	lab__test_cleanup
 }
-trap package_cleanup EXIT
+trap _test_cleanup EXIT
 trap 'exit 1' INT TERM
 
 # --- 1. build and lint -----------------------------------------------------------
@@ -151,7 +154,6 @@ for _ in $(seq 50); do grep -q listening "$T/notify.log" 2>/dev/null && break; s
 
 export CFRD="$T/cfrd-as-unit" CFRCTL=/usr/sbin/cfrctl EXPORTER="$T/exporter-as-unit"
 test_lab_up 2
-trap package_cleanup EXIT # test_lab_up set its own; ours ends with it
 pid=$(cat "$LAB_RUN/cfrd.pid")
 uid=$(awk '/^Uid:/ {print $2}' /proc/"$pid"/status)
 [ "$uid" = "$(id -u "$user")" ] || fail "cfrd runs as uid $uid, not $user"
