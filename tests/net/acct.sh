@@ -98,7 +98,9 @@ for f in "${FLOWS[@]}"; do
 	# shellcheck disable=SC2086 # fields on purpose
 	set -- $f
 	out=$(lookup "$1" "$2" "$3" "$4") || fail "after SIGKILL, complaint $2:$3 finds nothing: $out"
-	[ "$(echo "$out" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["warnings"]))')" = 0 ] ||
+	# The killed cfrd's segment is not closed, and cfr-lookup says up to when
+	# it is complete (tests/net/acct-crash.sh); anything else is damage.
+	[ "$(echo "$out" | "$PY" -c 'import json,sys; print(len([w for w in json.load(sys.stdin)["warnings"] if ": not closed (cfrd stopped" not in w]))')" = 0 ] ||
 		fail "after SIGKILL, records report damage: $out"
 done
 ok "after SIGKILL of cfrd: every complaint still answered, no damaged record"
