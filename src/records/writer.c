@@ -62,42 +62,41 @@ struct stage_item {
 struct cfr_recw {
 	struct cfr_recw_config cfg;
 	char *dir;
-	int dirfd, fd;
 	struct cfr_seg_header hdr;
 	uint8_t header_hash[32];
 	char seg_name[64];
+	int dirfd, fd;
 	uint32_t blocks; /* epoch blocks begun in this segment */
-	bool have_key;
 
 	/* The open block: one epoch, one key. */
-	bool in_block;
 	uint64_t epoch, seq, block_end_ms;
 	uint32_t block_records;
 
 	/* What collect() took from the engine, for flush() to seal. */
 	unsigned n_stage;
-	uint64_t engine_epoch;   /* the engine's current epoch, at collect() */
-	unsigned records_left;   /* records the engine still had, at collect() */
-	bool journal_busy;       /* a journal pass took less than there was */
-	bool journal_complete;   /* a pass ended: everything drawn up to journal_as_of is staged */
-	uint64_t journal_as_of;  /* engine clock */
+	unsigned records_left;  /* records the engine still had, at collect() */
+	uint64_t engine_epoch;  /* the engine's current epoch, at collect() */
+	uint64_t journal_as_of; /* engine clock: everything drawn before is staged */
 	uint64_t last_journal_ms;
-	bool restart_journal; /* ask the engine for a snapshot of everyone */
 	size_t jlen;
 
-	bool degraded;
 	uint64_t degraded_since_ms, next_retry_ms;
 
 	/* A reload's configuration, for the segments of epochs from next_from on. */
-	bool next_pending;
 	uint64_t next_from;
 	struct cfr_engine_config next_cfg;
 
 	int64_t wall_offset_ms; /* wall clock minus engine clock */
 	uint64_t now_wall_ms, now_mono_ms, next_retention_ms, last_sync_ms;
-	bool unsynced, sync_now;
 	struct cfr_recw_stats stats;
 	size_t buf_len;
+
+	bool have_key, in_block;
+	bool journal_busy;     /* a journal pass took less than there was */
+	bool journal_complete; /* a pass ended at journal_as_of */
+	bool restart_journal;  /* ask the engine for a snapshot of everyone */
+	bool degraded, next_pending, unsynced, sync_now;
+
 	uint8_t buf[WBUF_SIZE];
 	/*
 	 * Secrets, locked out of swap at creation and never unlocked (the
@@ -330,12 +329,18 @@ static void begin_block(struct cfr_recw *w, uint64_t epoch, uint64_t start_ms)
 	append_frame(w, CFR_FRAME_EPOCH, sealed, sizeof(sealed), plain, sizeof(plain));
 }
 
+/*
+ * A journal frame of what is in jbuf. Its time is when the pass that took
+ * the items from the engine began: with COMPLETE, the frame claims every
+ * allocation drawn before it, and a draw after the copy (during a slow
+ * write) must not be claimed.
+ */
 static void emit_journal(struct cfr_recw *w, uint8_t flags)
 {
 	if (w->jlen == CFR_JOURNAL_HEAD && !flags)
 		return;
 	w->jbuf[0] = flags;
-	put_le(w->jbuf + 1, w->now_wall_ms, 8);
+	put_le(w->jbuf + 1, to_wall(w, w->journal_as_of), 8);
 	append_frame(w, CFR_FRAME_JOURNAL, NULL, 0, w->jbuf, w->jlen);
 	sodium_memzero(w->jbuf, w->jlen);
 	w->jlen = CFR_JOURNAL_HEAD;
@@ -517,12 +522,12 @@ unsigned cfr_recw_collect(struct cfr_recw *w, struct cfr_engine *eng, uint64_t n
 		return left;
 	if (!w->journal_busy)
 		w->last_journal_ms = now_mono_ms;
+	/* The engine lock is held: nothing is drawn between this and the copy. */
+	w->journal_as_of = now_mono_ms;
 	jleft = cfr_engine_drain_journal(eng, stage_journal, w, STAGE_MAX - w->n_stage);
 	w->journal_busy = jleft > 0;
-	if (!jleft) {
+	if (!jleft)
 		w->journal_complete = true;
-		w->journal_as_of = now_mono_ms;
-	}
 	return jleft;
 }
 
