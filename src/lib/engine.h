@@ -32,6 +32,12 @@ enum {
 	CFR_TCP_TS_BASE = 1 << 5, /* ts_base holds the subscriber's first TSval */
 };
 
+/* A flow's TSval rate is (TS_RATE_ONE + ts_rate) / TS_RATE_ONE (scrub.c). */
+enum {
+	TS_RATE_SHIFT = 24,
+	TS_RATE_ONE = 1 << TS_RATE_SHIFT,
+};
+
 /* The three addresses of a flow, in cfr_flow.v4 or cfr_flow6.addr. */
 enum { CFR_FLOW_SUB = 0, CFR_FLOW_ALIAS = 1, CFR_FLOW_REMOTE = 2 };
 
@@ -50,9 +56,9 @@ struct cfr_flow {
 	uint32_t ts_offset; /* added to our TSval, removed from the remote's TSecr */
 	uint32_t ts_base;   /* the subscriber's first TSval of the flow (scrub.c) */
 	uint32_t guard;     /* the subscriber's entry in the guard table */
+	uint32_t ts_rate;   /* TSval ticks per subscriber tick: 1 + ts_rate / 2^24 (scrub.c) */
 	uint8_t family, proto, tcp_state, tclass;
 	uint16_t sub_port, alias_port, remote_port; /* numeric values */
-	uint16_t ts_rate; /* TSval ticks per subscriber tick: 1 + ts_rate / 65536 (scrub.c) */
 	uint8_t in_use;
 	uint8_t pool_slot; /* the pool prefix its alias came from (eng->slots) */
 	/*

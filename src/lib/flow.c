@@ -276,9 +276,15 @@ uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, 
 	 */
 	while (eng->cfg.scrub.tcp_timestamps && f->ts_offset == 0)
 		cfr_rng_bytes(eng, &f->ts_offset, sizeof(f->ts_offset));
-	/* A clock rate of its own, 1 + ts_rate / 65536 times the subscriber's (scrub.c). */
-	if (f->ts_offset && eng->cfg.scrub.tcp_timestamp_rate)
+	/*
+	 * A clock rate of its own, 1 + ts_rate / 2^24 times the subscriber's
+	 * (scrub.c): 24 bits, so the rates form no grid coarser than what a
+	 * front door can measure of a host's skew (0.06 ppm steps).
+	 */
+	if (f->ts_offset && eng->cfg.scrub.tcp_timestamp_rate) {
 		cfr_rng_bytes(eng, &f->ts_rate, sizeof(f->ts_rate));
+		f->ts_rate &= TS_RATE_ONE - 1;
+	}
 	if (family == CFR_FAMILY_V6) {
 		uint32_t label = cfr_flow_label(eng, f);
 

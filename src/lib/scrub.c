@@ -27,6 +27,7 @@
 #define TCPOPT_EOL       0
 #define TCPOPT_NOP       1
 #define TCPOPT_TIMESTAMP 8
+#define TCP_SYN          0x02
 #define TCP_ACK          0x10
 
 /* Offset of the timestamp option in the TCP header at <l4>, or 0. */
@@ -88,25 +89,32 @@ static void add32(uint8_t *buf, uint32_t off, const struct cfr_parsed *p, uint32
 	memcpy(buf + off, new, 4);
 }
 
-/* The subscriber's TSval <tsval> as the remote sees it. */
-static uint32_t tsval_out(struct cfr_flow *f, uint32_t tsval)
+/*
+ * The subscriber's TSval <tsval> as the remote sees it. A SYN starts a
+ * connection, and with it the clock's origin: a tuple reused while the old
+ * connection's state lingers (a host that rebooted, a home router that
+ * forgot it) must not scale from the old origin, or a TSval below it wraps
+ * and its echo maps back to a value the host never sent.
+ */
+static uint32_t tsval_out(struct cfr_flow *f, uint32_t tsval, uint8_t tcp_flags)
 {
-	if (!(f->tcp_state & CFR_TCP_TS_BASE)) {
+	if (!(f->tcp_state & CFR_TCP_TS_BASE) || (tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
 		f->ts_base = tsval;
 		f->tcp_state |= CFR_TCP_TS_BASE;
 	}
 	return f->ts_offset +
-	       (uint32_t)(((uint64_t)(tsval - f->ts_base) * (65536u + f->ts_rate)) >> 16);
+	       (uint32_t)(((uint64_t)(tsval - f->ts_base) * (TS_RATE_ONE + f->ts_rate)) >>
+	                  TS_RATE_SHIFT);
 }
 
 /* The remote's echo <tsecr> as the subscriber sent it: the inverse, exactly. */
 static uint32_t tsecr_in(const struct cfr_flow *f, uint32_t tsecr)
 {
-	uint64_t scaled = tsecr - f->ts_offset, rate = 65536u + f->ts_rate;
+	uint64_t scaled = tsecr - f->ts_offset, rate = TS_RATE_ONE + (uint64_t)f->ts_rate;
 
 	if (!(f->tcp_state & CFR_TCP_TS_BASE))
 		return tsecr - f->ts_offset;
-	return f->ts_base + (uint32_t)(((scaled << 16) + rate - 1) / rate);
+	return f->ts_base + (uint32_t)(((scaled << TS_RATE_SHIFT) + rate - 1) / rate);
 }
 
 void cfr_scrub_out(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p,
@@ -121,7 +129,7 @@ void cfr_scrub_out(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed
 		if (ts) {
 			uint32_t tsval = get32(buf + ts + 2);
 
-			add32(buf, ts + 2, p, tsval_out(f, tsval) - tsval);
+			add32(buf, ts + 2, p, tsval_out(f, tsval, p->tcp_flags) - tsval);
 			eng->stats.scrubbed[CFR_SCRUB_TCP_TIMESTAMPS]++;
 		}
 	}

@@ -304,6 +304,54 @@ static void ts_rates_differ(int family)
 	cfr_engine_free(eng);
 }
 
+/*
+ * A tuple reused while its old connection's state lingers (the host
+ * rebooted; its clock is now below the old connection's first TSval): the
+ * new SYN starts the flow's clock again, so the SYN-ACK's echo maps back to
+ * exactly what the host sent.
+ */
+static void ts_tuple_reused(int family)
+{
+	struct cfr_engine *eng = engine_scrub(true, true, true, 64);
+	struct pkt_spec s;
+	struct pkt p;
+	struct pkt_info pi;
+	uint32_t host[3] = {4000000000u, 4000500000u, 3999999990u};
+	unsigned i;
+
+	for (i = 0; i < 3; i++) {
+		uint32_t sent;
+
+		/* A SYN, its SYN-ACK echoing what the remote saw; then on the same tuple again. */
+		tcp_spec(&s, family, false, NULL, 40500, 443, i == 1 ? PKT_TCP_ACK : PKT_TCP_SYN,
+		         host[i], 0);
+		pkt_build(&p, &s);
+		through(eng, &p, CFR_DIR_OUT, T0 + i);
+		sent = get_ts(&p).val;
+		parse_ok(&p, &pi);
+		tcp_spec(&s, family, true, pi.src, 443, pi.sport, PKT_TCP_SYN | PKT_TCP_ACK, 9000,
+		         sent);
+		pkt_build(&p, &s);
+		through(eng, &p, CFR_DIR_IN, T0 + i);
+		if (get_ts(&p).ecr != host[i])
+			fail_msg("step %u: echo %#x maps back to %#x, the host sent %#x", i, sent,
+			         get_ts(&p).ecr, host[i]);
+	}
+	cfr_engine_free(eng);
+}
+
+static void ts_tuple_reused4(void **state)
+{
+	(void)state;
+	ts_tuple_reused(4);
+}
+
+static void ts_tuple_reused6(void **state)
+{
+	(void)state;
+	ts_tuple_reused(6);
+}
+
 static void ts_rates_differ4(void **state)
 {
 	(void)state;
@@ -887,6 +935,8 @@ int main(void)
 	    cmocka_unit_test(ts_modulation_wraps6),
 	    cmocka_unit_test(ts_offsets_differ4),
 	    cmocka_unit_test(ts_rates_differ4),
+	    cmocka_unit_test(ts_tuple_reused4),
+	    cmocka_unit_test(ts_tuple_reused6),
 	    cmocka_unit_test(ts_rates_differ6),
 	    cmocka_unit_test(ts_offsets_differ6),
 	    cmocka_unit_test(ts_inbound_without_ack_untouched4),
