@@ -86,6 +86,7 @@ struct cfr_frag {
 	uint32_t flow;
 	uint32_t guard; /* the subscriber whose share it takes */
 	uint32_t expires_s;
+	uint32_t got, total; /* bytes of the datagram seen, its length once known (0: not yet) */
 	uint8_t family, nh, dir, in_use;
 	uint16_t ip_id;   /* scrubbed IPv4 identification shared by all fragments */
 	uint8_t l4_proto; /* the flow's transport protocol */
@@ -354,6 +355,7 @@ enum cfr_drop cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const uint8
                                 const struct cfr_parsed *p, uint32_t flow, struct cfr_frag **out);
 struct cfr_frag *cfr_frag_find(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
                                const struct cfr_parsed *p);
+void cfr_frag_arrived(struct cfr_engine *eng, struct cfr_frag *frag, const struct cfr_parsed *p);
 void cfr_frag_sweep(struct cfr_engine *eng);
 
 /* translate.c */

@@ -108,6 +108,7 @@ enum cfr_drop cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const uint8
 	free_slot->guard = guard;
 	free_slot->expires_s = eng->now_s + FRAG_TIMEOUT_S;
 	free_slot->in_use = 1;
+	free_slot->got = p->end - p->frag_data_off;
 	cfr_guard_frags(eng, guard, +1);
 	cfr_rng_bytes(eng, &free_slot->ip_id, sizeof(free_slot->ip_id));
 	*out = free_slot;
@@ -128,6 +129,26 @@ struct cfr_frag *cfr_frag_find(struct cfr_engine *eng, uint8_t dir, const uint8_
 		}
 	}
 	return NULL;
+}
+
+/*
+ * A later fragment of <frag>'s datagram was translated: once every byte of
+ * the datagram went through, its entry (and the subscriber's share) is free
+ * at once, not 30 s later: a subscriber whose every datagram is fragmented
+ * (a UDP sender after PMTU discovery) must not run out of its share.
+ * Overlaps and duplicates may free it early; what comes after then finds no
+ * entry and is dropped, as a later fragment of an unknown datagram is.
+ */
+void cfr_frag_arrived(struct cfr_engine *eng, struct cfr_frag *frag, const struct cfr_parsed *p)
+{
+	frag->got += p->end - p->frag_data_off;
+	if (!p->frag_more)
+		frag->total = p->frag_off + (p->end - p->frag_data_off);
+	if (frag->total && frag->got >= frag->total) {
+		frag_forget(eng, frag);
+		if (eng->stats.frags_tracked)
+			eng->stats.frags_tracked--;
+	}
 }
 
 void cfr_frag_sweep(struct cfr_engine *eng)

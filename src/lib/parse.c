@@ -164,6 +164,9 @@ static enum cfr_drop parse_v4(const uint8_t *buf, uint32_t len, bool quoted, str
 	p->frag = (frag & 0x3fff) != 0; /* MF set or offset non-zero */
 	p->frag_id = get16(buf + 4);
 	p->frag_nh = p->proto;
+	p->frag_more = (frag & 0x2000) != 0;
+	p->frag_off = (uint32_t)(frag & 0x1fff) * 8;
+	p->frag_data_off = ihl;
 	/*
 	 * RFC 1858: a TCP fragment at offset 8 overlaps the header of the first
 	 * (flags, checksum) and could rewrite what we translated; nothing
@@ -239,6 +242,9 @@ static enum cfr_drop parse_v6(const uint8_t *buf, uint32_t len, bool quoted, str
 			 * all fragments share.
 			 */
 			p->frag_nh = buf[off];
+			p->frag_more = (fo & 1) != 0;
+			p->frag_off = fo & 0xfff8;
+			p->frag_data_off = off + 8;
 			if ((fo & 0xfff8) != 0) {
 				p->proto = buf[off];
 				p->l4_off = off + 8;

@@ -36,11 +36,14 @@ struct cfr_parsed {
 	uint8_t tcp_flags;
 	uint8_t frag_nh;   /* what every fragment of the datagram names as its next header */
 	bool frag;         /* part of a fragmented datagram */
+	bool frag_more;    /* ... and more fragments follow this one (MF) */
 	bool has_l4;       /* the transport header is here (not a later fragment) */
 	bool csum_partial; /* the transport checksum holds the pseudo-header sum only */
 	bool bucket_known; /* <bucket>: the flow index bucket, computed while prefetching */
 	uint32_t bucket;
 	uint32_t frag_id;
+	uint32_t frag_off;         /* byte offset of this fragment's data in the datagram */
+	uint32_t frag_data_off;    /* where the fragmentable part starts in this packet */
 	uint32_t src_off, dst_off; /* address fields */
 	uint32_t l4_off;           /* transport header */
 	uint32_t end;              /* end of this IP packet inside the buffer */

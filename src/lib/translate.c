@@ -214,7 +214,7 @@ static enum cfr_drop translate_in(struct cfr_engine *eng, uint8_t *buf, const st
 static enum cfr_drop translate_fragment(struct cfr_engine *eng, uint8_t *buf,
                                         const struct cfr_parsed *p, uint8_t dir)
 {
-	const struct cfr_frag *frag = cfr_frag_find(eng, dir, buf, p);
+	struct cfr_frag *frag = cfr_frag_find(eng, dir, buf, p);
 	struct cfr_flow *f = &eng->flows[frag ? frag->flow : 0];
 	bool out = dir == CFR_DIR_OUT;
 
@@ -229,6 +229,7 @@ static enum cfr_drop translate_fragment(struct cfr_engine *eng, uint8_t *buf,
 	                 0);
 	if (out)
 		cfr_scrub_out(eng, buf, p, f, frag);
+	cfr_frag_arrived(eng, frag, p);
 	return CFR_DROP_NONE;
 }
 

@@ -166,12 +166,46 @@ static void fragment_table_shared(void **state)
 	cfr_engine_free(eng);
 }
 
+/*
+ * A subscriber whose every datagram is fragmented (a UDP sender after PMTU
+ * discovery): each complete datagram gives its slot back at once, so 500
+ * datagrams in a second all pass through a share of 64.
+ */
+static void complete_datagrams_free_their_share(void **state)
+{
+	static const uint8_t payload[1000];
+	struct cfr_engine_config cfg;
+	struct cfr_engine *eng;
+	struct pkt whole, frags[3];
+	struct pkt_spec s;
+	struct cfr_pkt r;
+	uint32_t id, k;
+
+	(void)state;
+	lab_config(&cfg);
+	eng = lab_engine(&cfg);
+	lab_spec(&s, 4, IPPROTO_UDP, 40200, 443);
+	s.payload = payload;
+	s.payload_len = sizeof payload;
+	pkt_build(&whole, &s);
+	for (id = 1; id <= 500; id++) {
+		assert_int_equal(pkt_fragment(&whole, 400, id, frags, 3), 3);
+		for (k = 0; k < 3; k++) {
+			r = lab_process(eng, &frags[k], T0 + id);
+			lab_expect_forward(&r, CFR_DIR_OUT);
+		}
+	}
+	assert_int_equal(cfr_engine_stats(eng)->frags_tracked, 0);
+	cfr_engine_free(eng);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(refused_attempts_cost_tokens),
 	    cmocka_unit_test(subscriber_table_recovers),
 	    cmocka_unit_test(fragment_table_shared),
+	    cmocka_unit_test(complete_datagrams_free_their_share),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
