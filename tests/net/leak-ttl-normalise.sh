@@ -113,9 +113,12 @@ import sys
 from scapy.all import IP, IPv6, UDP, ICMP, sr, conf
 conf.verb = 0
 bad = 0
-for fam, probe, svc in (("4", IP(dst="203.0.113.10", ttl=(1, 3)), "203.0.113.10"),
-                        ("6", IPv6(dst="2001:db8:f::10", hlim=(1, 3)), "2001:db8:f::10")):
-    ans, unans = sr(probe / UDP(sport=40123, dport=33434), timeout=3, retry=1)
+for fam, svc in (("4", "203.0.113.10"), ("6", "2001:db8:f::10")):
+    # One source port per hop, so every answer names its probe (the quote):
+    # with one port for all, scapy may pair an answer with the wrong probe.
+    probes = [(IP(dst=svc, ttl=t) if fam == "4" else IPv6(dst=svc, hlim=t)) /
+              UDP(sport=40120 + t, dport=33434) for t in (1, 2, 3)]
+    ans, unans = sr(probes, timeout=3, retry=1)
     hops = {}
     for snd, rcv in ans:
         ttl = snd.ttl if fam == "4" else snd.hlim
