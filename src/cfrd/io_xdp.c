@@ -129,6 +129,7 @@ struct cfrd_xdp {
 	unsigned n_subscribers;
 	struct cfrd_xdp_worker *workers[CFRD_MAX_WORKERS];
 	unsigned n_workers;
+	int mtu_fd; /* a datagram socket for SIOCGIFMTU, kept for cfrd_xdp_refresh() */
 };
 
 struct sock {
@@ -390,7 +391,8 @@ static void route(struct cfrd_xdp_worker *xw, const struct sock *from, unsigned 
 				continue;
 			}
 			p = e->port - 1;
-			if (!x->ports[p].inside || xw->pkts[k].len > x->ports[p].mtu)
+			if (!x->ports[p].inside ||
+			    xw->pkts[k].len > __atomic_load_n(&x->ports[p].mtu, __ATOMIC_RELAXED))
 				continue;
 			memcpy(eth, e->mac, ETH_ALEN);
 			memcpy(eth + ETH_ALEN, x->ports[p].mac, ETH_ALEN);
@@ -879,6 +881,7 @@ int cfrd_xdp_open(struct cfrd_xdp **xp, const struct cfrd_config *cfg)
 	x = calloc(1, sizeof(*x));
 	if (x == NULL)
 		return -ENOMEM;
+	x->mtu_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	while (size < cfg->engine.max_subscribers)
 		size <<= 1;
 	x->neigh = calloc(size, sizeof(*x->neigh));
@@ -924,7 +927,26 @@ void cfrd_xdp_close(struct cfrd_xdp *x)
 		bpf_link__destroy(x->ports[i].link);
 	bpf_object__close(x->obj);
 	free(x->neigh);
+	if (x->mtu_fd >= 0)
+		close(x->mtu_fd);
 	free(x);
+}
+
+/*
+ * An access line's MTU may change while cfrd runs (a PPPoE session comes
+ * back with another): read every port's again, so that a reply too big for
+ * its line goes through TUN, where the kernel sends the remote a Packet Too
+ * Big in alias form, instead of being sent into a line that drops it.
+ */
+void cfrd_xdp_refresh(struct cfrd_xdp *x)
+{
+	for (unsigned i = 0; i < x->n_ports && x->mtu_fd >= 0; i++) {
+		struct ifreq ifr = {0};
+
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", x->ports[i].name);
+		if (ioctl(x->mtu_fd, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 0)
+			__atomic_store_n(&x->ports[i].mtu, (unsigned)ifr.ifr_mtu, __ATOMIC_RELAXED);
+	}
 }
 
 static int sock_open(struct cfrd_xdp_worker *xw, unsigned port)

@@ -48,6 +48,9 @@ struct cfrd_xdp_stats {
 int cfrd_xdp_open(struct cfrd_xdp **xp, const struct cfrd_config *cfg);
 void cfrd_xdp_close(struct cfrd_xdp *x);
 
+/* Read the ports' MTUs again (once a second, from the control thread). */
+void cfrd_xdp_refresh(struct cfrd_xdp *x);
+
 /* Worker <queue>'s UMEM and its sockets on queue <queue> of every port that has one. */
 int cfrd_xdp_worker_open(struct cfrd_xdp *x, unsigned queue, struct cfrd_xdp_worker **xwp);
 void cfrd_xdp_worker_close(struct cfrd_xdp_worker *xw);

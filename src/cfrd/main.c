@@ -28,9 +28,10 @@
 #include "config.h"
 #include "control.h"
 #include "daemon.h"
-#include "io.h"
-#include "log.h"
 #include "egress_guard.h"
+#include "io.h"
+#include "io_xdp.h"
+#include "log.h"
 #include "notify.h"
 #include "reload.h"
 #include "sandbox.h"
@@ -149,6 +150,8 @@ static void engine_housekeeping(struct cfrd *d, uint64_t now, uint64_t *last_exp
 	cfrd_engine_lock(d);
 	cfr_engine_expire(d->engine, now);
 	cfrd_anon_watch(d, now);
+	if (d->xdp)
+		cfrd_xdp_refresh(d->xdp);
 	cfrd_notify_tick(d, now); /* systemd's watchdog: only while the engine lock comes free */
 	cfrd_engine_unlock(d);
 	*last_expire = now;
@@ -193,7 +196,8 @@ static int control_loop(struct cfrd *d, struct cfrd_control *ctl, struct cfrd_ac
 		now = cfrd_now_ms();
 		cfrd_control_poll_handle(ctl, pfd + PFD_CONTROL, n - PFD_CONTROL, d, now);
 		engine_housekeeping(d, now, &last_expire);
-		/* After expiry, which may have ended the epoch; takes the engine lock to copy only. */
+		/* After expiry, which may have ended the epoch; takes the engine lock to copy only.
+		 */
 		drained = cfrd_acct_drain(acct, d, now);
 		records_waiting = drained;
 	}

@@ -39,6 +39,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -548,6 +549,13 @@ static int install_filter(enum cfrd_seccomp mode)
 		ret = add_open_rules(ctx, SCMP_SYS(openat), 2);
 	if (ret == 0)
 		ret = add_open_rules(ctx, SCMP_SYS(open), 1);
+	/* The fast path reads its ports' MTUs again (cfrd_xdp_refresh): that ioctl only. */
+	if (ret == 0) {
+		struct scmp_arg_cmp req = {
+		    .arg = 1, .op = SCMP_CMP_EQ, .datum_a = SIOCGIFMTU, .datum_b = 0};
+
+		ret = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, &req);
+	}
 	/* abort() signals itself; no other target for a signal is allowed. */
 	if (ret == 0) {
 		struct scmp_arg_cmp self = {
