@@ -174,8 +174,8 @@ static struct json_object *xdp_json(const struct cfrd_xdp *x)
 	add_u64(o, "tx_full", st.tx_full);
 	add_u64(o, "dropped", st.dropped);
 	add_u64(o, "neigh_misses", st.neigh_misses);
-	return o;
 	add_u64(o, "guard_drops", st.guard_drops);
+	return o;
 }
 
 struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)

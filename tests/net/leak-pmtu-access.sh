@@ -33,6 +33,9 @@ test_requires cmp ethtool
 test_lab_up 2
 
 nsx gw ip link set sub2 mtu 1280
+# With the AF_XDP fast path, cfrd reads its ports' MTUs twice a second
+# (cfrd(8)): give it that long to see the line's new one.
+sleep 1
 # What really crossed sub2's line (the gateway's own ports do not show
 # frames a fast path redirects): nothing above the line's MTU. Segmentation
 # offload off on the gateway's end, so the capture sees frames as a wire
