@@ -58,13 +58,14 @@ ok "the fast path carried the traffic: $rx frames in, $tx out, $tun through TUN"
 
 # sub1 holds a UDP flow; sub2 then sends as sub1 (same tuple) from its own
 # veth. The program's reverse-path check keeps those frames off the fast
-# path, so sub2's MAC is never learned for sub1's address: the echoes of the
-# spoofed datagrams, addressed to sub1, reach sub1 (and not the spoofer),
-# and sub1 keeps getting its own.
+# path, so sub2's MAC is never learned for sub1's address, and on the TUN
+# path the guard table's source check drops them (spoofed_source): sub1
+# keeps getting its own echoes.
 # shellcheck disable=SC2016
 # The frames go to the gateway's MAC: left to scapy, an unanswered ARP
 # would make them broadcasts, which the gateway never forwards.
 gw_mac=$(nsx gw cat /sys/class/net/sub2/address)
+spoofed_before=$(nsx gw nft list counter inet cfr_guard spoofed_source | awk '/packets/ {print $2}')
 nsx sub1 "$PY" - "$SVC4" "$gw_mac" "$(sub_addr4 1)" <<'EOF' || fail "sub1 lost its replies to a spoofer"
 import socket, subprocess, sys
 svc, gw_mac, me = sys.argv[1:]
@@ -84,12 +85,12 @@ spoof = ("from scapy.all import IP, UDP, Raw, Ether, sendp, conf; conf.verb = 0;
          "sendp([Ether(dst='%s')/IP(src='%s', dst='%s')/UDP(sport=40000, dport=7)/Raw(b'spoof')] * 5, "
          "iface='gw0')" % (gw_mac, me, svc))
 subprocess.run(["ip", "netns", "exec", "cfr-sub2", sys.executable, "-c", spoof], check=True)
-while s.recvfrom(2048)[0] != b"spoof":
-    pass
 for i in range(5):
     echo(b"after %d" % i)
 EOF
-ok "a subscriber sending as another does not take its replies"
+spoofed=$(($(nsx gw nft list counter inet cfr_guard spoofed_source | awk '/packets/ {print $2}') - spoofed_before))
+[ "$spoofed" -ge 5 ] || fail "the guard counted $spoofed of sub2's 5 spoofed frames"
+ok "a subscriber sending as another does not take its replies ($spoofed spoofed frames dropped by the guard)"
 test_leak_check
 
 # A port that does not exist, or that already runs an XDP program (the lab's
