@@ -49,6 +49,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <xdp/xsk.h>
 
@@ -832,6 +833,26 @@ static int fill_prefixes(struct cfrd_xdp *x, const struct cfr_engine_config *e)
 	return ret;
 }
 
+/*
+ * Attach the program to <ifindex>. A port stays busy while the cfrd before
+ * this one is still dying (a SIGKILL is not instant, and its link goes with
+ * its last descriptor), so a busy port is tried again for up to 2 s before
+ * it counts as held by another program.
+ */
+static struct bpf_link *attach_xdp(struct bpf_program *prog, unsigned ifindex)
+{
+	const struct timespec step = {.tv_nsec = 100 * 1000 * 1000};
+	struct bpf_link *link = NULL;
+
+	for (int tries = 0; tries < 20; tries++) {
+		link = bpf_program__attach_xdp(prog, (int)ifindex);
+		if (link != NULL || errno != EBUSY)
+			break;
+		nanosleep(&step, NULL);
+	}
+	return link;
+}
+
 static int attach_ports(struct cfrd_xdp *x, const struct cfrd_config *cfg)
 {
 	struct bpf_program *prog = bpf_object__find_program_by_name(x->obj, "cfr_xdp");
@@ -856,7 +877,7 @@ static int attach_ports(struct cfrd_xdp *x, const struct cfrd_config *cfg)
 			          strerror(-ret));
 			return ret;
 		}
-		p->link = bpf_program__attach_xdp(prog, (int)p->ifindex);
+		p->link = attach_xdp(prog, p->ifindex);
 		if (p->link == NULL) {
 			ret = -errno;
 			log_error("[xdp] port %s: cannot attach the XDP program: %s", p->name,
