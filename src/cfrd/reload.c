@@ -307,6 +307,20 @@ struct json_object *cfrd_reload_run(struct cfrd *d, uint64_t now_ms)
 		goto out;
 	}
 
+	/*
+	 * With records kept, a reload that ends the epoch lost the ended epoch's
+	 * attribution in 2 of 3 lab runs (tests/net/reload.sh: a complaint from
+	 * just before the reload named nobody). Until the hand-over of that
+	 * epoch's records to the old segment is understood, such a change needs
+	 * a restart, which seals the epoch whole.
+	 */
+	if ((changes & CFR_CHANGES_ROTATE) && writer) {
+		reply = refused("%s: with [accounting] records kept, a change of pools, ports, "
+		                "policies or epoch length needs a restart",
+		                r->path);
+		cfr_reconfig_free(rc);
+		goto out;
+	}
 	if (!(changes & CFR_CHANGES_ROTATE)) {
 		cfrd_engine_lock(d);
 	} else if (!lock_settled(d, writer)) {
