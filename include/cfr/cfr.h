@@ -211,13 +211,16 @@ bool cfr_prefix_contains(const struct cfr_prefix *p, int family, const uint8_t *
 struct cfr_stats {
 	uint64_t rx[2]; /* by enum cfr_dir */
 	uint64_t tx[2];
+	uint64_t rx_bytes[2]; /* IP bytes, a GSO packet's whole payload included */
+	uint64_t tx_bytes[2];
 	uint64_t drops[CFR_DROP__COUNT];
 	uint64_t flows_created;
 	uint64_t flows_expired;
 	uint32_t flows_active[CFR_FAMILY__COUNT][CFR_PROTO__COUNT];
 	uint32_t frags_tracked;
 	uint32_t max_flows;
-	uint64_t epoch; /* number of the current privacy epoch */
+	uint64_t epoch;          /* number of the current privacy epoch */
+	uint64_t epoch_start_ms; /* engine clock when it began */
 	uint64_t epochs_rotated;
 	uint64_t records_sealed;           /* handed to the drain callback */
 	uint64_t records_lost;             /* wiped undrained when the next epoch ended */
@@ -347,12 +350,58 @@ void cfr_engine_journal_restart(struct cfr_engine *eng);
 void cfr_engine_anonymity(const struct cfr_engine *eng, struct cfr_anon_stats *out);
 
 /*
+ * The same in two steps, so that a daemon holds its engine lock for a copy
+ * only: cfr_engine_anon_copy() copies the set size of every alias in use
+ * into the caller's <sizes> (IPv4 first, then IPv6); cfr_anon_figures()
+ * computes the distribution from that copy, without the engine, sorting
+ * <sizes> in place.
+ */
+struct cfr_anon_copy {
+	uint32_t *sizes; /* the caller's buffer of <cap> entries */
+	uint32_t cap;
+	uint32_t n[CFR_FAMILY__COUNT]; /* entries of each family in <sizes> */
+	uint32_t v6_subscribers;       /* sticky IPv6 policy: one set of 1 each */
+	bool v6_per_address;
+	bool truncated; /* <cap> was too small: the figures are those of a part */
+};
+
+/* Entries cfr_engine_anon_copy() may need: never more than aliases or flows. */
+uint32_t cfr_engine_anon_capacity(const struct cfr_engine *eng);
+void cfr_engine_anon_copy(const struct cfr_engine *eng, struct cfr_anon_copy *copy);
+void cfr_anon_figures(struct cfr_anon_copy *copy, struct cfr_anon_stats *out);
+
+/*
  * Validate <cfg> and allocate every table the engine will ever use. Returns
  * NULL with errno set (EINVAL for a bad config, ENOMEM). Keys come from
  * libsodium's CSPRNG; sodium_init() must have succeeded.
  */
 struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg);
 void cfr_engine_free(struct cfr_engine *eng);
+
+/*
+ * Handing the engine to another process, flows, aliases and epoch secrets
+ * included (a restart or an upgrade). The state is a header of
+ * cfr_engine_state_header_size() bytes, then the regions, in order:
+ *   giving:  cfr_engine_state_header(eng, hdr); n = cfr_engine_state_regions(eng, r);
+ *            copy hdr and r[0..n) out, nothing running on <eng> meanwhile;
+ *   taking:  eng = cfr_engine_from_state(hdr, &why); n = cfr_engine_state_regions(eng, r);
+ *            fill r[0..n) in; cfr_engine_state_check(eng, &why).
+ * The state holds every secret of the epoch: keep it in memory (a memfd),
+ * never on a disk. A binary whose record layout differs refuses it (NULL,
+ * errno EINVAL, <why> says so): start clean then.
+ */
+#define CFR_STATE_REGIONS_MAX 96
+
+struct cfr_state_region {
+	void *data;
+	size_t len;
+};
+
+size_t cfr_engine_state_header_size(void);
+void cfr_engine_state_header(struct cfr_engine *eng, void *out);
+unsigned cfr_engine_state_regions(struct cfr_engine *eng, struct cfr_state_region *out);
+struct cfr_engine *cfr_engine_from_state(const void *header, const char **why);
+int cfr_engine_state_check(struct cfr_engine *eng, const char **why);
 
 /*
  * Translate <n> packets in place. <now_ms> is a monotonic clock in

@@ -34,8 +34,6 @@
 #include "engine.h"
 #include "varint.h"
 
-/* Records sealed early, waiting for the daemon: beyond this, newcomers wait too. */
-#define EARLY_QUEUE 256
 /* Subscribers looked at per newcomer when searching for an idle one. */
 #define IDLE_PROBES 64
 
@@ -44,10 +42,10 @@ int cfr_acct_init(struct cfr_engine *eng)
 	uint32_t n = eng->cfg.max_subscribers, buckets = 1;
 	unsigned t;
 
-	eng->early = calloc(EARLY_QUEUE, sizeof(*eng->early));
+	eng->early = calloc(CFR_EARLY_QUEUE, sizeof(*eng->early));
 	if (!eng->early)
 		return -ENOMEM;
-	eng->memory += EARLY_QUEUE * sizeof(*eng->early);
+	eng->memory += CFR_EARLY_QUEUE * sizeof(*eng->early);
 
 	while (buckets < n)
 		buckets <<= 1;
@@ -73,7 +71,7 @@ void cfr_acct_free(struct cfr_engine *eng)
 	unsigned t;
 
 	if (eng->early)
-		sodium_memzero(eng->early, EARLY_QUEUE * sizeof(*eng->early));
+		sodium_memzero(eng->early, CFR_EARLY_QUEUE * sizeof(*eng->early));
 	free(eng->early);
 
 	for (t = 0; t < 2; t++) {
@@ -154,7 +152,7 @@ static uint32_t seal_idle(struct cfr_engine *eng, struct cfr_sub_table *tab)
 {
 	unsigned probes;
 
-	for (probes = 0; probes < IDLE_PROBES && eng->early_count < EARLY_QUEUE; probes++) {
+	for (probes = 0; probes < IDLE_PROBES && eng->early_count < CFR_EARLY_QUEUE; probes++) {
 		uint32_t idx = tab->used[tab->cursor++ % tab->n_used];
 		struct cfr_sub_state *s = &tab->s[idx];
 
@@ -167,7 +165,7 @@ static uint32_t seal_idle(struct cfr_engine *eng, struct cfr_sub_table *tab)
 		 */
 		if (s->counter) { /* nothing drawn, nothing to attribute */
 			record_of(tab, s, tab->start_ms + (uint64_t)eng->cfg.epoch_s * 1000,
-			          &eng->early[(eng->early_head + eng->early_count) % EARLY_QUEUE]);
+			          &eng->early[(eng->early_head + eng->early_count) % CFR_EARLY_QUEUE]);
 			eng->early_count++;
 		}
 		dirty_remove(tab, idx);
@@ -405,7 +403,7 @@ static const struct cfr_epoch_record *early_head(const struct cfr_engine *eng)
 static void early_pop(struct cfr_engine *eng)
 {
 	sodium_memzero(&eng->early[eng->early_head], sizeof(eng->early[0]));
-	eng->early_head = (eng->early_head + 1) % EARLY_QUEUE;
+	eng->early_head = (eng->early_head + 1) % CFR_EARLY_QUEUE;
 	eng->early_count--;
 }
 
@@ -432,6 +430,7 @@ void cfr_epoch_new(struct cfr_engine *eng, uint64_t now_ms)
 	eng->cur_subs = (uint8_t)!eng->cur_subs;
 	next->epoch = ++eng->stats.epoch;
 	next->start_ms = now_ms;
+	eng->stats.epoch_start_ms = now_ms;
 	eng->epoch_start_s = eng->now_s;
 	eng->stats.subscribers_active = 0;
 }

@@ -163,66 +163,103 @@ static int cmp_u32(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/*
- * Control path, not packet path: the median sorts a copy of the set sizes
- * of the aliases in use (if that copy cannot be allocated, it stays 0).
- */
-void cfr_engine_anonymity(const struct cfr_engine *eng, struct cfr_anon_stats *out)
+uint32_t cfr_engine_anon_capacity(const struct cfr_engine *eng)
 {
-	unsigned fam, k;
+	uint64_t aliases = 0;
 
-	memset(out, 0, sizeof(*out));
-	for (fam = 0; fam < CFR_FAMILY__COUNT; fam++) {
-		uint64_t count = 0;
-		uint32_t *sizes, n = 0;
+	for (unsigned k = 0; k < CFR_POOL_SLOTS; k++)
+		if (eng->slots[k].state != CFR_SLOT_FREE)
+			aliases += eng->slots[k].n_subs;
+	/* An alias in use has a pair, and there are never more pairs than flows. */
+	return (uint32_t)(aliases < eng->cfg.max_flows ? aliases : eng->cfg.max_flows);
+}
 
+/*
+ * Under the daemon's lock: a read of the alias counts and a copy of those
+ * in use, nothing else (no allocation, no sort).
+ */
+void cfr_engine_anon_copy(const struct cfr_engine *eng, struct cfr_anon_copy *copy)
+{
+	uint32_t n = 0;
+
+	memset(copy->n, 0, sizeof(copy->n));
+	copy->v6_subscribers = 0;
+	copy->v6_per_address = v6_per_address(eng);
+	copy->truncated = false;
+	for (unsigned fam = 0; fam < CFR_FAMILY__COUNT; fam++) {
 		/* Draining prefixes too: their aliases still hide the flows on them. */
-		for (k = 0; k < CFR_POOL_SLOTS; k++)
-			if (eng->slots[k].state != CFR_SLOT_FREE &&
-			    eng->slots[k].prefix.family == fam)
-				count += eng->slots[k].n_subs;
-		sizes = malloc(count * sizeof(*sizes) + 1);
-		for (k = 0; k < CFR_POOL_SLOTS; k++) {
+		for (unsigned k = 0; k < CFR_POOL_SLOTS; k++) {
 			const struct cfr_pool_slot *slot = &eng->slots[k];
-			uint32_t i;
 
 			if (slot->state == CFR_SLOT_FREE || slot->prefix.family != fam)
 				continue;
-			for (i = 0; i < slot->n_subs; i++) {
-				uint32_t set = slot->subs[i];
-
-				if (set == 0)
+			if (fam == CFR_FAMILY_V6)
+				copy->v6_subscribers += slot->subs[0];
+			for (uint32_t i = 0; i < slot->n_subs; i++) {
+				if (slot->subs[i] == 0)
 					continue;
-				if (n == 0 || set < out->min[fam])
-					out->min[fam] = set;
-				if (set > out->max[fam])
-					out->max[fam] = set;
-				out->histogram[fam][log2_bucket(set)]++;
-				if (sizes)
-					sizes[n] = set;
-				n++;
+				if (n == copy->cap) {
+					copy->truncated = true;
+					break;
+				}
+				copy->sizes[n++] = slot->subs[i];
 			}
 		}
+		copy->n[fam] = n - (fam ? copy->n[0] : 0);
+	}
+}
+
+/* Off the lock: min, max, histogram, and the quantiles from a sort. */
+void cfr_anon_figures(struct cfr_anon_copy *copy, struct cfr_anon_stats *out)
+{
+	uint32_t *sizes = copy->sizes;
+
+	memset(out, 0, sizeof(*out));
+	for (unsigned fam = 0; fam < CFR_FAMILY__COUNT; fam++) {
+		uint32_t n = copy->n[fam];
+
+		for (uint32_t i = 0; i < n; i++) {
+			uint32_t set = sizes[i];
+
+			if (i == 0 || set < out->min[fam])
+				out->min[fam] = set;
+			if (set > out->max[fam])
+				out->max[fam] = set;
+			out->histogram[fam][log2_bucket(set)]++;
+		}
 		out->aliases_in_use[fam] = n;
-		if (sizes && n > 0) {
+		if (n > 0) {
 			qsort(sizes, n, sizeof(*sizes), cmp_u32);
 			out->p5[fam] = sizes[(n - 1) / 20];
 			out->median[fam] = sizes[(n - 1) / 2];
 		}
-		free(sizes);
+		sizes += n;
 	}
-	if (v6_per_address(eng) && out->aliases_in_use[CFR_FAMILY_V6]) {
-		uint32_t subscribers = 0;
-
+	if (copy->v6_per_address && out->aliases_in_use[CFR_FAMILY_V6]) {
 		/* At least one address per subscriber, each a set of one. */
-		for (k = 0; k < CFR_POOL_SLOTS; k++)
-			if (eng->slots[k].state != CFR_SLOT_FREE &&
-			    eng->slots[k].prefix.family == CFR_FAMILY_V6)
-				subscribers += eng->slots[k].subs[0];
 		memset(out->histogram[CFR_FAMILY_V6], 0, sizeof(out->histogram[CFR_FAMILY_V6]));
-		out->histogram[CFR_FAMILY_V6][0] = subscribers;
-		out->aliases_in_use[CFR_FAMILY_V6] = subscribers;
+		out->histogram[CFR_FAMILY_V6][0] = copy->v6_subscribers;
+		out->aliases_in_use[CFR_FAMILY_V6] = copy->v6_subscribers;
 		out->min[CFR_FAMILY_V6] = out->p5[CFR_FAMILY_V6] = 1;
 		out->median[CFR_FAMILY_V6] = out->max[CFR_FAMILY_V6] = 1;
 	}
+}
+
+/*
+ * Both steps at once, for callers without a lock to spare it (tests,
+ * cfr-audit); if the copy cannot be allocated, every figure stays 0.
+ */
+void cfr_engine_anonymity(const struct cfr_engine *eng, struct cfr_anon_stats *out)
+{
+	uint32_t cap = cfr_engine_anon_capacity(eng);
+	struct cfr_anon_copy copy = {.sizes = malloc((size_t)cap * sizeof(uint32_t) + 1),
+	                             .cap = cap};
+
+	if (copy.sizes == NULL) {
+		memset(out, 0, sizeof(*out));
+		return;
+	}
+	cfr_engine_anon_copy(eng, &copy);
+	cfr_anon_figures(&copy, out);
+	free(copy.sizes);
 }

@@ -435,6 +435,7 @@ void cfr_engine_process(struct cfr_engine *eng, struct cfr_pkt *pkts, unsigned n
 	set_clock(eng, now_ms);
 	for (i = 0; i < n; i++) {
 		struct cfr_pkt *pkt = &pkts[i];
+		uint32_t len = pkt->len; /* as read: a scrubber may change it */
 		enum cfr_drop reason;
 
 		if (i % PREFETCH_CHUNK == 0)
@@ -444,9 +445,11 @@ void cfr_engine_process(struct cfr_engine *eng, struct cfr_pkt *pkts, unsigned n
 		    process_one(eng, pkt, &parsed[i % PREFETCH_CHUNK], preason[i % PREFETCH_CHUNK]);
 		pkt->reason = (uint8_t)reason;
 		eng->stats.rx[pkt->dir]++; /* after process_one, which may correct dir */
+		eng->stats.rx_bytes[pkt->dir] += len;
 		if (likely(reason == CFR_DROP_NONE)) {
 			pkt->verdict = CFR_VERDICT_FORWARD;
 			eng->stats.tx[pkt->dir]++;
+			eng->stats.tx_bytes[pkt->dir] += pkt->len;
 		} else {
 			pkt->verdict = CFR_VERDICT_DROP;
 			eng->stats.drops[reason]++;

@@ -145,9 +145,10 @@ struct cfr_recw_stats {
 	uint64_t records_written, records_dropped, epochs_written, bytes_written;
 	uint64_t segments_opened, segments_deleted, write_errors;
 	uint64_t journal_items, checkpoints;
-	uint64_t faults;      /* times the writer became degraded */
-	uint64_t degraded_ms; /* time spent degraded, the current spell included */
-	bool degraded;        /* nothing is sealed now: see the log for why */
+	uint64_t faults;        /* times the writer became degraded */
+	uint64_t degraded_ms;   /* time spent degraded, the current spell included */
+	bool degraded;          /* nothing is sealed now: see the log for why */
+	uint64_t last_write_ms; /* engine clock of the last write that succeeded (0: none) */
 };
 
 struct cfr_recw;

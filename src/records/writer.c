@@ -579,7 +579,12 @@ void cfr_recw_flush(struct cfr_recw *w, uint64_t now_mono_ms, uint64_t now_wall_
 		}
 	}
 	if (w->fd >= 0) {
+		uint64_t before = w->stats.bytes_written;
+
 		ret = write_buf(w);
+		/* The write lag operators alert on: written, whatever the sync does after. */
+		if (ret == 0 && w->stats.bytes_written != before)
+			w->stats.last_write_ms = now_mono_ms;
 		if (ret == 0 && journal_tick)
 			ret = check_files(w, &what);
 		if (ret == 0 && w->unsynced && w->cfg.fsync == CFR_FSYNC_EPOCH &&

@@ -175,6 +175,32 @@ static int cmp_unsigned(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/*
+ * What cfrd does (a copy under its lock, the figures after it) gives what
+ * the one call gives; a buffer too small says so.
+ */
+static void check_two_steps(struct cfr_engine *eng, const struct cfr_anon_stats *want)
+{
+	uint32_t cap = cfr_engine_anon_capacity(eng), in_use;
+	struct cfr_anon_copy copy = {.sizes = malloc(((size_t)cap + 1) * sizeof(uint32_t)),
+	                             .cap = cap};
+	struct cfr_anon_stats got;
+
+	assert_non_null(copy.sizes);
+	cfr_engine_anon_copy(eng, &copy);
+	assert_false(copy.truncated);
+	cfr_anon_figures(&copy, &got);
+	assert_memory_equal(&got, want, sizeof(got));
+	in_use = copy.n[CFR_FAMILY_V4] + copy.n[CFR_FAMILY_V6];
+	if (in_use > 1) {
+		copy.cap = in_use - 1;
+		cfr_engine_anon_copy(eng, &copy);
+		assert_true(copy.truncated);
+		assert_int_equal(copy.n[CFR_FAMILY_V4] + copy.n[CFR_FAMILY_V6], in_use - 1);
+	}
+	free(copy.sizes);
+}
+
 /* Compare the engine's view with the ground truth, family by family. */
 static void check_at(struct cfr_engine *eng, const struct truth *t, const char *when, int line)
 {
@@ -182,6 +208,7 @@ static void check_at(struct cfr_engine *eng, const struct truth *t, const char *
 	int family;
 
 	cfr_engine_anonymity(eng, &a);
+	check_two_steps(eng, &a);
 	if (cfr_engine_stats(eng)->new_flows_below_k != t->below_k)
 		fail_msg("line %d (%s): new_flows_below_k %llu, ground truth %llu", line, when,
 		         (unsigned long long)cfr_engine_stats(eng)->new_flows_below_k,

@@ -77,6 +77,31 @@ static void counts_exact(void **state)
 	assert_int_equal(st->flows_active[CFR_FAMILY_V6][CFR_PROTO_TCP], 1);
 }
 
+/* Bytes as read and as written, per packet; a drop adds to the read ones only. */
+static void bytes_counted(void **state)
+{
+	const struct cfr_stats *st = cfr_engine_stats(*state);
+	struct pkt p;
+	struct pkt_spec s;
+	struct cfr_pkt r;
+	uint32_t len, sent;
+
+	lab_spec(&s, 4, IPPROTO_UDP, 40510, 53);
+	pkt_build(&p, &s);
+	len = p.len;
+	r = lab_process(*state, &p, T0);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	assert_int_equal(st->rx_bytes[CFR_DIR_OUT], len);
+	assert_int_equal(st->tx_bytes[CFR_DIR_OUT], r.len);
+	sent = r.len;
+	p.len = 3;
+	r = lab_process(*state, &p, T0);
+	lab_expect_drop(&r, CFR_DROP_TRUNCATED);
+	assert_int_equal(st->rx_bytes[CFR_DIR_OUT] + st->rx_bytes[CFR_DIR_IN], len + 3);
+	assert_int_equal(st->tx_bytes[CFR_DIR_OUT] + st->tx_bytes[CFR_DIR_IN], sent);
+	assert_int_equal(st->tx_bytes[CFR_DIR_IN], 0);
+}
+
 /*
  * A hairpin comes from a subscriber: it is reported as outbound, and must be
  * counted on the side it is reported on, or rx[] and the packet disagree.
@@ -159,7 +184,7 @@ int main(void)
 	    T(fresh_engine_counts_nothing), T(counts_exact),
 	    T(hairpin_counted_outbound),    T(frags_tracked),
 	    T(every_reason_named),          T(memory_reported),
-	    T(bad_config_refused),
+	    T(bad_config_refused),          T(bytes_counted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
