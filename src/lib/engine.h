@@ -95,6 +95,9 @@ struct cfr_frag {
 
 #define CFR_RNG_BUF 512
 
+/* Records sealed early, waiting for the daemon: beyond this, newcomers wait too (acct.c). */
+#define CFR_EARLY_QUEUE 256
+
 /*
  * A subscriber's state in one epoch: its secret seed, the allocation
  * counter, and the timeline of when the counter moved (see acct.c).
