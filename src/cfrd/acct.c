@@ -291,10 +291,12 @@ static void add_u64(struct json_object *obj, const char *key, uint64_t value)
 	json_object_object_add(obj, key, json_object_new_uint64(value));
 }
 
-struct json_object *cfrd_acct_json(struct cfrd_acct *a, const struct cfr_stats *s)
+struct json_object *cfrd_acct_json(struct cfrd_acct *a, const struct cfr_stats *s, uint64_t now_ms,
+                                   uint64_t start_ms)
 {
 	struct json_object *obj = json_object_new_object();
 	struct cfr_recw_stats w = {0};
+	uint64_t since;
 
 	if (obj == NULL || a == NULL)
 		return obj;
@@ -317,5 +319,12 @@ struct json_object *cfrd_acct_json(struct cfrd_acct *a, const struct cfr_stats *
 	add_u64(obj, "write_errors", w.write_errors);
 	add_u64(obj, "segments_opened", w.segments_opened);
 	add_u64(obj, "segments_deleted", w.segments_deleted);
+	/*
+	 * Seconds since a write to the records last succeeded: a checkpoint
+	 * goes out every second, so more than a few means records are not
+	 * being written (a stuck disk that fails nothing shows here too).
+	 */
+	since = w.last_write_ms ? w.last_write_ms : start_ms;
+	add_u64(obj, "write_lag_s", a->writer && now_ms > since ? (now_ms - since) / 1000 : 0);
 	return obj;
 }

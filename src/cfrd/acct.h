@@ -59,7 +59,11 @@ void cfrd_acct_reconfigure(struct cfrd_acct *a, const struct cfr_engine_config *
 /* Stop the thread, end the current epoch, seal every record, close the segment. */
 void cfrd_acct_close(struct cfrd_acct *a, struct cfr_engine *eng, uint64_t now_ms);
 
-/* The "accounting" object of `cfrctl stats`. <s>: the engine's counters. */
-struct json_object *cfrd_acct_json(struct cfrd_acct *a, const struct cfr_stats *s);
+/*
+ * The "accounting" object of `cfrctl stats`. <s>: the engine's counters;
+ * the write lag counts from <start_ms> until the first write.
+ */
+struct json_object *cfrd_acct_json(struct cfrd_acct *a, const struct cfr_stats *s, uint64_t now_ms,
+                                   uint64_t start_ms);
 
 #endif

@@ -113,7 +113,8 @@ static struct json_object *cmd_pools(struct cfrd *d, const char *arg, uint64_t n
 }
 
 static const struct command commands[] = {
-    {"stats", cmd_stats, false, false},
+    /* Copies under the lock and builds its reply after (stats.c). */
+    {"stats", cmd_stats, false, true},
     {"epoch rotate", cmd_epoch_rotate, false, false},
     {"pools", cmd_pools, false, false},
     {"reload", cmd_reload, false, true},

@@ -139,7 +139,7 @@ struct sock {
 	struct xsk_ring_prod tx, fill;
 	unsigned port;
 	unsigned tx_pending; /* reserved and filled, not yet submitted */
-	_Atomic uint64_t rx_frames, tx_frames, to_tun, tx_full, dropped, guard_drops;
+	_Atomic uint64_t rx_frames, tx_frames, tx_bytes, to_tun, tx_full, dropped, guard_drops;
 };
 
 struct cfrd_xdp_worker {
@@ -490,8 +490,12 @@ static void tx_frames(struct cfrd_xdp_worker *xw, struct sock *from, unsigned n,
 			struct sock *s = &xw->socks[xw->egress[k]];
 
 			hop_decrement(pkt->data);
-			if (tx_one(xw, s, xw->frame[k], pkt->len + ETH_HLEN))
+			if (tx_one(xw, s, xw->frame[k], pkt->len + ETH_HLEN)) {
+				/* This worker's own socket: the add is never contended. */
+				atomic_fetch_add_explicit(&s->tx_bytes, pkt->len,
+				                          memory_order_relaxed);
 				continue;
+			}
 			atomic_fetch_add_explicit(&s->tx_full, 1, memory_order_relaxed);
 		} else {
 			/* No offloads to describe: a zero virtio header, where the MACs were. */
@@ -1099,6 +1103,7 @@ void cfrd_xdp_stats(const struct cfrd_xdp *x, struct cfrd_xdp_stats *st)
 
 			st->rx += atomic_load_explicit(&s->rx_frames, memory_order_relaxed);
 			st->tx += atomic_load_explicit(&s->tx_frames, memory_order_relaxed);
+			st->tx_bytes += atomic_load_explicit(&s->tx_bytes, memory_order_relaxed);
 			st->to_tun += atomic_load_explicit(&s->to_tun, memory_order_relaxed);
 			st->tx_full += atomic_load_explicit(&s->tx_full, memory_order_relaxed);
 			st->dropped += atomic_load_explicit(&s->dropped, memory_order_relaxed);

@@ -31,6 +31,7 @@ struct cfrd_xdp_worker;
 struct cfrd_xdp_stats {
 	uint64_t rx;           /* frames cfrd took from the XDP program */
 	uint64_t tx;           /* frames sent out of a port */
+	uint64_t tx_bytes;     /* their IP bytes */
 	uint64_t to_tun;       /* translated but sent through the TUN device instead */
 	uint64_t tx_full;      /* dropped: a transmit ring stayed full */
 	uint64_t dropped;      /* dropped by the engine */

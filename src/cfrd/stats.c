@@ -3,12 +3,24 @@
  * one JSON object. Counts only, never an address: the control socket is
  * privacy-preserving by default like the logs.
  *
+ * The engine lock is held for copies only (issue 13): the counters by
+ * memcpy, the anonymity-set size of each alias in use into a buffer the
+ * control thread keeps, the pool list. The JSON, the sort behind the
+ * anonymity quantiles and every sum are done after the lock is released,
+ * so a `cfrctl stats` or a scrape stalls the workers for the copy alone
+ * (docs/performance.md, "Control plane stalls").
+ *
  * Out of memory, json-c returns NULL and stores a NULL child as null; but
  * it asserts when adding to a NULL parent, so each container is checked.
  */
 #include "stats.h"
+
+#include <stdlib.h>
+#include <string.h>
+
 #include "acct.h"
 #include "log.h"
+#include "reload.h"
 
 #include "version.h"
 
@@ -57,6 +69,18 @@ static struct json_object *packets_json(const struct cfr_stats *s)
 	return obj;
 }
 
+/* IP bytes, as read and as written back translated (a GSO packet's whole payload). */
+static struct json_object *bytes_json(const struct cfr_stats *s)
+{
+	struct json_object *obj = json_object_new_object();
+
+	if (obj == NULL)
+		return NULL;
+	json_object_object_add(obj, "rx", by_dir(s->rx_bytes));
+	json_object_object_add(obj, "tx", by_dir(s->tx_bytes));
+	return obj;
+}
+
 /* Every reason appears, zeros included, so scrapers see a fixed schema. */
 static struct json_object *drops_json(const struct cfr_stats *s)
 {
@@ -100,7 +124,8 @@ static struct json_object *flows_json(const struct cfr_stats *s)
 	return obj;
 }
 
-static struct json_object *privacy_json(const struct cfr_stats *s)
+static struct json_object *privacy_json(const struct cfr_stats *s, uint64_t now_ms,
+                                        uint32_t epoch_s)
 {
 	struct json_object *obj = json_object_new_object();
 	struct json_object *scrubbed = json_object_new_object();
@@ -112,6 +137,10 @@ static struct json_object *privacy_json(const struct cfr_stats *s)
 	}
 	add_u64(obj, "epoch", s->epoch);
 	add_u64(obj, "epochs_rotated", s->epochs_rotated);
+	/* An epoch that does not end keeps its seeds: alert when the age passes the length. */
+	add_u64(obj, "epoch_age_s",
+	        now_ms > s->epoch_start_ms && s->epoch ? (now_ms - s->epoch_start_ms) / 1000 : 0);
+	add_u64(obj, "epoch_length_s", epoch_s);
 	add_u64(obj, "new_flows_below_k", s->new_flows_below_k);
 	for (int i = 0; i < CFR_SCRUB__COUNT; i++)
 		add_u64(scrubbed, scrubber_names[i], s->scrubbed[i]);
@@ -121,17 +150,17 @@ static struct json_object *privacy_json(const struct cfr_stats *s)
 
 /*
  * Distinct subscribers per alias right now: the number that says how much
- * an alias hides. Computing it scans the alias table, which is why it is
- * done here, on request, and never on the packet path.
+ * an alias hides. The set sizes were copied under the lock; the quantiles
+ * sort that copy here, after it.
  */
-static struct json_object *anonymity_json(const struct cfrd *d)
+static struct json_object *anonymity_json(struct cfrd_stats_snapshot *snap)
 {
 	struct json_object *obj = json_object_new_object();
 	struct cfr_anon_stats a;
 
 	if (obj == NULL)
 		return NULL;
-	cfr_engine_anonymity(d->engine, &a);
+	cfr_anon_figures(&snap->anon, &a);
 	for (int f = 0; f < CFR_FAMILY__COUNT; f++) {
 		struct json_object *fam = json_object_new_object();
 		struct json_object *hist = json_object_new_array_ext(CFR_ANON_BUCKETS);
@@ -153,9 +182,53 @@ static struct json_object *anonymity_json(const struct cfrd *d)
 		hist = json_object_new_array_ext(CFR_ANON_BUCKETS);
 		for (int b = 0; hist != NULL && b < CFR_ANON_BUCKETS; b++)
 			json_object_array_add(
-			    hist, json_object_new_uint64(
-			              cfr_engine_stats(d->engine)->new_flow_anon_hist[f][b]));
+			    hist, json_object_new_uint64(snap->engine.new_flow_anon_hist[f][b]));
 		json_object_object_add(fam, "new_flows_histogram", hist);
+		json_object_object_add(obj, family_names[f], fam);
+	}
+	return obj;
+}
+
+/*
+ * How full the pools are, from the copied pool list: prefixes by state,
+ * and for IPv4 the addresses and alias ports new flows can draw from
+ * (ports per protocol; an IPv6 flow draws a fresh address and has no
+ * port space to run out of). With aliases_in_use and the flow counts,
+ * occupancy and port pressure; nothing names an alias.
+ */
+static struct json_object *pools_json(const struct cfrd_stats_snapshot *snap,
+                                      const struct cfr_engine_config *cfg)
+{
+	struct json_object *obj = json_object_new_object();
+	uint64_t active[CFR_FAMILY__COUNT] = {0}, draining[CFR_FAMILY__COUNT] = {0};
+	uint64_t addresses = 0, ports_per_alias = 0;
+
+	if (obj == NULL)
+		return NULL;
+	for (unsigned i = 0; i < snap->n_pools; i++) {
+		const struct cfr_pool_info *p = &snap->pools[i];
+
+		if (p->draining) {
+			draining[p->prefix.family]++;
+			continue;
+		}
+		active[p->prefix.family]++;
+		if (p->prefix.family == CFR_FAMILY_V4)
+			addresses += 1ull << (32 - p->prefix.len);
+	}
+	if (cfg != NULL && cfg->port_max >= cfg->port_min)
+		ports_per_alias = (uint64_t)cfg->port_max - cfg->port_min + 1;
+	for (int f = 0; f < CFR_FAMILY__COUNT; f++) {
+		struct json_object *fam = json_object_new_object();
+
+		if (fam == NULL)
+			return obj;
+		add_u64(fam, "prefixes", active[f]);
+		add_u64(fam, "prefixes_draining", draining[f]);
+		if (f == CFR_FAMILY_V4) {
+			add_u64(fam, "addresses", addresses);
+			add_u64(fam, "ports", addresses * ports_per_alias);
+		}
 		json_object_object_add(obj, family_names[f], fam);
 	}
 	return obj;
@@ -170,6 +243,7 @@ static struct json_object *xdp_json(const struct cfrd_xdp *x)
 	cfrd_xdp_stats(x, &st);
 	add_u64(o, "rx", st.rx);
 	add_u64(o, "tx", st.tx);
+	add_u64(o, "tx_bytes", st.tx_bytes);
 	add_u64(o, "to_tun", st.to_tun);
 	add_u64(o, "tx_full", st.tx_full);
 	add_u64(o, "dropped", st.dropped);
@@ -178,9 +252,21 @@ static struct json_object *xdp_json(const struct cfrd_xdp *x)
 	return o;
 }
 
-struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)
+void cfrd_stats_snapshot(const struct cfrd *d, struct cfrd_stats_snapshot *snap)
 {
-	const struct cfr_stats *s = cfr_engine_stats(d->engine);
+	memcpy(&snap->engine, cfr_engine_stats(d->engine), sizeof(snap->engine));
+	snap->memory = cfr_engine_memory(d->engine);
+	cfr_engine_anon_copy(d->engine, &snap->anon);
+	snap->n_pools = cfr_engine_pools(d->engine, snap->pools, CFRD_STATS_POOLS);
+	if (snap->n_pools > CFRD_STATS_POOLS)
+		snap->n_pools = CFRD_STATS_POOLS;
+}
+
+struct json_object *cfrd_stats_build(const struct cfrd *d, struct cfrd_stats_snapshot *snap,
+                                     uint64_t now_ms)
+{
+	const struct cfr_stats *s = &snap->engine;
+	const struct cfr_engine_config *cfg = d->reload ? &d->reload->cfg.engine : NULL;
 	struct json_object *obj = json_object_new_object();
 	struct json_object *io, *by_worker;
 	uint64_t read_errors = 0, write_errors = 0, offload_drops = 0, csum_completed = 0;
@@ -190,15 +276,17 @@ struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)
 	json_object_object_add(obj, "version", json_object_new_string(CFR_VERSION));
 	add_u64(obj, "uptime_s", (now_ms - d->start_ms) / 1000);
 	json_object_object_add(obj, "packets", packets_json(s));
+	json_object_object_add(obj, "bytes", bytes_json(s));
 	json_object_object_add(obj, "drops", drops_json(s));
 	json_object_object_add(obj, "flows", flows_json(s));
 	add_u64(obj, "fragments_tracked", s->frags_tracked);
 	add_u64(obj, "subscribers_reclaimed", s->subscribers_reclaimed);
 	add_u64(obj, "subscribers_sealed_early", s->subscribers_sealed_early);
-	add_u64(obj, "memory_bytes", cfr_engine_memory(d->engine));
-	json_object_object_add(obj, "privacy", privacy_json(s));
-	json_object_object_add(obj, "accounting", cfrd_acct_json(d->acct, s));
-	json_object_object_add(obj, "anonymity", anonymity_json(d));
+	add_u64(obj, "memory_bytes", snap->memory);
+	json_object_object_add(obj, "privacy", privacy_json(s, now_ms, cfg ? cfg->epoch_s : 0));
+	json_object_object_add(obj, "accounting", cfrd_acct_json(d->acct, s, now_ms, d->start_ms));
+	json_object_object_add(obj, "anonymity", anonymity_json(snap));
+	json_object_object_add(obj, "pools", pools_json(snap, cfg));
 	io = json_object_new_object();
 	by_worker = json_object_new_array();
 	if (io == NULL || by_worker == NULL) {
@@ -206,7 +294,10 @@ struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)
 		json_object_put(by_worker);
 		return obj;
 	}
-	/* One total over every queue of the main tun and of every line device. */
+	/*
+	 * One total over every queue of the main tun and of every line device:
+	 * the workers' own counters, atomics that need no engine lock.
+	 */
 	for (unsigned k = 0; k < d->n_workers; k++) {
 		uint64_t packets = 0;
 
@@ -235,6 +326,51 @@ struct json_object *cfrd_stats_json(const struct cfrd *d, uint64_t now_ms)
 		json_object_object_add(io, "xdp", xdp_json(d->xdp));
 	json_object_object_add(obj, "io", io);
 	return obj;
+}
+
+/* Make room for <need> set sizes, off the lock; false if there is none to be had. */
+static bool anon_room(struct cfr_anon_copy *c, uint32_t need)
+{
+	uint32_t cap = need + need / 4 + 64; /* headroom: the pool fills between two looks */
+	uint32_t *sizes;
+
+	if (need <= c->cap)
+		return true;
+	sizes = realloc(c->sizes, (size_t)cap * sizeof(*sizes));
+	if (sizes == NULL)
+		return false;
+	c->sizes = sizes;
+	c->cap = cap;
+	return true;
+}
+
+struct json_object *cfrd_stats_json(struct cfrd *d, uint64_t now_ms)
+{
+	/* The control thread's, kept from one request to the next. */
+	static struct cfrd_stats_snapshot snap;
+	uint32_t need = 0;
+
+	/*
+	 * The buffer was sized after the last look; a pool grown by a reload
+	 * since then makes it grow here, off the lock, and look again.
+	 */
+	for (int tries = 0;; tries++) {
+		cfrd_engine_lock(d);
+		need = cfr_engine_anon_capacity(d->engine);
+		if (need <= snap.anon.cap || tries == 2) {
+			cfrd_stats_snapshot(d, &snap);
+			cfrd_engine_unlock(d);
+			break;
+		}
+		cfrd_engine_unlock(d);
+		if (!anon_room(&snap.anon, need))
+			tries = 2;
+	}
+	if (snap.anon.truncated)
+		log_warn("stats: no memory to copy the %u aliases' set sizes: anonymity figures "
+		         "of the first %u only",
+		         need, snap.anon.cap);
+	return cfrd_stats_build(d, &snap, now_ms);
 }
 
 #define ANON_WATCH_INTERVAL_MS 60000

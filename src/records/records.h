@@ -147,8 +147,8 @@ struct cfr_recw_stats {
 	uint64_t journal_items, checkpoints;
 	uint64_t faults;        /* times the writer became degraded */
 	uint64_t degraded_ms;   /* time spent degraded, the current spell included */
-	bool degraded;          /* nothing is sealed now: see the log for why */
 	uint64_t last_write_ms; /* engine clock of the last write that succeeded (0: none) */
+	bool degraded;          /* nothing is sealed now: see the log for why */
 };
 
 struct cfr_recw;

@@ -112,6 +112,34 @@ static void test_histogram(void **state)
 	assert_non_null(strstr(t, "cfr_aliases_by_anonymity_set{family=\"ipv4\",set_size=\"8+\"} 1\n"));
 }
 
+/* Issue 15's gauges and byte counters: each field has its metric, none is left over. */
+static void test_load_and_pools(void **state)
+{
+	unsigned unmapped;
+	char *t = render(
+	    "{\"bytes\":{\"rx\":{\"out\":1500,\"in\":9000},\"tx\":{\"out\":1400,\"in\":9000}},"
+	    "\"privacy\":{\"epoch_age_s\":42,\"epoch_length_s\":3600},"
+	    "\"accounting\":{\"write_lag_s\":1},"
+	    "\"pools\":{\"ipv4\":{\"prefixes\":1,\"prefixes_draining\":0,\"addresses\":64,"
+	    "\"ports\":4194304},\"ipv6\":{\"prefixes\":2,\"prefixes_draining\":1}},"
+	    "\"io\":{\"xdp\":{\"tx_bytes\":700}}}",
+	    &unmapped);
+
+	(void)state;
+	assert_int_equal(unmapped, 0);
+	assert_non_null(strstr(t, "cfr_received_bytes_total{direction=\"inbound\"} 9000\n"));
+	assert_non_null(strstr(t, "cfr_sent_bytes_total{direction=\"outbound\"} 1400\n"));
+	assert_non_null(strstr(t, "# TYPE cfr_sent_bytes_total counter\n"));
+	assert_non_null(strstr(t, "cfr_epoch_age_seconds 42\n"));
+	assert_non_null(strstr(t, "cfr_epoch_length_seconds 3600\n"));
+	assert_non_null(strstr(t, "cfr_records_write_lag_seconds 1\n"));
+	assert_non_null(
+	    strstr(t, "cfr_pool_prefixes{family=\"ipv6\",state=\"draining\"} 1\n"));
+	assert_non_null(strstr(t, "cfr_pool_addresses{family=\"ipv4\"} 64\n"));
+	assert_non_null(strstr(t, "cfr_pool_ports{family=\"ipv4\"} 4194304\n"));
+	assert_non_null(strstr(t, "cfr_xdp_sent_bytes_total 700\n"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -119,6 +147,7 @@ int main(void)
 	    cmocka_unit_test(test_drop_reasons),
 	    cmocka_unit_test(test_unmapped_and_hostile_strings),
 	    cmocka_unit_test(test_histogram),
+	    cmocka_unit_test(test_load_and_pools),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

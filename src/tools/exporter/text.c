@@ -158,6 +158,10 @@ static const struct plain plain_metrics[] = {
     {"privacy.epoch", "cfr_epoch", "gauge", "Number of the current privacy epoch."},
     {"privacy.epochs_rotated", "cfr_epoch_rotations_total", "counter",
      "Privacy epochs ended (sticky-policy keys wiped, records sealed)."},
+    {"privacy.epoch_age_s", "cfr_epoch_age_seconds", "gauge",
+     "Seconds since the current privacy epoch began."},
+    {"privacy.epoch_length_s", "cfr_epoch_length_seconds", "gauge",
+     "Configured length of a privacy epoch ([privacy] epoch)."},
     {"privacy.new_flows_below_k", "cfr_new_flows_below_k_total", "counter",
      "New flows placed on an alias shared by fewer than anonymity-k subscribers."},
     {"io.read_errors", "cfr_io_read_errors_total", "counter", "Failed reads from a device."},
@@ -194,11 +198,15 @@ static const struct plain plain_metrics[] = {
      "Record segments started."},
     {"accounting.segments_deleted", "cfr_records_segments_deleted_total", "counter",
      "Record segments deleted by retention."},
+    {"accounting.write_lag_s", "cfr_records_write_lag_seconds", "gauge",
+     "Seconds since a write to the records last succeeded (0 without [accounting])."},
     /* The AF_XDP fast path, present only with [xdp] ports. */
     {"io.xdp.rx", "cfr_xdp_received_packets_total", "counter",
      "Packets the fast path received."},
     {"io.xdp.tx", "cfr_xdp_sent_packets_total", "counter",
      "Packets the fast path sent straight out of another port."},
+    {"io.xdp.tx_bytes", "cfr_xdp_sent_bytes_total", "counter",
+     "IP bytes the fast path sent straight out of another port."},
     {"io.xdp.to_tun", "cfr_xdp_to_tun_packets_total", "counter",
      "Packets the fast path handed to the TUN path."},
     {"io.xdp.neigh_misses", "cfr_xdp_neighbour_misses_total", "counter",
@@ -218,16 +226,21 @@ static void packets(struct ctx *c)
 {
 	char path[32], labels[64];
 	static const char *const what[][3] = {
-	    {"rx", "cfr_packets_received_total", "Packets cfrd read, by direction."},
-	    {"tx", "cfr_packets_sent_total", "Packets cfrd wrote back translated, by direction."},
+	    {"packets.rx", "cfr_packets_received_total", "Packets cfrd read, by direction."},
+	    {"packets.tx", "cfr_packets_sent_total",
+	     "Packets cfrd wrote back translated, by direction."},
+	    {"bytes.rx", "cfr_received_bytes_total",
+	     "IP bytes cfrd read, by direction (TUN and fast path)."},
+	    {"bytes.tx", "cfr_sent_bytes_total",
+	     "IP bytes cfrd wrote back translated, by direction (TUN and fast path)."},
 	};
 
 	for (size_t w = 0; w < ARRAY_SIZE(what); w++) {
-		if (get(c->root, "packets") == NULL)
-			return;
+		if (get(c->root, what[w][0]) == NULL)
+			continue;
 		family(c, what[w][1], "counter", what[w][2]);
 		for (size_t d = 0; d < ARRAY_SIZE(directions); d++) {
-			snprintf(path, sizeof(path), "packets.%s.%s", what[w][0], directions[d][0]);
+			snprintf(path, sizeof(path), "%s.%s", what[w][0], directions[d][0]);
 			snprintf(labels, sizeof(labels), "direction=\"%s\"", directions[d][1]);
 			sample(c, c->root, path, what[w][1], labels);
 		}
@@ -370,6 +383,42 @@ static void anonymity(struct ctx *c)
 	}
 }
 
+/*
+ * Pool occupancy and port space, for an operator's ratios: aliases in use
+ * over addresses, flows over ports. Counts per family, never a prefix.
+ */
+static void pools(struct ctx *c)
+{
+	static const char *const states[][2] = {{"prefixes", "active"},
+	                                        {"prefixes_draining", "draining"}};
+	char path[48], labels[64];
+
+	if (get(c->root, "pools") == NULL)
+		return;
+	family(c, "cfr_pool_prefixes", "gauge",
+	       "Pool prefixes by family and state (draining: removed by a reload, in use until "
+	       "their last flow ends).");
+	for (size_t f = 0; f < ARRAY_SIZE(families); f++)
+		for (size_t k = 0; k < ARRAY_SIZE(states); k++) {
+			snprintf(path, sizeof(path), "pools.%s.%s", families[f], states[k][0]);
+			snprintf(labels, sizeof(labels), "family=\"%s\",state=\"%s\"", families[f],
+			         states[k][1]);
+			sample(c, c->root, path, "cfr_pool_prefixes", labels);
+		}
+	if (get(c->root, "pools.ipv4.addresses") != NULL) {
+		family(c, "cfr_pool_addresses", "gauge",
+		       "Alias addresses new flows draw from (IPv4; compare cfr_aliases_in_use).");
+		sample(c, c->root, "pools.ipv4.addresses", "cfr_pool_addresses",
+		       "family=\"ipv4\"");
+	}
+	if (get(c->root, "pools.ipv4.ports") != NULL) {
+		family(c, "cfr_pool_ports", "gauge",
+		       "Alias source ports per protocol: addresses times the port range (IPv4; "
+		       "compare cfr_flows).");
+		sample(c, c->root, "pools.ipv4.ports", "cfr_pool_ports", "family=\"ipv4\"");
+	}
+}
+
 static void workers(struct ctx *c)
 {
 	struct json_object *a = get(c->root, "io.packets_by_worker");
@@ -476,6 +525,7 @@ unsigned cfrx_render(struct json_object *stats, const struct cfrx_self *self,
 		       "Packets a scrubber changed.");
 		flows(c);
 		anonymity(c);
+		pools(c);
 		workers(c);
 		unmapped = count_unmapped(c, c->root);
 		family(c, "cfr_exporter_unmapped_fields", "gauge",
