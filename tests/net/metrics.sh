@@ -75,6 +75,9 @@ up=$(wait_value 'up{job="cfr"}') || fail "prometheus has no up{job=\"cfr\"}"
 [ "$(wait_value cfr_up)" = 1 ] || fail "cfr_up is not 1: the exporter cannot reach cfrd"
 before=$(wait_value 'sum(cfr_packets_sent_total)') || fail "no cfr_packets_sent_total in prometheus"
 flows_before=$(query cfr_flows_created_total)
+bytes_in_before=$(query 'sum(cfr_sent_bytes_total{direction="inbound"})')
+bytes_out_before=$(query 'sum(cfr_received_bytes_total{direction="outbound"})')
+worker_before=$(query 'sum(cfr_worker_packets_received_total)')
 ok "up 1, cfr_up 1, sum(cfr_packets_sent_total) = $before"
 
 # --- real traffic, seen through the query API -----------------------------------
@@ -89,6 +92,28 @@ rate=$(query 'sum(increase(cfr_packets_sent_total[30s]))')
 [ "$after" -gt $((before + 20)) ] || fail "sum(cfr_packets_sent_total) went $before -> $after after traffic"
 [ "$flows_after" -ge $((flows_before + 7)) ] || fail "cfr_flows_created_total went $flows_before -> $flows_after"
 ok "through the query API: packets sent $before -> $after (increase over 30 s: $rate), flows created $flows_before -> $flows_after"
+
+# Issue 15's metrics, with the same traffic: bytes (the 2 MiB download came
+# in), per-worker load, pool occupancy, epoch age, records write lag.
+bytes_in_after=$(query 'sum(cfr_sent_bytes_total{direction="inbound"})')
+bytes_out_after=$(query 'sum(cfr_received_bytes_total{direction="outbound"})')
+worker_after=$(query 'sum(cfr_worker_packets_received_total)')
+[ "$bytes_in_after" -ge $((bytes_in_before + 2097152)) ] ||
+	fail "cfr_sent_bytes_total{direction=\"inbound\"} went $bytes_in_before -> $bytes_in_after after a 2 MiB download"
+[ "$bytes_out_after" -gt "$bytes_out_before" ] || fail "cfr_received_bytes_total{direction=\"outbound\"} did not rise"
+[ "$worker_after" -gt $((worker_before + 20)) ] || fail "sum(cfr_worker_packets_received_total) went $worker_before -> $worker_after"
+[ "$(query 'cfr_pool_addresses{family="ipv4"}')" = 64 ] || fail "cfr_pool_addresses is not the lab's /26"
+[ "$(query 'cfr_pool_ports{family="ipv4"}')" -gt 0 ] || fail "cfr_pool_ports is 0"
+[ "$(query 'cfr_pool_prefixes{family="ipv6",state="active"}')" = 1 ] || fail "cfr_pool_prefixes{ipv6,active} is not 1"
+in_use=$(query 'cfr_aliases_in_use{family="ipv4"}')
+[ "$in_use" -ge 1 ] && [ "$in_use" -le 64 ] || fail "cfr_aliases_in_use{ipv4} = $in_use after traffic"
+age=$(query cfr_epoch_age_seconds)
+len=$(query cfr_epoch_length_seconds)
+uptime=$(query cfr_uptime_seconds)
+[ "$len" -gt 0 ] && [ "$age" -le "$len" ] && [ "$age" -le "$uptime" ] || fail "cfr_epoch_age_seconds $age, length $len, uptime $uptime"
+lag=$(query cfr_records_write_lag_seconds)
+[ "$(query cfr_accounting_enabled)" = 1 ] && [ "$lag" -le 3 ] || fail "cfr_records_write_lag_seconds = $lag with records enabled"
+ok "bytes in +$((bytes_in_after - bytes_in_before)), out +$((bytes_out_after - bytes_out_before)); worker packets +$((worker_after - worker_before)); aliases in use $in_use of 64; epoch $age s of $len; records write lag $lag s"
 
 # The alert rules loaded into the real server and evaluate without error.
 nsx gw curl -sf "$PROM/api/v1/rules" | "$PY" -c '

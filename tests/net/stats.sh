@@ -55,6 +55,37 @@ for key in packets.rx.out packets.tx.out packets.rx.in packets.tx.in; do
 	[ "$(get "$after" "$key")" -gt "$(get "$before" "$key")" ] || fail "$key did not grow with traffic"
 done
 ok "packet counters grew"
+for key in bytes.rx.out bytes.tx.out bytes.rx.in bytes.tx.in; do
+	[ "$(get "$after" "$key")" -gt "$(get "$before" "$key")" ] || fail "$key did not grow with traffic"
+done
+ok "byte counters grew"
+# The figures built after the engine lock is released (issue 13) agree with
+# each other and with the lab's configuration (pool 192.0.2.0/26).
+echo "$after" | "$PY" -c '
+import json, sys
+s = json.load(sys.stdin)
+def need(cond, what):
+    if not cond:
+        sys.exit("stats inconsistent: " + what)
+for d in ("out", "in"):
+    need(s["bytes"]["tx"][d] >= 20 * s["packets"]["tx"][d], "fewer than 20 bytes per packet sent " + d)
+    need(s["bytes"]["rx"][d] >= s["bytes"]["tx"][d] - 40 * s["packets"]["tx"][d], "bytes " + d)
+for fam in ("ipv4", "ipv6"):
+    a = s["anonymity"][fam]
+    need(sum(a["histogram"]) == a["aliases_in_use"], fam + " histogram does not sum to aliases_in_use")
+    if a["aliases_in_use"]:
+        need(1 <= a["min"] <= a["p5"] <= a["median"] <= a["max"], fam + " quantiles out of order")
+need(s["anonymity"]["ipv4"]["aliases_in_use"] >= 1, "no IPv4 alias in use after UDP traffic")
+p4 = s["pools"]["ipv4"]
+need(p4["prefixes"] == 1 and p4["prefixes_draining"] == 0 and p4["addresses"] == 64, "pools.ipv4 %r" % p4)
+need(p4["ports"] % 64 == 0 and p4["ports"] > 0, "pools.ipv4.ports %r" % p4["ports"])
+need(s["anonymity"]["ipv4"]["aliases_in_use"] <= p4["addresses"], "more aliases in use than addresses")
+need(s["pools"]["ipv6"]["prefixes"] == 1, "pools.ipv6 %r" % s["pools"]["ipv6"])
+pr = s["privacy"]
+need(0 < pr["epoch_length_s"] and pr["epoch_age_s"] <= pr["epoch_length_s"], "epoch age %r" % pr)
+need(pr["epoch_age_s"] <= s["uptime_s"], "epoch older than cfrd")
+' || fail "stats figures disagree"
+ok "bytes, anonymity figures, pools and epoch age consistent"
 d0=$(get "$before" drops.unauthorised_source)
 d1=$(get "$after" drops.unauthorised_source)
 [ $((d1 - d0)) -ge 10 ] || fail "drops.unauthorised_source went $d0 -> $d1 after 10 spoofed packets"
