@@ -91,6 +91,9 @@ $(BUILD)/tests/test_xdp_route: $(BUILD)/src/cfrd/xdp_object.o
 $(BUILD)/tests/test_xdp_route: UNIT_LIBS = -pthread $(shell pkg-config --libs libxdp libbpf libnftables json-c)
 $(BUILD)/tests/unit/test_egress_guard.o: src/cfrd/egress_guard.c src/cfrd/config.c src/cfrd/log.c
 $(BUILD)/tests/test_egress_guard: UNIT_LIBS = $(shell pkg-config --libs libnftables inih)
+# cfrd's configuration key table (tests/unit/test_config.c).
+$(BUILD)/tests/test_config: $(BUILD)/src/cfrd/config.o $(BUILD)/src/cfrd/log.o
+$(BUILD)/tests/test_config: UNIT_LIBS = $(shell pkg-config --libs inih)
 $(BUILD)/tests/unit/test_control.o: src/cfrd/control.c src/cfrd/log.c
 $(BUILD)/tests/test_control: UNIT_LIBS = $(shell pkg-config --libs json-c)
 # The exporter's rendering (tests/unit/test_exporter.c).

@@ -11,6 +11,7 @@
 #include <ini.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,24 +36,27 @@
 #define ENGINE_POOL6_MAX_BITS  120
 #define ENGINE_MAX_SUBSCRIBERS (1u << 26)
 
-struct parse_state;
-typedef int (*key_setter)(struct parse_state *st, const char *value);
+/*
+ * A million new flows per second from one subscriber is far beyond any
+ * host; the ceiling also keeps the engine's token arithmetic far from
+ * overflow.
+ */
+#define NEW_FLOWS_MAX 1000000u
 
-struct key {
-	const char *section;
-	const char *name;
-	key_setter set;
-	bool repeatable;
-};
+/* Keys in all sections, with room to grow: the parse state's seen[] is indexed by key. */
+#define KEYS_MAX 64
 
-struct parse_state {
+struct cfrd_config_parse {
 	/* reader cursor over the input; <line> is the line inih is working on */
 	const char *pos, *end;
 	const char *line_start; /* raw text of <line> */
 	int line;
 	struct cfrd_config *cfg;
 	struct cfrd_config_error *err;
-	int seen[64];                  /* line where each scalar key was first set, by key index */
+	struct cfrd_line *cur_line; /* the [line NAME] section being read */
+	/* where each non-repeatable key was first set: row 0 for the plain sections, i + 1 for line
+	 * i */
+	int seen[CFRD_MAX_LINES + 1][KEYS_MAX];
 	int line_seen[CFRD_MAX_LINES]; /* where each [line NAME] first appeared */
 	int line_tun_seen[CFRD_MAX_LINES];
 };
@@ -70,7 +74,8 @@ __attribute__((format(printf, 3, 4))) static int fail(struct cfrd_config_error *
 }
 
 /* Only the first error is kept: later ones are often consequences of it. */
-__attribute__((format(printf, 2, 3))) static int bad(struct parse_state *st, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int bad(struct cfrd_config_parse *st, const char *fmt,
+                                                     ...)
 {
 	va_list ap;
 
@@ -99,6 +104,63 @@ static int parse_u32(const char *text, uint32_t min, uint32_t max, uint32_t *out
 	return 0;
 }
 
+static void *field(const struct cfrd_config_parse *st, const struct cfrd_config_key *k)
+{
+	return (char *)st->cfg + k->offset;
+}
+
+/* <value> as <k>'s integer, or the error naming its unit and range. */
+static int key_u32(struct cfrd_config_parse *st, const struct cfrd_config_key *k, const char *value,
+                   uint32_t *out)
+{
+	if (parse_u32(value, k->min, k->max, out) < 0)
+		return bad(st, "invalid %s '%s': expected %s from %u%s%s%s to %u", k->name, value,
+		           k->unit, k->min, k->zero ? " (" : "", k->zero ? k->zero : "",
+		           k->zero ? ")" : "", k->max);
+	return 0;
+}
+
+static int set_uint(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                    const char *value)
+{
+	uint32_t v = 0;
+
+	if (key_u32(st, k, value, &v) < 0)
+		return -EINVAL;
+	switch (k->size) {
+	case 1:
+		*(uint8_t *)field(st, k) = (uint8_t)v;
+		break;
+	case 2:
+		*(uint16_t *)field(st, k) = (uint16_t)v;
+		break;
+	default:
+		*(uint32_t *)field(st, k) = v;
+		break;
+	}
+	return 0;
+}
+
+static int parse_bool(struct cfrd_config_parse *st, const char *value, bool *out)
+{
+	static const char *const yes[] = {"yes", "true", "on"}, *const no[] = {"no", "false",
+	                                                                       "off"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+		if (strcmp(value, yes[i]) == 0 || strcmp(value, no[i]) == 0) {
+			*out = strcmp(value, yes[i]) == 0;
+			return 0;
+		}
+	}
+	return bad(st, "invalid boolean '%s': expected yes or no", value);
+}
+
+static int set_bool(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                    const char *value)
+{
+	return parse_bool(st, value, field(st, k));
+}
+
 /* The kernel's dev_valid_name() rules, checked here to point at the line. */
 static bool valid_ifname(const char *value)
 {
@@ -108,23 +170,47 @@ static bool valid_ifname(const char *value)
 	       strpbrk(value, "/: \t") == NULL;
 }
 
-static int set_tun(struct parse_state *st, const char *value)
+static int check_ifname(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                        const char *value)
 {
 	if (!valid_ifname(value))
-		return bad(st, "invalid tun '%s': expected an interface name of 1 to %d characters",
-		           value, IFNAMSIZ - 1);
-	snprintf(st->cfg->tun, sizeof(st->cfg->tun), "%s", value);
+		return bad(st, "invalid %s '%s': expected an interface name of 1 to %d characters",
+		           k->name, value, IFNAMSIZ - 1);
 	return 0;
 }
 
-static int add_xdp_port(struct parse_state *st, const char *key, const char *value, bool inside,
-                        uint16_t ingress)
+static int set_ifname(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                      const char *value)
+{
+	if (check_ifname(st, k, value) < 0)
+		return -EINVAL;
+	snprintf(field(st, k), k->size, "%s", value);
+	return 0;
+}
+
+/*
+ * Absolute, because cfrd's working directory is nobody's business in a
+ * config file, and means nothing to cfrctl.
+ */
+static int set_path(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                    const char *value)
+{
+	size_t len = strlen(value);
+
+	if (value[0] != '/' || len >= k->size)
+		return bad(st, "invalid %s '%s': expected an absolute path under %zu bytes",
+		           k->name, value, k->size);
+	memcpy(field(st, k), value, len + 1);
+	return 0;
+}
+
+static int add_xdp_port(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                        const char *value, bool inside, uint16_t ingress)
 {
 	struct cfrd_config *cfg = st->cfg;
 
-	if (!valid_ifname(value))
-		return bad(st, "invalid %s '%s': expected an interface name of 1 to %d characters",
-		           key, value, IFNAMSIZ - 1);
+	if (check_ifname(st, k, value) < 0)
+		return -EINVAL;
 	if (cfg->n_xdp_ports == CFRD_XDP_MAX_PORTS)
 		return bad(st, "too many [xdp] ports (at most %d)", CFRD_XDP_MAX_PORTS);
 	for (unsigned i = 0; i < cfg->n_xdp_ports; i++)
@@ -136,43 +222,23 @@ static int add_xdp_port(struct parse_state *st, const char *key, const char *val
 	return 0;
 }
 
-static int set_xdp_inside(struct parse_state *st, const char *value)
+static int set_xdp_inside(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                          const char *value)
 {
-	return add_xdp_port(st, "inside", value, true, 0);
+	return add_xdp_port(st, k, value, true, 0);
 }
 
-static int set_xdp_outside(struct parse_state *st, const char *value)
+static int set_xdp_outside(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                           const char *value)
 {
-	return add_xdp_port(st, "outside", value, false, 0);
+	return add_xdp_port(st, k, value, false, 0);
 }
 
-static int set_mtu(struct parse_state *st, const char *value)
-{
-	uint32_t v;
-
-	/* 1280 is the IPv6 minimum link MTU (RFC 8200 §5); cfr carries both families. */
-	if (parse_u32(value, 1280, 65535, &v) < 0)
-		return bad(st, "invalid mtu '%s': expected an integer from 1280 to 65535", value);
-	st->cfg->mtu = v;
-	return 0;
-}
-
-static int set_control(struct parse_state *st, const char *value)
-{
-	size_t len = strlen(value);
-
-	/* Absolute, because the daemon's working directory means nothing to cfrctl. */
-	if (value[0] != '/' || len >= sizeof(st->cfg->control))
-		return bad(st, "invalid control '%s': expected an absolute path under %zu bytes",
-		           value, sizeof(st->cfg->control));
-	memcpy(st->cfg->control, value, len + 1);
-	return 0;
-}
-
-static int set_log_level(struct parse_state *st, const char *value)
+static int set_log_level(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                         const char *value)
 {
 	if (cfrd_log_level_parse(value, &st->cfg->log_level) < 0)
-		return bad(st, "invalid log-level '%s': expected error, warn, info or debug",
+		return bad(st, "invalid %s '%s': expected error, warn, info or debug", k->name,
 		           value);
 	return 0;
 }
@@ -186,7 +252,7 @@ static const char *family_name(int family)
  * cfr_prefix_parse() says only "invalid"; the most common mistake by far is
  * an address with host bits, so recognise it and suggest the fix.
  */
-static int bad_prefix(struct parse_state *st, const char *value)
+static int bad_prefix(struct cfrd_config_parse *st, const char *value)
 {
 	unsigned char addr[16];
 	char addr_text[INET6_ADDRSTRLEN], fixed[INET6_ADDRSTRLEN];
@@ -235,7 +301,7 @@ static bool prefixes_overlap(const struct cfr_prefix *a, const struct cfr_prefix
  * A pool prefix inside a subscriber prefix would make the relay translate
  * its own aliases; refuse it here, where the line is still known.
  */
-static int check_overlap(struct parse_state *st, const struct cfr_prefix *p,
+static int check_overlap(struct cfrd_config_parse *st, const struct cfr_prefix *p,
                          const struct cfr_prefix *others, unsigned n, const char *what)
 {
 	char a[INET6_ADDRSTRLEN + 4], b[INET6_ADDRSTRLEN + 4];
@@ -250,7 +316,7 @@ static int check_overlap(struct parse_state *st, const struct cfr_prefix *p,
 	return 0;
 }
 
-static int add_prefix(struct parse_state *st, const char *value, int family,
+static int add_prefix(struct cfrd_config_parse *st, const char *value, int family,
                       struct cfr_prefix *list, unsigned *n, unsigned max)
 {
 	struct cfr_prefix p;
@@ -265,12 +331,13 @@ static int add_prefix(struct parse_state *st, const char *value, int family,
 	return 0;
 }
 
-static int set_pool4(struct parse_state *st, const char *value)
+static int set_pool4(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                     const char *value)
 {
 	struct cfr_engine_config *e = &st->cfg->engine;
-
 	uint64_t addresses = 0;
 
+	(void)k;
 	if (add_prefix(st, value, CFR_FAMILY_V4, e->pool4, &e->n_pool4, CFR_MAX_POOL_PREFIXES) < 0)
 		return -EINVAL;
 	/* The engine keeps one anonymity counter per IPv4 alias address. */
@@ -283,10 +350,12 @@ static int set_pool4(struct parse_state *st, const char *value)
 	                     "subscriber");
 }
 
-static int set_pool6(struct parse_state *st, const char *value)
+static int set_pool6(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                     const char *value)
 {
 	struct cfr_engine_config *e = &st->cfg->engine;
 
+	(void)k;
 	if (add_prefix(st, value, CFR_FAMILY_V6, e->pool6, &e->n_pool6, CFR_MAX_POOL_PREFIXES) < 0)
 		return -EINVAL;
 	if (e->pool6[e->n_pool6 - 1].len > ENGINE_POOL6_MAX_BITS)
@@ -296,11 +365,13 @@ static int set_pool6(struct parse_state *st, const char *value)
 	                     "subscriber");
 }
 
-static int set_subscriber(struct parse_state *st, const char *value)
+static int set_subscriber(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                          const char *value)
 {
 	struct cfr_engine_config *e = &st->cfg->engine;
 	const struct cfr_prefix *p;
 
+	(void)k;
 	if (add_prefix(st, value, -1, e->subscribers, &e->n_subscribers,
 	               CFR_MAX_SUBSCRIBER_PREFIXES) < 0)
 		return -EINVAL;
@@ -310,7 +381,8 @@ static int set_subscriber(struct parse_state *st, const char *value)
 	return check_overlap(st, p, e->pool6, e->n_pool6, "ipv6 pool");
 }
 
-static int set_ports(struct parse_state *st, const char *value)
+static int set_ports(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                     const char *value)
 {
 	char first[8];
 	const char *dash = strchr(value, '-');
@@ -328,270 +400,33 @@ static int set_ports(struct parse_state *st, const char *value)
 	st->cfg->engine.port_max = (uint16_t)hi;
 	return 0;
 invalid:
-	return bad(st, "invalid ports '%s': expected FIRST-LAST, from 1 to 65535", value);
+	return bad(st, "invalid %s '%s': expected FIRST-LAST, from 1 to 65535", k->name, value);
 }
 
-static int set_timeout(struct parse_state *st, enum cfr_timeout which, const char *value)
-{
-	if (parse_u32(value, 1, TIMEOUT_MAX_S, &st->cfg->engine.timeout[which]) < 0)
-		return bad(st, "invalid timeout '%s': expected seconds from 1 to %u", value,
-		           TIMEOUT_MAX_S);
-	return 0;
-}
-
-static int set_tcp_established(struct parse_state *st, const char *value)
-{
-	return set_timeout(st, CFR_TIMEOUT_TCP_ESTABLISHED, value);
-}
-
-static int set_tcp_transitory(struct parse_state *st, const char *value)
-{
-	return set_timeout(st, CFR_TIMEOUT_TCP_TRANSITORY, value);
-}
-
-static int set_udp(struct parse_state *st, const char *value)
-{
-	return set_timeout(st, CFR_TIMEOUT_UDP, value);
-}
-
-static int set_icmp(struct parse_state *st, const char *value)
-{
-	return set_timeout(st, CFR_TIMEOUT_ICMP, value);
-}
-
-static int set_max_flows(struct parse_state *st, const char *value)
-{
-	if (parse_u32(value, 1, ENGINE_MAX_FLOWS, &st->cfg->engine.max_flows) < 0)
-		return bad(st, "invalid max-flows '%s': expected an integer from 1 to %u", value,
-		           ENGINE_MAX_FLOWS);
-	return 0;
-}
-
-static int set_max_fragments(struct parse_state *st, const char *value)
-{
-	if (parse_u32(value, 1, ENGINE_MAX_FRAGS, &st->cfg->engine.max_frags) < 0)
-		return bad(st, "invalid max-fragments '%s': expected an integer from 1 to %u",
-		           value, ENGINE_MAX_FRAGS);
-	return 0;
-}
-
-static int set_policy(struct parse_state *st, enum cfr_family family, const char *value)
+static int set_policy(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                      const char *value)
 {
 	for (int p = 0; p < CFR_POLICY__COUNT; p++) {
 		if (strcmp(value, cfr_policy_name((enum cfr_policy)p)) == 0) {
-			st->cfg->engine.policy[family] = (uint8_t)p;
+			*(uint8_t *)field(st, k) = (uint8_t)p;
 			return 0;
 		}
 	}
-	return bad(st, "invalid policy '%s': expected per-flow, per-destination or per-subscriber",
-	           value);
+	return bad(st, "invalid %s '%s': expected per-flow, per-destination or per-subscriber",
+	           k->name, value);
 }
 
-static int set_policy4(struct parse_state *st, const char *value)
-{
-	return set_policy(st, CFR_FAMILY_V4, value);
-}
-
-static int set_policy6(struct parse_state *st, const char *value)
-{
-	return set_policy(st, CFR_FAMILY_V6, value);
-}
-
-static int set_epoch(struct parse_state *st, const char *value)
-{
-	if (parse_u32(value, 1, TIMEOUT_MAX_S, &st->cfg->engine.epoch_s) < 0)
-		return bad(st, "invalid epoch '%s': expected seconds from 1 to %u", value,
-		           TIMEOUT_MAX_S);
-	return 0;
-}
-
-static int set_subscriber_prefix6(struct parse_state *st, const char *value)
-{
-	uint32_t v;
-
-	if (parse_u32(value, 1, 128, &v) < 0)
-		return bad(st, "invalid subscriber-prefix6 '%s': expected a length from 1 to 128",
-		           value);
-	st->cfg->engine.subscriber_prefix6 = (uint8_t)v;
-	return 0;
-}
-
-static int set_anonymity_k(struct parse_state *st, const char *value)
-{
-	if (parse_u32(value, 0, UINT32_MAX, &st->cfg->engine.anon_k) < 0)
-		return bad(st, "invalid anonymity-k '%s': expected a non-negative integer", value);
-	return 0;
-}
-
-static int parse_bool(struct parse_state *st, const char *value, bool *out)
-{
-	static const char *const yes[] = {"yes", "true", "on"}, *const no[] = {"no", "false",
-	                                                                       "off"};
-
-	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
-		if (strcmp(value, yes[i]) == 0 || strcmp(value, no[i]) == 0) {
-			*out = strcmp(value, yes[i]) == 0;
-			return 0;
-		}
-	}
-	return bad(st, "invalid boolean '%s': expected yes or no", value);
-}
-
-static int set_scrub_tcp_timestamp_rate(struct parse_state *st, const char *value)
-{
-	return parse_bool(st, value, &st->cfg->engine.scrub.tcp_timestamp_rate);
-}
-
-static int set_scrub_tcp_timestamps(struct parse_state *st, const char *value)
-{
-	return parse_bool(st, value, &st->cfg->engine.scrub.tcp_timestamps);
-}
-
-static int set_scrub_ip_id(struct parse_state *st, const char *value)
-{
-	return parse_bool(st, value, &st->cfg->engine.scrub.ip_id);
-}
-
-static int set_scrub_flow_label(struct parse_state *st, const char *value)
-{
-	return parse_bool(st, value, &st->cfg->engine.scrub.flow_label);
-}
-
-static int set_scrub_ttl_cap(struct parse_state *st, const char *value)
-{
-	uint32_t v;
-
-	if (parse_u32(value, 0, 255, &v) < 0)
-		return bad(st, "invalid ttl-cap '%s': expected 0 (off) to 255", value);
-	st->cfg->engine.scrub.ttl_cap = (uint8_t)v;
-	return 0;
-}
-
-/* Absolute, because cfrd's working directory is nobody's business in a config file. */
-static int set_path(struct parse_state *st, const char *key, const char *value, char *out)
-{
-	size_t len = strlen(value);
-
-	if (value[0] != '/' || len >= CFRD_PATH_MAX)
-		return bad(st, "invalid %s '%s': expected an absolute path under %d bytes", key,
-		           value, CFRD_PATH_MAX);
-	memcpy(out, value, len + 1);
-	return 0;
-}
-
-static int set_acct_records(struct parse_state *st, const char *value)
-{
-	return set_path(st, "records", value, st->cfg->acct.records);
-}
-
-static int set_acct_public_key(struct parse_state *st, const char *value)
-{
-	return set_path(st, "public-key", value, st->cfg->acct.public_key);
-}
-
-static int set_acct_segment(struct parse_state *st, const char *value)
-{
-	/* A segment longer than a week would keep its oldest records a week past retention. */
-	if (parse_u32(value, 1, 7 * 86400, &st->cfg->acct.segment_s) < 0)
-		return bad(st, "invalid segment '%s': expected seconds from 1 to %u", value,
-		           7 * 86400);
-	return 0;
-}
-
-static int set_acct_retention(struct parse_state *st, const char *value)
-{
-	if (parse_u32(value, 1, 10 * 366 * 86400, &st->cfg->acct.retention_s) < 0)
-		return bad(st, "invalid retention '%s': expected seconds from 1 to %u (ten years)",
-		           value, 10 * 366 * 86400);
-	return 0;
-}
-
-static int set_acct_fsync(struct parse_state *st, const char *value)
+static int set_fsync(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                     const char *value)
 {
 	if (strcmp(value, "epoch") != 0 && strcmp(value, "segment") != 0)
-		return bad(st, "invalid fsync '%s': expected epoch or segment", value);
+		return bad(st, "invalid %s '%s': expected epoch or segment", k->name, value);
 	st->cfg->acct.fsync_segment = strcmp(value, "segment") == 0;
 	return 0;
 }
 
-static int set_tcp_embryonic(struct parse_state *st, const char *value)
-{
-	return set_timeout(st, CFR_TIMEOUT_TCP_EMBRYONIC, value);
-}
-
-/* A per-subscriber limit: 0 turns it off, anything above max-flows' ceiling is a typo. */
-static int set_limit(struct parse_state *st, const char *key, uint32_t max, uint32_t *out,
-                     const char *value)
-{
-	if (parse_u32(value, 0, max, out) < 0)
-		return bad(st, "invalid %s '%s': expected an integer from 0 (no limit) to %u", key,
-		           value, max);
-	return 0;
-}
-
-static int set_tcp_per_subscriber(struct parse_state *st, const char *value)
-{
-	return set_limit(st, "tcp-per-subscriber", ENGINE_MAX_FLOWS,
-	                 &st->cfg->engine.limits.flows_per_subscriber[CFR_PROTO_TCP], value);
-}
-
-static int set_udp_per_subscriber(struct parse_state *st, const char *value)
-{
-	return set_limit(st, "udp-per-subscriber", ENGINE_MAX_FLOWS,
-	                 &st->cfg->engine.limits.flows_per_subscriber[CFR_PROTO_UDP], value);
-}
-
-static int set_icmp_per_subscriber(struct parse_state *st, const char *value)
-{
-	return set_limit(st, "icmp-per-subscriber", ENGINE_MAX_FLOWS,
-	                 &st->cfg->engine.limits.flows_per_subscriber[CFR_PROTO_ICMP], value);
-}
-
-static int set_half_open_per_subscriber(struct parse_state *st, const char *value)
-{
-	return set_limit(st, "half-open-per-subscriber", ENGINE_MAX_FLOWS,
-	                 &st->cfg->engine.limits.half_open_per_subscriber, value);
-}
-
-static int set_frags_per_subscriber(struct parse_state *st, const char *value)
-{
-	return set_limit(st, "fragments-per-subscriber", ENGINE_MAX_FRAGS,
-	                 &st->cfg->engine.limits.frags_per_subscriber, value);
-}
-
-/*
- * A million new flows per second from one subscriber is far beyond any
- * host; the ceiling also keeps the engine's token arithmetic far from
- * overflow.
- */
-#define NEW_FLOWS_MAX 1000000u
-
-static int set_new_flows_per_second(struct parse_state *st, const char *value)
-{
-	return set_limit(st, "new-flows-per-second", NEW_FLOWS_MAX,
-	                 &st->cfg->engine.limits.new_flows_per_s, value);
-}
-
-static int set_new_flows_burst(struct parse_state *st, const char *value)
-{
-	return set_limit(st, "new-flows-burst", NEW_FLOWS_MAX,
-	                 &st->cfg->engine.limits.new_flows_burst, value);
-}
-
-static int set_max_subscribers(struct parse_state *st, const char *value)
-{
-	if (parse_u32(value, 1, ENGINE_MAX_SUBSCRIBERS, &st->cfg->engine.max_subscribers) < 0)
-		return bad(st, "invalid max-subscribers '%s': expected an integer from 1 to %u",
-		           value, ENGINE_MAX_SUBSCRIBERS);
-	return 0;
-}
-
-static int set_strict_ingress(struct parse_state *st, const char *value)
-{
-	return parse_bool(st, value, &st->cfg->engine.strict_ingress);
-}
-
-static int set_seccomp(struct parse_state *st, const char *value)
+static int set_seccomp(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                       const char *value)
 {
 	bool on = true;
 
@@ -602,7 +437,7 @@ static int set_seccomp(struct parse_state *st, const char *value)
 	if (parse_bool(st, value, &on) < 0) {
 		/* parse_bool kept its own message; say what else is allowed. */
 		st->err->msg[0] = '\0';
-		return bad(st, "invalid seccomp '%s': expected yes, no or log", value);
+		return bad(st, "invalid %s '%s': expected yes, no or log", k->name, value);
 	}
 	st->cfg->seccomp = on ? CFRD_SECCOMP_KILL : CFRD_SECCOMP_OFF;
 	return 0;
@@ -612,7 +447,8 @@ static int set_seccomp(struct parse_state *st, const char *value)
  * Only the name's syntax here (the portable set, as useradd takes it):
  * whether the user exists is for cfrd to find out when it starts.
  */
-static int set_user(struct parse_state *st, const char *value)
+static int set_user(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                    const char *value)
 {
 	size_t len = strlen(value);
 
@@ -620,35 +456,28 @@ static int set_user(struct parse_state *st, const char *value)
 	    strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
 	        len)
 		return bad(st,
-		           "invalid user '%s': expected a user name of letters, digits, '.', "
+		           "invalid %s '%s': expected a user name of letters, digits, '.', "
 		           "'_' and '-' (not first), under %zu characters",
-		           value, sizeof(st->cfg->user));
+		           k->name, value, sizeof(st->cfg->user));
 	memcpy(st->cfg->user, value, len + 1);
 	return 0;
 }
 
-static int set_xdp_ignore_forward_rules(struct parse_state *st, const char *value)
-{
-	return parse_bool(st, value, &st->cfg->xdp_ignore_forward_rules);
-}
-
-static int set_egress_guard(struct parse_state *st, const char *value)
-{
-	return parse_bool(st, value, &st->cfg->egress_guard);
-}
-
-static int set_source_check(struct parse_state *st, const char *value)
+static int set_source_check(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                            const char *value)
 {
 	if (strcmp(value, "kernel") == 0 || strcmp(value, "external") == 0) {
 		st->cfg->source_check = strcmp(value, "kernel") == 0;
 		return 0;
 	}
-	return bad(st, "invalid source-check '%s': expected kernel (cfrd binds each subscriber "
-	               "address to its access interface) or external (a BNG does)",
-	           value);
+	return bad(st,
+	           "invalid %s '%s': expected kernel (cfrd binds each subscriber address to its "
+	           "access interface) or external (a BNG does)",
+	           k->name, value);
 }
 
-static int set_error_mark(struct parse_state *st, const char *value)
+static int set_error_mark(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                          const char *value)
 {
 	char *end;
 	unsigned long v;
@@ -656,117 +485,244 @@ static int set_error_mark(struct parse_state *st, const char *value)
 	errno = 0;
 	v = strtoul(value, &end, 0);
 	if (errno || end == value || *end != '\0' || v == 0 || v > 0xffffffffu)
-		return bad(st, "invalid error-mark '%s': expected a non-zero 32-bit firewall mark",
+		return bad(st, "invalid %s '%s': expected a non-zero 32-bit firewall mark", k->name,
 		           value);
 	st->cfg->error_mark = (uint32_t)v;
 	return 0;
 }
 
-static int set_offload(struct parse_state *st, const char *value)
+static int set_workers(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                       const char *value)
 {
-	return parse_bool(st, value, &st->cfg->offload);
-}
-
-static int set_busy_poll(struct parse_state *st, const char *value)
-{
-	uint32_t us;
-
-	if (parse_u32(value, 0, 1000000, &us) < 0)
-		return bad(st, "invalid busy-poll '%s': expected microseconds, 0 to 1000000",
-		           value);
-	st->cfg->busy_poll_us = us;
-	return 0;
-}
-
-static int set_workers(struct parse_state *st, const char *value)
-{
-	uint32_t n;
-
 	if (strcmp(value, "auto") == 0) {
 		st->cfg->workers = 0;
 		return 0;
 	}
-	if (parse_u32(value, 1, CFRD_MAX_WORKERS, &n) < 0)
-		return bad(st, "invalid workers '%s': expected auto or 1 to %u", value,
-		           CFRD_MAX_WORKERS);
-	st->cfg->workers = n;
+	if (parse_u32(value, k->min, k->max, &st->cfg->workers) < 0)
+		return bad(st, "invalid %s '%s': expected auto or %u to %u", k->name, value, k->min,
+		           k->max);
 	return 0;
 }
 
-static int set_anon_warn_percent(struct parse_state *st, const char *value)
+/*
+ * [line NAME] keys: <st->cur_line> is the section's line; its ingress id is
+ * its index + 1.
+ */
+static uint16_t cur_ingress(const struct cfrd_config_parse *st)
 {
-	uint32_t pct;
+	return (uint16_t)(st->cur_line - st->cfg->lines + 1);
+}
 
-	if (parse_u32(value, 0, 100, &pct) < 0)
-		return bad(st, "invalid anonymity-warn-percent '%s': expected 0 to 100", value);
-	st->cfg->anon_warn_percent = pct;
+static int set_line_tun(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                        const char *value)
+{
+	struct cfrd_line *l = st->cur_line;
+
+	st->line_tun_seen[cur_ingress(st) - 1] = st->line;
+	if (check_ifname(st, k, value) < 0)
+		return -EINVAL;
+	snprintf(l->tun, sizeof(l->tun), "%s", value);
 	return 0;
 }
 
-static const struct key keys[] = {
-    {"cfrd", "tun", set_tun, false},
-    {"cfrd", "mtu", set_mtu, false},
-    {"cfrd", "offload", set_offload, false},
-    {"cfrd", "busy-poll", set_busy_poll, false},
-    {"cfrd", "workers", set_workers, false},
-    {"cfrd", "control", set_control, false},
-    {"cfrd", "log-level", set_log_level, false},
-    {"cfrd", "seccomp", set_seccomp, false},
-    {"cfrd", "user", set_user, false},
-    {"cfrd", "egress-guard", set_egress_guard, false},
-    {"cfrd", "source-check", set_source_check, false},
-    {"cfrd", "error-mark", set_error_mark, false},
-    {"pool", "ipv4", set_pool4, true},
-    {"pool", "ipv6", set_pool6, true},
-    {"pool", "ports", set_ports, false},
-    {"subscribers", "prefix", set_subscriber, true},
-    {"subscribers", "strict-ingress", set_strict_ingress, false},
-    {"timeouts", "tcp-established", set_tcp_established, false},
-    {"timeouts", "tcp-transitory", set_tcp_transitory, false},
-    {"timeouts", "udp", set_udp, false},
-    {"timeouts", "icmp", set_icmp, false},
-    {"timeouts", "tcp-embryonic", set_tcp_embryonic, false},
-    {"limits", "max-flows", set_max_flows, false},
-    {"limits", "max-fragments", set_max_fragments, false},
-    {"limits", "tcp-per-subscriber", set_tcp_per_subscriber, false},
-    {"limits", "udp-per-subscriber", set_udp_per_subscriber, false},
-    {"limits", "icmp-per-subscriber", set_icmp_per_subscriber, false},
-    {"limits", "half-open-per-subscriber", set_half_open_per_subscriber, false},
-    {"limits", "fragments-per-subscriber", set_frags_per_subscriber, false},
-    {"limits", "new-flows-per-second", set_new_flows_per_second, false},
-    {"limits", "new-flows-burst", set_new_flows_burst, false},
-    {"limits", "max-subscribers", set_max_subscribers, false},
-    {"privacy", "ipv4-policy", set_policy4, false},
-    {"privacy", "ipv6-policy", set_policy6, false},
-    {"privacy", "epoch", set_epoch, false},
-    {"privacy", "subscriber-prefix6", set_subscriber_prefix6, false},
-    {"privacy", "anonymity-k", set_anonymity_k, false},
-    {"privacy", "anonymity-warn-percent", set_anon_warn_percent, false},
-    {"scrub", "tcp-timestamps", set_scrub_tcp_timestamps, false},
-    {"scrub", "tcp-timestamp-rate", set_scrub_tcp_timestamp_rate, false},
-    {"scrub", "ip-id", set_scrub_ip_id, false},
-    {"scrub", "flow-label", set_scrub_flow_label, false},
-    {"scrub", "ttl-cap", set_scrub_ttl_cap, false},
-    {"accounting", "records", set_acct_records, false},
-    {"accounting", "public-key", set_acct_public_key, false},
-    {"accounting", "segment", set_acct_segment, false},
-    {"accounting", "retention", set_acct_retention, false},
-    {"accounting", "fsync", set_acct_fsync, false},
-    {"xdp", "inside", set_xdp_inside, true},
-    {"xdp", "outside", set_xdp_outside, true},
-    {"xdp", "ignore-forward-rules", set_xdp_ignore_forward_rules, false},
+static int set_line_prefix(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                           const char *value)
+{
+	struct cfr_engine_config *e = &st->cfg->engine;
+
+	if (set_subscriber(st, k, value) < 0)
+		return -EINVAL;
+	e->subscriber_ingress[e->n_subscribers - 1] = cur_ingress(st);
+	st->cur_line->n_prefixes++;
+	return 0;
+}
+
+static int set_line_inside(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                           const char *value)
+{
+	return add_xdp_port(st, k, value, true, cur_ingress(st));
+}
+
+static int set_line_prefix6(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                            const char *value)
+{
+	uint32_t v = 0;
+
+	if (key_u32(st, k, value, &v) < 0)
+		return -EINVAL;
+	st->cur_line->ident6 = (uint8_t)v;
+	return 0;
+}
+
+#define FIELD(f)                                                                                   \
+	.offset = offsetof(struct cfrd_config, f), .size = sizeof(((struct cfrd_config *)0)->f)
+#define UINT(f, lo, hi) .type = CFRD_KEY_UINT, FIELD(f), .min = (lo), .max = (hi), .set = set_uint
+#define BOOL(f)         .type = CFRD_KEY_BOOL, FIELD(f), .unit = "yes|no", .set = set_bool
+#define IFNAME(f)       .type = CFRD_KEY_IFNAME, FIELD(f), .unit = "name", .set = set_ifname
+#define PATH(f, what)   .type = CFRD_KEY_PATH, FIELD(f), .unit = (what), .set = set_path
+#define CUSTOM(fn, syn) .type = CFRD_KEY_CUSTOM, .set = (fn), .unit = (syn)
+
+/*
+ * Every key, in the order of cfrd.conf(5). The defaults are those of
+ * cfrd_config_parse_buffer() and cfr_engine_config_defaults(), written as
+ * values; tests/unit/test_config.c checks that they are.
+ */
+const struct cfrd_config_key cfrd_config_keys[] = {
+    {"cfrd", "tun", IFNAME(tun), .def = CFRD_DEFAULT_TUN,
+     .help = "the TUN device; created if it does not exist"},
+    {"cfrd", "mtu", UINT(mtu, 1280, 65535), .unit = "bytes", .def = "1500",
+     .help = "MTU of the TUN devices (1280: the IPv6 minimum)"},
+    {"cfrd", "offload", BOOL(offload), .def = "yes",
+     .help = "TUN with virtio headers: checksum and segmentation offloads"},
+    {"cfrd", "busy-poll", UINT(busy_poll_us, 0, 1000000), .unit = "microseconds", .zero = "off",
+     .def = "0", .help = "keep polling this long after traffic before sleeping"},
+    {"cfrd", "workers", CUSTOM(set_workers, "auto|count"), .min = 1, .max = CFRD_MAX_WORKERS,
+     .def = "auto", .help = "packet threads, one queue of each device each; auto: one per CPU"},
+    {"cfrd", "control", PATH(control, "path"), .def = CFRD_DEFAULT_CONTROL,
+     .help = "the control socket cfrctl talks to"},
+    {"cfrd", "log-level", CUSTOM(set_log_level, "error|warn|info|debug"), .def = "info",
+     .help = "the least severe messages logged"},
+    {"cfrd", "egress-guard", BOOL(egress_guard), .def = "yes",
+     .help = "the guard table's egress chain: nothing leaves untranslated"},
+    {"cfrd", "source-check", CUSTOM(set_source_check, "kernel|external"), .def = "kernel",
+     .help = "who binds a subscriber address to its access interface: cfrd or a BNG"},
+    {"cfrd", "error-mark", CUSTOM(set_error_mark, "mark"), .def = "0xcf",
+     .help = "firewall mark of the gateway's own ICMP errors about subscribers"},
+    {"cfrd", "seccomp", CUSTOM(set_seccomp, "yes|no|log"), .def = "yes",
+     .help = "system call filter: kill on a syscall cfrd does not use, or log it"},
+    {"cfrd", "user", CUSTOM(set_user, "name"), .def = CFRD_DEFAULT_USER,
+     .help = "the user cfrd becomes once set up (root: stay uid 0)"},
+    {"pool", "ipv4", CUSTOM(set_pool4, "prefix"), .repeatable = true,
+     .help = "IPv4 alias pool prefix"},
+    {"pool", "ipv6", CUSTOM(set_pool6, "prefix"), .repeatable = true,
+     .help = "IPv6 alias pool prefix (at most /120)"},
+    {"pool", "ports", CUSTOM(set_ports, "first-last"), .def = "1024-65535", .help = "alias ports"},
+    {"subscribers", "prefix", CUSTOM(set_subscriber, "prefix"), .repeatable = true,
+     .help = "subscriber prefix on the main TUN device"},
+    {"subscribers", "strict-ingress", BOOL(engine.strict_ingress), .def = "no",
+     .help = "drop a subscriber's packet that comes in through another line's device"},
+    {"line", "tun", CUSTOM(set_line_tun, "name"), .help = "the line's own TUN device"},
+    {"line", "prefix", CUSTOM(set_line_prefix, "prefix"), .repeatable = true,
+     .help = "subscriber prefix of this line"},
+    {"line", "inside", CUSTOM(set_line_inside, "name"), .repeatable = true,
+     .help = "an [xdp] inside port of this line"},
+    {"line", "subscriber-prefix6", CUSTOM(set_line_prefix6, "a length"), .min = 1, .max = 128,
+     .help = "the line's IPv6 subscriber prefix length (default: the [privacy] one)"},
+    {"xdp", "inside", CUSTOM(set_xdp_inside, "name"), .repeatable = true,
+     .help = "AF_XDP port facing subscribers"},
+    {"xdp", "outside", CUSTOM(set_xdp_outside, "name"), .repeatable = true,
+     .help = "AF_XDP port facing the internet"},
+    {"xdp", "ignore-forward-rules", BOOL(xdp_ignore_forward_rules), .def = "no",
+     .help = "start although forward rules would be skipped by the fast path"},
+    {"timeouts", "tcp-established",
+     UINT(engine.timeout[CFR_TIMEOUT_TCP_ESTABLISHED], 1, TIMEOUT_MAX_S), .unit = "seconds",
+     .def = "7440", .help = "idle timeout of an established TCP flow"},
+    {"timeouts", "tcp-transitory",
+     UINT(engine.timeout[CFR_TIMEOUT_TCP_TRANSITORY], 1, TIMEOUT_MAX_S), .unit = "seconds",
+     .def = "240", .help = "idle timeout of a closing TCP flow"},
+    {"timeouts", "udp", UINT(engine.timeout[CFR_TIMEOUT_UDP], 1, TIMEOUT_MAX_S), .unit = "seconds",
+     .def = "300", .help = "idle timeout of a UDP flow"},
+    {"timeouts", "icmp", UINT(engine.timeout[CFR_TIMEOUT_ICMP], 1, TIMEOUT_MAX_S),
+     .unit = "seconds", .def = "60", .help = "idle timeout of an ICMP query"},
+    {"timeouts", "tcp-embryonic", UINT(engine.timeout[CFR_TIMEOUT_TCP_EMBRYONIC], 1, TIMEOUT_MAX_S),
+     .unit = "seconds", .def = "240", .help = "timeout of a TCP flow whose SYN is unanswered"},
+    {"limits", "max-flows", UINT(engine.max_flows, 1, ENGINE_MAX_FLOWS), .unit = "an integer",
+     .def = "1048576", .help = "flows in the table"},
+    {"limits", "max-fragments", UINT(engine.max_frags, 1, ENGINE_MAX_FRAGS), .unit = "an integer",
+     .def = "4096", .help = "fragmented datagrams in flight"},
+    {"limits", "tcp-per-subscriber",
+     UINT(engine.limits.flows_per_subscriber[CFR_PROTO_TCP], 0, ENGINE_MAX_FLOWS),
+     .unit = "an integer", .zero = "no limit", .def = "8192",
+     .help = "concurrent TCP flows of one subscriber"},
+    {"limits", "udp-per-subscriber",
+     UINT(engine.limits.flows_per_subscriber[CFR_PROTO_UDP], 0, ENGINE_MAX_FLOWS),
+     .unit = "an integer", .zero = "no limit", .def = "8192",
+     .help = "concurrent UDP flows of one subscriber"},
+    {"limits", "icmp-per-subscriber",
+     UINT(engine.limits.flows_per_subscriber[CFR_PROTO_ICMP], 0, ENGINE_MAX_FLOWS),
+     .unit = "an integer", .zero = "no limit", .def = "256",
+     .help = "concurrent ICMP queries of one subscriber"},
+    {"limits", "half-open-per-subscriber",
+     UINT(engine.limits.half_open_per_subscriber, 0, ENGINE_MAX_FLOWS), .unit = "an integer",
+     .zero = "no limit", .def = "512", .help = "unanswered TCP SYNs of one subscriber"},
+    {"limits", "new-flows-per-second", UINT(engine.limits.new_flows_per_s, 0, NEW_FLOWS_MAX),
+     .unit = "an integer", .zero = "no limit", .def = "500",
+     .help = "refill rate of a subscriber's new-flow token bucket"},
+    {"limits", "new-flows-burst", UINT(engine.limits.new_flows_burst, 0, NEW_FLOWS_MAX),
+     .unit = "an integer", .zero = "no limit", .def = "2000",
+     .help = "size of a subscriber's new-flow token bucket"},
+    {"limits", "max-subscribers", UINT(engine.max_subscribers, 1, ENGINE_MAX_SUBSCRIBERS),
+     .unit = "an integer", .def = "262144", .help = "subscribers with state at once"},
+    {"limits", "fragments-per-subscriber",
+     UINT(engine.limits.frags_per_subscriber, 0, ENGINE_MAX_FRAGS), .unit = "an integer",
+     .zero = "no limit", .def = "64", .help = "fragmented datagrams of one subscriber"},
+    {"privacy", "ipv4-policy", CUSTOM(set_policy, "per-flow|per-destination|per-subscriber"),
+     FIELD(engine.policy[CFR_FAMILY_V4]), .def = "per-flow",
+     .help = "when an IPv4 flow gets a new alias"},
+    {"privacy", "ipv6-policy", CUSTOM(set_policy, "per-flow|per-destination|per-subscriber"),
+     FIELD(engine.policy[CFR_FAMILY_V6]), .def = "per-flow",
+     .help = "when an IPv6 flow gets a new alias"},
+    {"privacy", "epoch", UINT(engine.epoch_s, 1, TIMEOUT_MAX_S), .unit = "seconds", .def = "600",
+     .help = "how often the alias keys change"},
+    {"privacy", "subscriber-prefix6", UINT(engine.subscriber_prefix6, 1, 128), .unit = "a length",
+     .def = "56", .help = "length of the IPv6 prefix one subscriber has"},
+    {"privacy", "anonymity-k", UINT(engine.anon_k, 0, UINT32_MAX), .unit = "an integer",
+     .zero = "off", .def = "8", .help = "count new flows on an alias fewer subscribers are using"},
+    {"privacy", "anonymity-warn-percent", UINT(anon_warn_percent, 0, 100), .unit = "a percentage",
+     .def = "50", .help = "warn when more new flows than this land below anonymity-k"},
+    {"scrub", "tcp-timestamps", BOOL(engine.scrub.tcp_timestamps), .def = "yes",
+     .help = "TCP timestamps from a clock of each flow's own"},
+    {"scrub", "tcp-timestamp-rate", BOOL(engine.scrub.tcp_timestamp_rate), .def = "yes",
+     .help = "and at a rate of each flow's own (hides clock skew)"},
+    {"scrub", "ip-id", BOOL(engine.scrub.ip_id), .def = "yes", .help = "random IPv4 IDs"},
+    {"scrub", "flow-label", BOOL(engine.scrub.flow_label), .def = "yes",
+     .help = "IPv6 flow labels from a key of each flow's own"},
+    {"scrub", "ttl-cap", UINT(engine.scrub.ttl_cap, 0, 255), .unit = "hops", .zero = "off",
+     .def = "56", .help = "cap on outgoing TTL and hop limit"},
+    {"accounting", "public-key", PATH(acct.public_key, "file"),
+     .help = "the operator's key from cfr-keygen; with records, turns accounting on"},
+    {"accounting", "records", PATH(acct.records, "directory"),
+     .help = "directory of the sealed record segments"},
+    /* A segment longer than a week would keep its oldest records a week past retention. */
+    {"accounting", "segment", UINT(acct.segment_s, 1, 7 * 86400), .unit = "seconds", .def = "3600",
+     .help = "time covered by one segment file"},
+    {"accounting", "retention", UINT(acct.retention_s, 1, 10 * 366 * 86400), .unit = "seconds",
+     .def = "15552000", .help = "how long segments are kept (at most ten years)"},
+    {"accounting", "fsync", CUSTOM(set_fsync, "epoch|segment"), .def = "epoch",
+     .help = "flush records to disk once per epoch or once per segment"},
 };
 
-_Static_assert(ARRAY_SIZE(keys) <= ARRAY_SIZE(((struct parse_state *)0)->seen),
-               "parse_state.seen must cover every key");
+const size_t cfrd_config_n_keys = ARRAY_SIZE(cfrd_config_keys);
+
+_Static_assert(ARRAY_SIZE(cfrd_config_keys) <= KEYS_MAX, "seen[] must cover every key");
 
 static bool known_section(const char *section)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-		if (strcmp(keys[i].section, section) == 0)
+	for (size_t i = 0; i < ARRAY_SIZE(cfrd_config_keys); i++) {
+		if (strcmp(cfrd_config_keys[i].section, section) == 0)
 			return true;
 	}
 	return false;
+}
+
+/* "a, b or c": the keys of <section>, for an error message. */
+static void list_keys(const char *section, char *out, size_t size)
+{
+	size_t n = 0, len = 0, total = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cfrd_config_keys); i++)
+		total += strcmp(cfrd_config_keys[i].section, section) == 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(cfrd_config_keys) && len < size; i++) {
+		if (strcmp(cfrd_config_keys[i].section, section) != 0)
+			continue;
+		n++;
+		len += (size_t)snprintf(out + len, size - len, "%s%s",
+		                        n == 1       ? ""
+		                        : n == total ? " or "
+		                                     : ", ",
+		                        cfrd_config_keys[i].name);
+	}
 }
 
 /*
@@ -774,7 +730,7 @@ static bool known_section(const char *section)
  * subscriber prefixes bound to the line's ingress id (index + 1), so that
  * with strict-ingress one line cannot send as another (MISSION R8).
  */
-static struct cfrd_line *line_for(struct parse_state *st, const char *name)
+static struct cfrd_line *line_for(struct cfrd_config_parse *st, const char *name)
 {
 	struct cfrd_config *cfg = st->cfg;
 	size_t len = strlen(name);
@@ -800,58 +756,8 @@ static struct cfrd_line *line_for(struct parse_state *st, const char *name)
 	return &cfg->lines[i];
 }
 
-static int on_line_key(struct parse_state *st, const char *line_name, const char *name,
-                       const char *value)
-{
-	struct cfr_engine_config *e = &st->cfg->engine;
-	struct cfrd_line *l = line_for(st, line_name);
-	unsigned idx;
-	int ret;
-
-	if (l == NULL)
-		return -EINVAL;
-	idx = (unsigned)(l - st->cfg->lines);
-	if (strcmp(name, "tun") == 0) {
-		char saved[IFNAMSIZ];
-
-		if (st->line_tun_seen[idx] != 0)
-			return bad(st, "duplicate key 'tun' (already set on line %d)",
-			           st->line_tun_seen[idx]);
-		st->line_tun_seen[idx] = st->line;
-		/* set_tun validates into cfg->tun; borrow it and put the main one back. */
-		memcpy(saved, st->cfg->tun, sizeof(saved));
-		ret = set_tun(st, value);
-		memcpy(l->tun, st->cfg->tun, sizeof(l->tun));
-		memcpy(st->cfg->tun, saved, sizeof(saved));
-		return ret;
-	}
-	if (strcmp(name, "prefix") == 0) {
-		ret = set_subscriber(st, value);
-		if (ret < 0)
-			return ret;
-		e->subscriber_ingress[e->n_subscribers - 1] = (uint16_t)(idx + 1);
-		l->n_prefixes++;
-		return 0;
-	}
-	if (strcmp(name, "inside") == 0)
-		return add_xdp_port(st, "inside", value, true, (uint16_t)(idx + 1));
-	if (strcmp(name, "subscriber-prefix6") == 0) {
-		uint8_t global = e->subscriber_prefix6;
-
-		/* set_subscriber_prefix6 validates into the global; borrow it. */
-		ret = set_subscriber_prefix6(st, value);
-		l->ident6 = e->subscriber_prefix6;
-		e->subscriber_prefix6 = global;
-		return ret;
-	}
-	return bad(st,
-	           "unknown key '%s' in [line %s]: expected tun, prefix, inside or "
-	           "subscriber-prefix6",
-	           name, line_name);
-}
-
 /* Whole-file rules for [line] sections, checked once every key is known. */
-static int check_lines_config(const struct parse_state *st)
+static int check_lines_config(const struct cfrd_config_parse *st)
 {
 	const struct cfrd_config *cfg = st->cfg;
 	const struct cfr_engine_config *e = &cfg->engine;
@@ -900,7 +806,10 @@ static int check_lines_config(const struct parse_state *st)
 /* inih callback: nonzero means "fine, go on". */
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
-	struct parse_state *st = user;
+	struct cfrd_config_parse *st = user;
+	const char *table_section = section;
+	unsigned row = 0; /* of st->seen: 0, or the [line] section's ingress id */
+	char expected[128];
 
 	/*
 	 * inih reads an indented line as a continuation of the previous value
@@ -912,22 +821,30 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		               "previous value)") == 0;
 	if (section[0] == '\0')
 		return bad(st, "key '%s' outside any section", name) == 0;
-	if (strncmp(section, "line ", 5) == 0)
-		return on_line_key(st, section + 5, name, value) == 0;
-	if (!known_section(section))
+	if (strncmp(section, "line ", 5) == 0) {
+		st->cur_line = line_for(st, section + 5);
+		if (st->cur_line == NULL)
+			return 0;
+		table_section = "line";
+		row = cur_ingress(st);
+	} else if (strcmp(section, "line") == 0 || !known_section(section)) {
 		return bad(st, "unknown section [%s]", section) == 0;
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-		const struct key *k = &keys[i];
-
-		if (strcmp(k->section, section) != 0 || strcmp(k->name, name) != 0)
-			continue;
-		if (!k->repeatable && st->seen[i] != 0)
-			return bad(st, "duplicate key '%s' (already set on line %d)", name,
-			           st->seen[i]) == 0;
-		st->seen[i] = st->line;
-		return k->set(st, value) == 0;
 	}
-	return bad(st, "unknown key '%s' in [%s]", name, section) == 0;
+	for (size_t i = 0; i < ARRAY_SIZE(cfrd_config_keys); i++) {
+		const struct cfrd_config_key *k = &cfrd_config_keys[i];
+
+		if (strcmp(k->section, table_section) != 0 || strcmp(k->name, name) != 0)
+			continue;
+		if (!k->repeatable && st->seen[row][i] != 0)
+			return bad(st, "duplicate key '%s' (already set on line %d)", name,
+			           st->seen[row][i]) == 0;
+		st->seen[row][i] = st->line;
+		return k->set(st, k, value) == 0;
+	}
+	if (row == 0)
+		return bad(st, "unknown key '%s' in [%s]", name, section) == 0;
+	list_keys("line", expected, sizeof(expected));
+	return bad(st, "unknown key '%s' in [%s]: expected %s", name, section, expected) == 0;
 }
 
 /*
@@ -936,7 +853,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
  */
 static char *read_line(char *str, int num, void *stream)
 {
-	struct parse_state *st = stream;
+	struct cfrd_config_parse *st = stream;
 	const char *nl;
 	size_t len;
 
@@ -995,7 +912,7 @@ static int check_xdp_ports(const struct cfrd_config *cfg, struct cfrd_config_err
 int cfrd_config_parse_buffer(const char *buf, size_t len, struct cfrd_config *cfg,
                              struct cfrd_config_error *err)
 {
-	struct parse_state st = {.pos = buf, .end = buf + len, .cfg = cfg, .err = err};
+	struct cfrd_config_parse st = {.pos = buf, .end = buf + len, .cfg = cfg, .err = err};
 	int ret, n_lines = 0;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -1086,4 +1003,40 @@ out:
 	free(buf);
 	fclose(f);
 	return ret;
+}
+
+/* "seconds, 1 to 604800": what <k> takes, for the help. */
+static void key_syntax(const struct cfrd_config_key *k, char *out, size_t size)
+{
+	if (k->type != CFRD_KEY_BOOL && k->max != 0)
+		snprintf(out, size, "%s, %u%s%s%s to %u", k->unit, k->min, k->zero ? " (" : "",
+		         k->zero ? k->zero : "", k->zero ? ")" : "", k->max);
+	else
+		snprintf(out, size, "%s", k->unit);
+}
+
+void cfrd_config_help(FILE *out)
+{
+	const char *section = NULL;
+
+	fputs("# cfrd.conf keys by section: KEY = VALUE [default], then what it is.\n"
+	      "# cfrd.conf(5) says more.\n",
+	      out);
+	for (size_t i = 0; i < ARRAY_SIZE(cfrd_config_keys); i++) {
+		const struct cfrd_config_key *k = &cfrd_config_keys[i];
+		char syntax[96];
+
+		if (section == NULL || strcmp(section, k->section) != 0) {
+			section = k->section;
+			fprintf(out, "\n[%s%s]\n", section,
+			        strcmp(section, "line") == 0 ? " NAME" : "");
+		}
+		key_syntax(k, syntax, sizeof(syntax));
+		if (k->def != NULL)
+			fprintf(out, "%s = %s [%s]\n", k->name, syntax, k->def);
+		else
+			fprintf(out, "%s = %s%s\n", k->name, syntax,
+			        k->repeatable ? " [repeatable]" : "");
+		fprintf(out, "\t%s\n", k->help);
+	}
 }

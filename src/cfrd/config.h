@@ -8,6 +8,7 @@
 
 #include <net/if.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/un.h>
 
 #include <cfr/cfr.h>
@@ -82,11 +83,11 @@ struct cfrd_config {
 	enum cfrd_log_level log_level;
 	enum cfrd_seccomp seccomp;
 	char user[CFRD_USER_MAX]; /* a user name, checked against the passwd database at start */
-	bool offload;          /* TUN with virtio headers, checksum and segmentation offloads */
-	unsigned busy_poll_us; /* keep polling this long after traffic before sleeping */
-	unsigned workers;      /* packet threads, one queue of each device each; 0 = one per CPU */
+	bool offload;             /* TUN with virtio headers, checksum and segmentation offloads */
+	unsigned busy_poll_us;    /* keep polling this long after traffic before sleeping */
+	unsigned workers; /* packet threads, one queue of each device each; 0 = one per CPU */
 	unsigned anon_warn_percent; /* warn when more new flows than this land below anonymity-k */
-	bool egress_guard;   /* the guard table's egress chain (egress_guard.h) */
+	bool egress_guard;          /* the guard table's egress chain (egress_guard.h) */
 	bool source_check;   /* its source check; off: an upstream device (a BNG) binds sources */
 	uint32_t error_mark; /* fwmark of the gateway's own ICMP errors about subscribers */
 	struct cfrd_line lines[CFRD_MAX_LINES];
@@ -103,6 +104,45 @@ struct cfrd_config_error {
 	int line;
 	char msg[160];
 };
+
+/*
+ * The configuration keys, one table (config.c) that parses, validates,
+ * prints `cfrd --help-config` and is checked against cfrd.conf(5) by
+ * tests/net/config.sh. Most keys are a type, a field and a range; the odd
+ * ones (prefixes, ports, choices) have a setter of their own.
+ */
+enum cfrd_key_type {
+	CFRD_KEY_UINT,   /* a decimal integer from <min> to <max>, stored in <size> bytes */
+	CFRD_KEY_BOOL,   /* yes or no (true/false, on/off) into a bool */
+	CFRD_KEY_IFNAME, /* an interface name into a char[IFNAMSIZ] */
+	CFRD_KEY_PATH,   /* an absolute path that fits the char array */
+	CFRD_KEY_CUSTOM, /* <set> parses and stores */
+};
+
+struct cfrd_config_parse;
+struct cfrd_config_key;
+typedef int (*cfrd_config_setter)(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                                  const char *value);
+
+struct cfrd_config_key {
+	const char *section; /* "line" for the keys of [line NAME] sections */
+	const char *name;
+	enum cfrd_key_type type;
+	bool repeatable;     /* may appear several times and add up */
+	size_t offset, size; /* the field in struct cfrd_config (custom keys: if they have one) */
+	uint32_t min, max;   /* CFRD_KEY_UINT */
+	const char *unit;    /* CFRD_KEY_UINT: what is counted; others: the value's syntax */
+	const char *zero;    /* CFRD_KEY_UINT: what 0 means, when it is special */
+	const char *def;     /* the default as a value of the key; NULL: none */
+	const char *help;    /* one line */
+	cfrd_config_setter set;
+};
+
+extern const struct cfrd_config_key cfrd_config_keys[];
+extern const size_t cfrd_config_n_keys;
+
+/* Print every key, its values, default and help, by section (cfrd --help-config). */
+void cfrd_config_help(FILE *out);
 
 /*
  * Parse the INI text <buf> of <len> bytes into <cfg>, starting from the

@@ -58,6 +58,7 @@ static const char usage_text[] =
     "      --check-config FILE  validate FILE, print 'FILE: ok' or the error, exit\n"
     "      --install-guard      install the nftables guard table for FILE and exit\n"
     "                           (as root, before a reload that changes prefixes)\n"
+    "      --help-config        list the configuration keys, their values and defaults\n"
     "  -h, --help               show this help and exit\n"
     "  -V, --version            show the version and exit\n"
     "\n"
@@ -321,6 +322,7 @@ int main(int argc, char **argv)
 	    {"check-config", required_argument, NULL, 'C'},
 	    {"install-guard", no_argument, NULL, 'G'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"help-config", no_argument, NULL, 'K'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -343,6 +345,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
+			return 0;
+		case 'K':
+			cfrd_config_help(stdout);
 			return 0;
 		case 'V':
 			printf("cfrd %s\n", CFR_VERSION);

@@ -53,4 +53,33 @@ ok "[xdp] without an outside port rejected: ${out#"$dir"/}"
 
 out=$("$CFRD" --check-config "$dir/missing.conf" 2>&1) && fail "missing file accepted: $out"
 ok "missing file rejected: ${out#"$dir"/}"
+
+# The key table (cfrd --help-config) and cfrd.conf(5) list the same keys, as
+# SECTION.KEY ([line NAME] as line): a key cannot go undocumented, nor a
+# documented key be missing from the parser.
+man_keys() {
+	awk '{ gsub(/\\-/, "-") }
+	/^\.SH / {
+		sec = ""
+		if (match($0, /^\.SH "SECTION \[[a-z]+/)) sec = substr($0, 15, RLENGTH - 14)
+		next
+	}
+	sec != "" && /^\.BI [a-z]/ {
+		rest = substr($0, 5); split(rest, w, " "); print sec "." w[1]
+		while (match(rest, /\\fP[a-z0-9-]+ = /)) {
+			print sec "." substr(rest, RSTART + 3, RLENGTH - 6); rest = substr(rest, RSTART + RLENGTH)
+		}
+	}' "$1"
+}
+table_keys() {
+	"$CFRD" --help-config | awk '/^\[/ { sec = substr($1, 2); sub(/\]$/, "", sec) }
+		/^[a-z][a-z0-9-]* = / { print sec "." $1 }'
+}
+man5="$(dirname "$0")/../../docs/man/cfrd.conf.5"
+man_keys "$man5" | sort >"$dir/man-keys"
+table_keys | sort >"$dir/table-keys"
+[ "$(wc -l <"$dir/table-keys")" -gt 40 ] || fail "cfrd --help-config listed $(wc -l <"$dir/table-keys") keys"
+diff -u "$dir/man-keys" "$dir/table-keys" >"$dir/keys.diff" \
+	|| fail "cfrd.conf(5) (-) and cfrd --help-config (+) list different keys: $(cat "$dir/keys.diff")"
+ok "cfrd --help-config and cfrd.conf(5) list the same $(wc -l <"$dir/table-keys") keys"
 echo "PASS $TEST_NAME"
