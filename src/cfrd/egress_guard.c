@@ -107,7 +107,8 @@ static bool put_set(struct script *s, const char *name, const struct cfr_prefix 
 		if (!any)
 			put(s, "\tset %s {\n\t\ttype %s; flags interval;\n\t\telements = { ", name,
 			    family == CFR_FAMILY_V4 ? "ipv4_addr" : "ipv6_addr");
-		inet_ntop(family == CFR_FAMILY_V4 ? AF_INET : AF_INET6, p->addr, addr, sizeof(addr));
+		inet_ntop(family == CFR_FAMILY_V4 ? AF_INET : AF_INET6, p->addr, addr,
+		          sizeof(addr));
 		put(s, "%s%s/%u", any ? ", " : "", addr, p->len);
 		any = true;
 	}
@@ -164,8 +165,9 @@ static void put_source_check(struct script *s, const struct cfrd_config *cfg, co
 	for (f = 0; f < 2; f++) {
 		if (!sub[f])
 			continue;
-		put(s, "\t\t%s saddr @subscribers%s fib saddr . iif oif missing counter name "
-		       "spoofed_source drop\n",
+		put(s,
+		    "\t\t%s saddr @subscribers%s fib saddr . iif oif missing counter name "
+		    "spoofed_source drop\n",
 		    ip[f], v[f]);
 		put(s, "\t\t");
 		put_devices(s, "oifname", cfg);
@@ -221,10 +223,10 @@ int cfrd_egress_guard_script_more(const struct cfrd_config *cfg, const struct cf
 	/* Create-then-delete makes the replacement atomic whether or not it existed. */
 	put(&s, "table inet " CFRD_GUARD_TABLE " {}\ndelete table inet " CFRD_GUARD_TABLE "\n");
 	put(&s, "table inet " CFRD_GUARD_TABLE " {\n");
-	sub[0] = put_set(&s, "subscribers4", e->subscribers, e->n_subscribers, NULL, 0,
-	                 CFR_FAMILY_V4);
-	sub[1] = put_set(&s, "subscribers6", e->subscribers, e->n_subscribers, NULL, 0,
-	                 CFR_FAMILY_V6);
+	sub[0] =
+	    put_set(&s, "subscribers4", e->subscribers, e->n_subscribers, NULL, 0, CFR_FAMILY_V4);
+	sub[1] =
+	    put_set(&s, "subscribers6", e->subscribers, e->n_subscribers, NULL, 0, CFR_FAMILY_V6);
 	pool[0] = put_set(&s, "pools4", e->pool4, e->n_pool4, pools, n_pools, CFR_FAMILY_V4);
 	pool[1] = put_set(&s, "pools6", e->pool6, e->n_pool6, pools, n_pools, CFR_FAMILY_V6);
 	put(&s, "\tcounter subscriber_source {}\n\tcounter subscriber_quoted {}\n"
@@ -247,8 +249,7 @@ int cfrd_egress_guard_install(const struct cfrd_config *cfg)
 	return cfrd_egress_guard_install_more(cfg, NULL, 0);
 }
 
-int cfrd_egress_guard_digest(const struct cfrd_config *cfg,
-                             uint8_t digest[CFRD_GUARD_DIGEST_BYTES])
+int cfrd_egress_guard_digest(const struct cfrd_config *cfg, uint8_t digest[CFRD_GUARD_DIGEST_BYTES])
 {
 	static char script[CFRD_GUARD_SCRIPT_MAX];
 	int len = cfrd_egress_guard_script(cfg, script, sizeof(script));

@@ -146,10 +146,10 @@ int cfr_seg_header_decode(const uint8_t *buf, size_t len, struct cfr_seg_header 
 	c->n_pool6 = p[24];
 	p += 25;
 	if (c->n_pool4 > CFR_MAX_POOL_PREFIXES || c->n_pool6 > CFR_MAX_POOL_PREFIXES ||
-	    hlen != header_len(version, c) ||
-	    c->port_min == 0 || c->port_min > c->port_max || c->policy[0] >= CFR_POLICY__COUNT ||
-	    c->policy[1] >= CFR_POLICY__COUNT || c->subscriber_prefix6 == 0 ||
-	    c->subscriber_prefix6 > 128 || h->period_s == 0 || h->epoch_s == 0)
+	    hlen != header_len(version, c) || c->port_min == 0 || c->port_min > c->port_max ||
+	    c->policy[0] >= CFR_POLICY__COUNT || c->policy[1] >= CFR_POLICY__COUNT ||
+	    c->subscriber_prefix6 == 0 || c->subscriber_prefix6 > 128 || h->period_s == 0 ||
+	    h->epoch_s == 0)
 		return -EBADMSG;
 	for (unsigned i = 0; i < c->n_pool4; i++, p += 5) {
 		c->pool4[i] = (struct cfr_prefix){.family = CFR_FAMILY_V4, .len = p[0]};
@@ -170,7 +170,8 @@ int cfr_seg_header_decode(const uint8_t *buf, size_t len, struct cfr_seg_header 
 
 void cfr_frame_nonce(uint64_t seq, uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES])
 {
-	/* The key is fresh per epoch block (v1: per segment): its frame number is a unique nonce. */
+	/* The key is fresh per epoch block (v1: per segment): its frame number is a unique nonce.
+	 */
 	memset(nonce, 0, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
 	put_le(nonce, seq, 8);
 }
@@ -240,8 +241,8 @@ size_t cfr_record_encode(const struct cfr_epoch_record *rec, uint8_t subscriber_
 	return n + body_encode(rec, subscriber_prefix6, out + n);
 }
 
-int cfr_record_decode(const uint8_t *buf, size_t len, uint8_t subscriber_prefix6,
-                      unsigned version, struct cfr_epoch_record *rec)
+int cfr_record_decode(const uint8_t *buf, size_t len, uint8_t subscriber_prefix6, unsigned version,
+                      struct cfr_epoch_record *rec)
 {
 	size_t off = 0;
 	int err = 0;
@@ -259,8 +260,7 @@ int cfr_record_decode(const uint8_t *buf, size_t len, uint8_t subscriber_prefix6
 
 enum { JOURNAL_TAG_SNAPSHOT = 1, JOURNAL_TAG_DELTA = 2 };
 
-size_t cfr_journal_put(const struct cfr_journal_item *it, uint8_t subscriber_prefix6,
-                       uint8_t *out)
+size_t cfr_journal_put(const struct cfr_journal_item *it, uint8_t subscriber_prefix6, uint8_t *out)
 {
 	size_t n = 0;
 

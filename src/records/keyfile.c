@@ -30,10 +30,11 @@ static int read_key_fd(int fd, const char *path, const char *label, uint8_t key[
 		goto out;
 	}
 	if (!private_key && (st.st_mode & (S_IWGRP | S_IWOTH))) {
-		cfr_rec_fail(err,
-		             "%s: public key is writable by others (mode %04o): whoever replaces it "
-		             "reads the records; run chmod go-w %s",
-		             path, (unsigned)(st.st_mode & 07777), path);
+		cfr_rec_fail(
+		    err,
+		    "%s: public key is writable by others (mode %04o): whoever replaces it "
+		    "reads the records; run chmod go-w %s",
+		    path, (unsigned)(st.st_mode & 07777), path);
 		ret = -EPERM;
 		goto out;
 	}

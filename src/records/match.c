@@ -14,8 +14,8 @@
 #include "records.h"
 
 long cfr_range_match(const struct cfr_engine_config *cfg, const struct cfr_epoch_record *rec,
-                     const struct cfr_complaint *c, uint32_t first, uint32_t count,
-                     uint32_t t_from, uint32_t t_to, cfr_match_fn fn, void *ctx)
+                     const struct cfr_complaint *c, uint32_t first, uint32_t count, uint32_t t_from,
+                     uint32_t t_to, cfr_match_fn fn, void *ctx)
 {
 	struct cfr_match m = {
 	    .from_ms = rec->start_ms + (uint64_t)t_from * 1000,

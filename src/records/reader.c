@@ -145,8 +145,8 @@ int cfr_segr_unseal(struct cfr_segr *r, const uint8_t pk[CFR_KEY_BYTES],
 static bool frame_len_ok(const struct cfr_segr *r, uint8_t type, size_t clen)
 {
 	if (r->hdr.version == 1)
-		return type >= CFR_FRAME_EPOCH && type <= CFR_FRAME_CLOSE && clen >= CFR_FRAME_TAG &&
-		       clen <= CFR_FRAME_PLAIN_MAX + CFR_FRAME_TAG;
+		return type >= CFR_FRAME_EPOCH && type <= CFR_FRAME_CLOSE &&
+		       clen >= CFR_FRAME_TAG && clen <= CFR_FRAME_PLAIN_MAX + CFR_FRAME_TAG;
 	switch (type) {
 	case CFR_FRAME_EPOCH:
 		return clen == CFR_EPOCH_FRAME;
@@ -231,12 +231,13 @@ static int next_v2(struct cfr_segr *r, struct cfr_seg_item *it, size_t clen,
 		r->seq = 0;
 		if (open_epoch_key(r, r->map + r->off + CFR_FRAME_HEAD) < 0 ||
 		    open_frame(r, it->type, clen, CFR_SEG_SEALED_BYTES, &plen) != 0)
-			return bad_frame(r, "fails authentication: an epoch key this private key "
-			                    "does not open, or damaged",
+			return bad_frame(r,
+			                 "fails authentication: an epoch key this private key "
+			                 "does not open, or damaged",
 			                 err);
 		if (plen != CFR_EPOCH_PLAIN || get_le(r->plain + 8, 4) != r->blocks)
-			return bad_frame(r, "is an epoch out of place (blocks removed or reordered)",
-			                 err);
+			return bad_frame(
+			    r, "is an epoch out of place (blocks removed or reordered)", err);
 		r->blocks++;
 		r->in_epoch = true;
 		r->epoch = get_le(r->plain, 8);
@@ -255,7 +256,8 @@ static int next_v2(struct cfr_segr *r, struct cfr_seg_item *it, size_t clen,
 			break;
 		if (open_frame(r, it->type, clen, 0, &plen) != 0)
 			return bad_frame(
-			    r, "fails authentication: damaged, tampered with, or out of order", err);
+			    r, "fails authentication: damaged, tampered with, or out of order",
+			    err);
 		if (it->type == CFR_FRAME_RECORD &&
 		    cfr_record_decode(r->plain, (size_t)plen, r->hdr.cfg.subscriber_prefix6, 2,
 		                      &it->rec) < 0)
@@ -298,8 +300,9 @@ static int next_v1(struct cfr_segr *r, struct cfr_seg_item *it, size_t clen,
 		r->epoch_end_ms = get_le(r->plain + 16, 8);
 		break;
 	case CFR_FRAME_RECORD:
-		if (!r->in_epoch || cfr_record_decode(r->plain, (size_t)plen,
-		                                      r->hdr.cfg.subscriber_prefix6, 1, &it->rec) < 0)
+		if (!r->in_epoch ||
+		    cfr_record_decode(r->plain, (size_t)plen, r->hdr.cfg.subscriber_prefix6, 1,
+		                      &it->rec) < 0)
 			return bad_frame(r, "is a malformed record", err);
 		break;
 	case CFR_FRAME_EPOCH_END:
@@ -383,7 +386,8 @@ bool cfr_segr_block_ends(const struct cfr_segr *r)
 
 		if (type == CFR_FRAME_EPOCH_END)
 			return true;
-		if (type == CFR_FRAME_EPOCH || type == CFR_FRAME_CLOSE || !frame_len_ok(r, type, clen))
+		if (type == CFR_FRAME_EPOCH || type == CFR_FRAME_CLOSE ||
+		    !frame_len_ok(r, type, clen))
 			return false;
 		off += CFR_FRAME_HEAD + clen;
 	}

@@ -199,9 +199,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(lab_prefixes_guarded), cmocka_unit_test(every_prefix_and_line),
-	    cmocka_unit_test(one_family_only),
-	    cmocka_unit_test(chains_follow_config),      cmocka_unit_test(too_small_a_buffer),
-	    cmocka_unit_test(nft_accepts),          cmocka_unit_test(draining_pools_kept),
+	    cmocka_unit_test(one_family_only),      cmocka_unit_test(chains_follow_config),
+	    cmocka_unit_test(too_small_a_buffer),   cmocka_unit_test(nft_accepts),
+	    cmocka_unit_test(draining_pools_kept),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,11 +24,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -546,8 +546,8 @@ static void run_seconds(struct fixture *f, struct traffic *tr, uint64_t t0, unsi
 }
 
 struct answer {
-	int found;      /* candidates naming the flow's subscriber */
-	int wrong;      /* candidates naming anyone else */
+	int found; /* candidates naming the flow's subscriber */
+	int wrong; /* candidates naming anyone else */
 	size_t warnings;
 };
 
@@ -735,7 +735,8 @@ static void key_per_epoch(void **state)
 
 		if (f->file[pos] == CFR_FRAME_EPOCH) {
 			assert_true(n < 3);
-			assert_int_equal(crypto_box_seal_open(keys[n], f->file + pos + CFR_FRAME_HEAD,
+			assert_int_equal(crypto_box_seal_open(keys[n],
+			                                      f->file + pos + CFR_FRAME_HEAD,
 			                                      CFR_SEG_SEALED_BYTES, f->pk, f->sk),
 			                 0);
 			off[n++] = pos;

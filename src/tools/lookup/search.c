@@ -66,8 +66,8 @@ static void on_match(void *ctx, const struct cfr_epoch_record *rec, const struct
 
 	for (size_t i = 0; i < res->n_cand; i++) {
 		const struct lookup_candidate *o = &res->cand[i];
-		bool same = o->family == rec->family &&
-		            memcmp(o->subscriber, rec->subscriber, 16) == 0;
+		bool same =
+		    o->family == rec->family && memcmp(o->subscriber, rec->subscriber, 16) == 0;
 
 		/* One allocation found twice (a journal and its record in two segments). */
 		if (same && o->epoch == rec->epoch && o->counter == m->counter &&
@@ -360,7 +360,8 @@ static int search_frames(const struct lookup_query *q, struct cfr_segr *r, const
 			if (b.wanted && it.journal) {
 				ret = block_journal(&b, q, &it, h->cfg.subscriber_prefix6);
 				if (ret == -EBADMSG)
-					ret = warn(res, "%s: a journal frame of epoch %llu is malformed",
+					ret = warn(res,
+					           "%s: a journal frame of epoch %llu is malformed",
 					           name, (unsigned long long)b.epoch);
 			}
 			break;
