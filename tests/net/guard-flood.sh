@@ -82,9 +82,9 @@ flood=$!
 
 # Meanwhile everyone else keeps fetching over TLS.
 fetch() {
-	local i=$1 fam=$2 url ok_n=0 k
+	local i=$1 fam=$2 url ok_n=0
 	[ "$fam" = 6 ] && url="https://[$SVC6]/" || url="https://$SVC4/"
-	for k in $(seq "$CURLS"); do
+	for _ in $(seq "$CURLS"); do
 		if nsx "sub$i" curl -sk --max-time 5 -o /dev/null "$url"; then
 			ok_n=$((ok_n + 1))
 		fi
