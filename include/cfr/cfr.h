@@ -145,11 +145,11 @@ enum cfr_scrubber {
 
 /* Scrubbers of auxiliary signals that re-link flows (outbound unless noted). */
 struct cfr_scrub_config {
-	bool tcp_timestamps; /* per-flow random TSval offset, removed from TSecr inbound */
+	bool tcp_timestamps;     /* per-flow random TSval offset, removed from TSecr inbound */
 	bool tcp_timestamp_rate; /* ... and a per-flow clock rate (hides the host's clock skew) */
-	bool ip_id;          /* IPv4 identification from the CSPRNG, shared by fragments */
-	bool flow_label;     /* IPv6 flow label from a keyed hash of the translated tuple */
-	uint8_t ttl_cap;     /* lower TTL / hop limit to this (0: off); never raises */
+	bool ip_id;              /* IPv4 identification from the CSPRNG, shared by fragments */
+	bool flow_label;         /* IPv6 flow label from a keyed hash of the translated tuple */
+	uint8_t ttl_cap;         /* lower TTL / hop limit to this (0: off); never raises */
 };
 
 /* Per-subscriber limits; 0 means no limit. */
@@ -270,7 +270,8 @@ struct cfr_epoch_record {
 	uint32_t counter; /* allocations drawn: counter values 0 .. counter-1 */
 	uint16_t timeline_len;
 	uint8_t timeline[CFR_TIMELINE_BYTES]; /* see cfr_timeline_next() */
-	uint32_t slot; /* the subscriber's number in the epoch (1, 2, ...): names it in the journal */
+	/* the subscriber's number in the epoch (1, 2, ...): names it in the journal */
+	uint32_t slot;
 };
 
 /*

@@ -164,8 +164,9 @@ static uint32_t seal_idle(struct cfr_engine *eng, struct cfr_sub_table *tab)
 		 * a complaint about this subscriber's last flow could fall.
 		 */
 		if (s->counter) { /* nothing drawn, nothing to attribute */
-			record_of(tab, s, tab->start_ms + (uint64_t)eng->cfg.epoch_s * 1000,
-			          &eng->early[(eng->early_head + eng->early_count) % CFR_EARLY_QUEUE]);
+			record_of(
+			    tab, s, tab->start_ms + (uint64_t)eng->cfg.epoch_s * 1000,
+			    &eng->early[(eng->early_head + eng->early_count) % CFR_EARLY_QUEUE]);
 			eng->early_count++;
 		}
 		dirty_remove(tab, idx);
@@ -449,8 +450,7 @@ static bool ended_pending(const struct cfr_engine *eng)
 	const struct cfr_sub_table *ended = &eng->subs[!eng->cur_subs];
 	const struct cfr_epoch_record *e = early_head(eng);
 
-	return ended->drained < ended->n_used ||
-	       (e && e->epoch != eng->subs[eng->cur_subs].epoch);
+	return ended->drained < ended->n_used || (e && e->epoch != eng->subs[eng->cur_subs].epoch);
 }
 
 /*
@@ -524,7 +524,8 @@ static void journal_delta(struct cfr_sub_table *tab, struct cfr_sub_state *s,
 	s->jr_counter = s->counter;
 }
 
-unsigned cfr_engine_drain_journal(struct cfr_engine *eng, cfr_journal_fn fn, void *ctx, unsigned max)
+unsigned cfr_engine_drain_journal(struct cfr_engine *eng, cfr_journal_fn fn, void *ctx,
+                                  unsigned max)
 {
 	struct cfr_sub_table *tab = &eng->subs[eng->cur_subs];
 	struct cfr_journal_item it;

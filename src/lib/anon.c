@@ -45,8 +45,8 @@ int cfr_anon_init(struct cfr_engine *eng)
 		return -1;
 	eng->pair_mask = buckets - 1;
 	eng->pair_fresh = 1;
-	eng->memory += ((size_t)eng->cfg.max_flows + 1) * sizeof(*eng->pairs) +
-	               buckets * sizeof(uint32_t);
+	eng->memory +=
+	    ((size_t)eng->cfg.max_flows + 1) * sizeof(*eng->pairs) + buckets * sizeof(uint32_t);
 	return 0;
 }
 

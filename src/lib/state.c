@@ -146,8 +146,7 @@ static int take_slots(struct cfr_engine *eng, const struct cfr_engine *saved)
 		if (s->state == CFR_SLOT_FREE)
 			continue;
 		if (s->state > CFR_SLOT_DRAINING || s->n_subs == 0 ||
-		    s->n_subs > CFR_MAX_POOL4_ADDRESSES ||
-		    (s->n_subs & (s->n_subs - 1)) != 0)
+		    s->n_subs > CFR_MAX_POOL4_ADDRESSES || (s->n_subs & (s->n_subs - 1)) != 0)
 			return -EINVAL;
 		*mine = *s;
 		mine->subs = calloc(s->n_subs, sizeof(uint32_t));
@@ -208,7 +207,8 @@ struct cfr_engine *cfr_engine_from_state(const void *header, const char **why)
 	if (eng->bucket_mask != h->eng.bucket_mask || eng->frag_mask != h->eng.frag_mask ||
 	    eng->sub_mask != h->eng.sub_mask || eng->guard_mask != h->eng.guard_mask ||
 	    eng->pair_mask != h->eng.pair_mask)
-		return refuse(eng, why, "the state's tables are not the size its configuration says");
+		return refuse(eng, why,
+		              "the state's tables are not the size its configuration says");
 	if (take_slots(eng, &h->eng) != 0)
 		return refuse(eng, why, "the state's pool table is damaged, or out of memory");
 	take_scalars(eng, &h->eng);
@@ -237,8 +237,9 @@ int cfr_engine_state_check(struct cfr_engine *eng, const char **why)
 	if (eng->free_head > flows || eng->next_fresh == 0 || eng->next_fresh > flows + 1 ||
 	    eng->pair_free > flows || eng->pair_fresh == 0 || eng->pair_fresh > flows + 1 ||
 	    eng->guard_fresh == 0 || eng->guard_fresh > subs + 1 || eng->guard_idle_head > subs ||
-	    eng->guard_idle_tail > subs || eng->cur_subs > 1 || eng->early_head >= CFR_EARLY_QUEUE ||
-	    eng->early_count > CFR_EARLY_QUEUE || !lru_ok(eng))
+	    eng->guard_idle_tail > subs || eng->cur_subs > 1 ||
+	    eng->early_head >= CFR_EARLY_QUEUE || eng->early_count > CFR_EARLY_QUEUE ||
+	    !lru_ok(eng))
 		return -EINVAL;
 	for (unsigned t = 0; t < 2; t++) {
 		const struct cfr_sub_table *tab = &eng->subs[t];

@@ -70,11 +70,12 @@ static void test_drop_reasons(void **state)
 static void test_unmapped_and_hostile_strings(void **state)
 {
 	unsigned unmapped;
-	char *t = render("{\"version\":\"1.0\\\"} evil{x=\\\"\\n\",\"newfield\":7,"
-	                 "\"drops\":{\"total\":1,\"Bad key\":1,\"no_flow\":2},"
-	                 "\"io\":{\"backend\":\"tun\\n1\",\"workers\":2,\"packets_by_worker\":[5,6]},"
-	                 "\"accounting\":{\"enabled\":true,\"records_sealed\":4}}",
-	                 &unmapped);
+	char *t =
+	    render("{\"version\":\"1.0\\\"} evil{x=\\\"\\n\",\"newfield\":7,"
+	           "\"drops\":{\"total\":1,\"Bad key\":1,\"no_flow\":2},"
+	           "\"io\":{\"backend\":\"tun\\n1\",\"workers\":2,\"packets_by_worker\":[5,6]},"
+	           "\"accounting\":{\"enabled\":true,\"records_sealed\":4}}",
+	           &unmapped);
 
 	(void)state;
 	/* newfield and the badly named reason: counted, not shown. */
@@ -101,15 +102,19 @@ static void test_histogram(void **state)
 
 	(void)state;
 	assert_int_equal(unmapped, 0);
-	assert_non_null(strstr(t, "cfr_new_flow_anonymity_set_bucket{family=\"ipv4\",le=\"1\"} 4\n"));
-	assert_non_null(strstr(t, "cfr_new_flow_anonymity_set_bucket{family=\"ipv4\",le=\"3\"} 4\n"));
-	assert_non_null(strstr(t, "cfr_new_flow_anonymity_set_bucket{family=\"ipv4\",le=\"7\"} 6\n"));
+	assert_non_null(
+	    strstr(t, "cfr_new_flow_anonymity_set_bucket{family=\"ipv4\",le=\"1\"} 4\n"));
+	assert_non_null(
+	    strstr(t, "cfr_new_flow_anonymity_set_bucket{family=\"ipv4\",le=\"3\"} 4\n"));
+	assert_non_null(
+	    strstr(t, "cfr_new_flow_anonymity_set_bucket{family=\"ipv4\",le=\"7\"} 6\n"));
 	assert_non_null(
 	    strstr(t, "cfr_new_flow_anonymity_set_bucket{family=\"ipv4\",le=\"+Inf\"} 7\n"));
 	assert_non_null(strstr(t, "cfr_new_flow_anonymity_set_count{family=\"ipv4\"} 7\n"));
 	assert_non_null(strstr(t, "cfr_anonymity_set_size{family=\"ipv4\",quantile=\"0.5\"} 2\n"));
 	assert_non_null(strstr(t, "cfr_anonymity_set_size_count{family=\"ipv4\"} 3\n"));
-	assert_non_null(strstr(t, "cfr_aliases_by_anonymity_set{family=\"ipv4\",set_size=\"8+\"} 1\n"));
+	assert_non_null(
+	    strstr(t, "cfr_aliases_by_anonymity_set{family=\"ipv4\",set_size=\"8+\"} 1\n"));
 }
 
 /* Issue 15's gauges and byte counters: each field has its metric, none is left over. */
@@ -133,8 +138,7 @@ static void test_load_and_pools(void **state)
 	assert_non_null(strstr(t, "cfr_epoch_age_seconds 42\n"));
 	assert_non_null(strstr(t, "cfr_epoch_length_seconds 3600\n"));
 	assert_non_null(strstr(t, "cfr_records_write_lag_seconds 1\n"));
-	assert_non_null(
-	    strstr(t, "cfr_pool_prefixes{family=\"ipv6\",state=\"draining\"} 1\n"));
+	assert_non_null(strstr(t, "cfr_pool_prefixes{family=\"ipv6\",state=\"draining\"} 1\n"));
 	assert_non_null(strstr(t, "cfr_pool_addresses{family=\"ipv4\"} 64\n"));
 	assert_non_null(strstr(t, "cfr_pool_ports{family=\"ipv4\"} 4194304\n"));
 	assert_non_null(strstr(t, "cfr_xdp_sent_bytes_total 700\n"));

@@ -108,8 +108,8 @@ static void expect_same_alias(struct cfr_engine *eng, int family, uint8_t proto,
 }
 
 /* The remote's answer to <out> reaches the subscriber's port. */
-static void expect_reply(struct cfr_engine *eng, int family, const struct pkt *out,
-                         uint16_t sport, uint64_t now)
+static void expect_reply(struct cfr_engine *eng, int family, const struct pkt *out, uint16_t sport,
+                         uint64_t now)
 {
 	struct pkt_spec s;
 	struct pkt in;
@@ -135,7 +135,8 @@ static void flows_carry_over(int family)
 	for (i = 0; i < 2; i++)
 		lab_open_flow(eng, family, protos[i], (uint16_t)(40000 + i), 443, &first[i], T0);
 	next = hand_over(eng);
-	assert_memory_equal(cfr_engine_stats(next)->flows_active, cfr_engine_stats(eng)->flows_active,
+	assert_memory_equal(cfr_engine_stats(next)->flows_active,
+	                    cfr_engine_stats(eng)->flows_active,
 	                    sizeof(cfr_engine_stats(eng)->flows_active));
 	cfr_engine_free(eng);
 	for (i = 0; i < 2; i++) {

@@ -35,8 +35,7 @@ struct cfrx_self {
  * took (a JSON field added to cfrd without its metric), also exported as
  * cfr_exporter_unmapped_fields.
  */
-unsigned cfrx_render(struct json_object *stats, const struct cfrx_self *self,
-                     struct cfrx_buf *out);
+unsigned cfrx_render(struct json_object *stats, const struct cfrx_self *self, struct cfrx_buf *out);
 
 /*
  * Send `stats` to the control socket at <path> and parse the reply, waiting

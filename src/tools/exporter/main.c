@@ -20,9 +20,9 @@
  * the calls it makes; sockets it may still create are AF_UNIX only (the
  * control socket).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <seccomp.h>
@@ -41,10 +41,10 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-#define DEFAULT_LISTEN "127.0.0.1:9848"
-#define DEFAULT_SOCKET "/run/cfrd.sock"
-#define MAX_CONNECTIONS 64
-#define PER_IP_CONNECTIONS 16
+#define DEFAULT_LISTEN       "127.0.0.1:9848"
+#define DEFAULT_SOCKET       "/run/cfrd.sock"
+#define MAX_CONNECTIONS      64
+#define PER_IP_CONNECTIONS   16
 #define CONNECTION_TIMEOUT_S 5
 /* A scrape request is a few hundred bytes; this also bounds the headers MHD reads. */
 #define CONNECTION_MEMORY 16384
@@ -142,9 +142,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **con_cls)
 {
-	static const char index_page[] =
-	    "<html><head><title>cfr exporter</title></head><body>"
-	    "<a href=\"/metrics\">metrics</a></body></html>\n";
+	static const char index_page[] = "<html><head><title>cfr exporter</title></head><body>"
+	                                 "<a href=\"/metrics\">metrics</a></body></html>\n";
 	static const char text[] = "text/plain; charset=utf-8";
 	struct exporter *x = cls;
 
@@ -216,19 +215,44 @@ static int parse_listen(const char *arg, struct sockaddr_storage *ss, bool *v6)
  * supervisor restarts. No exec, no file opens, no new sockets but AF_UNIX.
  */
 static const int allowed[] = {
-    SCMP_SYS(poll),         SCMP_SYS(ppoll),        SCMP_SYS(accept4),
-    SCMP_SYS(epoll_wait),   SCMP_SYS(epoll_pwait),  SCMP_SYS(epoll_ctl),
-    SCMP_SYS(accept),       SCMP_SYS(recvfrom),     SCMP_SYS(sendto),
-    SCMP_SYS(recvmsg),      SCMP_SYS(sendmsg),      SCMP_SYS(read),
-    SCMP_SYS(write),        SCMP_SYS(writev),       SCMP_SYS(close),
-    SCMP_SYS(shutdown),     SCMP_SYS(setsockopt),   SCMP_SYS(getsockopt),
-    SCMP_SYS(getsockname),  SCMP_SYS(getpeername),  SCMP_SYS(fcntl),
-    SCMP_SYS(connect),      SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday),
-    SCMP_SYS(brk),          SCMP_SYS(munmap),       SCMP_SYS(mremap),
-    SCMP_SYS(madvise),      SCMP_SYS(futex),        SCMP_SYS(fstat),
-    SCMP_SYS(newfstatat),   SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn),
-    SCMP_SYS(restart_syscall), SCMP_SYS(getpid),    SCMP_SYS(gettid),
-    SCMP_SYS(exit),         SCMP_SYS(exit_group),
+    SCMP_SYS(poll),
+    SCMP_SYS(ppoll),
+    SCMP_SYS(accept4),
+    SCMP_SYS(epoll_wait),
+    SCMP_SYS(epoll_pwait),
+    SCMP_SYS(epoll_ctl),
+    SCMP_SYS(accept),
+    SCMP_SYS(recvfrom),
+    SCMP_SYS(sendto),
+    SCMP_SYS(recvmsg),
+    SCMP_SYS(sendmsg),
+    SCMP_SYS(read),
+    SCMP_SYS(write),
+    SCMP_SYS(writev),
+    SCMP_SYS(close),
+    SCMP_SYS(shutdown),
+    SCMP_SYS(setsockopt),
+    SCMP_SYS(getsockopt),
+    SCMP_SYS(getsockname),
+    SCMP_SYS(getpeername),
+    SCMP_SYS(fcntl),
+    SCMP_SYS(connect),
+    SCMP_SYS(clock_gettime),
+    SCMP_SYS(gettimeofday),
+    SCMP_SYS(brk),
+    SCMP_SYS(munmap),
+    SCMP_SYS(mremap),
+    SCMP_SYS(madvise),
+    SCMP_SYS(futex),
+    SCMP_SYS(fstat),
+    SCMP_SYS(newfstatat),
+    SCMP_SYS(rt_sigprocmask),
+    SCMP_SYS(rt_sigreturn),
+    SCMP_SYS(restart_syscall),
+    SCMP_SYS(getpid),
+    SCMP_SYS(gettid),
+    SCMP_SYS(exit),
+    SCMP_SYS(exit_group),
     /* json-c seeds its hash tables on first use */
     SCMP_SYS(getrandom),
 };
@@ -288,9 +312,8 @@ int main(int argc, char **argv)
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct exporter x = {.socket_path = getenv("CFR_CONTROL"),
-	                     .min_interval_ms = 1000,
-	                     .timeout_ms = 2000};
+	struct exporter x = {
+	    .socket_path = getenv("CFR_CONTROL"), .min_interval_ms = 1000, .timeout_ms = 2000};
 	const char *listen = DEFAULT_LISTEN;
 	struct sockaddr_storage ss;
 	struct sigaction sa = {.sa_handler = on_signal};
@@ -311,7 +334,8 @@ int main(int argc, char **argv)
 				return 2;
 			break;
 		case 't':
-			if (parse_ms("timeout", optarg, 60000, &x.timeout_ms) < 0 || x.timeout_ms == 0)
+			if (parse_ms("timeout", optarg, 60000, &x.timeout_ms) < 0 ||
+			    x.timeout_ms == 0)
 				return 2;
 			break;
 		case 'S':
@@ -340,7 +364,8 @@ int main(int argc, char **argv)
 	if (x.socket_path == NULL || x.socket_path[0] == '\0')
 		x.socket_path = DEFAULT_SOCKET;
 	if (parse_listen(listen, &ss, &v6) < 0) {
-		fprintf(stderr, "cfr-exporter: --listen: expected ADDR:PORT or [ADDR]:PORT, not '%s'\n",
+		fprintf(stderr,
+		        "cfr-exporter: --listen: expected ADDR:PORT or [ADDR]:PORT, not '%s'\n",
 		        listen);
 		return 2;
 	}
@@ -356,21 +381,22 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	/* No MHD_USE_ERROR_LOG: a flood of bad requests must not become a flood of log lines. */
-	daemon = MHD_start_daemon(
-	    MHD_USE_EPOLL | (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL, handle, &x,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-	    (unsigned)PER_IP_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)CONNECTION_MEMORY, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)64,
-	    MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_END);
+	daemon = MHD_start_daemon(MHD_USE_EPOLL | (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL, handle,
+	                          &x, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
+	                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)PER_IP_CONNECTIONS,
+	                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+	                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+	                          MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)64,
+	                          MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_END);
 	if (daemon == NULL) {
 		fprintf(stderr, "cfr-exporter: cannot listen on %s: %s\n", listen, strerror(errno));
 		return 1;
 	}
 	if (seccomp && install_filter() < 0) {
-		fputs("cfr-exporter: cannot install the seccomp filter (--seccomp no runs without)\n",
-		      stderr);
+		fputs(
+		    "cfr-exporter: cannot install the seccomp filter (--seccomp no runs without)\n",
+		    stderr);
 		MHD_stop_daemon(daemon);
 		return 1;
 	}

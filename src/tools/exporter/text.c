@@ -147,8 +147,7 @@ static const struct plain plain_metrics[] = {
     {"flows.max", "cfr_flows_max", "gauge", "Size of the flow table ([limits] max-flows)."},
     {"flows.created", "cfr_flows_created_total", "counter", "Flows created."},
     {"flows.expired", "cfr_flows_expired_total", "counter", "Flows expired or closed."},
-    {"fragments_tracked", "cfr_fragments_tracked", "gauge",
-     "Fragmented datagrams being tracked."},
+    {"fragments_tracked", "cfr_fragments_tracked", "gauge", "Fragmented datagrams being tracked."},
     {"subscribers_reclaimed", "cfr_subscribers_reclaimed_total", "counter",
      "Idle subscriber entries reused for new subscribers."},
     {"subscribers_sealed_early", "cfr_subscribers_sealed_early_total", "counter",
@@ -201,8 +200,7 @@ static const struct plain plain_metrics[] = {
     {"accounting.write_lag_s", "cfr_records_write_lag_seconds", "gauge",
      "Seconds since a write to the records last succeeded (0 without [accounting])."},
     /* The AF_XDP fast path, present only with [xdp] ports. */
-    {"io.xdp.rx", "cfr_xdp_received_packets_total", "counter",
-     "Packets the fast path received."},
+    {"io.xdp.rx", "cfr_xdp_received_packets_total", "counter", "Packets the fast path received."},
     {"io.xdp.tx", "cfr_xdp_sent_packets_total", "counter",
      "Packets the fast path sent straight out of another port."},
     {"io.xdp.tx_bytes", "cfr_xdp_sent_bytes_total", "counter",
@@ -283,8 +281,8 @@ static void flows(struct ctx *c)
 	for (size_t f = 0; f < ARRAY_SIZE(families); f++)
 		for (size_t p = 0; p < ARRAY_SIZE(protos); p++) {
 			snprintf(path, sizeof(path), "flows.%s.%s", families[f], protos[p]);
-			snprintf(labels, sizeof(labels), "family=\"%s\",protocol=\"%s\"", families[f],
-			         protos[p]);
+			snprintf(labels, sizeof(labels), "family=\"%s\",protocol=\"%s\"",
+			         families[f], protos[p]);
 			sample(c, c->root, path, "cfr_flows", labels);
 		}
 }
@@ -312,8 +310,8 @@ static void anonymity(struct ctx *c)
 		struct json_object *fam = get(get(c->root, "anonymity"), families[f]);
 
 		for (size_t q = 0; q < ARRAY_SIZE(quantiles); q++) {
-			snprintf(labels, sizeof(labels), "family=\"%s\",quantile=\"%s\"", families[f],
-			         quantiles[q].q);
+			snprintf(labels, sizeof(labels), "family=\"%s\",quantile=\"%s\"",
+			         families[f], quantiles[q].q);
 			sample(c, fam, quantiles[q].key, "cfr_anonymity_set_size", labels);
 		}
 		snprintf(labels, sizeof(labels), "family=\"%s\"", families[f]);
@@ -326,9 +324,10 @@ static void anonymity(struct ctx *c)
 	       "Aliases in use by how many distinct subscribers share each (set_size: a "
 	       "power-of-two range).");
 	for (size_t f = 0; f < ARRAY_SIZE(families); f++) {
-		struct json_object *h = get(get(get(c->root, "anonymity"), families[f]), "histogram");
-		size_t n = h && json_object_is_type(h, json_type_array) ? json_object_array_length(h)
-		                                                        : 0;
+		struct json_object *h =
+		    get(get(get(c->root, "anonymity"), families[f]), "histogram");
+		size_t n =
+		    h && json_object_is_type(h, json_type_array) ? json_object_array_length(h) : 0;
 
 		for (size_t b = 0; b < n && b < 32; b++) {
 			struct json_object *v = json_object_array_get_idx(h, b);
@@ -344,8 +343,8 @@ static void anonymity(struct ctx *c)
 				snprintf(labels, sizeof(labels), "family=\"%s\",set_size=\"%lu\"",
 				         families[f], lo);
 			else
-				snprintf(labels, sizeof(labels), "family=\"%s\",set_size=\"%lu-%lu\"",
-				         families[f], lo, hi);
+				snprintf(labels, sizeof(labels),
+				         "family=\"%s\",set_size=\"%lu-%lu\"", families[f], lo, hi);
 			put(c->out, "cfr_aliases_by_anonymity_set{%s} %" PRIu64 "\n", labels,
 			    json_object_get_uint64(v));
 		}
@@ -357,8 +356,8 @@ static void anonymity(struct ctx *c)
 	for (size_t f = 0; f < ARRAY_SIZE(families); f++) {
 		struct json_object *h =
 		    get(get(get(c->root, "anonymity"), families[f]), "new_flows_histogram");
-		size_t n = h && json_object_is_type(h, json_type_array) ? json_object_array_length(h)
-		                                                        : 0;
+		size_t n =
+		    h && json_object_is_type(h, json_type_array) ? json_object_array_length(h) : 0;
 		uint64_t cum = 0;
 
 		for (size_t b = 0; b < n && b < 32; b++) {
@@ -370,13 +369,14 @@ static void anonymity(struct ctx *c)
 			cum += json_object_get_uint64(v);
 			if (b + 1 < n)
 				put(c->out,
-				    "cfr_new_flow_anonymity_set_bucket{family=\"%s\",le=\"%lu\"} %" PRIu64
-				    "\n",
+				    "cfr_new_flow_anonymity_set_bucket{family=\"%s\",le=\"%lu\"} "
+				    "%" PRIu64 "\n",
 				    families[f], (1ul << (b + 1)) - 1, cum);
 		}
 		if (n == 0)
 			continue;
-		put(c->out, "cfr_new_flow_anonymity_set_bucket{family=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
+		put(c->out,
+		    "cfr_new_flow_anonymity_set_bucket{family=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
 		    families[f], cum);
 		put(c->out, "cfr_new_flow_anonymity_set_count{family=\"%s\"} %" PRIu64 "\n",
 		    families[f], cum);
@@ -408,8 +408,7 @@ static void pools(struct ctx *c)
 	if (get(c->root, "pools.ipv4.addresses") != NULL) {
 		family(c, "cfr_pool_addresses", "gauge",
 		       "Alias addresses new flows draw from (IPv4; compare cfr_aliases_in_use).");
-		sample(c, c->root, "pools.ipv4.addresses", "cfr_pool_addresses",
-		       "family=\"ipv4\"");
+		sample(c, c->root, "pools.ipv4.addresses", "cfr_pool_addresses", "family=\"ipv4\"");
 	}
 	if (get(c->root, "pools.ipv4.ports") != NULL) {
 		family(c, "cfr_pool_ports", "gauge",
@@ -443,9 +442,8 @@ static void workers(struct ctx *c)
 static void infos(struct ctx *c)
 {
 	struct json_object *v = get(c->root, "version"), *b = get(c->root, "io.backend");
-	const char *version = v && json_object_is_type(v, json_type_string)
-	                          ? json_object_get_string(v)
-	                          : "";
+	const char *version =
+	    v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
 	char clean[64];
 	size_t k = 0;
 
@@ -453,8 +451,9 @@ static void infos(struct ctx *c)
 	for (size_t i = 0; version[i] != '\0' && k + 1 < sizeof(clean); i++) {
 		char ch = version[i];
 
-		if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		    ch == '.' || ch == '-' || ch == '+' || ch == '~' || ch == '_')
+		if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+		    (ch >= 'A' && ch <= 'Z') || ch == '.' || ch == '-' || ch == '+' || ch == '~' ||
+		    ch == '_')
 			clean[k++] = ch;
 	}
 	clean[k] = '\0';
@@ -462,7 +461,8 @@ static void infos(struct ctx *c)
 	put(c->out, "cfr_build_info{version=\"%s\"} 1\n", clean);
 	if (b != NULL && json_object_is_type(b, json_type_string) &&
 	    is_name(json_object_get_string(b))) {
-		family(c, "cfr_io_info", "gauge", "The packet I/O backend in use, as a label; always 1.");
+		family(c, "cfr_io_info", "gauge",
+		       "The packet I/O backend in use, as a label; always 1.");
 		put(c->out, "cfr_io_info{backend=\"%s\"} 1\n", json_object_get_string(b));
 	}
 }
@@ -494,8 +494,7 @@ static unsigned count_unmapped(const struct ctx *c, struct json_object *o)
 	return n;
 }
 
-unsigned cfrx_render(struct json_object *stats, const struct cfrx_self *self,
-                     struct cfrx_buf *out)
+unsigned cfrx_render(struct json_object *stats, const struct cfrx_self *self, struct cfrx_buf *out)
 {
 	struct ctx *c = calloc(1, sizeof(*c));
 	unsigned unmapped = 0;
