@@ -692,6 +692,42 @@ udp_hold() {
 	ip netns exec "cfr-$ns" "$PY" -c "$UDP_HOLD_PY" "$@" 9<&-
 }
 
+# udp_convo NS ADDR TAG SECS [MISSES]: a UDP conversation from cfr-NS to the
+# echo at ADDR port 7: a datagram "TAG N" every 0.2 s for SECS seconds, each
+# echo awaited (1 s); prints "sent N echoed M gap G" (G: the longest time
+# without an echo) and fails if more than MISSES (1) went unanswered.
+# shellcheck disable=SC2016
+CONVO_PY='
+import socket, sys, time
+addr, tag, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
+misses = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((addr, 7))
+s.settimeout(1.0)
+end, sent, echoed, last, gap = time.monotonic() + secs, 0, 0, time.monotonic(), 0.0
+while time.monotonic() < end:
+    data = ("%s.%d" % (tag, sent)).encode()
+    s.send(data)
+    sent += 1
+    t = time.monotonic() + 1.0
+    while time.monotonic() < t:
+        try:
+            if s.recv(2048) == data:
+                echoed += 1
+                gap, last = max(gap, time.monotonic() - last), time.monotonic()
+                break
+        except socket.timeout:
+            break
+    time.sleep(0.2)
+print("sent %d echoed %d gap %.2f" % (sent, echoed, gap))
+sys.exit(0 if echoed >= sent - misses else 1)
+'
+udp_convo() {
+	local ns=$1
+	shift
+	ip netns exec "cfr-$ns" "$PY" -c "$CONVO_PY" "$@" 9<&-
+}
+
 # udp_alias TAG: "ADDR PORT" the front door's echo saw TAG's datagrams from
 # (its log), waiting up to 3 s for the first.
 udp_alias() {

@@ -249,19 +249,24 @@ void cfrd_acct_reconfigure(struct cfrd_acct *a, const struct cfr_engine_config *
 	pthread_mutex_unlock(&a->lock);
 }
 
+static void stop_writer(struct cfrd_acct *a)
+{
+	if (!a->thread_started)
+		return;
+	pthread_mutex_lock(&a->lock);
+	a->stop = true;
+	pthread_cond_signal(&a->wake);
+	pthread_mutex_unlock(&a->lock);
+	pthread_join(a->thread, NULL);
+	pthread_cond_destroy(&a->wake);
+	a->thread_started = false;
+}
+
 void cfrd_acct_close(struct cfrd_acct *a, struct cfr_engine *eng, uint64_t now_ms)
 {
 	const struct cfr_recw_stats *s;
 
-	if (a->thread_started) {
-		pthread_mutex_lock(&a->lock);
-		a->stop = true;
-		pthread_cond_signal(&a->wake);
-		pthread_mutex_unlock(&a->lock);
-		pthread_join(a->thread, NULL);
-		pthread_cond_destroy(&a->wake);
-		a->thread_started = false;
-	}
+	stop_writer(a);
 	/* The current epoch is sealed too: a clean stop loses no record. No packet moves now. */
 	cfr_engine_epoch_rotate(eng, now_ms);
 	if (!a->writer) {
@@ -278,6 +283,31 @@ void cfrd_acct_close(struct cfrd_acct *a, struct cfr_engine *eng, uint64_t now_m
 	         (unsigned long long)s->bytes_written, (unsigned long long)s->journal_items,
 	         (unsigned long long)s->records_dropped, (unsigned long long)s->segments_deleted,
 	         s->degraded ? "; accounting was degraded at the end: the last epoch is lost" : "");
+	cfr_recw_free(a->writer);
+	a->writer = NULL;
+	if (a->key_fd >= 0)
+		close(a->key_fd);
+	a->key_fd = -1;
+	pthread_mutex_destroy(&a->lock);
+}
+
+void cfrd_acct_pause(struct cfrd_acct *a, struct cfrd *d)
+{
+	uint64_t now = cfrd_now_ms();
+
+	stop_writer(a);
+	if (!a->writer)
+		return;
+	/* Every draw so far goes into this segment's journal: were the new cfrd to fail, it holds. */
+	cfr_recw_journal_now(a->writer);
+	cfr_recw_drain(a->writer, d->engine, UINT_MAX, now, wall_ms());
+}
+
+void cfrd_acct_release(struct cfrd_acct *a)
+{
+	if (!a->writer)
+		return;
+	log_info("records: the epoch goes on in the new cfrd; this segment ends with its journal");
 	cfr_recw_free(a->writer);
 	a->writer = NULL;
 	if (a->key_fd >= 0)

@@ -60,6 +60,14 @@ void cfrd_acct_reconfigure(struct cfrd_acct *a, const struct cfr_engine_config *
 void cfrd_acct_close(struct cfrd_acct *a, struct cfr_engine *eng, uint64_t now_ms);
 
 /*
+ * A handover (handover.c), once no packet moves: stop the thread and write
+ * the journal up to now. Then either cfrd_acct_release() (the new cfrd took
+ * the engine: the epoch goes on there) or cfrd_acct_close() (it did not).
+ */
+void cfrd_acct_pause(struct cfrd_acct *a, struct cfrd *d);
+void cfrd_acct_release(struct cfrd_acct *a);
+
+/*
  * The "accounting" object of `cfrctl stats`. <s>: the engine's counters;
  * the write lag counts from <start_ms> until the first write.
  */

@@ -345,6 +345,19 @@ static void client_read(struct cfrd_control_client *c, struct cfrd *d, uint64_t 
 		return;
 	}
 	c->len += (size_t)got;
+	if (c->len == sizeof(CFRD_HANDOVER_REQUEST) &&
+	    memcmp(c->buf, CFRD_HANDOVER_REQUEST "\n", c->len) == 0) {
+		/* Not a reply: the engine itself goes (handover.c); the connection closes last. */
+		d->handover = cfrd_handover_give(d, c->fd);
+		if (d->handover == CFRD_HANDOVER_NONE) {
+			client_close(c);
+			return;
+		}
+		d->handover_fd = c->fd;
+		c->fd = -1;
+		c->len = 0;
+		return;
+	}
 	switch (cfrd_control_request(c->buf, c->len, got > 0, d, now_ms, &reply)) {
 	case CFRD_CONTROL_NEED_MORE:
 		return;

@@ -14,6 +14,7 @@
 #include <cfr/cfr.h>
 
 #include "config.h"
+#include "handover.h"
 #include "io.h"
 #include "io_xdp.h"
 
@@ -66,6 +67,9 @@ struct cfrd {
 	struct cfrd_anon_watch anon_watch;
 	struct cfrd_reload *reload; /* the running configuration and its file (reload.h) */
 	struct cfrd_acct *acct; /* sealed records (acct.h), for stats */
+	/* A new cfrd asked for the engine (handover.c): what came of it, and its connection. */
+	enum cfrd_handover handover;
+	int handover_fd;
 };
 
 static inline void cfrd_engine_lock(struct cfrd *d)

@@ -48,7 +48,7 @@
 enum { PFD_SIGNAL, PFD_STOP, PFD_CONTROL, PFD__COUNT = PFD_CONTROL + CFRD_CONTROL_MAX_POLLFDS };
 
 static const char usage_text[] =
-    "Usage: cfrd [-c FILE]\n"
+    "Usage: cfrd [-c FILE] [--takeover]\n"
     "       cfrd --check-config FILE\n"
     "       cfrd --install-guard [-c FILE]\n"
     "Customer-Facing Relay daemon: gives each subscriber flow a short-lived\n"
@@ -58,6 +58,9 @@ static const char usage_text[] =
     "      --check-config FILE  validate FILE, print 'FILE: ok' or the error, exit\n"
     "      --install-guard      install the nftables guard table for FILE and exit\n"
     "                           (as root, before a reload that changes prefixes)\n"
+    "      --takeover           take the flows and the epoch of the cfrd running\n"
+    "                           with this control socket, which then stops (a\n"
+    "                           restart or an upgrade that keeps every flow)\n"
     "      --help-config        list the configuration keys, their values and defaults\n"
     "  -h, --help               show this help and exit\n"
     "  -V, --version            show the version and exit\n"
@@ -196,6 +199,8 @@ static int control_loop(struct cfrd *d, struct cfrd_control *ctl, struct cfrd_ac
 			return atomic_load(&d->failed) ? -EIO : 0;
 		now = cfrd_now_ms();
 		cfrd_control_poll_handle(ctl, pfd + PFD_CONTROL, n - PFD_CONTROL, d, now);
+		if (d->handover != CFRD_HANDOVER_NONE)
+			return 0;
 		engine_housekeeping(d, now, &last_expire);
 		/* After expiry, which may have ended the epoch; takes the engine lock to copy only.
 		 */
@@ -217,11 +222,11 @@ static int engine_lock_init(struct cfrd *d)
 	return -ret;
 }
 
-static int run(const struct cfrd_config *cfg, const char *path)
+static int run(const struct cfrd_config *cfg, const char *path, bool takeover)
 {
 	/* Static: a whole configuration, too large for the stack. */
 	static struct cfrd_reload reload;
-	struct cfrd d = {.stop_fd = -1, .reload = &reload};
+	struct cfrd d = {.stop_fd = -1, .reload = &reload, .handover_fd = -1};
 	struct cfrd_sandbox sb;
 	struct cfrd_control ctl;
 	struct cfrd_acct acct;
@@ -244,7 +249,12 @@ static int run(const struct cfrd_config *cfg, const char *path)
 	d.busy_poll_us = cfg->busy_poll_us;
 	d.anon_watch = (struct cfrd_anon_watch){
 	    .at_ms = cfrd_now_ms(), .percent = cfg->anon_warn_percent, .k = cfg->engine.anon_k};
-	d.engine = cfr_engine_new(&cfg->engine);
+	/* A takeover gets the running engine, with this file's configuration applied as a reload would. */
+	d.engine = takeover ? cfrd_handover_take(cfg) : NULL;
+	if (d.engine)
+		cfr_engine_journal_restart(d.engine); /* the new segment starts with every seed */
+	else
+		d.engine = cfr_engine_new(&cfg->engine);
 	if (d.engine == NULL) {
 		ret = -errno;
 		log_error("cannot create the engine: %s", strerror(errno));
@@ -301,7 +311,10 @@ static int run(const struct cfrd_config *cfg, const char *path)
 	cfrd_workers_close(&d);
 
 out_acct:
-	cfrd_acct_close(&acct, d.engine, cfrd_now_ms());
+	if (d.handover == CFRD_HANDOVER_GIVEN)
+		cfrd_acct_release(&acct);
+	else
+		cfrd_acct_close(&acct, d.engine, cfrd_now_ms());
 out_control:
 	cfrd_control_close(&ctl);
 out_workers:
@@ -312,6 +325,9 @@ out_engine:
 	cfr_engine_free(d.engine);
 out_signal:
 	close(sfd);
+	/* Last: the new cfrd waits for this before it opens the devices and the socket. */
+	if (d.handover_fd >= 0)
+		close(d.handover_fd);
 	return ret;
 }
 
@@ -321,6 +337,7 @@ int main(int argc, char **argv)
 	    {"config", required_argument, NULL, 'c'},
 	    {"check-config", required_argument, NULL, 'C'},
 	    {"install-guard", no_argument, NULL, 'G'},
+	    {"takeover", no_argument, NULL, 'T'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"help-config", no_argument, NULL, 'K'},
 	    {"version", no_argument, NULL, 'V'},
@@ -328,7 +345,7 @@ int main(int argc, char **argv)
 	};
 	const char *path = DEFAULT_CONFIG;
 	struct cfrd_config cfg;
-	bool check_only = false, install_guard = false;
+	bool check_only = false, install_guard = false, takeover = false;
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
@@ -342,6 +359,9 @@ int main(int argc, char **argv)
 			break;
 		case 'G':
 			install_guard = true;
+			break;
+		case 'T':
+			takeover = true;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -372,7 +392,7 @@ int main(int argc, char **argv)
 		return sodium_init() < 0 ? 1 : cfrd_install_guard(path, &cfg);
 	cfrd_log_set_level(cfg.log_level);
 	warn_short_timeouts(&cfg.engine);
-	if (run(&cfg, path) < 0)
+	if (run(&cfg, path, takeover) < 0)
 		return 1;
 	/* Everything is closed under the sandbox by now: a missing syscall would not get here. */
 	log_info("stopped");

@@ -187,6 +187,9 @@ void cfr_recw_flush(struct cfr_recw *w, uint64_t now_mono_ms, uint64_t now_wall_
 unsigned cfr_recw_drain(struct cfr_recw *w, struct cfr_engine *eng, unsigned max,
                         uint64_t now_mono_ms, uint64_t now_wall_ms);
 
+/* Take the journal on the next collect, whatever the interval says (a handover). */
+void cfr_recw_journal_now(struct cfr_recw *w);
+
 /*
  * A reload changed what allocations derive from (pools, ports, policies,
  * epoch length): the blocks of epochs from <from_epoch> on go to segments

@@ -618,6 +618,11 @@ unsigned cfr_recw_drain(struct cfr_recw *w, struct cfr_engine *eng, unsigned max
 	return left;
 }
 
+void cfr_recw_journal_now(struct cfr_recw *w)
+{
+	w->last_journal_ms = 0;
+}
+
 void cfr_recw_reconfigure(struct cfr_recw *w, const struct cfr_engine_config *cfg,
                           uint64_t from_epoch)
 {

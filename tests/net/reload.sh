@@ -66,40 +66,6 @@ else:
 edit_config() { sed -i "$1" "$CFG"; }
 refusals() { grep -c 'reload refused' "$LAB_RUN/cfrd.log" || true; }
 
-# A UDP conversation: a datagram "TAG N" every 0.2 s for SECS seconds, each
-# echo awaited (1 s); prints "sent N echoed M gap G" (G: the longest time
-# without an echo) and fails if more than one datagram went unanswered.
-# shellcheck disable=SC2016
-CONVO_PY='
-import socket, sys, time
-addr, tag, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
-s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
-s.connect((addr, 7))
-s.settimeout(1.0)
-end, sent, echoed, last, gap = time.monotonic() + secs, 0, 0, time.monotonic(), 0.0
-while time.monotonic() < end:
-    data = ("%s.%d" % (tag, sent)).encode()
-    s.send(data)
-    sent += 1
-    t = time.monotonic() + 1.0
-    while time.monotonic() < t:
-        try:
-            if s.recv(2048) == data:
-                echoed += 1
-                gap, last = max(gap, time.monotonic() - last), time.monotonic()
-                break
-        except socket.timeout:
-            break
-    time.sleep(0.2)
-print("sent %d echoed %d gap %.2f" % (sent, echoed, gap))
-sys.exit(0 if echoed >= sent - 1 else 1)
-'
-convo() {
-	local ns=$1
-	shift
-	ip netns exec "cfr-$ns" "$PY" -c "$CONVO_PY" "$@" 9<&-
-}
-
 # With the AF_XDP fast path (CFR_LAB_XDP=1) prefixes need a restart: limits
 # and timeouts reload under the same flows, a pool change is refused.
 xdp_reloads() {
@@ -132,7 +98,7 @@ for f in 4 6; do
 	nsx sub1 curl -sS --max-time $((SECS + 30)) --limit-rate 64k --cacert "$LAB_RUN/fd.crt" \
 		-o "$LAB_RUN/big$f.bin" "https://$host/big.bin" 9<&- &
 	echo $! >"$LAB_RUN/curl$f.pid"
-	convo sub2 "${host//[\[\]]/}" "reload-udp$f" "$SECS" >"$LAB_RUN/convo$f.out" &
+	udp_convo sub2 "${host//[\[\]]/}" "reload-udp$f" "$SECS" >"$LAB_RUN/convo$f.out" &
 	echo $! >"$LAB_RUN/convo$f.pid"
 done
 declare -A TCP UDP

@@ -1,0 +1,467 @@
+/*
+ * Restart without dropping a flow: the engine goes from the running cfrd to
+ * a new one started with --takeover.
+ *
+ * The new cfrd connects to the control socket and asks; the running one
+ * stops its workers (so that no packet changes the engine after the copy,
+ * and the devices are free for the new one), writes the journal up to this
+ * moment, copies the engine into a memfd and passes the descriptor with
+ * SCM_RIGHTS. The state holds the epoch's secrets, so it lives in memory
+ * only: a memfd, sealed against writes, gone when both sides close it.
+ * Untouched tables are mostly zero pages: only chunks with data are written
+ * and the rest stay holes, which the reader skips with SEEK_DATA, so a
+ * large, lightly used table costs what it holds.
+ *
+ * The new cfrd answers 'A' (adopted) or 'R' (refused: another layout, a
+ * damaged state), then waits until the old one has exited: it closed its
+ * records segment, and only then may the new one open the devices and the
+ * control socket. Refused, the old one seals the epoch's records as on any
+ * stop and the new one starts clean.
+ */
+#include "handover.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sodium.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "acct.h"
+#include "clock.h"
+#include "daemon.h"
+#include "log.h"
+#include "worker.h"
+
+#define HANDOVER_MAGIC "cfrhand1"
+/* Holes and data are tracked per page; a run of data is written in one call. */
+#define CHUNK 4096u
+/* How long either side waits for the other: a large engine takes seconds to copy. */
+#define WAIT_MS 30000
+
+enum { VERDICT_ADOPTED = 'A', VERDICT_REFUSED = 'R' };
+
+/* What goes with the memfd; size 0 and no descriptor: the old cfrd could not make one. */
+struct handover_msg {
+	char magic[8];
+	uint64_t size;
+};
+
+struct layout {
+	struct cfr_state_region r[CFR_STATE_REGIONS_MAX];
+	uint64_t off[CFR_STATE_REGIONS_MAX];
+	unsigned n;
+	uint64_t size;
+};
+
+static uint64_t round_chunk(uint64_t n)
+{
+	return (n + CHUNK - 1) & ~(uint64_t)(CHUNK - 1);
+}
+
+/* Where each region lies in the memfd: after the header, each on a page of its own. */
+static void layout_of(struct cfr_engine *eng, struct layout *l)
+{
+	uint64_t off = round_chunk(cfr_engine_state_header_size());
+
+	l->n = cfr_engine_state_regions(eng, l->r);
+	for (unsigned i = 0; i < l->n; i++) {
+		l->off[i] = off;
+		off = round_chunk(off + l->r[i].len);
+	}
+	l->size = off;
+}
+
+static int wait_for(int fd, short events)
+{
+	struct pollfd pfd = {.fd = fd, .events = events};
+	int ret = poll(&pfd, 1, WAIT_MS);
+
+	if (ret < 0)
+		return -errno;
+	return ret == 0 ? -ETIMEDOUT : 0;
+}
+
+static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
+{
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	return p[0] == 0 && memcmp(p, p + 1, len - 1) == 0;
+}
+
+/* A region's chunks that hold data, in runs; zero chunks stay holes. */
+static int write_region(int fd, const struct cfr_state_region *r, uint64_t off)
+{
+	const uint8_t *p = r->data;
+	size_t at = 0;
+
+	while (at < r->len) {
+		size_t run = 0;
+		int ret;
+
+		while (at + run < r->len) {
+			size_t n = r->len - at - run < CHUNK ? r->len - at - run : CHUNK;
+
+			if (all_zero(p + at + run, n))
+				break;
+			run += n;
+		}
+		if (run > 0) {
+			ret = pwrite_all(fd, p + at, run, off + at);
+			if (ret < 0)
+				return ret;
+			at += run;
+		} else {
+			at += CHUNK;
+		}
+	}
+	return 0;
+}
+
+static int write_state(struct cfr_engine *eng, int fd, uint64_t *size)
+{
+	size_t hsize = cfr_engine_state_header_size();
+	uint8_t *hdr = malloc(hsize);
+	struct layout l;
+	int ret;
+
+	if (!hdr)
+		return -ENOMEM;
+	cfr_engine_state_header(eng, hdr);
+	ret = pwrite_all(fd, hdr, hsize, 0);
+	sodium_memzero(hdr, hsize);
+	free(hdr);
+	layout_of(eng, &l);
+	for (unsigned i = 0; ret == 0 && i < l.n; i++)
+		ret = write_region(fd, &l.r[i], l.off[i]);
+	if (ret == 0 &&
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+		ret = -errno;
+	*size = l.size;
+	return ret;
+}
+
+static int send_state(int conn, int memfd, uint64_t size)
+{
+	struct handover_msg msg = {.size = size};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct iovec iov = {.iov_base = &msg, .iov_len = sizeof(msg)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct cmsghdr *c;
+
+	memcpy(msg.magic, HANDOVER_MAGIC, sizeof(msg.magic));
+	if (memfd >= 0) {
+		memset(&control, 0, sizeof(control));
+		mh.msg_control = control.buf;
+		mh.msg_controllen = sizeof(control.buf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &memfd, sizeof(int));
+	}
+	if (wait_for(conn, POLLOUT) < 0 || sendmsg(conn, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(msg))
+		return -EIO;
+	return 0;
+}
+
+/* Only root (a new cfrd before it drops privileges) or cfrd's own user may take the engine. */
+static bool peer_may_take(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return false;
+	return cred.uid == 0 || cred.uid == geteuid();
+}
+
+enum cfrd_handover cfrd_handover_give(struct cfrd *d, int fd)
+{
+	uint64_t start = cfrd_now_ms(), size = 0;
+	char verdict = 0;
+	int memfd, ret;
+
+	if (!peer_may_take(fd)) {
+		log_warn("handover: refused to a client that is neither root nor cfrd's user");
+		return CFRD_HANDOVER_NONE;
+	}
+	log_info("handover: a new cfrd asks for the engine; stopping the workers");
+	/* The control thread is alone with the engine from here: no lock needed. */
+	cfrd_workers_close(d);
+	cfrd_acct_pause(d->acct, d);
+	memfd = memfd_create("cfr-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	ret = memfd < 0 ? -errno : write_state(d->engine, memfd, &size);
+	if (ret < 0) {
+		log_error("handover: cannot copy the engine: %s; the new cfrd starts clean",
+		          strerror(-ret));
+		if (memfd >= 0)
+			close(memfd);
+		memfd = -1;
+		size = 0;
+	}
+	ret = send_state(fd, memfd, size);
+	if (memfd >= 0)
+		close(memfd);
+	if (ret == 0 && size > 0 && wait_for(fd, POLLIN) == 0 && recv(fd, &verdict, 1, 0) != 1)
+		verdict = 0;
+	if (verdict != VERDICT_ADOPTED) {
+		log_warn("handover: the new cfrd did not take the engine; stopping as usual");
+		return CFRD_HANDOVER_FAILED;
+	}
+	log_info("handover: the new cfrd has the engine (%llu bytes of state, %llu ms of "
+	         "forwarding stopped so far); this cfrd stops",
+	         (unsigned long long)size, (unsigned long long)(cfrd_now_ms() - start));
+	return CFRD_HANDOVER_GIVEN;
+}
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* The message and the memfd; -errno, or -ENODATA when the old cfrd had none to give. */
+static int recv_state(int conn, uint64_t *size)
+{
+	struct handover_msg msg;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct iovec iov = {.iov_base = &msg, .iov_len = sizeof(msg)};
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = control.buf,
+	                    .msg_controllen = sizeof(control.buf)};
+	struct cmsghdr *c;
+	int memfd = -1, ret = wait_for(conn, POLLIN);
+	ssize_t n;
+
+	if (ret < 0)
+		return ret;
+	n = recvmsg(conn, &mh, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return -errno;
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&memfd, CMSG_DATA(c), sizeof(int));
+	if (n != (ssize_t)sizeof(msg) ||
+	    memcmp(msg.magic, HANDOVER_MAGIC, sizeof(msg.magic)) != 0 ||
+	    (mh.msg_flags & MSG_CTRUNC)) {
+		if (memfd >= 0)
+			close(memfd);
+		return n == 0 ? -ECONNRESET : -EPROTO;
+	}
+	if (memfd < 0)
+		return -ENODATA;
+	*size = msg.size;
+	return memfd;
+}
+
+static int pread_all(int fd, uint8_t *p, size_t len, uint64_t off)
+{
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Read what the region has of data; holes stay the zeros the new engine has. */
+static int read_region(int fd, const struct cfr_state_region *r, uint64_t off, uint64_t size)
+{
+	uint64_t pos = off, end = off + r->len < size ? off + r->len : size;
+
+	while (pos < end) {
+		off_t data = lseek(fd, (off_t)pos, SEEK_DATA), hole;
+		int ret;
+
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno;
+		if ((uint64_t)data >= end)
+			return 0;
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		if ((uint64_t)hole > end)
+			hole = (off_t)end;
+		ret = pread_all(fd, (uint8_t *)r->data + ((uint64_t)data - off),
+		                (size_t)(hole - data), (uint64_t)data);
+		if (ret < 0)
+			return ret;
+		pos = (uint64_t)hole;
+	}
+	return 0;
+}
+
+static struct cfr_engine *read_state(int memfd, uint64_t size, const char **why)
+{
+	size_t hsize = cfr_engine_state_header_size();
+	uint8_t *hdr = malloc(hsize);
+	struct cfr_engine *eng = NULL;
+	struct layout l;
+	int ret = 0;
+
+	*why = "out of memory";
+	if (!hdr)
+		return NULL;
+	*why = "the state is shorter than its header";
+	if (size >= hsize && pread_all(memfd, hdr, hsize, 0) == 0)
+		eng = cfr_engine_from_state(hdr, why);
+	sodium_memzero(hdr, hsize);
+	free(hdr);
+	if (!eng)
+		return NULL;
+	layout_of(eng, &l);
+	if (l.size != size) {
+		*why = "the state's size is not what its header says";
+		ret = -EINVAL;
+	}
+	for (unsigned i = 0; ret == 0 && i < l.n; i++) {
+		ret = read_region(memfd, &l.r[i], l.off[i], size);
+		if (ret < 0)
+			*why = "cannot read the state";
+	}
+	if (ret == 0)
+		ret = cfr_engine_state_check(eng, why);
+	if (ret < 0) {
+		cfr_engine_free(eng);
+		return NULL;
+	}
+	return eng;
+}
+
+/*
+ * The configuration file may have changed since the running cfrd read it:
+ * the engine takes the new one as a reload would, with a reload's limits.
+ */
+static int adopt_config(struct cfr_engine *eng, const struct cfrd_config *cfg, const char **why)
+{
+	static char refusal[200];
+	struct cfr_reconfig *rc = cfr_reconfig_new(eng, &cfg->engine, refusal, sizeof(refusal));
+	unsigned changes;
+
+	if (!rc) {
+		*why = refusal;
+		return -EINVAL;
+	}
+	changes = cfr_reconfig_changes(rc);
+	/* As for a reload (reload.c): the epoch's records must derive from one configuration. */
+	if ((changes & CFR_CHANGES_ROTATE) && cfg->acct.records[0]) {
+		cfr_reconfig_free(rc);
+		*why = "the configuration changes pools, ports, policies or the epoch length, "
+		       "which with [accounting] records kept needs a clean start";
+		return -EINVAL;
+	}
+	if (changes) {
+		cfr_engine_reconfigure(eng, rc, cfrd_now_ms());
+		log_info("takeover: the configuration changed since the running cfrd read it; "
+		         "applied as a reload would");
+	}
+	cfr_reconfig_free(rc);
+	return 0;
+}
+
+/* Until the old cfrd has exited: its end of the connection closes last. */
+static void wait_gone(int conn)
+{
+	char c;
+
+	while (wait_for(conn, POLLIN) == 0 && recv(conn, &c, 1, 0) > 0)
+		;
+}
+
+struct cfr_engine *cfrd_handover_take(const struct cfrd_config *cfg)
+{
+	static const char request[] = CFRD_HANDOVER_REQUEST "\n";
+	uint64_t start = cfrd_now_ms(), size = 0;
+	struct cfr_engine *eng = NULL;
+	const char *why = NULL;
+	char verdict;
+	int conn = connect_to(cfg->control), memfd;
+
+	if (conn < 0) {
+		log_info("takeover: no running cfrd at %s (%s); starting clean", cfg->control,
+		         strerror(-conn));
+		return NULL;
+	}
+	if (send(conn, request, sizeof(request) - 1, MSG_NOSIGNAL) !=
+	    (ssize_t)sizeof(request) - 1) {
+		log_warn("takeover: cannot ask the running cfrd: %s; starting clean",
+		         strerror(errno));
+		close(conn);
+		return NULL;
+	}
+	memfd = recv_state(conn, &size);
+	if (memfd >= 0) {
+		eng = read_state(memfd, size, &why);
+		close(memfd);
+		if (eng && adopt_config(eng, cfg, &why) < 0) {
+			cfr_engine_free(eng);
+			eng = NULL;
+		}
+	} else {
+		why = memfd == -ENODATA ? "the running cfrd could not copy its engine"
+		                        : strerror(-memfd);
+	}
+	verdict = eng ? VERDICT_ADOPTED : VERDICT_REFUSED;
+	if (memfd != -ENODATA && send(conn, &verdict, 1, MSG_NOSIGNAL) != 1 && eng) {
+		/* The old cfrd may not know we have it: it seals the epoch, and so do we, later. */
+		log_warn("takeover: cannot confirm to the running cfrd: %s", strerror(errno));
+	}
+	wait_gone(conn);
+	close(conn);
+	if (!eng) {
+		log_warn("takeover: %s; starting clean (every flow starts over)", why);
+		return NULL;
+	}
+	log_info("takeover: took the engine from the running cfrd (%llu bytes of state) in %llu ms",
+	         (unsigned long long)size, (unsigned long long)(cfrd_now_ms() - start));
+	return eng;
+}

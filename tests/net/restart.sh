@@ -1,0 +1,125 @@
+#!/bin/bash
+# tests/net/restart.sh: cfrd is replaced in place (lab/cfr-lab restart, which
+# runs cfrd --takeover) twice without dropping a flow (issue 13). A slow HTTPS
+# download (curl) and a UDP conversation, IPv4 and IPv6, run through both
+# restarts: the downloads complete byte for byte from the alias they began
+# on, every conversation keeps one alias with at most one datagram lost per
+# restart. New flows after the restarts go through; the epoch carried over
+# (no rotation), and cfr-lookup, given the front door's view of a flow from
+# before the restarts and of one from after, names the right subscriber for
+# each, so the records journal and the epoch's seeds went along. A takeover
+# with no cfrd running starts clean and says so.
+#
+#  cfr-sub1 (curl, 64 KB/s) --+                                  +-- nginx :443
+#  cfr-sub2 (UDP, 5/s)     ---+-- cfr-gw [cfr0 <-> cfrd] -- fd0 -+-- udp-echo :7
+#                                  ^ cfr-lab restart, twice          (cfr-fd)
+set -eu
+# shellcheck source=lab/lib.sh
+. "$(dirname "$0")/../../lab/lib.sh"
+
+SECS=24
+RESTARTS=2
+LOOKUP=$LAB_ROOT/build/cfr-lookup
+[ -x "$LOOKUP" ] || skip "build/cfr-lookup missing: run make"
+test_lab_up 2
+grep -q '^\[accounting\]' "$LAB_RUN/cfrd.conf" || skip "lab config has no [accounting] (build/cfr-keygen missing?)"
+
+ctl() { nsx gw "$CFRCTL" -s "$LAB_CTL" "$@"; }
+stat_of() { ctl --json stats | json_get "$1"; }
+
+# lookup TIME ALIAS PORT REMOTE PROTO: the subscribers cfr-lookup names.
+lookup() {
+	"$LOOKUP" -k "$LAB_RUN/acct.key" -d "$LAB_RUN/records" --time "$1" --alias "$2" \
+		--port "$3" --remote "$4" --tolerance 2 --proto "$5" --json |
+		"$PY" -c 'import json,sys; print(" ".join(sorted({m["subscriber"] for m in json.load(sys.stdin)["matches"]})))'
+}
+
+# --- long flows ------------------------------------------------------------------
+for f in 4 6; do
+	host=$SVC4
+	[ "$f" = 4 ] || host="[$SVC6]"
+	nsx sub1 curl -sS --max-time $((SECS + 30)) --limit-rate 64k --cacert "$LAB_RUN/fd.crt" \
+		-o "$LAB_RUN/big$f.bin" "https://$host/big.bin" 9<&- &
+	echo $! >"$LAB_RUN/curl$f.pid"
+	udp_convo sub2 "${host//[\[\]]/}" "restart-udp$f" "$SECS" "$RESTARTS" >"$LAB_RUN/convo$f.out" &
+	echo $! >"$LAB_RUN/convo$f.pid"
+done
+declare -A TCP UDP
+for f in 4 6; do
+	TCP[$f]=$(tcp_alias "$f" 443) || fail "no IPv$f download seen at the front door"
+	UDP[$f]=$(udp_alias "restart-udp$f") || fail "no IPv$f datagram seen at the front door"
+done
+BEFORE=$(date +%s.%N)
+epoch=$(stat_of privacy.epoch)
+ok "downloads from ${TCP[4]} and ${TCP[6]}, conversations from ${UDP[4]} and ${UDP[6]}, epoch $epoch"
+
+# --- restarts under the flows -----------------------------------------------------
+for i in $(seq "$RESTARTS"); do
+	sleep 4
+	old=$(cat "$LAB_RUN/cfrd.pid")
+	out=$("$LAB_DIR/cfr-lab" restart 2>&1 9<&-) || fail "restart $i failed: $out"
+	new=$(cat "$LAB_RUN/cfrd.pid")
+	[ "$new" != "$old" ] && ! alive "$old" || fail "restart $i: cfrd $old still runs, or was not replaced"
+	flows=$(stat_of flows.active) || fail "restart $i: the new cfrd does not answer"
+	[ "$flows" -ge 4 ] || fail "restart $i: the new cfrd has $flows flows, expected the 4 long ones"
+	ok "restart $i: cfrd $old -> $new, $flows flows carried ($(echo "$out" | grep -o 'took the engine.*' || true))"
+done
+[ "$(stat_of privacy.epoch)" = "$epoch" ] || fail "the epoch changed across the restarts: $epoch -> $(stat_of privacy.epoch)"
+
+# --- the long flows lived through it all ------------------------------------------
+for f in 4 6; do
+	wait "$(cat "$LAB_RUN/curl$f.pid")" || fail "the IPv$f download broke"
+	[ "$(stat -c %s "$LAB_RUN/big$f.bin")" = 2097153 ] || fail "the IPv$f download is short"
+	wait "$(cat "$LAB_RUN/convo$f.pid")" || fail "the IPv$f conversation lost echoes: $(cat "$LAB_RUN/convo$f.out")"
+	n=$(awk -v tag="restart-udp$f." '$1 == "from" && index($5, tag) == 1 {print $2, $3}' \
+		"$LAB_RUN/udp-echo.log" | sort -u | wc -l)
+	[ "$n" = 1 ] || fail "the IPv$f conversation left from $n aliases"
+	a=$(awk -v want="${TCP[$f]% *}" '$4 == "/big.bin" && $1 == want {print $1, $2}' "$LAB_RUN/nginx-access.log")
+	[ "$a" = "${TCP[$f]}" ] || fail "the IPv$f download ended from '$a', began from ${TCP[$f]}"
+	ok "IPv$f: download complete from ${TCP[$f]}; conversation $(cat "$LAB_RUN/convo$f.out") from ${UDP[$f]}"
+done
+
+# --- new flows, and who was behind them -----------------------------------------
+AFTER=$(date +%s.%N)
+nsx sub2 curl -sS --max-time 5 --cacert "$LAB_RUN/fd.crt" -o /dev/null "https://$SVC4/" ||
+	fail "a new IPv4 connection after the restarts failed"
+after=$(awk '$4 == "/" {print $1, $2}' "$LAB_RUN/nginx-access.log" | tail -n 1)
+[ -n "$after" ] || fail "the front door did not log the new connection"
+ctl epoch rotate >/dev/null || fail "cfrctl epoch rotate failed"
+check() {
+	local t=$1 alias=$2 port=$3 remote=$4 proto=$5 want=$6 who
+	for _ in $(seq 20); do
+		who=$(lookup "$t" "$alias" "$port" "$remote" "$proto" 2>/dev/null) && [ -n "$who" ] && break
+		sleep 0.2
+	done
+	[ "$who" = "$want" ] || fail "complaint $alias:$port ($proto) at $t: expected $want, cfr-lookup said '$who'"
+	ok "complaint $alias:$port ($proto) -> $who"
+}
+# shellcheck disable=SC2086 # "ADDR PORT" on purpose
+{
+	check "$BEFORE" ${TCP[4]} "$SVC4" tcp "$(sub_addr4 1)"
+	check "$BEFORE" ${TCP[6]} "$SVC6" tcp "2001:db8:100:1::/64"
+	check "$BEFORE" ${UDP[4]} "$SVC4" udp "$(sub_addr4 2)"
+	check "$AFTER" $after "$SVC4" tcp "$(sub_addr4 2)"
+}
+
+# --- no cfrd to take over from: a clean start that says so -----------------------
+ctl stats >/dev/null
+kill_cfrd() { stop_pid TERM "$(cat "$LAB_RUN/cfrd.pid")" 30; }
+kill_cfrd
+if out=$("$LAB_DIR/cfr-lab" restart 2>&1 9<&-); then
+	fail "restart with no cfrd running succeeded: $out"
+fi
+ip netns exec cfr-gw "$CFRD" -c "$LAB_RUN/cfrd.conf" --takeover >"$LAB_RUN/clean.log" 2>&1 9<&- &
+echo $! >"$LAB_RUN/cfrd.pid"
+for _ in $(seq 50); do
+	grep -q 'running:' "$LAB_RUN/clean.log" && break
+	sleep 0.1
+done
+grep -q 'takeover: no running cfrd at .*starting clean' "$LAB_RUN/clean.log" ||
+	fail "a takeover with nothing to take does not say it starts clean: $(head -n 3 "$LAB_RUN/clean.log")"
+udp_roundtrip sub1 "$SVC4" 32 2 fresh >/dev/null || fail "the clean cfrd does not forward"
+ok "takeover with no cfrd running: started clean, and said so"
+
+test_leak_check
+echo "PASS $TEST_NAME"
