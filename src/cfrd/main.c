@@ -249,7 +249,8 @@ static int run(const struct cfrd_config *cfg, const char *path, bool takeover)
 	d.busy_poll_us = cfg->busy_poll_us;
 	d.anon_watch = (struct cfrd_anon_watch){
 	    .at_ms = cfrd_now_ms(), .percent = cfg->anon_warn_percent, .k = cfg->engine.anon_k};
-	/* A takeover gets the running engine, with this file's configuration applied as a reload would. */
+	/* A takeover gets the running engine, with this file's configuration applied as a reload
+	 * would. */
 	d.engine = takeover ? cfrd_handover_take(cfg) : NULL;
 	if (d.engine)
 		cfr_engine_journal_restart(d.engine); /* the new segment starts with every seed */

@@ -47,6 +47,18 @@ struct json_object *cfrd_reload_guard(struct cfrd *d, const char *hex)
 	return NULL;
 }
 
+/* The handover module's entry (handover.c): what the control socket handed it. */
+static enum cfrd_handover handover_answer;
+static int handover_calls, handover_fd_seen = -1;
+
+enum cfrd_handover cfrd_handover_give(struct cfrd *d, int fd)
+{
+	(void)d;
+	handover_calls++;
+	handover_fd_seen = fd;
+	return handover_answer;
+}
+
 static char dir[64], sock_path[96];
 
 static int setup(void **state)
@@ -246,6 +258,55 @@ static void pools_and_arguments(void **state)
 	cfr_engine_free(d.engine);
 }
 
+/*
+ * "handover" is not a command with a reply: the connection goes to the
+ * handover module, and stays open (it closes last, when cfrd exits) once
+ * the engine went; a refused one is hung up on.
+ */
+static void handover_takes_the_connection(void **state)
+{
+	struct cfrd d = {.handover_fd = -1};
+	struct cfrd_control ctl;
+	struct pollfd pfd[CFRD_CONTROL_MAX_POLLFDS];
+	enum cfrd_handover answers[] = {CFRD_HANDOVER_NONE, CFRD_HANDOVER_GIVEN};
+	char c;
+
+	(void)state;
+	assert_int_equal(cfrd_control_open(&ctl, sock_path), 0);
+	for (unsigned i = 0; i < 2; i++) {
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		unsigned n;
+
+		handover_answer = answers[i];
+		handover_calls = 0;
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock_path);
+		assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+		for (unsigned round = 0; round < 2; round++) {
+			n = cfrd_control_poll_fill(&ctl, pfd);
+			assert_true(poll(pfd, n, 1000) > 0);
+			cfrd_control_poll_handle(&ctl, pfd, n, &d, 0);
+			if (round == 0)
+				assert_int_equal(send(fd, CFRD_HANDOVER_REQUEST "\n",
+				                      sizeof(CFRD_HANDOVER_REQUEST), 0),
+				                 (ssize_t)sizeof(CFRD_HANDOVER_REQUEST));
+		}
+		assert_int_equal(handover_calls, 1);
+		assert_int_equal(d.handover, answers[i]);
+		if (answers[i] == CFRD_HANDOVER_NONE) {
+			assert_int_equal(d.handover_fd, -1);
+			assert_int_equal(recv(fd, &c, 1, 0), 0); /* hung up, no reply */
+		} else {
+			assert_int_equal(d.handover_fd, handover_fd_seen);
+			assert_int_equal(recv(fd, &c, 1, MSG_DONTWAIT), -1); /* open, silent */
+			assert_int_equal(errno, EAGAIN);
+			close(d.handover_fd);
+		}
+		close(fd);
+	}
+	cfrd_control_close(&ctl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -255,6 +316,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(live_socket_is_kept, setup, teardown),
 	    cmocka_unit_test_setup_teardown(nothing_there, setup, teardown),
 	    cmocka_unit_test(pools_and_arguments),
+	    cmocka_unit_test_setup_teardown(handover_takes_the_connection, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
