@@ -103,15 +103,17 @@ static struct json_object *cmd_pools(struct cfrd *d, const char *arg, uint64_t n
 		          info[i].prefix.addr, addr, sizeof(addr));
 		snprintf(text, sizeof(text), "%s/%u", addr, info[i].prefix.len);
 		json_object_object_add(item, "prefix", json_object_new_string(text));
-		json_object_object_add(item, "state",
-		                       json_object_new_string(info[i].draining ? "draining"
-		                                                               : "active"));
+		json_object_object_add(
+		    item, "state",
+		    json_object_new_string(info[i].draining ? "draining" : "active"));
 		json_object_object_add(item, "flows", json_object_new_uint64(info[i].flows));
 		json_object_array_add(list[info[i].prefix.family], item);
 	}
 	return obj;
 }
 
+/* One command a line. */
+// clang-format off
 static const struct command commands[] = {
     /* Copies under the lock and builds its reply after (stats.c). */
     {"stats", cmd_stats, false, true},
@@ -120,6 +122,7 @@ static const struct command commands[] = {
     {"reload", cmd_reload, false, true},
     {"guard", cmd_guard, true, false},
 };
+// clang-format on
 
 static void sockaddr_for(struct sockaddr_un *sun, const char *path)
 {

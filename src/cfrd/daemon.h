@@ -66,7 +66,7 @@ struct cfrd {
 	unsigned busy_poll_us;
 	struct cfrd_anon_watch anon_watch;
 	struct cfrd_reload *reload; /* the running configuration and its file (reload.h) */
-	struct cfrd_acct *acct; /* sealed records (acct.h), for stats */
+	struct cfrd_acct *acct;     /* sealed records (acct.h), for stats */
 	/* A new cfrd asked for the engine (handover.c): what came of it, and its connection. */
 	enum cfrd_handover handover;
 	int handover_fd;

@@ -42,7 +42,7 @@
 #define CFR_SEG_HEADER_MAX   512
 #define CFR_FRAME_HEAD       3
 #define CFR_FRAME_TAG        crypto_aead_xchacha20poly1305_ietf_ABYTES
-#define CFR_FRAME_PLAIN_MAX  192 /* a record, its slot number included */
+#define CFR_FRAME_PLAIN_MAX  192  /* a record, its slot number included */
 #define CFR_JOURNAL_MAX      4096 /* plaintext of one journal frame */
 #define CFR_KEY_BYTES        crypto_box_PUBLICKEYBYTES
 /* Version 2: the EPOCH frame is the sealed epoch key, then its ciphertext. */
@@ -63,7 +63,7 @@ enum cfr_frame {
 
 /* Journal frame flags. */
 #define CFR_JOURNAL_COMPLETE  0x01 /* every allocation drawn before as_of is in the block */
-#define CFR_JOURNAL_CONTINUED 0x02 /* the block ends here; the epoch goes on in the next segment */
+#define CFR_JOURNAL_CONTINUED 0x02 /* the block ends; the epoch goes on in the next segment */
 
 /* An error a person can act on: which file, where, what is wrong. */
 struct cfr_rec_error {
@@ -91,8 +91,8 @@ void cfr_frame_nonce(uint64_t seq, uint8_t nonce[crypto_aead_xchacha20poly1305_i
 /* A record's plaintext; <version> 2 puts its slot number first. */
 size_t cfr_record_encode(const struct cfr_epoch_record *rec, uint8_t subscriber_prefix6,
                          unsigned version, uint8_t out[CFR_FRAME_PLAIN_MAX]);
-int cfr_record_decode(const uint8_t *buf, size_t len, uint8_t subscriber_prefix6,
-                      unsigned version, struct cfr_epoch_record *rec);
+int cfr_record_decode(const uint8_t *buf, size_t len, uint8_t subscriber_prefix6, unsigned version,
+                      struct cfr_epoch_record *rec);
 /*
  * Journal frame plaintext: u8 flags | u64 as_of (wall ms) | items. An item
  * is a tag, the slot, then a record (SNAPSHOT) or counter_from, count,
@@ -101,8 +101,7 @@ int cfr_record_decode(const uint8_t *buf, size_t len, uint8_t subscriber_prefix6
  */
 #define CFR_JOURNAL_HEAD     9
 #define CFR_JOURNAL_ITEM_MAX (1 + CFR_FRAME_PLAIN_MAX)
-size_t cfr_journal_put(const struct cfr_journal_item *it, uint8_t subscriber_prefix6,
-                       uint8_t *out);
+size_t cfr_journal_put(const struct cfr_journal_item *it, uint8_t subscriber_prefix6, uint8_t *out);
 /* The item at *<off>: 1 and *<off> moved on, 0 at the end, -EBADMSG. */
 int cfr_journal_get(const uint8_t *buf, size_t len, size_t *off, uint8_t subscriber_prefix6,
                     struct cfr_journal_item *it);
@@ -285,9 +284,9 @@ typedef void (*cfr_match_fn)(void *ctx, const struct cfr_epoch_record *rec,
                              const struct cfr_match *m);
 long cfr_record_match(const struct cfr_engine_config *cfg, const struct cfr_epoch_record *rec,
                       const struct cfr_complaint *c, cfr_match_fn fn, void *ctx);
-/* The same for counter values [first, first + count) drawn in seconds [t_from, t_to] of the epoch. */
+/* The same for counters [first, first + count) drawn in seconds [t_from, t_to] of the epoch. */
 long cfr_range_match(const struct cfr_engine_config *cfg, const struct cfr_epoch_record *rec,
-                     const struct cfr_complaint *c, uint32_t first, uint32_t count,
-                     uint32_t t_from, uint32_t t_to, cfr_match_fn fn, void *ctx);
+                     const struct cfr_complaint *c, uint32_t first, uint32_t count, uint32_t t_from,
+                     uint32_t t_to, cfr_match_fn fn, void *ctx);
 
 #endif

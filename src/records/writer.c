@@ -49,8 +49,8 @@
 /* Retention is also checked while idle, so an idle relay still forgets on time. */
 #define RETENTION_CHECK_MAX_MS (3600 * 1000ull)
 
-_Static_assert(STAGE_MAX * (CFR_FRAME_HEAD + CFR_FRAME_PLAIN_MAX + CFR_FRAME_TAG) * 2 <= WBUF_SIZE,
-               "one flush fits the write buffer");
+#define FLUSH_MAX (STAGE_MAX * (CFR_FRAME_HEAD + CFR_FRAME_PLAIN_MAX + CFR_FRAME_TAG) * 2)
+_Static_assert(FLUSH_MAX <= WBUF_SIZE, "one flush fits the write buffer");
 
 enum { STAGE_RECORD = 1, STAGE_JOURNAL = 2 };
 
@@ -408,7 +408,8 @@ static int seal_stage(struct cfr_recw *w)
 		uint64_t epoch = s->it.rec.epoch;
 
 		if (w->in_block && epoch != w->epoch) {
-			if (epoch < w->epoch) { /* cannot happen: the engine hands epochs in order */
+			/* cannot happen: the engine hands epochs in order */
+			if (epoch < w->epoch) {
 				w->stats.records_dropped += s->what == STAGE_RECORD;
 				continue;
 			}
@@ -518,7 +519,8 @@ unsigned cfr_recw_collect(struct cfr_recw *w, struct cfr_engine *eng, uint64_t n
 	}
 	left = cfr_engine_drain_records(eng, stage_record, w, STAGE_MAX - w->n_stage);
 	w->records_left = left;
-	if (left || (!w->journal_busy && now_mono_ms - w->last_journal_ms < CFR_JOURNAL_INTERVAL_MS))
+	if (left ||
+	    (!w->journal_busy && now_mono_ms - w->last_journal_ms < CFR_JOURNAL_INTERVAL_MS))
 		return left;
 	if (!w->journal_busy)
 		w->last_journal_ms = now_mono_ms;
@@ -566,7 +568,7 @@ void cfr_recw_flush(struct cfr_recw *w, uint64_t now_mono_ms, uint64_t now_wall_
 		end_block(w, true);
 	if (w->fd >= 0 && now_wall_ms >= w->hdr.start_ms + (uint64_t)w->cfg.segment_s * 1000) {
 		if (w->in_block && w->epoch == w->engine_epoch) {
-			/* The epoch goes on in the next segment, which starts with everyone's snapshot. */
+			/* The epoch goes on in the next segment: everyone's snapshot first. */
 			emit_journal(w, CFR_JOURNAL_CONTINUED |
 			                    (journal_tick ? CFR_JOURNAL_COMPLETE : 0));
 			wipe_block(w);
