@@ -383,16 +383,20 @@ int cfr_timeline_next(const struct cfr_epoch_record *rec, size_t *off, uint32_t 
 	return 1;
 }
 
-/* Wipe every state of <tab>, sealed or not, and make it ready for a new epoch. */
-static void table_reset(struct cfr_engine *eng, struct cfr_sub_table *tab)
+/* Make <tab>, whose every state is zero, ready for a new epoch. */
+static void table_clear(struct cfr_engine *eng, struct cfr_sub_table *tab)
 {
-	uint32_t i;
-
-	for (i = 0; i < tab->n_used; i++)
-		sodium_memzero(&tab->s[tab->used[i]], sizeof(tab->s[0]));
 	memset(tab->buckets, 0, ((size_t)eng->sub_mask + 1) * sizeof(uint32_t));
 	tab->n_used = tab->drained = tab->cursor = 0;
 	tab->n_dirty = tab->next_slot = tab->reseed = 0;
+}
+
+/* Wipe every state of <tab>, sealed or not, and make it ready for a new epoch. */
+static void table_reset(struct cfr_engine *eng, struct cfr_sub_table *tab)
+{
+	for (uint32_t i = 0; i < tab->n_used; i++)
+		sodium_memzero(&tab->s[tab->used[i]], sizeof(tab->s[0]));
+	table_clear(eng, tab);
 }
 
 /* The early record at the head of the queue, if any. */
@@ -482,8 +486,12 @@ unsigned cfr_engine_drain_records(struct cfr_engine *eng, cfr_record_fn fn, void
 		eng->stats.records_sealed++;
 		done++;
 	}
+	/*
+	 * Each state was wiped as its record left: wiping them all again here
+	 * held the daemon's lock 3 ms for 100,000 subscribers (bench/stall).
+	 */
 	if (tab->drained == tab->n_used && tab->n_used)
-		table_reset(eng, tab);
+		table_clear(eng, tab);
 	while (!ended_pending(eng) && eng->early_count && done < max) {
 		fn(ctx, early_head(eng));
 		early_pop(eng);

@@ -174,6 +174,8 @@ uint32_t cfr_engine_anon_capacity(const struct cfr_engine *eng)
 	return (uint32_t)(aliases < eng->cfg.max_flows ? aliases : eng->cfg.max_flows);
 }
 
+#define ANON_CHUNK 256
+
 /*
  * Under the daemon's lock: a read of the alias counts and a copy of those
  * in use, nothing else (no allocation, no sort).
@@ -190,12 +192,27 @@ void cfr_engine_anon_copy(const struct cfr_engine *eng, struct cfr_anon_copy *co
 		/* Draining prefixes too: their aliases still hide the flows on them. */
 		for (unsigned k = 0; k < CFR_POOL_SLOTS; k++) {
 			const struct cfr_pool_slot *slot = &eng->slots[k];
+			uint32_t i = 0;
 
 			if (slot->state == CFR_SLOT_FREE || slot->prefix.family != fam)
 				continue;
 			if (fam == CFR_FAMILY_V6)
 				copy->v6_subscribers += slot->subs[0];
-			for (uint32_t i = 0; i < slot->n_subs; i++) {
+			/*
+			 * Branch-free while a whole chunk fits: every count is
+			 * stored, and the index moves past it only if it is not
+			 * 0. Aliases in use sit at random among free ones, so a
+			 * branch on each would be mispredicted about as often as
+			 * not (twice as slow on a /10 pool: bench/stall).
+			 */
+			for (; i + ANON_CHUNK <= slot->n_subs && copy->cap - n >= ANON_CHUNK;
+			     i += ANON_CHUNK) {
+				for (uint32_t j = i; j < i + ANON_CHUNK; j++) {
+					copy->sizes[n] = slot->subs[j];
+					n += slot->subs[j] != 0;
+				}
+			}
+			for (; i < slot->n_subs; i++) {
 				if (slot->subs[i] == 0)
 					continue;
 				if (n == copy->cap) {

@@ -192,6 +192,19 @@ static void check_two_steps(struct cfr_engine *eng, const struct cfr_anon_stats 
 	cfr_anon_figures(&copy, &got);
 	assert_memory_equal(&got, want, sizeof(got));
 	in_use = copy.n[CFR_FAMILY_V4] + copy.n[CFR_FAMILY_V6];
+	if (in_use > 0 && in_use < 256) {
+		/* Room for no whole chunk: the plain loop alone, in the same order. */
+		struct cfr_anon_copy plain = {.sizes = malloc(in_use * sizeof(uint32_t)),
+		                              .cap = in_use};
+
+		assert_non_null(plain.sizes);
+		cfr_engine_anon_copy(eng, &copy);
+		cfr_engine_anon_copy(eng, &plain);
+		assert_false(plain.truncated);
+		assert_memory_equal(plain.n, copy.n, sizeof(copy.n));
+		assert_memory_equal(plain.sizes, copy.sizes, in_use * sizeof(uint32_t));
+		free(plain.sizes);
+	}
 	if (in_use > 1) {
 		copy.cap = in_use - 1;
 		cfr_engine_anon_copy(eng, &copy);
@@ -320,6 +333,27 @@ static void ipv4_two_prefixes(void **state)
 
 	(void)state;
 	ipv4_ground_truth(pool4, 2);
+}
+
+/* A pool of many copy chunks: the branch-free copy and the plain one agree. */
+static void ipv4_large_pool(void **state)
+{
+	static const char *const pool4[1] = {"198.18.0.0/20"};
+	static const char *const pool6[1] = {"2001:db8:a1::/64"};
+	struct cfr_engine *eng = engine_pools(pool4, 1, pool6, 1, CFR_POLICY_PER_FLOW);
+	struct cfr_anon_stats a;
+	struct pkt_info pi;
+	uint64_t now = T0;
+
+	(void)state;
+	for (unsigned s = 0; s < 7; s++)
+		for (unsigned j = 0; j < 20; j++)
+			send_udp(eng, 4, s, 0, (uint16_t)(2000 + j), now += 10, &pi);
+	cfr_engine_anonymity(eng, &a);
+	assert_true(a.aliases_in_use[CFR_FAMILY_V4] > 20);
+	assert_true(cfr_engine_anon_capacity(eng) >= 256);
+	check_two_steps(eng, &a);
+	cfr_engine_free(eng);
 }
 
 /*
@@ -452,7 +486,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(ipv4_one_prefix),   cmocka_unit_test(ipv4_two_prefixes),
 	    cmocka_unit_test(ipv6_ground_truth), cmocka_unit_test(per_subscriber_sets),
-	    cmocka_unit_test(below_k_by_hand),
+	    cmocka_unit_test(below_k_by_hand),   cmocka_unit_test(ipv4_large_pool),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
