@@ -298,7 +298,7 @@ void cfrd_acct_pause(struct cfrd_acct *a, struct cfrd *d)
 	stop_writer(a);
 	if (!a->writer)
 		return;
-	/* Every draw so far goes into this segment's journal: were the new cfrd to fail, it holds. */
+	/* Every draw so far goes into this segment's journal, in case the new cfrd fails. */
 	cfr_recw_journal_now(a->writer);
 	cfr_recw_drain(a->writer, d->engine, UINT_MAX, now, wall_ms());
 }
