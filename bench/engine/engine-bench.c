@@ -8,16 +8,23 @@
  * are created. Under callgrind (bench/engine/run --instructions) only the
  * measured loop is instrumented, which gives instructions per packet: the
  * stable figure to track across commits on a noisy machine.
+ *
+ * Last, the cost of a restart's handover (cfrd --takeover) at this size:
+ * the engine written to a memfd and read into a new engine, as cfrd's
+ * state_file.c does, which is how long forwarding stops.
  */
 #include <cfr/cfr.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 #include <valgrind/callgrind.h>
 
 #include "csum.h"
+#include "state_file.h"
 
 #define BATCH  32
 #define SAMPLE 4096 /* prebuilt packets the measured loop cycles through */
@@ -266,6 +273,34 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Write <eng> to a memfd and read it back: the two halves of a restart's pause. */
+static void measure_handover(struct cfr_engine *eng)
+{
+	struct cfrd_state_size size = {0};
+	struct cfr_engine *next = NULL;
+	const char *why = "cannot make a memfd";
+	uint64_t t0 = now_ns(), t1 = 0, t2 = 0;
+	int fd = memfd_create("cfr-bench-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd >= 0 && cfrd_state_write(eng, fd, &size) == 0) {
+		t1 = now_ns();
+		next = cfrd_state_read(fd, size.image, &why);
+		t2 = now_ns();
+	}
+	if (fd >= 0)
+		close(fd);
+	if (!next ||
+	    memcmp(cfr_engine_stats(next)->flows_active, cfr_engine_stats(eng)->flows_active,
+	           sizeof(cfr_engine_stats(eng)->flows_active)) != 0) {
+		fprintf(stderr, "engine-bench: handover failed: %s\n", next ? "flows differ" : why);
+		exit(1);
+	}
+	printf("family=IPv%d handover_write_ms=%.1f handover_read_ms=%.1f state_bytes=%llu\n",
+	       family, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6,
+	       (unsigned long long)size.data);
+	cfr_engine_free(next);
+}
+
 int main(int argc, char **argv)
 {
 	uint32_t flows = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 10) : 1000000;
@@ -301,6 +336,8 @@ int main(int argc, char **argv)
 	       family, flows, setup_rate, ns[2], ns[0], (rss_bytes() - rss_before) / (double)flows,
 	       (double)cfr_engine_memory(eng) / (double)flows,
 	       cfr_engine_stats(eng)->flows_active[family == 4 ? 0 : 1][CFR_PROTO_TCP]);
+	if (!instrument)
+		measure_handover(eng);
 	cfr_engine_free(eng);
 	free(sample);
 	return 0;

@@ -6,11 +6,9 @@
  * stops its workers (so that no packet changes the engine after the copy,
  * and the devices are free for the new one), writes the journal up to this
  * moment, copies the engine into a memfd and passes the descriptor with
- * SCM_RIGHTS. The state holds the epoch's secrets, so it lives in memory
- * only: a memfd, sealed against writes, gone when both sides close it.
- * Untouched tables are mostly zero pages: only chunks with data are written
- * and the rest stay holes, which the reader skips with SEEK_DATA, so a
- * large, lightly used table costs what it holds.
+ * SCM_RIGHTS (state_file.c). The state holds the epoch's secrets, so it
+ * lives in memory only: a memfd, sealed against writes, gone when both
+ * sides close it.
  *
  * The new cfrd answers 'A' (adopted) or 'R' (refused: another layout, a
  * damaged state), then waits until the old one has exited: it closed its
@@ -37,11 +35,10 @@
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
+#include "state_file.h"
 #include "worker.h"
 
 #define HANDOVER_MAGIC "cfrhand1"
-/* Holes and data are tracked per page; a run of data is written in one call. */
-#define CHUNK 4096u
 /* How long either side waits for the other: a large engine takes seconds to copy. */
 #define WAIT_MS 30000
 
@@ -53,31 +50,6 @@ struct handover_msg {
 	uint64_t size;
 };
 
-struct layout {
-	struct cfr_state_region r[CFR_STATE_REGIONS_MAX];
-	uint64_t off[CFR_STATE_REGIONS_MAX];
-	unsigned n;
-	uint64_t size;
-};
-
-static uint64_t round_chunk(uint64_t n)
-{
-	return (n + CHUNK - 1) & ~(uint64_t)(CHUNK - 1);
-}
-
-/* Where each region lies in the memfd: after the header, each on a page of its own. */
-static void layout_of(struct cfr_engine *eng, struct layout *l)
-{
-	uint64_t off = round_chunk(cfr_engine_state_header_size());
-
-	l->n = cfr_engine_state_regions(eng, l->r);
-	for (unsigned i = 0; i < l->n; i++) {
-		l->off[i] = off;
-		off = round_chunk(off + l->r[i].len);
-	}
-	l->size = off;
-}
-
 static int wait_for(int fd, short events)
 {
 	struct pollfd pfd = {.fd = fd, .events = events};
@@ -86,79 +58,6 @@ static int wait_for(int fd, short events)
 	if (ret < 0)
 		return -errno;
 	return ret == 0 ? -ETIMEDOUT : 0;
-}
-
-static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
-{
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static bool all_zero(const uint8_t *p, size_t len)
-{
-	return p[0] == 0 && memcmp(p, p + 1, len - 1) == 0;
-}
-
-/* A region's chunks that hold data, in runs; zero chunks stay holes. */
-static int write_region(int fd, const struct cfr_state_region *r, uint64_t off)
-{
-	const uint8_t *p = r->data;
-	size_t at = 0;
-
-	while (at < r->len) {
-		size_t run = 0;
-		int ret;
-
-		while (at + run < r->len) {
-			size_t n = r->len - at - run < CHUNK ? r->len - at - run : CHUNK;
-
-			if (all_zero(p + at + run, n))
-				break;
-			run += n;
-		}
-		if (run > 0) {
-			ret = pwrite_all(fd, p + at, run, off + at);
-			if (ret < 0)
-				return ret;
-			at += run;
-		} else {
-			at += CHUNK;
-		}
-	}
-	return 0;
-}
-
-static int write_state(struct cfr_engine *eng, int fd, uint64_t *size)
-{
-	size_t hsize = cfr_engine_state_header_size();
-	uint8_t *hdr = malloc(hsize);
-	struct layout l;
-	int ret;
-
-	if (!hdr)
-		return -ENOMEM;
-	cfr_engine_state_header(eng, hdr);
-	ret = pwrite_all(fd, hdr, hsize, 0);
-	sodium_memzero(hdr, hsize);
-	free(hdr);
-	layout_of(eng, &l);
-	for (unsigned i = 0; ret == 0 && i < l.n; i++)
-		ret = write_region(fd, &l.r[i], l.off[i]);
-	if (ret == 0 &&
-	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
-		ret = -errno;
-	*size = l.size;
-	return ret;
 }
 
 static int send_state(int conn, int memfd, uint64_t size)
@@ -201,7 +100,8 @@ static bool peer_may_take(int fd)
 
 enum cfrd_handover cfrd_handover_give(struct cfrd *d, int fd)
 {
-	uint64_t start = cfrd_now_ms(), size = 0;
+	struct cfrd_state_size size = {0};
+	uint64_t start = cfrd_now_ms();
 	char verdict = 0;
 	int memfd, ret;
 
@@ -214,19 +114,20 @@ enum cfrd_handover cfrd_handover_give(struct cfrd *d, int fd)
 	cfrd_workers_close(d);
 	cfrd_acct_pause(d->acct, d);
 	memfd = memfd_create("cfr-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	ret = memfd < 0 ? -errno : write_state(d->engine, memfd, &size);
+	ret = memfd < 0 ? -errno : cfrd_state_write(d->engine, memfd, &size);
 	if (ret < 0) {
 		log_error("handover: cannot copy the engine: %s; the new cfrd starts clean",
 		          strerror(-ret));
 		if (memfd >= 0)
 			close(memfd);
 		memfd = -1;
-		size = 0;
+		size.image = 0;
 	}
-	ret = send_state(fd, memfd, size);
+	ret = send_state(fd, memfd, size.image);
 	if (memfd >= 0)
 		close(memfd);
-	if (ret == 0 && size > 0 && wait_for(fd, POLLIN) == 0 && recv(fd, &verdict, 1, 0) != 1)
+	if (ret == 0 && size.image > 0 && wait_for(fd, POLLIN) == 0 &&
+	    recv(fd, &verdict, 1, 0) != 1)
 		verdict = 0;
 	if (verdict != VERDICT_ADOPTED) {
 		log_warn("handover: the new cfrd did not take the engine; stopping as usual");
@@ -234,7 +135,7 @@ enum cfrd_handover cfrd_handover_give(struct cfrd *d, int fd)
 	}
 	log_info("handover: the new cfrd has the engine (%llu bytes of state, %llu ms of "
 	         "forwarding stopped so far); this cfrd stops",
-	         (unsigned long long)size, (unsigned long long)(cfrd_now_ms() - start));
+	         (unsigned long long)size.data, (unsigned long long)(cfrd_now_ms() - start));
 	return CFRD_HANDOVER_GIVEN;
 }
 
@@ -295,86 +196,6 @@ static int recv_state(int conn, uint64_t *size)
 		return -ENODATA;
 	*size = msg.size;
 	return memfd;
-}
-
-static int pread_all(int fd, uint8_t *p, size_t len, uint64_t off)
-{
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-/* Read what the region has of data; holes stay the zeros the new engine has. */
-static int read_region(int fd, const struct cfr_state_region *r, uint64_t off, uint64_t size)
-{
-	uint64_t pos = off, end = off + r->len < size ? off + r->len : size;
-
-	while (pos < end) {
-		off_t data = lseek(fd, (off_t)pos, SEEK_DATA), hole;
-		int ret;
-
-		if (data < 0)
-			return errno == ENXIO ? 0 : -errno;
-		if ((uint64_t)data >= end)
-			return 0;
-		hole = lseek(fd, data, SEEK_HOLE);
-		if (hole < 0)
-			return -errno;
-		if ((uint64_t)hole > end)
-			hole = (off_t)end;
-		ret = pread_all(fd, (uint8_t *)r->data + ((uint64_t)data - off),
-		                (size_t)(hole - data), (uint64_t)data);
-		if (ret < 0)
-			return ret;
-		pos = (uint64_t)hole;
-	}
-	return 0;
-}
-
-static struct cfr_engine *read_state(int memfd, uint64_t size, const char **why)
-{
-	size_t hsize = cfr_engine_state_header_size();
-	uint8_t *hdr = malloc(hsize);
-	struct cfr_engine *eng = NULL;
-	struct layout l;
-	int ret = 0;
-
-	*why = "out of memory";
-	if (!hdr)
-		return NULL;
-	*why = "the state is shorter than its header";
-	if (size >= hsize && pread_all(memfd, hdr, hsize, 0) == 0)
-		eng = cfr_engine_from_state(hdr, why);
-	sodium_memzero(hdr, hsize);
-	free(hdr);
-	if (!eng)
-		return NULL;
-	layout_of(eng, &l);
-	if (l.size != size) {
-		*why = "the state's size is not what its header says";
-		ret = -EINVAL;
-	}
-	for (unsigned i = 0; ret == 0 && i < l.n; i++) {
-		ret = read_region(memfd, &l.r[i], l.off[i], size);
-		if (ret < 0)
-			*why = "cannot read the state";
-	}
-	if (ret == 0)
-		ret = cfr_engine_state_check(eng, why);
-	if (ret < 0) {
-		cfr_engine_free(eng);
-		return NULL;
-	}
-	return eng;
 }
 
 /*
@@ -440,7 +261,7 @@ struct cfr_engine *cfrd_handover_take(const struct cfrd_config *cfg)
 	}
 	memfd = recv_state(conn, &size);
 	if (memfd >= 0) {
-		eng = read_state(memfd, size, &why);
+		eng = cfrd_state_read(memfd, size, &why);
 		close(memfd);
 		if (eng && adopt_config(eng, cfg, &why) < 0) {
 			cfr_engine_free(eng);
@@ -461,7 +282,7 @@ struct cfr_engine *cfrd_handover_take(const struct cfrd_config *cfg)
 		log_warn("takeover: %s; starting clean (every flow starts over)", why);
 		return NULL;
 	}
-	log_info("takeover: took the engine from the running cfrd (%llu bytes of state) in %llu ms",
+	log_info("takeover: took the engine from the running cfrd (a %llu-byte image) in %llu ms",
 	         (unsigned long long)size, (unsigned long long)(cfrd_now_ms() - start));
 	return eng;
 }
