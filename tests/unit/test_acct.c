@@ -8,7 +8,8 @@
  *
  * The statistical tests use fixed seeds, so they are deterministic; the
  * thresholds are the chi-square mean plus six standard deviations, which a
- * uniform source exceeds with probability below 1e-8.
+ * uniform source exceeds with probability below 1e-8. CFR_TEST_SEED=N
+ * draws other seeds (seed.h); a failure prints the one to replay it with.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@
 
 #include "../../src/records/records.h"
 #include "lab.h"
+#include "seed.h"
 
 /* A 64-address pool and 64 ports: 4096 cells, small enough to fill. */
 #define PORTS 64
@@ -39,9 +41,16 @@ static void small_config(struct cfr_engine_config *cfg, enum cfr_policy policy)
 	cfg->limits = (struct cfr_limits){0};
 }
 
+/* Allocation seed number <which> of this run: a hash of it, keyed by CFR_TEST_SEED if set. */
 static void fixed_seed(uint8_t seed[CFR_SEED_BYTES], uint8_t which)
 {
-	crypto_generichash(seed, CFR_SEED_BYTES, &which, 1, NULL, 0);
+	uint64_t run = test_seed();
+	uint8_t key[crypto_generichash_KEYBYTES_MIN] = {0};
+
+	for (unsigned i = 0; i < 8; i++)
+		key[i] = (uint8_t)(run >> (8 * i));
+	crypto_generichash(seed, CFR_SEED_BYTES, &which, 1, run ? key : NULL,
+	                   run ? sizeof(key) : 0);
 }
 
 /* Index of an alias in 192.0.2.0/26, or of the low 6 bits of an IPv6 alias. */
@@ -81,8 +90,8 @@ static void assert_uniform(const uint32_t *obs, size_t cells, double total, cons
 	double x = chi2_uniform(obs, cells, total);
 
 	if (x > chi2_limit(cells))
-		fail_msg("%s: chi-square %.1f over %zu cells exceeds %.1f", what, x, cells,
-		         chi2_limit(cells));
+		fail_msg("%s: chi-square %.1f over %zu cells exceeds %.1f (%s)", what, x, cells,
+		         chi2_limit(cells), test_seed_note());
 }
 
 static void derive_uniform(uint8_t family, enum cfr_policy policy)
@@ -390,7 +399,8 @@ static void unlinkable_without_seed(void **state)
 			x += ((double)same[i] - cross[i]) * ((double)same[i] - cross[i]) /
 			     ((double)same[i] + cross[i]);
 	if (x > chi2_limit(CELLS))
-		fail_msg("same-subscriber steps distinguishable: two-sample chi-square %.1f", x);
+		fail_msg("same-subscriber steps distinguishable: two-sample chi-square %.1f (%s)",
+		         x, test_seed_note());
 	free(same);
 	free(cross);
 }
