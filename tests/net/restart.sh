@@ -121,5 +121,11 @@ grep -q 'takeover: no running cfrd at .*starting clean' "$LAB_RUN/clean.log" ||
 udp_roundtrip sub1 "$SVC4" 32 2 fresh >/dev/null || fail "the clean cfrd does not forward"
 ok "takeover with no cfrd running: started clean, and said so"
 
+# Built with sanitizers (tests/run's ASan pass), each cfrd that stopped after
+# handing over, or took over, would have reported here.
+if grep -E 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$LAB_RUN/cfrd.log" "$LAB_RUN/clean.log"; then
+	fail "a sanitizer report in cfrd's log"
+fi
+
 test_leak_check
 echo "PASS $TEST_NAME"
