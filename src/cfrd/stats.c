@@ -357,7 +357,7 @@ struct json_object *cfrd_stats_json(struct cfrd *d, uint64_t now_ms)
 	for (int tries = 0;; tries++) {
 		cfrd_engine_lock(d);
 		need = cfr_engine_anon_capacity(d->engine);
-		if (need <= snap.anon.cap || tries == 2) {
+		if (need <= snap.anon.cap || tries >= 2) {
 			cfrd_stats_snapshot(d, &snap);
 			cfrd_engine_unlock(d);
 			break;
