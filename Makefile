@@ -96,6 +96,9 @@ $(BUILD)/tests/test_config: $(BUILD)/src/cfrd/config.o $(BUILD)/src/cfrd/log.o
 $(BUILD)/tests/test_config: UNIT_LIBS = $(shell pkg-config --libs inih)
 $(BUILD)/tests/unit/test_control.o: src/cfrd/control.c src/cfrd/log.c
 $(BUILD)/tests/test_control: UNIT_LIBS = $(shell pkg-config --libs json-c)
+# cfrd's stats reply from a lab engine (tests/unit/test_stats_json.c).
+$(BUILD)/tests/unit/test_stats_json.o: src/cfrd/stats.c src/cfrd/log.c
+$(BUILD)/tests/test_stats_json: UNIT_LIBS = -pthread $(shell pkg-config --libs json-c)
 # The exporter's rendering (tests/unit/test_exporter.c).
 $(BUILD)/tests/test_exporter: $(BUILD)/src/tools/exporter/text.o
 $(BUILD)/tests/test_exporter: UNIT_LIBS = $(shell pkg-config --libs json-c)
