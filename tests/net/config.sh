@@ -82,4 +82,32 @@ table_keys | sort >"$dir/table-keys"
 diff -u "$dir/man-keys" "$dir/table-keys" >"$dir/keys.diff" \
 	|| fail "cfrd.conf(5) (-) and cfrd --help-config (+) list different keys: $(cat "$dir/keys.diff")"
 ok "cfrd --help-config and cfrd.conf(5) list the same $(wc -l <"$dir/table-keys") keys"
+
+# And where cfrd.conf(5) gives one key's default ("Default:" then the value),
+# it is the table's, which tests/unit/test_config.c checks against the parser.
+man_defaults() {
+	awk '{ gsub(/\\-/, "-") }
+	/^\.SH / {
+		sec = ""
+		if (match($0, /^\.SH "SECTION \[[a-z]+/)) sec = substr($0, 15, RLENGTH - 14)
+		next
+	}
+	/^\.TP/ { key = ""; next }
+	sec != "" && /^\.BI [a-z]/ {
+		rest = substr($0, 5); split(rest, w, " ")
+		key = rest ~ /\\fP[a-z0-9-]+ = / ? "" : w[1]
+		next
+	}
+	key != "" && /^Default:$/ { want = 1; next }
+	want { v = $0; sub(/^\.[BI]R? /, "", v); sub(/ *\.$/, "", v); print sec "." key " " v; want = 0; key = "" }' "$1"
+}
+man_defaults "$man5" >"$dir/man-defaults"
+"$CFRD" --help-config | awk '/^\[/ { sec = substr($1, 2); sub(/\]$/, "", sec) }
+	/^[a-z][a-z0-9-]* = .*\]$/ { d = $NF; gsub(/[][]/, "", d); print sec "." $1 " " d }' >"$dir/table-defaults"
+[ "$(wc -l <"$dir/man-defaults")" -gt 30 ] || fail "found $(wc -l <"$dir/man-defaults") defaults in cfrd.conf(5)"
+while read -r key want; do
+	grep -qxF "$key $want" "$dir/table-defaults" \
+		|| fail "cfrd.conf(5) says $key defaults to $want, cfrd --help-config: $(grep "^$key " "$dir/table-defaults")"
+done <"$dir/man-defaults"
+ok "cfrd.conf(5) and cfrd --help-config agree on $(wc -l <"$dir/man-defaults") defaults"
 echo "PASS $TEST_NAME"
