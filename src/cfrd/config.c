@@ -3,6 +3,11 @@
  * keys to fields and validates values, and reports the first error with
  * its line. Every entry point goes through cfrd_config_parse_buffer() so
  * the fuzz target exercises exactly what the daemon runs.
+ *
+ * The keys are one table, cfrd_config_keys[]: integers, booleans, interface
+ * names and paths are parsed by type into the field the row names; prefixes,
+ * ports, choices and [line NAME] keys have a setter of their own. The same
+ * table prints cfrd --help-config and is checked against cfrd.conf(5).
  */
 #include "config.h"
 
@@ -54,8 +59,7 @@ struct cfrd_config_parse {
 	struct cfrd_config *cfg;
 	struct cfrd_config_error *err;
 	struct cfrd_line *cur_line; /* the [line NAME] section being read */
-	/* where each non-repeatable key was first set: row 0 for the plain sections, i + 1 for line
-	 * i */
+	/* where each key was first set: row 0 for plain sections, i + 1 for [line] i */
 	int seen[CFRD_MAX_LINES + 1][KEYS_MAX];
 	int line_seen[CFRD_MAX_LINES]; /* where each [line NAME] first appeared */
 	int line_tun_seen[CFRD_MAX_LINES];
