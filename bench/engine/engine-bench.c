@@ -23,7 +23,7 @@
 #include <unistd.h>
 #include <valgrind/callgrind.h>
 
-#include "csum.h"
+#include "cfr/internal/csum.h"
 #include "state_file.h"
 
 #define BATCH  32

@@ -54,12 +54,12 @@
 #include <xdp/xsk.h>
 
 #include "../xdp/cfr_xdp.h"
+#include "cfr/internal/csum.h"
+#include "cfr/internal/siphash.h"
 #include "clock.h"
-#include "csum.h"
 #include "daemon.h"
 #include "egress_guard.h"
 #include "log.h"
-#include "siphash.h"
 #include "vnet.h"
 
 _Static_assert(CFR_XDP_MAX_PORTS == CFRD_XDP_MAX_PORTS, "one limit on ports");

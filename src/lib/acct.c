@@ -31,8 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfr/internal/varint.h"
 #include "engine.h"
-#include "varint.h"
 
 /* Subscribers looked at per newcomer when searching for an idle one. */
 #define IDLE_PROBES 64

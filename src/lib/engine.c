@@ -11,7 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "csum.h"
+#include "cfr/internal/csum.h"
 #include "engine.h"
 
 static const char *const drop_names[CFR_DROP__COUNT] = {[CFR_DROP_NONE] = "none",

@@ -9,12 +9,10 @@
 #include <stdint.h>
 
 #include "cfr/cfr.h"
-#include "csum.h"
+#include "cfr/internal/compiler.h"
+#include "cfr/internal/csum.h"
+#include "cfr/internal/siphash.h"
 #include "parse.h"
-#include "siphash.h"
-
-#define likely(x)   __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
 
 /* An IPv4 address lives in the first 4 bytes, the rest stays zero. */
 union cfr_addr {

@@ -12,8 +12,8 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "cfr/internal/siphash.h"
 #include "engine.h"
-#include "siphash.h"
 
 enum { SIDE_INSIDE = 1, SIDE_OUTSIDE = 2, SIDE_LABEL = 3 };
 

@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "csum.h"
+#include "cfr/internal/csum.h"
 
 static enum cfr_drop parse_icmp_kind(struct cfr_parsed *p, uint8_t type)
 {

@@ -21,7 +21,7 @@
  */
 #include <string.h>
 
-#include "csum.h"
+#include "cfr/internal/csum.h"
 #include "engine.h"
 
 #define TCPOPT_EOL       0

@@ -8,7 +8,7 @@
  */
 #include <string.h>
 
-#include "csum.h"
+#include "cfr/internal/csum.h"
 #include "engine.h"
 
 #define TCP_FIN 0x01

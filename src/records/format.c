@@ -23,8 +23,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "cfr/internal/varint.h"
 #include "records.h"
-#include "varint.h"
 
 int cfr_rec_fail(struct cfr_rec_error *err, const char *fmt, ...)
 {

@@ -15,7 +15,7 @@
 
 #include <string.h>
 
-#include "siphash.h"
+#include "cfr/internal/siphash.h"
 
 static const uint64_t vectors[64] = {
     0xabac0158050fc4dcull, 0xc9f49bf37d57ca93ull, 0x82cb9b024dc7d44dull, 0x8bf80ab8e7ddf7fbull,

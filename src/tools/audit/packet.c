@@ -10,46 +10,7 @@
 #include <string.h>
 
 #include "audit.h"
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) << 16 | get16(p + 2);
-}
-
-static uint32_t sum16(uint32_t sum, const uint8_t *p, uint32_t n)
-{
-	uint32_t i;
-
-	for (i = 0; i + 1 < n; i += 2)
-		sum += get16(p + i);
-	if (n & 1)
-		sum += (uint32_t)p[n - 1] << 8;
-	return sum;
-}
-
-static uint16_t fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
+#include "cfr/internal/csum.h"
 
 /*
  * TCP options as the two stack families send them: Linux orders the SYN's
@@ -132,7 +93,7 @@ uint32_t pkt_build(uint8_t *buf, const struct pkt_spec *s)
 		buf[9] = s->proto;
 		memcpy(buf + 12, s->src, 4);
 		memcpy(buf + 16, s->dst, 4);
-		put16(buf + 10, fold(sum16(0, buf, 20)));
+		put16(buf + 10, csum_fold(csum_add(0, buf, 20)));
 	} else {
 		put32(buf, 6u << 28 | (s->label & 0xfffff));
 		put16(buf + 4, (uint16_t)l4_len);
@@ -141,10 +102,8 @@ uint32_t pkt_build(uint8_t *buf, const struct pkt_spec *s)
 		memcpy(buf + 8, s->src, 16);
 		memcpy(buf + 24, s->dst, 16);
 	}
-	sum = sum16(0, s->src, alen);
-	sum = sum16(sum, s->dst, alen);
-	sum += s->proto + l4_len;
-	sum = fold(sum16(sum, l4, l4_len));
+	sum = csum_pseudo(s->src, s->dst, alen, s->proto, l4_len);
+	sum = csum_fold(csum_add(sum, l4, l4_len));
 	if (s->proto == 17 && sum == 0)
 		sum = 0xffff;
 	put16(l4 + (s->proto == 6 ? 16 : 6), (uint16_t)sum);
