@@ -31,8 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acct.h"
+#include "cfr/internal/compiler.h"
 #include "cfr/internal/varint.h"
-#include "engine.h"
+#include "guard.h"
+#include "policy.h"
 
 /* Subscribers looked at per newcomer when searching for an idle one. */
 #define IDLE_PROBES 64
@@ -42,15 +45,15 @@ int cfr_acct_init(struct cfr_engine *eng)
 	uint32_t n = eng->cfg.max_subscribers, buckets = 1;
 	unsigned t;
 
-	eng->early = calloc(CFR_EARLY_QUEUE, sizeof(*eng->early));
-	if (!eng->early)
+	eng->acct.early = calloc(CFR_EARLY_QUEUE, sizeof(*eng->acct.early));
+	if (!eng->acct.early)
 		return -ENOMEM;
-	eng->memory += CFR_EARLY_QUEUE * sizeof(*eng->early);
+	eng->memory += CFR_EARLY_QUEUE * sizeof(*eng->acct.early);
 
 	while (buckets < n)
 		buckets <<= 1;
 	for (t = 0; t < 2; t++) {
-		struct cfr_sub_table *tab = &eng->subs[t];
+		struct cfr_sub_table *tab = &eng->acct.subs[t];
 
 		tab->s = calloc((size_t)n + 1, sizeof(*tab->s));
 		tab->buckets = calloc(buckets, sizeof(uint32_t));
@@ -61,8 +64,8 @@ int cfr_acct_init(struct cfr_engine *eng)
 		eng->memory += ((size_t)n + 1) * sizeof(*tab->s) + buckets * sizeof(uint32_t) +
 		               2 * (size_t)n * sizeof(uint32_t);
 	}
-	eng->sub_mask = buckets - 1;
-	eng->jr_gen = 1;
+	eng->acct.sub_mask = buckets - 1;
+	eng->acct.jr_gen = 1;
 	return 0;
 }
 
@@ -70,12 +73,12 @@ void cfr_acct_free(struct cfr_engine *eng)
 {
 	unsigned t;
 
-	if (eng->early)
-		sodium_memzero(eng->early, CFR_EARLY_QUEUE * sizeof(*eng->early));
-	free(eng->early);
+	if (eng->acct.early)
+		sodium_memzero(eng->acct.early, CFR_EARLY_QUEUE * sizeof(*eng->acct.early));
+	free(eng->acct.early);
 
 	for (t = 0; t < 2; t++) {
-		struct cfr_sub_table *tab = &eng->subs[t];
+		struct cfr_sub_table *tab = &eng->acct.subs[t];
 
 		if (tab->s)
 			sodium_memzero(tab->s,
@@ -95,7 +98,7 @@ static uint32_t sub_bucket(const struct cfr_engine *eng, uint8_t family, const u
 	memcpy(in, key, 16);
 	in[16] = family;
 	crypto_shorthash((unsigned char *)&h, in, sizeof(in), eng->hash_key);
-	return (uint32_t)h & eng->sub_mask;
+	return (uint32_t)h & eng->acct.sub_mask;
 }
 
 static void flush_entry(struct cfr_sub_state *s);
@@ -152,7 +155,8 @@ static uint32_t seal_idle(struct cfr_engine *eng, struct cfr_sub_table *tab)
 {
 	unsigned probes;
 
-	for (probes = 0; probes < IDLE_PROBES && eng->early_count < CFR_EARLY_QUEUE; probes++) {
+	for (probes = 0; probes < IDLE_PROBES && eng->acct.early_count < CFR_EARLY_QUEUE;
+	     probes++) {
 		uint32_t idx = tab->used[tab->cursor++ % tab->n_used];
 		struct cfr_sub_state *s = &tab->s[idx];
 
@@ -164,10 +168,10 @@ static uint32_t seal_idle(struct cfr_engine *eng, struct cfr_sub_table *tab)
 		 * a complaint about this subscriber's last flow could fall.
 		 */
 		if (s->counter) { /* nothing drawn, nothing to attribute */
-			record_of(
-			    tab, s, tab->start_ms + (uint64_t)eng->cfg.epoch_s * 1000,
-			    &eng->early[(eng->early_head + eng->early_count) % CFR_EARLY_QUEUE]);
-			eng->early_count++;
+			record_of(tab, s, tab->start_ms + (uint64_t)eng->cfg.epoch_s * 1000,
+			          &eng->acct.early[(eng->acct.early_head + eng->acct.early_count) %
+			                           CFR_EARLY_QUEUE]);
+			eng->acct.early_count++;
 		}
 		dirty_remove(tab, idx);
 		unlink_state(eng, tab, idx);
@@ -181,7 +185,7 @@ static uint32_t seal_idle(struct cfr_engine *eng, struct cfr_sub_table *tab)
 struct cfr_sub_state *cfr_acct_subscriber(struct cfr_engine *eng, uint8_t family,
                                           const uint8_t *addr)
 {
-	struct cfr_sub_table *tab = &eng->subs[eng->cur_subs];
+	struct cfr_sub_table *tab = &eng->acct.subs[eng->acct.cur_subs];
 	uint8_t key[16];
 	uint32_t b, idx;
 	struct cfr_sub_state *s;
@@ -217,7 +221,7 @@ struct cfr_sub_state *cfr_acct_subscriber(struct cfr_engine *eng, uint8_t family
  */
 void cfr_acct_forget_new(struct cfr_engine *eng, struct cfr_sub_state *s)
 {
-	struct cfr_sub_table *tab = &eng->subs[eng->cur_subs];
+	struct cfr_sub_table *tab = &eng->acct.subs[eng->acct.cur_subs];
 	uint32_t idx = tab->n_used, b;
 
 	if (idx == 0 || s != &tab->s[idx])
@@ -342,7 +346,7 @@ static void flush_entry(struct cfr_sub_state *s)
 /* The counter moved once, now. */
 void cfr_acct_drew(struct cfr_engine *eng, struct cfr_sub_state *s)
 {
-	struct cfr_sub_table *tab = &eng->subs[eng->cur_subs];
+	struct cfr_sub_table *tab = &eng->acct.subs[eng->acct.cur_subs];
 	uint32_t t = (uint32_t)((eng->now_ms - tab->start_ms) / 1000);
 
 	s->counter++;
@@ -386,7 +390,7 @@ int cfr_timeline_next(const struct cfr_epoch_record *rec, size_t *off, uint32_t 
 /* Make <tab>, whose every state is zero, ready for a new epoch. */
 static void table_clear(struct cfr_engine *eng, struct cfr_sub_table *tab)
 {
-	memset(tab->buckets, 0, ((size_t)eng->sub_mask + 1) * sizeof(uint32_t));
+	memset(tab->buckets, 0, ((size_t)eng->acct.sub_mask + 1) * sizeof(uint32_t));
 	tab->n_used = tab->drained = tab->cursor = 0;
 	tab->n_dirty = tab->next_slot = tab->reseed = 0;
 }
@@ -402,20 +406,20 @@ static void table_reset(struct cfr_engine *eng, struct cfr_sub_table *tab)
 /* The early record at the head of the queue, if any. */
 static const struct cfr_epoch_record *early_head(const struct cfr_engine *eng)
 {
-	return eng->early_count ? &eng->early[eng->early_head] : NULL;
+	return eng->acct.early_count ? &eng->acct.early[eng->acct.early_head] : NULL;
 }
 
 static void early_pop(struct cfr_engine *eng)
 {
-	sodium_memzero(&eng->early[eng->early_head], sizeof(eng->early[0]));
-	eng->early_head = (eng->early_head + 1) % CFR_EARLY_QUEUE;
-	eng->early_count--;
+	sodium_memzero(&eng->acct.early[eng->acct.early_head], sizeof(eng->acct.early[0]));
+	eng->acct.early_head = (eng->acct.early_head + 1) % CFR_EARLY_QUEUE;
+	eng->acct.early_count--;
 }
 
 void cfr_epoch_new(struct cfr_engine *eng, uint64_t now_ms)
 {
-	struct cfr_sub_table *ended = &eng->subs[eng->cur_subs];
-	struct cfr_sub_table *next = &eng->subs[!eng->cur_subs];
+	struct cfr_sub_table *ended = &eng->acct.subs[eng->acct.cur_subs];
+	struct cfr_sub_table *next = &eng->acct.subs[!eng->acct.cur_subs];
 
 	const struct cfr_epoch_record *e;
 
@@ -432,17 +436,17 @@ void cfr_epoch_new(struct cfr_engine *eng, uint64_t now_ms)
 		eng->stats.records_lost++;
 	}
 	ended->end_ms = now_ms;
-	eng->cur_subs = (uint8_t)!eng->cur_subs;
+	eng->acct.cur_subs = (uint8_t)!eng->acct.cur_subs;
 	next->epoch = ++eng->stats.epoch;
 	next->start_ms = now_ms;
 	eng->stats.epoch_start_ms = now_ms;
-	eng->epoch_start_s = eng->now_s;
+	eng->acct.epoch_start_s = eng->now_s;
 	eng->stats.subscribers_active = 0;
 }
 
 void cfr_epoch_check(struct cfr_engine *eng, uint64_t now_ms)
 {
-	if (unlikely(eng->now_s - eng->epoch_start_s >= eng->cfg.epoch_s)) {
+	if (unlikely(eng->now_s - eng->acct.epoch_start_s >= eng->cfg.epoch_s)) {
 		cfr_epoch_new(eng, now_ms);
 		eng->stats.epochs_rotated++;
 	}
@@ -451,10 +455,11 @@ void cfr_epoch_check(struct cfr_engine *eng, uint64_t now_ms)
 /* Is the epoch that ended still waiting for cfr_engine_drain_records()? */
 static bool ended_pending(const struct cfr_engine *eng)
 {
-	const struct cfr_sub_table *ended = &eng->subs[!eng->cur_subs];
+	const struct cfr_sub_table *ended = &eng->acct.subs[!eng->acct.cur_subs];
 	const struct cfr_epoch_record *e = early_head(eng);
 
-	return ended->drained < ended->n_used || (e && e->epoch != eng->subs[eng->cur_subs].epoch);
+	return ended->drained < ended->n_used ||
+	       (e && e->epoch != eng->acct.subs[eng->acct.cur_subs].epoch);
 }
 
 /*
@@ -464,8 +469,8 @@ static bool ended_pending(const struct cfr_engine *eng)
  */
 unsigned cfr_engine_drain_records(struct cfr_engine *eng, cfr_record_fn fn, void *ctx, unsigned max)
 {
-	struct cfr_sub_table *tab = &eng->subs[!eng->cur_subs];
-	uint64_t current = eng->subs[eng->cur_subs].epoch;
+	struct cfr_sub_table *tab = &eng->acct.subs[!eng->acct.cur_subs];
+	uint64_t current = eng->acct.subs[eng->acct.cur_subs].epoch;
 	const struct cfr_epoch_record *e;
 	struct cfr_epoch_record rec;
 	unsigned done = 0;
@@ -492,13 +497,13 @@ unsigned cfr_engine_drain_records(struct cfr_engine *eng, cfr_record_fn fn, void
 	 */
 	if (tab->drained == tab->n_used && tab->n_used)
 		table_clear(eng, tab);
-	while (!ended_pending(eng) && eng->early_count && done < max) {
+	while (!ended_pending(eng) && eng->acct.early_count && done < max) {
 		fn(ctx, early_head(eng));
 		early_pop(eng);
 		eng->stats.records_sealed++;
 		done++;
 	}
-	return tab->n_used - tab->drained + eng->early_count;
+	return tab->n_used - tab->drained + eng->acct.early_count;
 }
 
 /* A subscriber's record so far, for the journal; its state is not touched. */
@@ -512,7 +517,7 @@ static void journal_snapshot(struct cfr_engine *eng, struct cfr_sub_table *tab,
 	record_of(tab, &copy, 0, &it->rec); /* flushes the copy's pending entry */
 	sodium_memzero(&copy, sizeof(copy));
 	it->count = s->counter;
-	s->jr_gen = eng->jr_gen;
+	s->jr_gen = eng->acct.jr_gen;
 	s->jr_counter = s->counter;
 }
 
@@ -535,7 +540,7 @@ static void journal_delta(struct cfr_sub_table *tab, struct cfr_sub_state *s,
 unsigned cfr_engine_drain_journal(struct cfr_engine *eng, cfr_journal_fn fn, void *ctx,
                                   unsigned max)
 {
-	struct cfr_sub_table *tab = &eng->subs[eng->cur_subs];
+	struct cfr_sub_table *tab = &eng->acct.subs[eng->acct.cur_subs];
 	struct cfr_journal_item it;
 	unsigned done = 0;
 
@@ -545,7 +550,7 @@ unsigned cfr_engine_drain_journal(struct cfr_engine *eng, cfr_journal_fn fn, voi
 	while (tab->reseed < tab->n_used && done < max) {
 		struct cfr_sub_state *s = &tab->s[tab->used[tab->reseed++]];
 
-		if (s->counter == 0 || s->jr_gen == eng->jr_gen)
+		if (s->counter == 0 || s->jr_gen == eng->acct.jr_gen)
 			continue;
 		dirty_remove(tab, (uint32_t)(s - tab->s));
 		journal_snapshot(eng, tab, s, &it);
@@ -557,7 +562,7 @@ unsigned cfr_engine_drain_journal(struct cfr_engine *eng, cfr_journal_fn fn, voi
 		struct cfr_sub_state *s = &tab->s[idx];
 
 		dirty_remove(tab, idx);
-		if (s->jr_gen != eng->jr_gen)
+		if (s->jr_gen != eng->acct.jr_gen)
 			journal_snapshot(eng, tab, s, &it);
 		else
 			journal_delta(tab, s, &it);
@@ -570,6 +575,6 @@ unsigned cfr_engine_drain_journal(struct cfr_engine *eng, cfr_journal_fn fn, voi
 
 void cfr_engine_journal_restart(struct cfr_engine *eng)
 {
-	eng->jr_gen++;
-	eng->subs[eng->cur_subs].reseed = 0;
+	eng->acct.jr_gen++;
+	eng->acct.subs[eng->acct.cur_subs].reseed = 0;
 }

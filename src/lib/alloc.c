@@ -7,7 +7,9 @@
  * and port, so one alias:port serves many remotes at once, as NAT44-ED does.
  * The search is bounded: a full pool costs ALLOC_TRIES lookups, no more.
  */
-#include "engine.h"
+#include "alloc.h"
+#include "acct.h"
+#include "flow.h"
 
 /* (7/8)^128 < 4e-8: even a pool with one free port in eight is found. */
 #define ALLOC_TRIES 128

@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "anon.h"
+#include "cfr/internal/compiler.h"
+#include "flow.h"
+#include "pool.h"
 
 /*
  * An alias's index in the anonymity counts: its pool slot in the top bits,
@@ -19,7 +22,7 @@
  */
 static uint32_t alias_id(const struct cfr_engine *eng, const struct cfr_flow *f)
 {
-	const struct cfr_pool_slot *slot = &eng->slots[f->pool_slot];
+	const struct cfr_pool_slot *slot = &eng->pools.slots[f->pool_slot];
 	const uint8_t *alias = cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS);
 	uint32_t a;
 
@@ -32,28 +35,28 @@ static uint32_t alias_id(const struct cfr_engine *eng, const struct cfr_flow *f)
 
 static uint32_t *alias_subs(struct cfr_engine *eng, uint32_t id)
 {
-	return &eng->slots[id >> 24].subs[id & 0xffffff];
+	return &eng->pools.slots[id >> 24].subs[id & 0xffffff];
 }
 
 int cfr_anon_init(struct cfr_engine *eng)
 {
-	uint32_t buckets = eng->bucket_mask + 1;
+	uint32_t buckets = eng->flow.bucket_mask + 1;
 
-	eng->pairs = calloc((size_t)eng->cfg.max_flows + 1, sizeof(*eng->pairs));
-	eng->pair_buckets = calloc(buckets, sizeof(uint32_t));
-	if (!eng->pairs || !eng->pair_buckets)
+	eng->anon.pairs = calloc((size_t)eng->cfg.max_flows + 1, sizeof(*eng->anon.pairs));
+	eng->anon.pair_buckets = calloc(buckets, sizeof(uint32_t));
+	if (!eng->anon.pairs || !eng->anon.pair_buckets)
 		return -1;
-	eng->pair_mask = buckets - 1;
-	eng->pair_fresh = 1;
-	eng->memory +=
-	    ((size_t)eng->cfg.max_flows + 1) * sizeof(*eng->pairs) + buckets * sizeof(uint32_t);
+	eng->anon.pair_mask = buckets - 1;
+	eng->anon.pair_fresh = 1;
+	eng->memory += ((size_t)eng->cfg.max_flows + 1) * sizeof(*eng->anon.pairs) +
+	               buckets * sizeof(uint32_t);
 	return 0;
 }
 
 void cfr_anon_free(struct cfr_engine *eng)
 {
-	free(eng->pairs);
-	free(eng->pair_buckets);
+	free(eng->anon.pairs);
+	free(eng->anon.pair_buckets);
 }
 
 /*
@@ -68,9 +71,9 @@ static uint32_t *pair_link(struct cfr_engine *eng, uint32_t guard, uint32_t id)
 
 	crypto_shorthash((unsigned char *)&h, (const unsigned char *)key, sizeof(key),
 	                 eng->hash_key);
-	link = &eng->pair_buckets[(uint32_t)h & eng->pair_mask];
+	link = &eng->anon.pair_buckets[(uint32_t)h & eng->anon.pair_mask];
 	while (*link) {
-		struct cfr_anon_pair *pr = &eng->pairs[*link];
+		struct cfr_anon_pair *pr = &eng->anon.pairs[*link];
 
 		if (pr->alias_id == id && pr->guard == guard)
 			break;
@@ -87,24 +90,24 @@ uint32_t cfr_anon_add(struct cfr_engine *eng, struct cfr_flow *f)
 	f->pool_slot = cfr_pool_slot_of(eng, f->family, cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS));
 	if (unlikely(f->pool_slot == CFR_SLOT_NONE))
 		return 0;
-	eng->slots[f->pool_slot].flows++;
+	eng->pools.slots[f->pool_slot].flows++;
 	id = alias_id(eng, f);
 	link = pair_link(eng, f->guard, id);
 	if (*link == 0) {
 		/* There are never more pairs than flows, so a record is always free. */
-		if (eng->pair_free) {
-			idx = eng->pair_free;
-			eng->pair_free = eng->pairs[idx].next;
+		if (eng->anon.pair_free) {
+			idx = eng->anon.pair_free;
+			eng->anon.pair_free = eng->anon.pairs[idx].next;
 		} else {
-			idx = eng->pair_fresh++;
+			idx = eng->anon.pair_fresh++;
 		}
-		memset(&eng->pairs[idx], 0, sizeof(eng->pairs[idx]));
-		eng->pairs[idx].guard = f->guard;
-		eng->pairs[idx].alias_id = id;
+		memset(&eng->anon.pairs[idx], 0, sizeof(eng->anon.pairs[idx]));
+		eng->anon.pairs[idx].guard = f->guard;
+		eng->anon.pairs[idx].alias_id = id;
 		*link = idx;
 		(*alias_subs(eng, id))++;
 	}
-	eng->pairs[*link].flows++;
+	eng->anon.pairs[*link].flows++;
 	return *alias_subs(eng, id);
 }
 
@@ -115,15 +118,15 @@ void cfr_anon_remove(struct cfr_engine *eng, const struct cfr_flow *f)
 
 	if (unlikely(f->pool_slot == CFR_SLOT_NONE))
 		return;
-	slot = &eng->slots[f->pool_slot];
+	slot = &eng->pools.slots[f->pool_slot];
 	id = alias_id(eng, f);
 	link = pair_link(eng, f->guard, id);
 	idx = *link;
-	if (idx != 0 && --eng->pairs[idx].flows == 0) {
-		*link = eng->pairs[idx].next;
-		memset(&eng->pairs[idx], 0, sizeof(eng->pairs[idx]));
-		eng->pairs[idx].next = eng->pair_free;
-		eng->pair_free = idx;
+	if (idx != 0 && --eng->anon.pairs[idx].flows == 0) {
+		*link = eng->anon.pairs[idx].next;
+		memset(&eng->anon.pairs[idx], 0, sizeof(eng->anon.pairs[idx]));
+		eng->anon.pairs[idx].next = eng->anon.pair_free;
+		eng->anon.pair_free = idx;
 		(*alias_subs(eng, id))--;
 	}
 	/* A prefix a reload removed is forgotten with its last flow. */
@@ -168,8 +171,8 @@ uint32_t cfr_engine_anon_capacity(const struct cfr_engine *eng)
 	uint64_t aliases = 0;
 
 	for (unsigned k = 0; k < CFR_POOL_SLOTS; k++)
-		if (eng->slots[k].state != CFR_SLOT_FREE)
-			aliases += eng->slots[k].n_subs;
+		if (eng->pools.slots[k].state != CFR_SLOT_FREE)
+			aliases += eng->pools.slots[k].n_subs;
 	/* An alias in use has a pair, and there are never more pairs than flows. */
 	return (uint32_t)(aliases < eng->cfg.max_flows ? aliases : eng->cfg.max_flows);
 }
@@ -191,7 +194,7 @@ void cfr_engine_anon_copy(const struct cfr_engine *eng, struct cfr_anon_copy *co
 	for (unsigned fam = 0; fam < CFR_FAMILY__COUNT; fam++) {
 		/* Draining prefixes too: their aliases still hide the flows on them. */
 		for (unsigned k = 0; k < CFR_POOL_SLOTS; k++) {
-			const struct cfr_pool_slot *slot = &eng->slots[k];
+			const struct cfr_pool_slot *slot = &eng->pools.slots[k];
 			uint32_t i = 0;
 
 			if (slot->state == CFR_SLOT_FREE || slot->prefix.family != fam)

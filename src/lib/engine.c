@@ -11,8 +11,17 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "cfr/internal/csum.h"
+#include "acct.h"
+#include "anon.h"
+#include "cfr/internal/compiler.h"
 #include "engine.h"
+#include "flow.h"
+#include "frag.h"
+#include "guard.h"
+#include "parse.h"
+#include "pool.h"
+#include "prefix.h"
+#include "translate.h"
 
 static const char *const drop_names[CFR_DROP__COUNT] = {[CFR_DROP_NONE] = "none",
 #define CFR_DROP_NAME_(id, name, text) [CFR_DROP_##id] = name,
@@ -99,70 +108,6 @@ uint8_t cfr_config_ident6_max(const struct cfr_engine_config *cfg)
 	return max;
 }
 
-int cfr_prefix_parse(const char *text, struct cfr_prefix *out)
-{
-	char addr[INET6_ADDRSTRLEN];
-	const char *slash = strchr(text, '/');
-	size_t alen;
-	char *end;
-	unsigned long len;
-	unsigned bits, i;
-
-	if (!slash || slash == text || (alen = (size_t)(slash - text)) >= sizeof(addr))
-		return -EINVAL;
-	memcpy(addr, text, alen);
-	addr[alen] = '\0';
-	memset(out, 0, sizeof(*out));
-	if (inet_pton(AF_INET, addr, out->addr) == 1) {
-		out->family = CFR_FAMILY_V4;
-		bits = 32;
-	} else if (inet_pton(AF_INET6, addr, out->addr) == 1) {
-		out->family = CFR_FAMILY_V6;
-		bits = 128;
-	} else {
-		return -EINVAL;
-	}
-	if (slash[1] < '0' || slash[1] > '9')
-		return -EINVAL;
-	errno = 0;
-	len = strtoul(slash + 1, &end, 10);
-	if (errno || *end != '\0' || len > bits)
-		return -EINVAL;
-	out->len = (uint8_t)len;
-	for (i = out->len; i < bits; i++)
-		if (out->addr[i / 8] & (0x80 >> (i % 8)))
-			return -EINVAL; /* host bits set: almost always a typo */
-	return 0;
-}
-
-bool cfr_prefix_contains(const struct cfr_prefix *p, int family, const uint8_t *addr)
-{
-	return cfr_prefix_has(p, family, addr);
-}
-
-static bool in_prefixes(const struct cfr_prefix *list, unsigned n, int family, const uint8_t *addr)
-{
-	unsigned i;
-
-	for (i = 0; i < n; i++)
-		if (cfr_prefix_has(&list[i], family, addr))
-			return true;
-	return false;
-}
-
-static bool prefixes_valid(const struct cfr_prefix *list, unsigned n, unsigned max, int family)
-{
-	unsigned i;
-
-	if (n > max)
-		return false;
-	for (i = 0; i < n; i++)
-		if ((family >= 0 && list[i].family != family) ||
-		    list[i].len > (list[i].family == CFR_FAMILY_V4 ? 32 : 128))
-			return false;
-	return true;
-}
-
 bool cfr_config_valid(const struct cfr_engine_config *cfg)
 {
 	uint64_t pool4_size = 0;
@@ -170,9 +115,12 @@ bool cfr_config_valid(const struct cfr_engine_config *cfg)
 
 	if (cfg->n_pool4 + cfg->n_pool6 == 0 || cfg->n_subscribers == 0)
 		return false;
-	if (!prefixes_valid(cfg->pool4, cfg->n_pool4, CFR_MAX_POOL_PREFIXES, CFR_FAMILY_V4) ||
-	    !prefixes_valid(cfg->pool6, cfg->n_pool6, CFR_MAX_POOL_PREFIXES, CFR_FAMILY_V6) ||
-	    !prefixes_valid(cfg->subscribers, cfg->n_subscribers, CFR_MAX_SUBSCRIBER_PREFIXES, -1))
+	if (!cfr_prefix_list_valid(cfg->pool4, cfg->n_pool4, CFR_MAX_POOL_PREFIXES,
+	                           CFR_FAMILY_V4) ||
+	    !cfr_prefix_list_valid(cfg->pool6, cfg->n_pool6, CFR_MAX_POOL_PREFIXES,
+	                           CFR_FAMILY_V6) ||
+	    !cfr_prefix_list_valid(cfg->subscribers, cfg->n_subscribers,
+	                           CFR_MAX_SUBSCRIBER_PREFIXES, -1))
 		return false;
 	for (i = 0; i < cfg->n_pool6; i++)
 		if (cfg->pool6[i].len > 120)
@@ -262,35 +210,37 @@ struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg)
 	eng->cfg = *cfg;
 	buckets = pow2_at_least(cfg->max_flows);
 	frag_slots = pow2_at_least(cfg->max_frags * 2);
-	eng->bucket_mask = buckets - 1;
-	eng->frag_mask = frag_slots - 1;
+	eng->flow.bucket_mask = buckets - 1;
+	eng->frag.frag_mask = frag_slots - 1;
 	/* calloc keeps untouched records as zero pages: memory is committed as flows come. */
-	eng->flows = calloc((size_t)cfg->max_flows + 1, sizeof(*eng->flows));
-	eng->flows6 = calloc((size_t)cfg->max_flows + 1, sizeof(*eng->flows6));
-	eng->in_buckets = calloc(buckets, sizeof(uint32_t));
-	eng->out_buckets = calloc(buckets, sizeof(uint32_t));
-	eng->frags = calloc(frag_slots, sizeof(*eng->frags));
-	want_huge_pages(eng->flows, ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows));
-	want_huge_pages(eng->flows6, ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows6));
-	keep_out_of_dumps(eng->flows, ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows));
-	keep_out_of_dumps(eng->flows6, ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows6));
-	want_huge_pages(eng->in_buckets, (size_t)buckets * sizeof(uint32_t));
-	want_huge_pages(eng->out_buckets, (size_t)buckets * sizeof(uint32_t));
-	if (!eng->flows || !eng->flows6 || !eng->in_buckets || !eng->out_buckets || !eng->frags ||
-	    cfr_pools_init(eng) != 0 || cfr_anon_init(eng) != 0 || cfr_acct_init(eng) != 0 ||
-	    cfr_guard_init(eng) != 0) {
+	eng->flow.flows = calloc((size_t)cfg->max_flows + 1, sizeof(*eng->flow.flows));
+	eng->flow.flows6 = calloc((size_t)cfg->max_flows + 1, sizeof(*eng->flow.flows6));
+	eng->flow.in_buckets = calloc(buckets, sizeof(uint32_t));
+	eng->flow.out_buckets = calloc(buckets, sizeof(uint32_t));
+	eng->frag.frags = calloc(frag_slots, sizeof(*eng->frag.frags));
+	want_huge_pages(eng->flow.flows, ((size_t)cfg->max_flows + 1) * sizeof(*eng->flow.flows));
+	want_huge_pages(eng->flow.flows6, ((size_t)cfg->max_flows + 1) * sizeof(*eng->flow.flows6));
+	keep_out_of_dumps(eng->flow.flows, ((size_t)cfg->max_flows + 1) * sizeof(*eng->flow.flows));
+	keep_out_of_dumps(eng->flow.flows6,
+	                  ((size_t)cfg->max_flows + 1) * sizeof(*eng->flow.flows6));
+	want_huge_pages(eng->flow.in_buckets, (size_t)buckets * sizeof(uint32_t));
+	want_huge_pages(eng->flow.out_buckets, (size_t)buckets * sizeof(uint32_t));
+	if (!eng->flow.flows || !eng->flow.flows6 || !eng->flow.in_buckets ||
+	    !eng->flow.out_buckets || !eng->frag.frags || cfr_pools_init(eng) != 0 ||
+	    cfr_anon_init(eng) != 0 || cfr_acct_init(eng) != 0 || cfr_guard_init(eng) != 0) {
 		cfr_engine_free(eng);
 		errno = ENOMEM;
 		return NULL;
 	}
-	eng->next_fresh = 1;
-	eng->rng_used = CFR_RNG_BUF;
+	eng->flow.next_fresh = 1;
+	eng->rng.used = CFR_RNG_BUF;
 	randombytes_buf(eng->hash_key, sizeof(eng->hash_key));
-	randombytes_buf(&eng->index_key, sizeof(eng->index_key));
+	randombytes_buf(&eng->flow.index_key, sizeof(eng->flow.index_key));
 	eng->stats.max_flows = cfg->max_flows;
-	eng->memory += sizeof(*eng) + ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows) +
-	               ((size_t)cfg->max_flows + 1) * sizeof(*eng->flows6) +
-	               2 * (size_t)buckets * sizeof(uint32_t) + frag_slots * sizeof(*eng->frags);
+	eng->memory += sizeof(*eng) + ((size_t)cfg->max_flows + 1) * sizeof(*eng->flow.flows) +
+	               ((size_t)cfg->max_flows + 1) * sizeof(*eng->flow.flows6) +
+	               2 * (size_t)buckets * sizeof(uint32_t) +
+	               frag_slots * sizeof(*eng->frag.frags);
 	return eng;
 }
 
@@ -298,11 +248,11 @@ void cfr_engine_free(struct cfr_engine *eng)
 {
 	if (!eng)
 		return;
-	free(eng->flows);
-	free(eng->flows6);
-	free(eng->in_buckets);
-	free(eng->out_buckets);
-	free(eng->frags);
+	free(eng->flow.flows);
+	free(eng->flow.flows6);
+	free(eng->flow.in_buckets);
+	free(eng->flow.out_buckets);
+	free(eng->frag.frags);
 	cfr_pools_free(eng);
 	cfr_anon_free(eng);
 	cfr_acct_free(eng);
@@ -338,8 +288,8 @@ static enum cfr_drop process_one(struct cfr_engine *eng, struct cfr_pkt *pkt, st
 			return CFR_DROP_PARTIAL_CHECKSUM;
 		p->csum_partial = true;
 	}
-	from_subscriber = in_prefixes(eng->cfg.subscribers, eng->cfg.n_subscribers, p->family,
-	                              pkt->data + p->src_off);
+	from_subscriber = cfr_prefix_list_has(eng->cfg.subscribers, eng->cfg.n_subscribers,
+	                                      p->family, pkt->data + p->src_off);
 	if (pkt->dir == CFR_DIR_IN && from_subscriber) {
 		pkt->dir = CFR_DIR_OUT;
 		return CFR_DROP_HAIRPIN;
@@ -416,12 +366,12 @@ static void prefetch_chunk(struct cfr_engine *eng, struct cfr_pkt *pkts, unsigne
 		if (!idx)
 			continue;
 		/* A 60-byte record may straddle two lines: fetch both ends. */
-		__builtin_prefetch(&eng->flows[idx]);
-		__builtin_prefetch((const uint8_t *)&eng->flows[idx + 1] - 1);
+		__builtin_prefetch(&eng->flow.flows[idx]);
+		__builtin_prefetch((const uint8_t *)&eng->flow.flows[idx + 1] - 1);
 		/* IPv6 addresses live in the parallel array: a second miss, unless fetched too. */
 		if (parsed[j].family == CFR_FAMILY_V6) {
-			__builtin_prefetch(&eng->flows6[idx]);
-			__builtin_prefetch((const uint8_t *)&eng->flows6[idx + 1] - 1);
+			__builtin_prefetch(&eng->flow.flows6[idx]);
+			__builtin_prefetch((const uint8_t *)&eng->flow.flows6[idx + 1] - 1);
 		}
 	}
 }

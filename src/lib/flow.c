@@ -12,8 +12,13 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "anon.h"
+#include "cfr/internal/compiler.h"
 #include "cfr/internal/siphash.h"
-#include "engine.h"
+#include "flow.h"
+#include "guard.h"
+#include "parse.h"
+#include "rng.h"
 
 enum { SIDE_INSIDE = 1, SIDE_OUTSIDE = 2, SIDE_LABEL = 3 };
 
@@ -53,15 +58,15 @@ static uint32_t flow_hash(const struct cfr_engine *eng, uint8_t side, uint8_t fa
 	flow_key(k, side, family, proto, a, pa, b, pb);
 	/* Two calls with constant lengths: each inlines to straight-line code. */
 	if (family == CFR_FAMILY_V4)
-		return (uint32_t)cfr_siphash13(&eng->index_key, k, 8 + 7);
-	return (uint32_t)cfr_siphash13(&eng->index_key, k, 32 + 7);
+		return (uint32_t)cfr_siphash13(&eng->flow.index_key, k, 8 + 7);
+	return (uint32_t)cfr_siphash13(&eng->flow.index_key, k, 32 + 7);
 }
 
 static uint32_t flow_bucket(const struct cfr_engine *eng, uint8_t side, uint8_t family,
                             uint8_t proto, const uint8_t *a, uint16_t pa, const uint8_t *b,
                             uint16_t pb)
 {
-	return flow_hash(eng, side, family, proto, a, pa, b, pb) & eng->bucket_mask;
+	return flow_hash(eng, side, family, proto, a, pa, b, pb) & eng->flow.bucket_mask;
 }
 
 /*
@@ -118,11 +123,11 @@ bool cfr_flow_bucket_of(const struct cfr_engine *eng, const uint8_t *buf, struct
 	if (!p->has_l4 || p->icmp_kind == CFR_ICMP_ERROR)
 		return false;
 	if (dir == CFR_DIR_OUT) {
-		*table = eng->in_buckets;
+		*table = eng->flow.in_buckets;
 		*bucket = flow_bucket(eng, SIDE_INSIDE, p->family, p->proto, buf + p->src_off,
 		                      p->sport, buf + p->dst_off, icmp ? 0 : p->dport);
 	} else {
-		*table = eng->out_buckets;
+		*table = eng->flow.out_buckets;
 		*bucket = flow_bucket(eng, SIDE_OUTSIDE, p->family, p->proto, buf + p->dst_off,
 		                      p->dport, buf + p->src_off, icmp ? 0 : p->sport);
 	}
@@ -134,7 +139,7 @@ bool cfr_flow_bucket_of(const struct cfr_engine *eng, const uint8_t *buf, struct
 
 static struct cfr_flow *flow_at(struct cfr_engine *eng, uint32_t idx)
 {
-	return &eng->flows[idx];
+	return &eng->flow.flows[idx];
 }
 
 uint32_t cfr_flow_find_inside(struct cfr_engine *eng, uint8_t family, uint8_t proto,
@@ -142,9 +147,10 @@ uint32_t cfr_flow_find_inside(struct cfr_engine *eng, uint8_t family, uint8_t pr
                               uint16_t remote_port, const uint32_t *bucket)
 {
 	size_t alen = family == CFR_FAMILY_V4 ? 4 : 16;
-	uint32_t idx = eng->in_buckets[bucket ? *bucket
-	                                      : flow_bucket(eng, SIDE_INSIDE, family, proto, sub,
-	                                                    sub_port, remote, remote_port)];
+	uint32_t idx =
+	    eng->flow.in_buckets[bucket ? *bucket
+	                                : flow_bucket(eng, SIDE_INSIDE, family, proto, sub,
+	                                              sub_port, remote, remote_port)];
 	uint32_t steps = 0;
 
 	for (; idx != 0; idx = flow_at(eng, idx)->in_next) {
@@ -167,9 +173,9 @@ uint32_t cfr_flow_find_outside(struct cfr_engine *eng, uint8_t family, uint8_t p
 {
 	size_t alen = family == CFR_FAMILY_V4 ? 4 : 16;
 	uint32_t idx =
-	    eng->out_buckets[bucket ? *bucket
-	                            : flow_bucket(eng, SIDE_OUTSIDE, family, proto, alias,
-	                                          alias_port, remote, remote_port)];
+	    eng->flow.out_buckets[bucket ? *bucket
+	                                 : flow_bucket(eng, SIDE_OUTSIDE, family, proto, alias,
+	                                               alias_port, remote, remote_port)];
 	uint32_t steps = 0;
 
 	for (; idx != 0; idx = flow_at(eng, idx)->out_next) {
@@ -189,7 +195,7 @@ uint32_t cfr_flow_find_outside(struct cfr_engine *eng, uint8_t family, uint8_t p
 static void lru_unlink(struct cfr_engine *eng, uint32_t idx)
 {
 	struct cfr_flow *f = flow_at(eng, idx);
-	struct cfr_lru *l = &eng->lru[f->tclass];
+	struct cfr_lru *l = &eng->flow.lru[f->tclass];
 
 	if (f->lru_prev)
 		flow_at(eng, f->lru_prev)->lru_next = f->lru_next;
@@ -205,7 +211,7 @@ static void lru_unlink(struct cfr_engine *eng, uint32_t idx)
 static void lru_append(struct cfr_engine *eng, uint32_t idx)
 {
 	struct cfr_flow *f = flow_at(eng, idx);
-	struct cfr_lru *l = &eng->lru[f->tclass];
+	struct cfr_lru *l = &eng->flow.lru[f->tclass];
 
 	f->lru_prev = l->tail;
 	f->lru_next = 0;
@@ -248,11 +254,11 @@ uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, 
 	struct cfr_flow *f;
 	uint32_t idx, hin, hout;
 
-	if (eng->free_head) {
-		idx = eng->free_head;
-		eng->free_head = flow_at(eng, idx)->in_next;
-	} else if (eng->next_fresh <= eng->cfg.max_flows) {
-		idx = eng->next_fresh++;
+	if (eng->flow.free_head) {
+		idx = eng->flow.free_head;
+		eng->flow.free_head = flow_at(eng, idx)->in_next;
+	} else if (eng->flow.next_fresh <= eng->cfg.max_flows) {
+		idx = eng->flow.next_fresh++;
 	} else {
 		return 0;
 	}
@@ -294,10 +300,10 @@ uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, 
 	hin = flow_bucket(eng, SIDE_INSIDE, family, proto, sub, sub_port, remote, remote_port);
 	hout = flow_bucket(eng, SIDE_OUTSIDE, family, proto, alias->b, alias_port, remote,
 	                   remote_port);
-	f->in_next = eng->in_buckets[hin];
-	eng->in_buckets[hin] = idx;
-	f->out_next = eng->out_buckets[hout];
-	eng->out_buckets[hout] = idx;
+	f->in_next = eng->flow.in_buckets[hin];
+	eng->flow.in_buckets[hin] = idx;
+	f->out_next = eng->flow.out_buckets[hout];
+	eng->flow.out_buckets[hout] = idx;
 	lru_append(eng, idx);
 
 	cfr_anon_placed(eng, family, cfr_anon_add(eng, f));
@@ -317,7 +323,8 @@ void cfr_flow_touch(struct cfr_engine *eng, uint32_t idx, uint8_t tclass)
 	 * spares touching its neighbours' records, two cache misses per packet
 	 * on a large table.
 	 */
-	if (f->tclass == tclass && (f->last_seen_s == eng->now_s || eng->lru[tclass].tail == idx)) {
+	if (f->tclass == tclass &&
+	    (f->last_seen_s == eng->now_s || eng->flow.lru[tclass].tail == idx)) {
 		f->last_seen_s = eng->now_s;
 		return;
 	}
@@ -355,8 +362,8 @@ static void flow_destroy(struct cfr_engine *eng, uint32_t idx)
 	                            cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS), f->alias_port, remote,
 	                            f->remote_port);
 
-	chain_remove(eng, &eng->in_buckets[hin], idx, true);
-	chain_remove(eng, &eng->out_buckets[hout], idx, false);
+	chain_remove(eng, &eng->flow.in_buckets[hin], idx, true);
+	chain_remove(eng, &eng->flow.out_buckets[hout], idx, false);
 	lru_unlink(eng, idx);
 	cfr_anon_remove(eng, f);
 	cfr_guard_flow_removed(eng, f, cfr_proto_index(f->proto));
@@ -364,10 +371,10 @@ static void flow_destroy(struct cfr_engine *eng, uint32_t idx)
 	eng->stats.flows_expired++;
 	/* Wipe the tuple: an expired mapping should not outlive its flow in memory. */
 	if (f->family == CFR_FAMILY_V6)
-		memset(&eng->flows6[idx], 0, sizeof(eng->flows6[idx]));
+		memset(&eng->flow.flows6[idx], 0, sizeof(eng->flow.flows6[idx]));
 	memset(f, 0, sizeof(*f));
-	f->in_next = eng->free_head;
-	eng->free_head = idx;
+	f->in_next = eng->flow.free_head;
+	eng->flow.free_head = idx;
 }
 
 void cfr_flow_expire(struct cfr_engine *eng)
@@ -377,8 +384,8 @@ void cfr_flow_expire(struct cfr_engine *eng)
 	for (c = 0; c < CFR_TIMEOUT__COUNT; c++) {
 		uint32_t timeout = eng->cfg.timeout[c];
 
-		while (eng->lru[c].head != 0) {
-			uint32_t idx = eng->lru[c].head;
+		while (eng->flow.lru[c].head != 0) {
+			uint32_t idx = eng->flow.lru[c].head;
 
 			/*
 			 * The clock has whole seconds: wait one more so that no

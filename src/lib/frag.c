@@ -12,7 +12,10 @@
 #include <sodium.h>
 #include <string.h>
 
-#include "engine.h"
+#include "frag.h"
+#include "guard.h"
+#include "parse.h"
+#include "rng.h"
 
 #define FRAG_TIMEOUT_S 30 /* Linux's ipfrag_time default */
 #define FRAG_PROBES    8
@@ -39,7 +42,7 @@ static uint32_t frag_slot(const struct cfr_engine *eng, uint8_t dir, const uint8
 	k.dir = dir;
 	k.tag = 0xf7; /* apart from flow keys hashed under the same key */
 	crypto_shorthash((unsigned char *)&h, (const unsigned char *)&k, sizeof(k), eng->hash_key);
-	return (uint32_t)h & eng->frag_mask;
+	return (uint32_t)h & eng->frag.frag_mask;
 }
 
 static bool frag_matches(const struct cfr_frag *e, uint8_t dir, const uint8_t *buf,
@@ -67,12 +70,12 @@ static void frag_forget(struct cfr_engine *eng, struct cfr_frag *e)
 enum cfr_drop cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
                                 const struct cfr_parsed *p, uint32_t flow, struct cfr_frag **out)
 {
-	uint32_t slot = frag_slot(eng, dir, buf, p), i, guard = eng->flows[flow].guard;
+	uint32_t slot = frag_slot(eng, dir, buf, p), i, guard = eng->flow.flows[flow].guard;
 	uint32_t limit = eng->cfg.limits.frags_per_subscriber;
 	struct cfr_frag *free_slot = NULL;
 
 	for (i = 0; i < FRAG_PROBES; i++) {
-		struct cfr_frag *e = &eng->frags[(slot + i) & eng->frag_mask];
+		struct cfr_frag *e = &eng->frag.frags[(slot + i) & eng->frag.frag_mask];
 
 		/* A repeated first fragment keeps the datagram's identification. */
 		if (frag_live(eng, e) && frag_matches(e, dir, buf, p)) {
@@ -91,7 +94,7 @@ enum cfr_drop cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const uint8
 	 * floods first fragments, or whose remote does, fills its own share
 	 * and leaves the table to everyone else.
 	 */
-	if (limit && guard && eng->guards[guard].frags >= limit)
+	if (limit && guard && eng->guard.guards[guard].frags >= limit)
 		return CFR_DROP_SUBSCRIBER_FRAG_LIMIT;
 	if (free_slot->in_use)
 		frag_forget(eng, free_slot); /* expired, not swept yet */
@@ -121,7 +124,7 @@ struct cfr_frag *cfr_frag_find(struct cfr_engine *eng, uint8_t dir, const uint8_
 	uint32_t slot = frag_slot(eng, dir, buf, p), i;
 
 	for (i = 0; i < FRAG_PROBES; i++) {
-		struct cfr_frag *e = &eng->frags[(slot + i) & eng->frag_mask];
+		struct cfr_frag *e = &eng->frag.frags[(slot + i) & eng->frag.frag_mask];
 
 		if (frag_live(eng, e) && frag_matches(e, dir, buf, p)) {
 			e->expires_s = eng->now_s + FRAG_TIMEOUT_S;
@@ -155,8 +158,8 @@ void cfr_frag_sweep(struct cfr_engine *eng)
 {
 	uint32_t i, live = 0;
 
-	for (i = 0; i <= eng->frag_mask; i++) {
-		struct cfr_frag *e = &eng->frags[i];
+	for (i = 0; i <= eng->frag.frag_mask; i++) {
+		struct cfr_frag *e = &eng->frag.frags[i];
 
 		if (!e->in_use)
 			continue;

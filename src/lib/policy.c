@@ -19,7 +19,8 @@
 #include <sodium.h>
 #include <string.h>
 
-#include "engine.h"
+#include "policy.h"
+#include "prefix.h"
 
 const char *cfr_policy_name(enum cfr_policy policy)
 {

@@ -35,6 +35,8 @@
 #include <string.h>
 
 #include "engine.h"
+#include "pool.h"
+#include "prefix.h"
 
 static uint32_t prefix_aliases(const struct cfr_prefix *p)
 {
@@ -66,24 +68,24 @@ static void live_rebuild(struct cfr_engine *eng)
 {
 	unsigned k;
 
-	eng->n_live[CFR_FAMILY_V4] = eng->n_live[CFR_FAMILY_V6] = 0;
+	eng->pools.n_live[CFR_FAMILY_V4] = eng->pools.n_live[CFR_FAMILY_V6] = 0;
 	/* Active prefixes first, in configuration order: they take most packets. */
 	for (k = 0; k < eng->cfg.n_pool4 + eng->cfg.n_pool6; k++) {
 		const struct cfr_prefix *p = pool_at(&eng->cfg, k);
 
-		eng->live[p->family][eng->n_live[p->family]++] = *p;
+		eng->pools.live[p->family][eng->pools.n_live[p->family]++] = *p;
 	}
 	for (k = 0; k < CFR_POOL_SLOTS; k++) {
-		const struct cfr_prefix *p = &eng->slots[k].prefix;
+		const struct cfr_prefix *p = &eng->pools.slots[k].prefix;
 
-		if (eng->slots[k].state == CFR_SLOT_DRAINING)
-			eng->live[p->family][eng->n_live[p->family]++] = *p;
+		if (eng->pools.slots[k].state == CFR_SLOT_DRAINING)
+			eng->pools.live[p->family][eng->pools.n_live[p->family]++] = *p;
 	}
 }
 
 static void slot_take(struct cfr_engine *eng, uint8_t k, const struct cfr_prefix *p, uint32_t *subs)
 {
-	struct cfr_pool_slot *slot = &eng->slots[k];
+	struct cfr_pool_slot *slot = &eng->pools.slots[k];
 
 	memset(slot, 0, sizeof(*slot));
 	slot->prefix = *p;
@@ -96,7 +98,7 @@ static void slot_take(struct cfr_engine *eng, uint8_t k, const struct cfr_prefix
 /* Empty <k> and return its counters for the caller to free. */
 static uint32_t *slot_release(struct cfr_engine *eng, uint8_t k)
 {
-	struct cfr_pool_slot *slot = &eng->slots[k];
+	struct cfr_pool_slot *slot = &eng->pools.slots[k];
 	uint32_t *subs = slot->subs;
 
 	eng->memory -= (size_t)slot->n_subs * sizeof(uint32_t);
@@ -125,7 +127,7 @@ void cfr_pools_free(struct cfr_engine *eng)
 	unsigned k;
 
 	for (k = 0; k < CFR_POOL_SLOTS; k++)
-		free(eng->slots[k].subs);
+		free(eng->pools.slots[k].subs);
 }
 
 uint8_t cfr_pool_slot_of(const struct cfr_engine *eng, uint8_t family, const uint8_t *alias)
@@ -133,8 +135,8 @@ uint8_t cfr_pool_slot_of(const struct cfr_engine *eng, uint8_t family, const uin
 	unsigned k;
 
 	for (k = 0; k < CFR_POOL_SLOTS; k++)
-		if (eng->slots[k].state == CFR_SLOT_ACTIVE &&
-		    cfr_prefix_has(&eng->slots[k].prefix, family, alias))
+		if (eng->pools.slots[k].state == CFR_SLOT_ACTIVE &&
+		    cfr_prefix_has(&eng->pools.slots[k].prefix, family, alias))
 			return (uint8_t)k;
 	return CFR_SLOT_NONE;
 }
@@ -157,7 +159,7 @@ unsigned cfr_engine_pools(const struct cfr_engine *eng, struct cfr_pool_info *ou
 
 	for (pass = CFR_SLOT_ACTIVE; pass <= CFR_SLOT_DRAINING; pass++)
 		for (k = 0; k < CFR_POOL_SLOTS; k++) {
-			const struct cfr_pool_slot *slot = &eng->slots[k];
+			const struct cfr_pool_slot *slot = &eng->pools.slots[k];
 
 			if (slot->state != pass)
 				continue;
@@ -279,8 +281,8 @@ static int plan_pools(const struct cfr_engine *eng, struct cfr_reconfig *rc, cha
 
 	for (i = 0; i < n; i++)
 		for (k = 0; k < CFR_POOL_SLOTS && !matched[i]; k++)
-			if (eng->slots[k].state != CFR_SLOT_FREE && !taken[k] &&
-			    same_prefix(&eng->slots[k].prefix, pool_at(cfg, i))) {
+			if (eng->pools.slots[k].state != CFR_SLOT_FREE && !taken[k] &&
+			    same_prefix(&eng->pools.slots[k].prefix, pool_at(cfg, i))) {
 				rc->plan[i].slot = (uint8_t)k;
 				taken[k] = matched[i] = true;
 			}
@@ -289,7 +291,7 @@ static int plan_pools(const struct cfr_engine *eng, struct cfr_reconfig *rc, cha
 			continue;
 		/* Slots only ever free up between here and cfr_engine_reconfigure(). */
 		for (k = 0; k < CFR_POOL_SLOTS; k++)
-			if (eng->slots[k].state == CFR_SLOT_FREE && !taken[k])
+			if (eng->pools.slots[k].state == CFR_SLOT_FREE && !taken[k])
 				break;
 		if (k == CFR_POOL_SLOTS)
 			return refuse(why, size,
@@ -316,10 +318,10 @@ static int check_draining(const struct cfr_engine *eng, const struct cfr_engine_
 	unsigned i, k;
 
 	for (k = 0; k < CFR_POOL_SLOTS; k++) {
-		if (eng->slots[k].state == CFR_SLOT_FREE)
+		if (eng->pools.slots[k].state == CFR_SLOT_FREE)
 			continue;
 		for (i = 0; i < cfg->n_subscribers; i++)
-			if (overlap(&cfg->subscribers[i], &eng->slots[k].prefix))
+			if (overlap(&cfg->subscribers[i], &eng->pools.slots[k].prefix))
 				return refuse(why, size,
 				              "subscriber prefix %u overlaps a pool prefix whose "
 				              "flows still drain",
@@ -390,13 +392,13 @@ void cfr_engine_reconfigure(struct cfr_engine *eng, struct cfr_reconfig *rc, uin
 			slot_take(eng, pl->slot, pool_at(&rc->cfg, i), pl->subs);
 			pl->subs = NULL;
 		} else {
-			eng->slots[pl->slot].state =
+			eng->pools.slots[pl->slot].state =
 			    CFR_SLOT_ACTIVE; /* a draining one comes back */
 		}
 		kept[pl->slot] = true;
 	}
 	for (k = 0; k < CFR_POOL_SLOTS; k++) {
-		struct cfr_pool_slot *slot = &eng->slots[k];
+		struct cfr_pool_slot *slot = &eng->pools.slots[k];
 
 		if (slot->state == CFR_SLOT_FREE || kept[k])
 			continue;
@@ -407,7 +409,7 @@ void cfr_engine_reconfigure(struct cfr_engine *eng, struct cfr_reconfig *rc, uin
 	}
 	rc->draining = 0;
 	for (k = 0; k < CFR_POOL_SLOTS; k++)
-		rc->draining += eng->slots[k].state == CFR_SLOT_DRAINING;
+		rc->draining += eng->pools.slots[k].state == CFR_SLOT_DRAINING;
 	/*
 	 * The ended epoch's records were drawn under the old pools, ports,
 	 * policies and epoch length, the new epoch's under the new ones.
@@ -415,9 +417,10 @@ void cfr_engine_reconfigure(struct cfr_engine *eng, struct cfr_reconfig *rc, uin
 	if ((rc->changes & CFR_CHANGES_ROTATE) && eng->stats.epoch != 0)
 		cfr_engine_epoch_rotate(eng, now_ms);
 	eng->cfg = rc->cfg;
-	eng->ingress_bound = eng->cfg.strict_ingress;
+	eng->guard.ingress_bound = eng->cfg.strict_ingress;
 	for (i = 0; i < eng->cfg.n_subscribers; i++)
-		eng->ingress_bound = eng->ingress_bound || eng->cfg.subscriber_ingress[i] != 0;
+		eng->guard.ingress_bound =
+		    eng->guard.ingress_bound || eng->cfg.subscriber_ingress[i] != 0;
 	live_rebuild(eng);
 }
 

@@ -6,7 +6,7 @@
  */
 #include <sodium.h>
 
-#include "engine.h"
+#include "rng.h"
 
 void cfr_rng_bytes(struct cfr_engine *eng, void *out, size_t n)
 {
@@ -16,11 +16,11 @@ void cfr_rng_bytes(struct cfr_engine *eng, void *out, size_t n)
 		size_t take, i;
 		uint8_t *src;
 
-		if (eng->rng_used == CFR_RNG_BUF) {
-			randombytes_buf(eng->rng, sizeof(eng->rng));
-			eng->rng_used = 0;
+		if (eng->rng.used == CFR_RNG_BUF) {
+			randombytes_buf(eng->rng.buf, sizeof(eng->rng.buf));
+			eng->rng.used = 0;
 		}
-		take = CFR_RNG_BUF - eng->rng_used;
+		take = CFR_RNG_BUF - eng->rng.used;
 		if (take > n)
 			take = n;
 		/*
@@ -28,12 +28,12 @@ void cfr_rng_bytes(struct cfr_engine *eng, void *out, size_t n)
 		 * library calls. The wipe needs no sodium_memzero(): the buffer
 		 * lives on in *eng and is read again, so no store can be elided.
 		 */
-		src = eng->rng + eng->rng_used;
+		src = eng->rng.buf + eng->rng.used;
 		for (i = 0; i < take; i++) {
 			dst[i] = src[i];
 			src[i] = 0;
 		}
-		eng->rng_used += (uint32_t)take;
+		eng->rng.used += (uint32_t)take;
 		dst += take;
 		n -= take;
 	}

@@ -22,7 +22,10 @@
 #include <string.h>
 
 #include "cfr/internal/csum.h"
-#include "engine.h"
+#include "flow.h"
+#include "parse.h"
+#include "rng.h"
+#include "scrub.h"
 
 #define TCPOPT_EOL       0
 #define TCPOPT_NOP       1

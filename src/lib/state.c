@@ -20,10 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "engine-t.h"
 
 #define STATE_MAGIC   "cfrstate"
-#define STATE_VERSION 1u
+#define STATE_VERSION 2u
 
 static_assert(CFR_POOL_SLOTS + 16 <= CFR_STATE_REGIONS_MAX, "regions fit the header");
 
@@ -78,30 +78,32 @@ static void add(struct cfr_state_region *out, unsigned *n, void *data, size_t le
 unsigned cfr_engine_state_regions(struct cfr_engine *eng, struct cfr_state_region *out)
 {
 	size_t flows = (size_t)eng->cfg.max_flows + 1, subs = eng->cfg.max_subscribers;
-	size_t buckets = (size_t)eng->bucket_mask + 1;
+	size_t buckets = (size_t)eng->flow.bucket_mask + 1;
 	unsigned n = 0, t, k;
 
-	add(out, &n, eng->flows, flows * sizeof(*eng->flows));
-	add(out, &n, eng->flows6, flows * sizeof(*eng->flows6));
-	add(out, &n, eng->in_buckets, buckets * sizeof(uint32_t));
-	add(out, &n, eng->out_buckets, buckets * sizeof(uint32_t));
-	add(out, &n, eng->frags, ((size_t)eng->frag_mask + 1) * sizeof(*eng->frags));
+	add(out, &n, eng->flow.flows, flows * sizeof(*eng->flow.flows));
+	add(out, &n, eng->flow.flows6, flows * sizeof(*eng->flow.flows6));
+	add(out, &n, eng->flow.in_buckets, buckets * sizeof(uint32_t));
+	add(out, &n, eng->flow.out_buckets, buckets * sizeof(uint32_t));
+	add(out, &n, eng->frag.frags, ((size_t)eng->frag.frag_mask + 1) * sizeof(*eng->frag.frags));
 	for (t = 0; t < 2; t++) {
-		struct cfr_sub_table *tab = &eng->subs[t];
+		struct cfr_sub_table *tab = &eng->acct.subs[t];
 
 		add(out, &n, tab->s, (subs + 1) * sizeof(*tab->s));
-		add(out, &n, tab->buckets, ((size_t)eng->sub_mask + 1) * sizeof(uint32_t));
+		add(out, &n, tab->buckets, ((size_t)eng->acct.sub_mask + 1) * sizeof(uint32_t));
 		add(out, &n, tab->used, subs * sizeof(uint32_t));
 		add(out, &n, tab->dirty, subs * sizeof(uint32_t));
 	}
-	add(out, &n, eng->early, CFR_EARLY_QUEUE * sizeof(*eng->early));
-	add(out, &n, eng->guards, (subs + 1) * sizeof(*eng->guards));
-	add(out, &n, eng->guard_buckets, ((size_t)eng->guard_mask + 1) * sizeof(uint32_t));
-	add(out, &n, eng->pairs, flows * sizeof(*eng->pairs));
-	add(out, &n, eng->pair_buckets, ((size_t)eng->pair_mask + 1) * sizeof(uint32_t));
+	add(out, &n, eng->acct.early, CFR_EARLY_QUEUE * sizeof(*eng->acct.early));
+	add(out, &n, eng->guard.guards, (subs + 1) * sizeof(*eng->guard.guards));
+	add(out, &n, eng->guard.guard_buckets,
+	    ((size_t)eng->guard.guard_mask + 1) * sizeof(uint32_t));
+	add(out, &n, eng->anon.pairs, flows * sizeof(*eng->anon.pairs));
+	add(out, &n, eng->anon.pair_buckets, ((size_t)eng->anon.pair_mask + 1) * sizeof(uint32_t));
 	for (k = 0; k < CFR_POOL_SLOTS; k++)
-		if (eng->slots[k].state != CFR_SLOT_FREE)
-			add(out, &n, eng->slots[k].subs, eng->slots[k].n_subs * sizeof(uint32_t));
+		if (eng->pools.slots[k].state != CFR_SLOT_FREE)
+			add(out, &n, eng->pools.slots[k].subs,
+			    eng->pools.slots[k].n_subs * sizeof(uint32_t));
 	return n;
 }
 
@@ -120,7 +122,7 @@ void cfr_engine_state_header(struct cfr_engine *eng, void *out)
 		h->region_len[i] = r[i].len;
 	h->eng = *eng;
 	/* CSPRNG output not handed out yet stays with this process. */
-	memset(h->eng.rng, 0, sizeof(h->eng.rng));
+	memset(h->eng.rng.buf, 0, sizeof(h->eng.rng.buf));
 }
 
 static struct cfr_engine *refuse(struct cfr_engine *eng, const char **why, const char *what)
@@ -137,8 +139,8 @@ static int take_slots(struct cfr_engine *eng, const struct cfr_engine *saved)
 	unsigned k;
 
 	for (k = 0; k < CFR_POOL_SLOTS; k++) {
-		const struct cfr_pool_slot *s = &saved->slots[k];
-		struct cfr_pool_slot *mine = &eng->slots[k];
+		const struct cfr_pool_slot *s = &saved->pools.slots[k];
+		struct cfr_pool_slot *mine = &eng->pools.slots[k];
 
 		eng->memory -= (size_t)mine->n_subs * sizeof(uint32_t);
 		free(mine->subs);
@@ -164,26 +166,26 @@ static void take_scalars(struct cfr_engine *eng, const struct cfr_engine *saved)
 	unsigned t, k;
 
 	*eng = *saved;
-	eng->flows = mine.flows;
-	eng->flows6 = mine.flows6;
-	eng->in_buckets = mine.in_buckets;
-	eng->out_buckets = mine.out_buckets;
-	eng->frags = mine.frags;
+	eng->flow.flows = mine.flow.flows;
+	eng->flow.flows6 = mine.flow.flows6;
+	eng->flow.in_buckets = mine.flow.in_buckets;
+	eng->flow.out_buckets = mine.flow.out_buckets;
+	eng->frag.frags = mine.frag.frags;
 	for (k = 0; k < CFR_POOL_SLOTS; k++)
-		eng->slots[k].subs = mine.slots[k].subs;
+		eng->pools.slots[k].subs = mine.pools.slots[k].subs;
 	for (t = 0; t < 2; t++) {
-		eng->subs[t].s = mine.subs[t].s;
-		eng->subs[t].buckets = mine.subs[t].buckets;
-		eng->subs[t].used = mine.subs[t].used;
-		eng->subs[t].dirty = mine.subs[t].dirty;
+		eng->acct.subs[t].s = mine.acct.subs[t].s;
+		eng->acct.subs[t].buckets = mine.acct.subs[t].buckets;
+		eng->acct.subs[t].used = mine.acct.subs[t].used;
+		eng->acct.subs[t].dirty = mine.acct.subs[t].dirty;
 	}
-	eng->early = mine.early;
-	eng->guards = mine.guards;
-	eng->guard_buckets = mine.guard_buckets;
-	eng->pairs = mine.pairs;
-	eng->pair_buckets = mine.pair_buckets;
+	eng->acct.early = mine.acct.early;
+	eng->guard.guards = mine.guard.guards;
+	eng->guard.guard_buckets = mine.guard.guard_buckets;
+	eng->anon.pairs = mine.anon.pairs;
+	eng->anon.pair_buckets = mine.anon.pair_buckets;
 	eng->memory = mine.memory;
-	eng->rng_used = CFR_RNG_BUF;
+	eng->rng.used = CFR_RNG_BUF;
 }
 
 struct cfr_engine *cfr_engine_from_state(const void *header, const char **why)
@@ -204,9 +206,11 @@ struct cfr_engine *cfr_engine_from_state(const void *header, const char **why)
 		*why = errno == EINVAL ? "the state's configuration is not valid" : "out of memory";
 		return NULL;
 	}
-	if (eng->bucket_mask != h->eng.bucket_mask || eng->frag_mask != h->eng.frag_mask ||
-	    eng->sub_mask != h->eng.sub_mask || eng->guard_mask != h->eng.guard_mask ||
-	    eng->pair_mask != h->eng.pair_mask)
+	if (eng->flow.bucket_mask != h->eng.flow.bucket_mask ||
+	    eng->frag.frag_mask != h->eng.frag.frag_mask ||
+	    eng->acct.sub_mask != h->eng.acct.sub_mask ||
+	    eng->guard.guard_mask != h->eng.guard.guard_mask ||
+	    eng->anon.pair_mask != h->eng.anon.pair_mask)
 		return refuse(eng, why,
 		              "the state's tables are not the size its configuration says");
 	if (take_slots(eng, &h->eng) != 0)
@@ -224,7 +228,8 @@ struct cfr_engine *cfr_engine_from_state(const void *header, const char **why)
 static bool lru_ok(const struct cfr_engine *eng)
 {
 	for (unsigned c = 0; c < CFR_TIMEOUT__COUNT; c++)
-		if (eng->lru[c].head > eng->cfg.max_flows || eng->lru[c].tail > eng->cfg.max_flows)
+		if (eng->flow.lru[c].head > eng->cfg.max_flows ||
+		    eng->flow.lru[c].tail > eng->cfg.max_flows)
 			return false;
 	return true;
 }
@@ -234,22 +239,23 @@ int cfr_engine_state_check(struct cfr_engine *eng, const char **why)
 	uint32_t flows = eng->cfg.max_flows, subs = eng->cfg.max_subscribers;
 
 	*why = "the state's indexes reach outside its tables";
-	if (eng->free_head > flows || eng->next_fresh == 0 || eng->next_fresh > flows + 1 ||
-	    eng->pair_free > flows || eng->pair_fresh == 0 || eng->pair_fresh > flows + 1 ||
-	    eng->guard_fresh == 0 || eng->guard_fresh > subs + 1 || eng->guard_idle_head > subs ||
-	    eng->guard_idle_tail > subs || eng->cur_subs > 1 ||
-	    eng->early_head >= CFR_EARLY_QUEUE || eng->early_count > CFR_EARLY_QUEUE ||
-	    !lru_ok(eng))
+	if (eng->flow.free_head > flows || eng->flow.next_fresh == 0 ||
+	    eng->flow.next_fresh > flows + 1 || eng->anon.pair_free > flows ||
+	    eng->anon.pair_fresh == 0 || eng->anon.pair_fresh > flows + 1 ||
+	    eng->guard.guard_fresh == 0 || eng->guard.guard_fresh > subs + 1 ||
+	    eng->guard.guard_idle_head > subs || eng->guard.guard_idle_tail > subs ||
+	    eng->acct.cur_subs > 1 || eng->acct.early_head >= CFR_EARLY_QUEUE ||
+	    eng->acct.early_count > CFR_EARLY_QUEUE || !lru_ok(eng))
 		return -EINVAL;
 	for (unsigned t = 0; t < 2; t++) {
-		const struct cfr_sub_table *tab = &eng->subs[t];
+		const struct cfr_sub_table *tab = &eng->acct.subs[t];
 
 		if (tab->n_used > subs || tab->drained > tab->n_used || tab->n_dirty > subs ||
 		    tab->reseed > tab->n_used || tab->cursor > subs)
 			return -EINVAL;
 	}
 	for (unsigned f = 0; f < CFR_FAMILY__COUNT; f++)
-		if (eng->n_live[f] > CFR_POOL_SLOTS)
+		if (eng->pools.n_live[f] > CFR_POOL_SLOTS)
 			return -EINVAL;
 	*why = NULL;
 	return 0;

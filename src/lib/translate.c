@@ -8,8 +8,14 @@
  */
 #include <string.h>
 
+#include "alloc.h"
 #include "cfr/internal/csum.h"
-#include "engine.h"
+#include "flow.h"
+#include "frag.h"
+#include "guard.h"
+#include "parse.h"
+#include "scrub.h"
+#include "translate.h"
 
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
@@ -116,7 +122,7 @@ static uint8_t tcp_track(struct cfr_flow *f, uint8_t dir, uint8_t flags)
 
 static void flow_seen(struct cfr_engine *eng, uint32_t idx, uint8_t dir, const struct cfr_parsed *p)
 {
-	struct cfr_flow *f = &eng->flows[idx];
+	struct cfr_flow *f = &eng->flow.flows[idx];
 	uint8_t tclass = f->tclass;
 
 	if (p->proto == CFR_IPPROTO_TCP) {
@@ -175,7 +181,7 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, uint8_t *buf, const s
 			return reason;
 	}
 	flow_seen(eng, idx, CFR_DIR_OUT, p);
-	f = &eng->flows[idx];
+	f = &eng->flow.flows[idx];
 	rewrite_endpoint(buf, p, true, cfr_flow_addr_at(eng, idx, CFR_FLOW_ALIAS), f->alias_port);
 	cfr_scrub_out(eng, buf, p, f, frag);
 	return CFR_DROP_NONE;
@@ -204,7 +210,7 @@ static enum cfr_drop translate_in(struct cfr_engine *eng, uint8_t *buf, const st
 			return reason;
 	}
 	flow_seen(eng, idx, CFR_DIR_IN, p);
-	f = &eng->flows[idx];
+	f = &eng->flow.flows[idx];
 	rewrite_endpoint(buf, p, false, cfr_flow_addr_at(eng, idx, CFR_FLOW_SUB), f->sub_port);
 	cfr_scrub_in(eng, buf, p, f);
 	return CFR_DROP_NONE;
@@ -215,7 +221,7 @@ static enum cfr_drop translate_fragment(struct cfr_engine *eng, uint8_t *buf,
                                         const struct cfr_parsed *p, uint8_t dir)
 {
 	struct cfr_frag *frag = cfr_frag_find(eng, dir, buf, p);
-	struct cfr_flow *f = &eng->flows[frag ? frag->flow : 0];
+	struct cfr_flow *f = &eng->flow.flows[frag ? frag->flow : 0];
 	bool out = dir == CFR_DIR_OUT;
 
 	/* The flow may have expired and its record been reused since. */
@@ -316,7 +322,7 @@ static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, struct cfr_pkt
 		                            inner + q.dst_off, remote_port, NULL);
 		if (!idx)
 			return CFR_DROP_ICMP_NO_FLOW;
-		f = &eng->flows[idx];
+		f = &eng->flow.flows[idx];
 		rewrite_endpoint(buf, p, false, cfr_flow_caddr(eng, f, CFR_FLOW_SUB), 0);
 		rewrite_endpoint(inner, &q, true, cfr_flow_caddr(eng, f, CFR_FLOW_SUB),
 		                 f->sub_port);
@@ -332,7 +338,7 @@ static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, struct cfr_pkt
 		reason = cfr_guard_error_sender(eng, pkt, p, inner + q.dst_off);
 		if (reason != CFR_DROP_NONE)
 			return reason;
-		f = &eng->flows[idx];
+		f = &eng->flow.flows[idx];
 		outer.end = quote_truncate(buf, p, inner_off, &q);
 		pkt->len = outer.end;
 		rewrite_endpoint(buf, &outer, true, cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS), 0);

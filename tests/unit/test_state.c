@@ -247,7 +247,7 @@ static void damaged_states_refused(void **state)
 	im.header[12] ^= 1;
 
 	next = image_give(&im);
-	next->next_fresh = next->cfg.max_flows + 2;
+	next->flow.next_fresh = next->cfg.max_flows + 2;
 	assert_int_not_equal(cfr_engine_state_check(next, &why), 0);
 	assert_non_null(strstr(why, "outside"));
 	cfr_engine_free(next);

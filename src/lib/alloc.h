@@ -1,0 +1,16 @@
+/*
+ * alloc.c: a new flow's alias and port, collision-checked against the
+ * outside index (the draw itself is policy.c's).
+ */
+#ifndef CFR_ALLOC_H
+#define CFR_ALLOC_H
+
+#include <stdint.h>
+
+#include "engine-t.h"
+
+enum cfr_drop cfr_alloc_alias(struct cfr_engine *eng, uint8_t family, uint8_t proto,
+                              const uint8_t *sub, const uint8_t *remote, uint16_t remote_port,
+                              union cfr_addr *alias, uint16_t *alias_port);
+
+#endif
