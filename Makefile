@@ -83,7 +83,7 @@ $(BUILD)/cfr-exporter: $(EXPORTER_OBJ)
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJ) $(RECORDS_OBJ) $(BUILD)/libcfr.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_SODIUM) $(UNIT_LIBS)
-# The handover image's test reads the engine's tables (src/lib/engine.h).
+# The handover image's test reads the engine's tables (src/lib/engine-t.h).
 $(BUILD)/tests/unit/test_state.o: CFLAGS += -Isrc/lib
 # Unit tests that include a cfrd source file to reach its static functions.
 $(BUILD)/tests/unit/test_vnet.o: src/cfrd/vnet.c

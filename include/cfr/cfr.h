@@ -164,6 +164,15 @@ struct cfr_limits {
 #define CFR_MAX_POOL_PREFIXES       16
 #define CFR_MAX_SUBSCRIBER_PREFIXES 256
 #define CFR_MAX_POOL4_ADDRESSES     (1u << 24)
+/*
+ * The engine's own limits: its indexes are 32-bit with room for flags,
+ * and every table is allocated in full at cfr_engine_new().
+ */
+#define CFR_MAX_FLOWS       (1u << 28)
+#define CFR_MAX_FRAGS       (1u << 24)
+#define CFR_MAX_SUBSCRIBERS (1u << 26)
+/* An IPv6 pool prefix longer than this is too small to hide anyone in. */
+#define CFR_POOL6_MAX_LEN 120
 
 struct cfr_engine_config {
 	struct cfr_prefix pool4[CFR_MAX_POOL_PREFIXES];
@@ -195,6 +204,13 @@ struct cfr_engine_config {
 
 /* Fill <cfg> with the documented defaults (empty pools and subscribers). */
 void cfr_engine_config_defaults(struct cfr_engine_config *cfg);
+
+/*
+ * Would cfr_engine_new() accept <cfg>? Returns 0, or -EINVAL with <*why>
+ * (when <why> is not NULL) naming the first rule broken, for callers that
+ * want to say more than "Invalid argument".
+ */
+int cfr_engine_config_check(const struct cfr_engine_config *cfg, const char **why);
 
 /* The longest IPv6 subscriber identity <cfg> uses: what a record must hold. */
 uint8_t cfr_config_ident6_max(const struct cfr_engine_config *cfg);

@@ -33,15 +33,6 @@
 #define TIMEOUT_MAX_S (7u * 24 * 3600)
 
 /*
- * Limits cfr_engine_new() enforces but cfr.h does not export; checked here
- * too so the operator gets a line number instead of "Invalid argument".
- */
-#define ENGINE_MAX_FLOWS       (1u << 28)
-#define ENGINE_MAX_FRAGS       (1u << 24)
-#define ENGINE_POOL6_MAX_BITS  120
-#define ENGINE_MAX_SUBSCRIBERS (1u << 26)
-
-/*
  * A million new flows per second from one subscriber is far beyond any
  * host; the ceiling also keeps the engine's token arithmetic far from
  * overflow.
@@ -362,9 +353,9 @@ static int set_pool6(struct cfrd_config_parse *st, const struct cfrd_config_key 
 	(void)k;
 	if (add_prefix(st, value, CFR_FAMILY_V6, e->pool6, &e->n_pool6, CFR_MAX_POOL_PREFIXES) < 0)
 		return -EINVAL;
-	if (e->pool6[e->n_pool6 - 1].len > ENGINE_POOL6_MAX_BITS)
+	if (e->pool6[e->n_pool6 - 1].len > CFR_POOL6_MAX_LEN)
 		return bad(st, "ipv6 pool %s is too small to hide anyone in (at most /%u)", value,
-		           ENGINE_POOL6_MAX_BITS);
+		           CFR_POOL6_MAX_LEN);
 	return check_overlap(st, &e->pool6[e->n_pool6 - 1], e->subscribers, e->n_subscribers,
 	                     "subscriber");
 }
@@ -630,24 +621,24 @@ const struct cfrd_config_key cfrd_config_keys[] = {
      .unit = "seconds", .def = "60", .help = "idle timeout of an ICMP query"},
     {"timeouts", "tcp-embryonic", UINT(engine.timeout[CFR_TIMEOUT_TCP_EMBRYONIC], 1, TIMEOUT_MAX_S),
      .unit = "seconds", .def = "240", .help = "timeout of a TCP flow whose SYN is unanswered"},
-    {"limits", "max-flows", UINT(engine.max_flows, 1, ENGINE_MAX_FLOWS), .unit = "an integer",
+    {"limits", "max-flows", UINT(engine.max_flows, 1, CFR_MAX_FLOWS), .unit = "an integer",
      .def = "1048576", .help = "flows in the table"},
-    {"limits", "max-fragments", UINT(engine.max_frags, 1, ENGINE_MAX_FRAGS), .unit = "an integer",
+    {"limits", "max-fragments", UINT(engine.max_frags, 1, CFR_MAX_FRAGS), .unit = "an integer",
      .def = "4096", .help = "fragmented datagrams in flight"},
     {"limits", "tcp-per-subscriber",
-     UINT(engine.limits.flows_per_subscriber[CFR_PROTO_TCP], 0, ENGINE_MAX_FLOWS),
+     UINT(engine.limits.flows_per_subscriber[CFR_PROTO_TCP], 0, CFR_MAX_FLOWS),
      .unit = "an integer", .zero = "no limit", .def = "8192",
      .help = "concurrent TCP flows of one subscriber"},
     {"limits", "udp-per-subscriber",
-     UINT(engine.limits.flows_per_subscriber[CFR_PROTO_UDP], 0, ENGINE_MAX_FLOWS),
+     UINT(engine.limits.flows_per_subscriber[CFR_PROTO_UDP], 0, CFR_MAX_FLOWS),
      .unit = "an integer", .zero = "no limit", .def = "8192",
      .help = "concurrent UDP flows of one subscriber"},
     {"limits", "icmp-per-subscriber",
-     UINT(engine.limits.flows_per_subscriber[CFR_PROTO_ICMP], 0, ENGINE_MAX_FLOWS),
+     UINT(engine.limits.flows_per_subscriber[CFR_PROTO_ICMP], 0, CFR_MAX_FLOWS),
      .unit = "an integer", .zero = "no limit", .def = "256",
      .help = "concurrent ICMP queries of one subscriber"},
     {"limits", "half-open-per-subscriber",
-     UINT(engine.limits.half_open_per_subscriber, 0, ENGINE_MAX_FLOWS), .unit = "an integer",
+     UINT(engine.limits.half_open_per_subscriber, 0, CFR_MAX_FLOWS), .unit = "an integer",
      .zero = "no limit", .def = "512", .help = "unanswered TCP SYNs of one subscriber"},
     {"limits", "new-flows-per-second", UINT(engine.limits.new_flows_per_s, 0, NEW_FLOWS_MAX),
      .unit = "an integer", .zero = "no limit", .def = "500",
@@ -655,10 +646,10 @@ const struct cfrd_config_key cfrd_config_keys[] = {
     {"limits", "new-flows-burst", UINT(engine.limits.new_flows_burst, 0, NEW_FLOWS_MAX),
      .unit = "an integer", .zero = "no limit", .def = "2000",
      .help = "size of a subscriber's new-flow token bucket"},
-    {"limits", "max-subscribers", UINT(engine.max_subscribers, 1, ENGINE_MAX_SUBSCRIBERS),
+    {"limits", "max-subscribers", UINT(engine.max_subscribers, 1, CFR_MAX_SUBSCRIBERS),
      .unit = "an integer", .def = "262144", .help = "subscribers with state at once"},
     {"limits", "fragments-per-subscriber",
-     UINT(engine.limits.frags_per_subscriber, 0, ENGINE_MAX_FRAGS), .unit = "an integer",
+     UINT(engine.limits.frags_per_subscriber, 0, CFR_MAX_FRAGS), .unit = "an integer",
      .zero = "no limit", .def = "64", .help = "fragmented datagrams of one subscriber"},
     {"privacy", "ipv4-policy", CUSTOM(set_policy, "per-flow|per-destination|per-subscriber"),
      FIELD(engine.policy[CFR_FAMILY_V4]), .def = "per-flow",
@@ -917,6 +908,7 @@ int cfrd_config_parse_buffer(const char *buf, size_t len, struct cfrd_config *cf
                              struct cfrd_config_error *err)
 {
 	struct cfrd_config_parse st = {.pos = buf, .end = buf + len, .cfg = cfg, .err = err};
+	const char *why;
 	int ret, n_lines = 0;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -968,7 +960,17 @@ int cfrd_config_parse_buffer(const char *buf, size_t len, struct cfrd_config *cf
 		if (line)
 			cfg->engine.subscriber_ident6[i] = cfg->lines[line - 1].ident6;
 	}
-	return check_lines_config(&st);
+	ret = check_lines_config(&st);
+	if (ret < 0)
+		return ret;
+	/*
+	 * The keys above are checked against the engine's limits (cfr.h) one by
+	 * one, with their line; this catches what only the whole can break, so
+	 * the operator reads a reason instead of "Invalid argument".
+	 */
+	if (cfr_engine_config_check(&cfg->engine, &why) != 0)
+		return fail(err, n_lines, "the engine refuses this configuration: %s", why);
+	return 0;
 }
 
 int cfrd_config_load(const char *path, struct cfrd_config *cfg, struct cfrd_config_error *err)

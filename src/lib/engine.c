@@ -14,7 +14,7 @@
 #include "acct.h"
 #include "anon.h"
 #include "cfr/internal/compiler.h"
-#include "engine.h"
+#include "engine-t.h"
 #include "flow.h"
 #include "frag.h"
 #include "guard.h"
@@ -108,43 +108,62 @@ uint8_t cfr_config_ident6_max(const struct cfr_engine_config *cfg)
 	return max;
 }
 
-bool cfr_config_valid(const struct cfr_engine_config *cfg)
+/* Fail with <what> as the reason, for cfr_engine_config_check(). */
+static int invalid(const char **why, const char *what)
+{
+	if (why)
+		*why = what;
+	return -EINVAL;
+}
+
+int cfr_engine_config_check(const struct cfr_engine_config *cfg, const char **why)
 {
 	uint64_t pool4_size = 0;
 	unsigned i;
 
-	if (cfg->n_pool4 + cfg->n_pool6 == 0 || cfg->n_subscribers == 0)
-		return false;
+	if (cfg->n_pool4 + cfg->n_pool6 == 0)
+		return invalid(why, "no alias pool prefix");
+	if (cfg->n_subscribers == 0)
+		return invalid(why, "no subscriber prefix");
 	if (!cfr_prefix_list_valid(cfg->pool4, cfg->n_pool4, CFR_MAX_POOL_PREFIXES,
 	                           CFR_FAMILY_V4) ||
 	    !cfr_prefix_list_valid(cfg->pool6, cfg->n_pool6, CFR_MAX_POOL_PREFIXES,
 	                           CFR_FAMILY_V6) ||
 	    !cfr_prefix_list_valid(cfg->subscribers, cfg->n_subscribers,
 	                           CFR_MAX_SUBSCRIBER_PREFIXES, -1))
-		return false;
+		return invalid(why, "too many prefixes, or a prefix of the wrong family or length");
 	for (i = 0; i < cfg->n_pool6; i++)
-		if (cfg->pool6[i].len > 120)
-			return false; /* too small to hide anyone in */
+		if (cfg->pool6[i].len > CFR_POOL6_MAX_LEN)
+			return invalid(why, "an IPv6 pool prefix is too small to hide anyone in");
 	for (i = 0; i < cfg->n_pool4; i++)
 		pool4_size += 1ull << (32 - cfg->pool4[i].len);
 	if (pool4_size > CFR_MAX_POOL4_ADDRESSES)
-		return false;
+		return invalid(why, "the IPv4 pools hold too many addresses");
 	for (i = 0; i < CFR_FAMILY__COUNT; i++)
 		if (cfg->policy[i] >= CFR_POLICY__COUNT)
-			return false;
+			return invalid(why, "unknown alias policy");
 	for (i = 0; i < cfg->n_subscribers; i++)
 		if (cfg->subscriber_ident6[i] > 128)
-			return false;
-	if (cfg->epoch_s == 0 || cfg->subscriber_prefix6 > 128 || cfg->max_subscribers == 0 ||
-	    cfg->max_subscribers > (1u << 26))
-		return false;
+			return invalid(why,
+			               "a subscriber prefix's IPv6 identity is longer than 128");
+	if (cfg->epoch_s == 0)
+		return invalid(why, "the epoch is 0 seconds long");
+	if (cfg->subscriber_prefix6 > 128)
+		return invalid(why, "the IPv6 subscriber prefix is longer than 128");
+	if (cfg->max_subscribers == 0 || cfg->max_subscribers > CFR_MAX_SUBSCRIBERS)
+		return invalid(why, "max subscribers is 0 or above the engine's limit");
 	if (cfg->port_min == 0 || cfg->port_min > cfg->port_max)
-		return false;
+		return invalid(why, "the alias port range is empty or starts at 0");
 	for (i = 0; i < CFR_TIMEOUT__COUNT; i++)
 		if (cfg->timeout[i] == 0)
-			return false;
-	return cfg->max_flows > 0 && cfg->max_flows <= (1u << 28) && cfg->max_frags > 0 &&
-	       cfg->max_frags <= (1u << 24);
+			return invalid(why, "a timeout is 0");
+	if (cfg->max_flows == 0 || cfg->max_flows > CFR_MAX_FLOWS)
+		return invalid(why, "max flows is 0 or above the engine's limit");
+	if (cfg->max_frags == 0 || cfg->max_frags > CFR_MAX_FRAGS)
+		return invalid(why, "max fragments is 0 or above the engine's limit");
+	if (why)
+		*why = NULL;
+	return 0;
 }
 
 /*
@@ -200,7 +219,7 @@ struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg)
 	struct cfr_engine *eng;
 	uint32_t buckets, frag_slots;
 
-	if (!cfr_config_valid(cfg)) {
+	if (cfr_engine_config_check(cfg, NULL) != 0) {
 		errno = EINVAL;
 		return NULL;
 	}

@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "engine-t.h"
 #include "pool.h"
 #include "prefix.h"
 
@@ -339,7 +339,7 @@ struct cfr_reconfig *cfr_reconfig_new(const struct cfr_engine *eng,
 
 	if (why && why_size)
 		why[0] = '\0';
-	if (!cfr_config_valid(cfg)) {
+	if (cfr_engine_config_check(cfg, NULL) != 0) {
 		refuse(why, why_size, "invalid engine configuration");
 		errno = EINVAL;
 		return NULL;

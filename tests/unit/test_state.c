@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "engine-t.h"
 #include "lab.h"
 #include "pkt.h"
 
