@@ -59,8 +59,26 @@ $(BUILD)/src/cfrd/xdp_object.o: src/cfrd/xdp_object.S $(XDP_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -c -DCFR_XDP_OBJECT='"$(XDP_OBJ)"' $< -o $@
 
+# libcfr exports only what include/cfr/cfr.h declares with CFR_API: every
+# other function of the engine is hidden. The programs link the static
+# archive; the shared build exists to check the exports (`make exports`).
+$(LIB_OBJ): CFLAGS += -fvisibility=hidden
 $(BUILD)/libcfr.a: $(LIB_OBJ)
 	ar rcs $@ $^
+
+LIB_PIC_OBJ := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+$(BUILD)/pic/%.o: %.c $(wildcard include/cfr/*.h include/cfr/internal/*.h src/lib/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+$(BUILD)/libcfr.so: $(LIB_PIC_OBJ)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libcfr.so.0 -Wl,--no-undefined -o $@ $^ $(LDLIBS_SODIUM)
+
+# The shared library's dynamic symbols are exactly cfr.h's CFR_API functions.
+.PHONY: exports
+exports: $(BUILD)/libcfr.so
+	nm -D --defined-only $< | awk '$$2 == "T" { print $$3 }' | sort >$(BUILD)/exports.got
+	sed -n 's/^CFR_API .*[ *]\(cfr_[a-z0-9_]*\)(.*/\1/p' include/cfr/cfr.h | sort >$(BUILD)/exports.want
+	diff -u $(BUILD)/exports.want $(BUILD)/exports.got
 
 $(BUILD)/cfrd: $(CFRD_OBJ) $(RECORDS_OBJ) $(BUILD)/libcfr.a
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(shell pkg-config --libs $(PKGS))
@@ -153,6 +171,7 @@ lint:
 		--inline-suppr --suppress=missingIncludeSystem --suppress=varFuncNullUB \
 		--suppress=ctuuninitvar:src/records/format.c \
 		-D_GNU_SOURCE -Iinclude -isrc/xdp/cfr_xdp.bpf.c src
+	$(MAKE) --no-print-directory exports
 
 check:
 	tests/run

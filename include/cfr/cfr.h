@@ -21,6 +21,13 @@ extern "C" {
 #endif
 
 /*
+ * What libcfr exports. The library is built with hidden visibility, so a
+ * function is visible outside it only when declared here with CFR_API:
+ * this header is the whole API (`make exports` checks a shared build).
+ */
+#define CFR_API __attribute__((visibility("default")))
+
+/*
  * Every way a packet can leave the engine without being forwarded.  One list
  * generates the enum, the short names used as JSON keys, and the
  * descriptions shown to people.
@@ -72,8 +79,8 @@ enum cfr_drop {
 };
 
 /* Short stable name of a drop reason (a JSON key), and its description. */
-const char *cfr_drop_name(enum cfr_drop reason);
-const char *cfr_drop_text(enum cfr_drop reason);
+CFR_API const char *cfr_drop_name(enum cfr_drop reason);
+CFR_API const char *cfr_drop_text(enum cfr_drop reason);
 
 enum cfr_verdict {
 	CFR_VERDICT_FORWARD = 0, /* rewritten in place, send it on */
@@ -133,7 +140,7 @@ enum cfr_policy {
 	CFR_POLICY__COUNT
 };
 
-const char *cfr_policy_name(enum cfr_policy policy);
+CFR_API const char *cfr_policy_name(enum cfr_policy policy);
 
 enum cfr_scrubber {
 	CFR_SCRUB_TCP_TIMESTAMPS = 0,
@@ -203,24 +210,24 @@ struct cfr_engine_config {
 };
 
 /* Fill <cfg> with the documented defaults (empty pools and subscribers). */
-void cfr_engine_config_defaults(struct cfr_engine_config *cfg);
+CFR_API void cfr_engine_config_defaults(struct cfr_engine_config *cfg);
 
 /*
  * Would cfr_engine_new() accept <cfg>? Returns 0, or -EINVAL with <*why>
  * (when <why> is not NULL) naming the first rule broken, for callers that
  * want to say more than "Invalid argument".
  */
-int cfr_engine_config_check(const struct cfr_engine_config *cfg, const char **why);
+CFR_API int cfr_engine_config_check(const struct cfr_engine_config *cfg, const char **why);
 
 /* The longest IPv6 subscriber identity <cfg> uses: what a record must hold. */
-uint8_t cfr_config_ident6_max(const struct cfr_engine_config *cfg);
+CFR_API uint8_t cfr_config_ident6_max(const struct cfr_engine_config *cfg);
 
 /*
  * Parse "192.0.2.0/26" or "2001:db8::/32" into <out>. Host bits must be
  * zero. Returns 0, or -EINVAL.
  */
-int cfr_prefix_parse(const char *text, struct cfr_prefix *out);
-bool cfr_prefix_contains(const struct cfr_prefix *p, int family, const uint8_t *addr);
+CFR_API int cfr_prefix_parse(const char *text, struct cfr_prefix *out);
+CFR_API bool cfr_prefix_contains(const struct cfr_prefix *p, int family, const uint8_t *addr);
 
 #define CFR_ANON_BUCKETS 24
 
@@ -296,8 +303,8 @@ struct cfr_epoch_record {
  * *off = 0 and all outputs 0; returns 1 while an entry was read, 0 at the
  * end, -EINVAL on a malformed timeline.
  */
-int cfr_timeline_next(const struct cfr_epoch_record *rec, size_t *off, uint32_t *t_from,
-                      uint32_t *t_to, uint32_t *first, uint32_t *count);
+CFR_API int cfr_timeline_next(const struct cfr_epoch_record *rec, size_t *off, uint32_t *t_from,
+                              uint32_t *t_to, uint32_t *first, uint32_t *count);
 
 /*
  * The alias and port the engine derives from <seed> for allocation
@@ -308,9 +315,9 @@ int cfr_timeline_next(const struct cfr_epoch_record *rec, size_t *off, uint32_t 
  * it. Returns 0, or -EINVAL (alias and port zeroed) when <cfg> has no pool
  * of <family> or the per-destination policy gets no <remote>.
  */
-int cfr_derive_alias(const struct cfr_engine_config *cfg, const uint8_t seed[CFR_SEED_BYTES],
-                     uint8_t family, uint32_t counter, const uint8_t *remote, uint8_t alias[16],
-                     uint16_t *port);
+CFR_API int cfr_derive_alias(const struct cfr_engine_config *cfg,
+                             const uint8_t seed[CFR_SEED_BYTES], uint8_t family, uint32_t counter,
+                             const uint8_t *remote, uint8_t alias[16], uint16_t *port);
 
 typedef void (*cfr_record_fn)(void *ctx, const struct cfr_epoch_record *rec);
 
@@ -324,8 +331,8 @@ struct cfr_engine;
  * every rotation: a record still waiting when the next epoch ends is lost
  * (counted in records_lost).
  */
-unsigned cfr_engine_drain_records(struct cfr_engine *eng, cfr_record_fn fn, void *ctx,
-                                  unsigned max);
+CFR_API unsigned cfr_engine_drain_records(struct cfr_engine *eng, cfr_record_fn fn, void *ctx,
+                                          unsigned max);
 
 /*
  * The write-ahead journal of the current epoch: what is new since the last
@@ -354,17 +361,17 @@ typedef void (*cfr_journal_fn)(void *ctx, const struct cfr_journal_item *it);
  * wait in cfr_engine_drain_records(): they go first, so the daemon seals
  * the epochs in order.
  */
-unsigned cfr_engine_drain_journal(struct cfr_engine *eng, cfr_journal_fn fn, void *ctx,
-                                  unsigned max);
+CFR_API unsigned cfr_engine_drain_journal(struct cfr_engine *eng, cfr_journal_fn fn, void *ctx,
+                                          unsigned max);
 
 /*
  * Start the journal over: the next item of every subscriber of the current
  * epoch is a snapshot (a new segment file, or writes that were lost).
  */
-void cfr_engine_journal_restart(struct cfr_engine *eng);
+CFR_API void cfr_engine_journal_restart(struct cfr_engine *eng);
 
 /* Compute the anonymity-set distribution (a scan of the alias table). */
-void cfr_engine_anonymity(const struct cfr_engine *eng, struct cfr_anon_stats *out);
+CFR_API void cfr_engine_anonymity(const struct cfr_engine *eng, struct cfr_anon_stats *out);
 
 /*
  * The same in two steps, so that a daemon holds its engine lock for a copy
@@ -383,17 +390,17 @@ struct cfr_anon_copy {
 };
 
 /* Entries cfr_engine_anon_copy() may need: never more than aliases or flows. */
-uint32_t cfr_engine_anon_capacity(const struct cfr_engine *eng);
-void cfr_engine_anon_copy(const struct cfr_engine *eng, struct cfr_anon_copy *copy);
-void cfr_anon_figures(struct cfr_anon_copy *copy, struct cfr_anon_stats *out);
+CFR_API uint32_t cfr_engine_anon_capacity(const struct cfr_engine *eng);
+CFR_API void cfr_engine_anon_copy(const struct cfr_engine *eng, struct cfr_anon_copy *copy);
+CFR_API void cfr_anon_figures(struct cfr_anon_copy *copy, struct cfr_anon_stats *out);
 
 /*
  * Validate <cfg> and allocate every table the engine will ever use. Returns
  * NULL with errno set (EINVAL for a bad config, ENOMEM). Keys come from
  * libsodium's CSPRNG; sodium_init() must have succeeded.
  */
-struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg);
-void cfr_engine_free(struct cfr_engine *eng);
+CFR_API struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg);
+CFR_API void cfr_engine_free(struct cfr_engine *eng);
 
 /*
  * Handing the engine to another process, flows, aliases and epoch secrets
@@ -414,11 +421,11 @@ struct cfr_state_region {
 	size_t len;
 };
 
-size_t cfr_engine_state_header_size(void);
-void cfr_engine_state_header(struct cfr_engine *eng, void *out);
-unsigned cfr_engine_state_regions(struct cfr_engine *eng, struct cfr_state_region *out);
-struct cfr_engine *cfr_engine_from_state(const void *header, const char **why);
-int cfr_engine_state_check(struct cfr_engine *eng, const char **why);
+CFR_API size_t cfr_engine_state_header_size(void);
+CFR_API void cfr_engine_state_header(struct cfr_engine *eng, void *out);
+CFR_API unsigned cfr_engine_state_regions(struct cfr_engine *eng, struct cfr_state_region *out);
+CFR_API struct cfr_engine *cfr_engine_from_state(const void *header, const char **why);
+CFR_API int cfr_engine_state_check(struct cfr_engine *eng, const char **why);
 
 /*
  * Translate <n> packets in place. <now_ms> is a monotonic clock in
@@ -427,17 +434,18 @@ int cfr_engine_state_check(struct cfr_engine *eng, const char **why);
  * Each packet gets a direction and a verdict; a packet that is forwarded
  * keeps its length.
  */
-void cfr_engine_process(struct cfr_engine *eng, struct cfr_pkt *pkts, unsigned n, uint64_t now_ms);
+CFR_API void cfr_engine_process(struct cfr_engine *eng, struct cfr_pkt *pkts, unsigned n,
+                                uint64_t now_ms);
 
 /*
  * End the current privacy epoch now: its key is wiped, new flows use a new
  * one; established flows keep their aliases. Epochs also end by themselves
  * every epoch_s seconds.
  */
-void cfr_engine_epoch_rotate(struct cfr_engine *eng, uint64_t now_ms);
+CFR_API void cfr_engine_epoch_rotate(struct cfr_engine *eng, uint64_t now_ms);
 
 /* Expire idle flows. Cheap enough to call every few hundred milliseconds. */
-void cfr_engine_expire(struct cfr_engine *eng, uint64_t now_ms);
+CFR_API void cfr_engine_expire(struct cfr_engine *eng, uint64_t now_ms);
 
 /*
  * Reconfiguring a running engine (a reload) without dropping a flow:
@@ -478,24 +486,25 @@ struct cfr_reconfig;
  * pool table: between this call and cfr_engine_reconfigure(), nothing but
  * cfr_engine_process() may run on <eng> (no expiry, no other reload).
  */
-struct cfr_reconfig *cfr_reconfig_new(const struct cfr_engine *eng,
-                                      const struct cfr_engine_config *cfg, char *why,
-                                      size_t why_size);
+CFR_API struct cfr_reconfig *cfr_reconfig_new(const struct cfr_engine *eng,
+                                              const struct cfr_engine_config *cfg, char *why,
+                                              size_t why_size);
 
 /* What differs from the running configuration (enum cfr_change bits); 0: nothing. */
-unsigned cfr_reconfig_changes(const struct cfr_reconfig *rc);
+CFR_API unsigned cfr_reconfig_changes(const struct cfr_reconfig *rc);
 
 /*
  * Install <rc> in <eng>: a copy and O(pool prefixes) of work, no allocation,
  * cannot fail. Ends the epoch at <now_ms> when CFR_CHANGES_ROTATE says so.
  * <rc> then holds what the engine gave up: free it with cfr_reconfig_free().
  */
-void cfr_engine_reconfigure(struct cfr_engine *eng, struct cfr_reconfig *rc, uint64_t now_ms);
+CFR_API void cfr_engine_reconfigure(struct cfr_engine *eng, struct cfr_reconfig *rc,
+                                    uint64_t now_ms);
 
 /* After cfr_engine_reconfigure(): pool prefixes now draining, from this reload or earlier. */
-unsigned cfr_reconfig_draining(const struct cfr_reconfig *rc);
+CFR_API unsigned cfr_reconfig_draining(const struct cfr_reconfig *rc);
 
-void cfr_reconfig_free(struct cfr_reconfig *rc);
+CFR_API void cfr_reconfig_free(struct cfr_reconfig *rc);
 
 /* A pool prefix in use: configured, or removed and still draining. */
 struct cfr_pool_info {
@@ -508,12 +517,13 @@ struct cfr_pool_info {
  * The pool prefixes in use, the configured ones first; fills at most <max>
  * entries of <out> and returns how many there are.
  */
-unsigned cfr_engine_pools(const struct cfr_engine *eng, struct cfr_pool_info *out, unsigned max);
+CFR_API unsigned cfr_engine_pools(const struct cfr_engine *eng, struct cfr_pool_info *out,
+                                  unsigned max);
 
-const struct cfr_stats *cfr_engine_stats(const struct cfr_engine *eng);
+CFR_API const struct cfr_stats *cfr_engine_stats(const struct cfr_engine *eng);
 
 /* Bytes of memory the engine holds, all allocated at creation. */
-size_t cfr_engine_memory(const struct cfr_engine *eng);
+CFR_API size_t cfr_engine_memory(const struct cfr_engine *eng);
 
 #ifdef __cplusplus
 }
