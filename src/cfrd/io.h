@@ -1,7 +1,14 @@
 /*
  * cfrd packet I/O backends. Each backend fills one struct cfr_io_backend
- * (plain TUN, TUN with offloads; AF_XDP later) and the main loop drives it
- * through these calls only, so adding a backend touches no other file.
+ * (plain TUN, TUN with offloads: io_tun.c) and the worker loop (worker.c)
+ * drives it through these calls only. Adding a backend is its own file, its
+ * extern line below, and the line in worker.c's worker_attach() that picks it
+ * from the configuration; nothing else names a backend.
+ *
+ * The AF_XDP fast path (io_xdp.h) is not one of them: it moves frames from
+ * port to port with one UMEM shared by a worker's sockets, runs the engine
+ * on them itself (cfrd_xdp_forward(), under the same engine lock), and hands
+ * what it cannot send to the worker's TUN queue through this interface.
  */
 #ifndef CFRD_IO_H
 #define CFRD_IO_H
@@ -52,6 +59,12 @@ struct cfr_io {
 
 struct cfr_io_backend {
 	const char *name;
+	/*
+	 * Bytes of headroom right before each packet that tx_burst reads as a
+	 * per-packet header (0: none); all zero says "a plain packet", which
+	 * is what a packet that did not come from rx_burst gets (io_xdp.c).
+	 */
+	unsigned tx_hdr_len;
 	/*
 	 * Attach to device <ifname> with <mtu>, as a queue of a multi-queue
 	 * device if io->multi_queue. Logs why it failed; returns 0 or -errno

@@ -359,6 +359,7 @@ const struct cfr_io_backend cfrd_io_tun = {
 
 const struct cfr_io_backend cfrd_io_tun_offload = {
     .name = "tun+offload",
+    .tx_hdr_len = CFRD_VNET_HDR_LEN,
     .open = tun_offload_open,
     .rx_burst = tun_offload_rx_burst,
     .tx_burst = tun_offload_tx_burst,

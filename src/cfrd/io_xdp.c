@@ -60,7 +60,6 @@
 #include "daemon.h"
 #include "egress_guard.h"
 #include "log.h"
-#include "vnet.h"
 
 _Static_assert(CFR_XDP_MAX_PORTS == CFRD_XDP_MAX_PORTS, "one limit on ports");
 _Static_assert(CFR_XDP_MAX_QUEUES == CFRD_MAX_WORKERS, "a socket per worker per port");
@@ -498,9 +497,9 @@ static void tx_frames(struct cfrd_xdp_worker *xw, struct sock *from, unsigned n,
 			}
 			atomic_fetch_add_explicit(&s->tx_full, 1, memory_order_relaxed);
 		} else {
-			/* No offloads to describe: a zero virtio header, where the MACs were. */
-			if (tun->backend == &cfrd_io_tun_offload)
-				memset(pkt->data - CFRD_VNET_HDR_LEN, 0, CFRD_VNET_HDR_LEN);
+			/* No offloads to describe: a zeroed backend header (virtio), where the MACs
+			 * were. */
+			memset(pkt->data - tun->backend->tx_hdr_len, 0, tun->backend->tx_hdr_len);
 			pkt->csum_partial = 0;
 			tun->backend->tx_burst(tun, pkt, 1);
 			atomic_fetch_add_explicit(&from->to_tun, 1, memory_order_relaxed);
