@@ -114,7 +114,9 @@ $(BUILD)/tests/test_egress_guard: UNIT_LIBS = $(shell pkg-config --libs libnftab
 # cfrd's configuration key table (tests/unit/test_config.c).
 $(BUILD)/tests/test_config: $(BUILD)/src/cfrd/config.o $(BUILD)/src/cfrd/log.o
 $(BUILD)/tests/test_config: UNIT_LIBS = $(shell pkg-config --libs inih)
-$(BUILD)/tests/unit/test_control.o: src/cfrd/control.c src/cfrd/log.c
+$(BUILD)/tests/test_control: $(BUILD)/src/cfrd/control.o $(BUILD)/src/cfrd/log.o
+# cfr-lookup's search over sealed records (tests/unit/test_records.c).
+$(BUILD)/tests/test_records: $(BUILD)/src/tools/lookup/search.o
 $(BUILD)/tests/test_control: UNIT_LIBS = $(shell pkg-config --libs json-c)
 # cfrd's stats reply from a lab engine (tests/unit/test_stats_json.c).
 $(BUILD)/tests/unit/test_stats_json.o: src/cfrd/stats.c src/cfrd/log.c

@@ -22,8 +22,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../../src/cfrd/control.c"
-#include "../../src/cfrd/log.c"
+#include "../../src/cfrd/control.h"
+#include "../../src/cfrd/log.h"
 
 /* control.c's commands call these; no test here runs one. */
 struct json_object *cfrd_stats_json(struct cfrd *d, uint64_t now_ms)
@@ -102,6 +102,13 @@ static void assert_file_holds(const char *path, const char *text)
 	assert_int_equal(read(fd, buf, sizeof(buf) - 1), (ssize_t)strlen(text));
 	close(fd);
 	assert_string_equal(buf, text);
+}
+
+static void sockaddr_for(struct sockaddr_un *sun, const char *path)
+{
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	snprintf(sun->sun_path, sizeof(sun->sun_path), "%s", path);
 }
 
 /* A listening socket at <path>; returns its descriptor. */

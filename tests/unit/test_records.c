@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "../../src/records/records.h"
-#include "../../src/tools/lookup/search.c"
+#include "../../src/tools/lookup/search.h"
 #include "lab.h"
 
 /* 2026-01-01T00:00:00Z: wall clock of engine time 0 in these tests. */
