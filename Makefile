@@ -104,12 +104,13 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJ) $(RECORDS_OBJ) $(BU
 # The handover image's test reads the engine's tables (src/lib/engine-t.h).
 $(BUILD)/tests/unit/test_state.o: CFLAGS += -Isrc/lib
 # Unit tests that include a cfrd source file to reach its static functions.
-$(BUILD)/tests/unit/test_vnet.o: src/cfrd/vnet.c
-$(BUILD)/tests/unit/test_sandbox.o: src/cfrd/sandbox.c src/cfrd/log.c
+$(BUILD)/tests/test_vnet: $(BUILD)/src/cfrd/vnet.o
+$(BUILD)/tests/test_sandbox: $(BUILD)/src/cfrd/sandbox.o $(BUILD)/src/cfrd/log.o
 $(BUILD)/tests/unit/test_xdp_route.o: src/cfrd/io_xdp.c src/cfrd/io_tun.c src/cfrd/vnet.c src/cfrd/log.c
 $(BUILD)/tests/test_xdp_route: $(BUILD)/src/cfrd/xdp_object.o
 $(BUILD)/tests/test_xdp_route: UNIT_LIBS = -pthread $(shell pkg-config --libs libxdp libbpf libnftables json-c)
-$(BUILD)/tests/unit/test_egress_guard.o: src/cfrd/egress_guard.c src/cfrd/config.c src/cfrd/log.c
+$(BUILD)/tests/test_egress_guard: $(BUILD)/src/cfrd/egress_guard.o $(BUILD)/src/cfrd/config.o \
+	$(BUILD)/src/cfrd/log.o
 $(BUILD)/tests/test_egress_guard: UNIT_LIBS = $(shell pkg-config --libs libnftables inih)
 # cfrd's configuration key table (tests/unit/test_config.c).
 $(BUILD)/tests/test_config: $(BUILD)/src/cfrd/config.o $(BUILD)/src/cfrd/log.o

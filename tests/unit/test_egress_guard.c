@@ -7,10 +7,9 @@
  * drops is the lab's part (tests/net/leak-failclosed.sh); here, with root,
  * `nft --check` parses it too.
  */
-/* Before cmocka.h, whose fail() macro would rename config.c's own fail(). */
-#include "../../src/cfrd/config.c"
-#include "../../src/cfrd/egress_guard.c"
-#include "../../src/cfrd/log.c"
+#include "../../src/cfrd/config.h"
+#include "../../src/cfrd/egress_guard.h"
+#include "../../src/cfrd/log.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,8 +18,10 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static char script[16384];

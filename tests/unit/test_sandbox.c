@@ -23,18 +23,24 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../../src/cfrd/log.c"
-#include "../../src/cfrd/sandbox.c"
+#include "../../src/cfrd/log.h"
+#include "../../src/cfrd/sandbox.h"
 
 /* The child's exit status when cfrd_sandbox_enter() itself failed. */
 #define ENTER_FAILED 100

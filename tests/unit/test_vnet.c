@@ -15,7 +15,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#include "../../src/cfrd/vnet.c"
+#include "../../src/cfrd/vnet.h"
 #include "pkt.h"
 
 static void build(struct pkt *p, int family, uint8_t proto, const enum pkt_ext *ext, unsigned n_ext)
