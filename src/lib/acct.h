@@ -1,7 +1,6 @@
 /*
  * acct.c: privacy epochs, per-subscriber seeds, counters and timelines.
- * Called by alloc.c (a draw), guard.c (a subscriber forgotten) and
- * engine.c (the clock).
+ * Called by alloc.c (a draw) and engine.c (creation, the clock).
  */
 #ifndef CFR_ACCT_H
 #define CFR_ACCT_H

@@ -1,6 +1,6 @@
 /*
  * anon.c: anonymity sets, distinct subscribers with live flows per alias.
- * Called by flow.c as flows come and go, and reconfigure.c for pool slots.
+ * Called by flow.c as flows come and go, and engine.c (creation).
  */
 #ifndef CFR_ANON_H
 #define CFR_ANON_H

@@ -1,6 +1,7 @@
 /*
  * The engine's front: configuration, creation, the batch loop, expiry and
- * counters. All memory is allocated here, once; the packet path allocates
+ * counters. All memory is allocated at creation, once, each module
+ * allocating its own tables (cfr_*_init()); the packet path allocates
  * nothing.
  */
 #include <arpa/inet.h>
@@ -8,8 +9,6 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "acct.h"
 #include "anon.h"
@@ -166,58 +165,9 @@ int cfr_engine_config_check(const struct cfr_engine_config *cfg, const char **wh
 	return 0;
 }
 
-/*
- * Ask for transparent huge pages on the flow arrays and the indexes: with a
- * large table every lookup lands on a random page, and a TLB miss per array
- * costs more than the cache miss itself (about 12% per IPv6 packet, 7% per
- * IPv4 packet at one million flows). Memory still becomes resident only as
- * it is touched, in 2 MiB steps: records are handed out from the start of
- * their array, so a partly filled table holds at most one partly used huge
- * page per flow array. The indexes are touched at random and become wholly
- * resident after a few thousand flows with either page size (4 bytes per
- * bucket). Only the aligned middle of each allocation is advised; where
- * THP is off the call does nothing, and its failure changes nothing.
- */
-#define HUGE_ALIGN ((size_t)2 << 20)
-
-static void want_huge_pages(void *p, size_t len)
-{
-	uintptr_t start = ((uintptr_t)p + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1);
-	uintptr_t end = ((uintptr_t)p + len) & ~(uintptr_t)(HUGE_ALIGN - 1);
-
-	if (p && end > start)
-		(void)madvise((void *)start, end - start, MADV_HUGEPAGE);
-}
-
-/*
- * The flow table pairs every subscriber with its aliases and remotes: a
- * core dump must not carry it. Only whole pages inside the allocation are
- * advised; the daemon also makes itself undumpable, this holds for any
- * other program linking the engine.
- */
-static void keep_out_of_dumps(void *p, size_t len)
-{
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t start = ((uintptr_t)p + page - 1) & ~(page - 1);
-	uintptr_t end = ((uintptr_t)p + len) & ~(page - 1);
-
-	if (p && end > start)
-		(void)madvise((void *)start, end - start, MADV_DONTDUMP);
-}
-
-static uint32_t pow2_at_least(uint32_t n)
-{
-	uint32_t p = 1;
-
-	while (p < n)
-		p <<= 1;
-	return p;
-}
-
 struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg)
 {
 	struct cfr_engine *eng;
-	uint32_t buckets, frag_slots;
 
 	if (cfr_engine_config_check(cfg, NULL) != 0) {
 		errno = EINVAL;
@@ -227,39 +177,17 @@ struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg)
 	if (!eng)
 		return NULL;
 	eng->cfg = *cfg;
-	buckets = pow2_at_least(cfg->max_flows);
-	frag_slots = pow2_at_least(cfg->max_frags * 2);
-	eng->flow.bucket_mask = buckets - 1;
-	eng->frag.frag_mask = frag_slots - 1;
-	/* calloc keeps untouched records as zero pages: memory is committed as flows come. */
-	eng->flow.flows = calloc((size_t)cfg->max_flows + 1, sizeof(*eng->flow.flows));
-	eng->flow.flows6 = calloc((size_t)cfg->max_flows + 1, sizeof(*eng->flow.flows6));
-	eng->flow.in_buckets = calloc(buckets, sizeof(uint32_t));
-	eng->flow.out_buckets = calloc(buckets, sizeof(uint32_t));
-	eng->frag.frags = calloc(frag_slots, sizeof(*eng->frag.frags));
-	want_huge_pages(eng->flow.flows, ((size_t)cfg->max_flows + 1) * sizeof(*eng->flow.flows));
-	want_huge_pages(eng->flow.flows6, ((size_t)cfg->max_flows + 1) * sizeof(*eng->flow.flows6));
-	keep_out_of_dumps(eng->flow.flows, ((size_t)cfg->max_flows + 1) * sizeof(*eng->flow.flows));
-	keep_out_of_dumps(eng->flow.flows6,
-	                  ((size_t)cfg->max_flows + 1) * sizeof(*eng->flow.flows6));
-	want_huge_pages(eng->flow.in_buckets, (size_t)buckets * sizeof(uint32_t));
-	want_huge_pages(eng->flow.out_buckets, (size_t)buckets * sizeof(uint32_t));
-	if (!eng->flow.flows || !eng->flow.flows6 || !eng->flow.in_buckets ||
-	    !eng->flow.out_buckets || !eng->frag.frags || cfr_pools_init(eng) != 0 ||
+	eng->memory = sizeof(*eng);
+	/* Each module allocates its tables and adds them to eng->memory. */
+	if (cfr_flow_init(eng) != 0 || cfr_frag_init(eng) != 0 || cfr_pools_init(eng) != 0 ||
 	    cfr_anon_init(eng) != 0 || cfr_acct_init(eng) != 0 || cfr_guard_init(eng) != 0) {
 		cfr_engine_free(eng);
 		errno = ENOMEM;
 		return NULL;
 	}
-	eng->flow.next_fresh = 1;
 	eng->rng.used = CFR_RNG_BUF;
 	randombytes_buf(eng->hash_key, sizeof(eng->hash_key));
-	randombytes_buf(&eng->flow.index_key, sizeof(eng->flow.index_key));
 	eng->stats.max_flows = cfg->max_flows;
-	eng->memory += sizeof(*eng) + ((size_t)cfg->max_flows + 1) * sizeof(*eng->flow.flows) +
-	               ((size_t)cfg->max_flows + 1) * sizeof(*eng->flow.flows6) +
-	               2 * (size_t)buckets * sizeof(uint32_t) +
-	               frag_slots * sizeof(*eng->frag.frags);
 	return eng;
 }
 
@@ -267,11 +195,8 @@ void cfr_engine_free(struct cfr_engine *eng)
 {
 	if (!eng)
 		return;
-	free(eng->flow.flows);
-	free(eng->flow.flows6);
-	free(eng->flow.in_buckets);
-	free(eng->flow.out_buckets);
-	free(eng->frag.frags);
+	cfr_flow_free(eng);
+	cfr_frag_free(eng);
 	cfr_pools_free(eng);
 	cfr_anon_free(eng);
 	cfr_acct_free(eng);

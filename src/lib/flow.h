@@ -1,8 +1,8 @@
 /*
  * The flow table (flow.c): lookup by inside or outside tuple, creation,
- * LRU touch and expiry, and a flow's addresses. Called by translate.c,
- * frag.c (a fragment's flow), guard.c and anon.c (a flow's subscriber and
- * alias) and engine.c (prefetching).
+ * LRU touch and expiry, and a flow's addresses. Called by engine.c
+ * (prefetch, expiry), translate.c, alloc.c (collision checks), and scrub.c
+ * and anon.c (a flow's addresses and label).
  */
 #ifndef CFR_FLOW_H
 #define CFR_FLOW_H
@@ -40,6 +40,10 @@ static inline const uint8_t *cfr_flow_caddr(const struct cfr_engine *eng, const 
 		return f->v4[which];
 	return eng->flow.flows6[f - eng->flow.flows].addr[which];
 }
+
+/* Allocate the flow table for eng->cfg (0 or -ENOMEM; cfr_flow_free() either way). */
+int cfr_flow_init(struct cfr_engine *eng);
+void cfr_flow_free(struct cfr_engine *eng);
 
 uint32_t cfr_flow_find_inside(struct cfr_engine *eng, uint8_t family, uint8_t proto,
                               const uint8_t *sub, uint16_t sub_port, const uint8_t *remote,

@@ -9,7 +9,9 @@
  * fragments can fill it (then new fragmented datagrams are refused and
  * counted) but never make it grow or make a lookup long.
  */
+#include <errno.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "frag.h"
@@ -26,6 +28,26 @@ struct frag_key {
 	uint8_t family, proto, dir, tag;
 };
 static_assert(sizeof(struct frag_key) == 40, "frag key must have no implicit padding");
+
+int cfr_frag_init(struct cfr_engine *eng)
+{
+	uint32_t slots = 1;
+
+	/* Twice the datagrams tracked: probes stay short while the table fills. */
+	while (slots < eng->cfg.max_frags * 2)
+		slots <<= 1;
+	eng->frag.frag_mask = slots - 1;
+	eng->frag.frags = calloc(slots, sizeof(*eng->frag.frags));
+	if (!eng->frag.frags)
+		return -ENOMEM;
+	eng->memory += (size_t)slots * sizeof(*eng->frag.frags);
+	return 0;
+}
+
+void cfr_frag_free(struct cfr_engine *eng)
+{
+	free(eng->frag.frags);
+}
 
 static uint32_t frag_slot(const struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
                           const struct cfr_parsed *p)

@@ -20,16 +20,21 @@
 #include "pool.h"
 #include "prefix.h"
 
-int cfr_guard_init(struct cfr_engine *eng)
+void cfr_guard_config_changed(struct cfr_engine *eng)
 {
-	uint32_t n = eng->cfg.max_subscribers, buckets = 1;
 	unsigned i;
 
 	eng->guard.ingress_bound = eng->cfg.strict_ingress;
 	for (i = 0; i < eng->cfg.n_subscribers; i++)
 		eng->guard.ingress_bound =
 		    eng->guard.ingress_bound || eng->cfg.subscriber_ingress[i] != 0;
+}
 
+int cfr_guard_init(struct cfr_engine *eng)
+{
+	uint32_t n = eng->cfg.max_subscribers, buckets = 1;
+
+	cfr_guard_config_changed(eng);
 	while (buckets < n)
 		buckets <<= 1;
 	eng->guard.guards = calloc((size_t)n + 1, sizeof(*eng->guard.guards));

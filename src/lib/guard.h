@@ -1,7 +1,8 @@
 /*
  * guard.c: martian and spoofed sources, ingress binding and per-subscriber
  * limits. Called by engine.c (every packet), translate.c (admission, ICMP
- * error senders), flow.c and frag.c (a subscriber's share).
+ * error senders), flow.c and frag.c (a subscriber's share) and acct.c
+ * (whether a subscriber still has flows).
  */
 #ifndef CFR_GUARD_H
 #define CFR_GUARD_H
@@ -13,6 +14,8 @@
 #include "parse.h"
 
 int cfr_guard_init(struct cfr_engine *eng);
+/* eng->cfg changed (a reload): whether any prefix is bound to a line now. */
+void cfr_guard_config_changed(struct cfr_engine *eng);
 void cfr_guard_free(struct cfr_engine *eng);
 enum cfr_drop cfr_guard_packet(struct cfr_engine *eng, const struct cfr_pkt *pkt,
                                const struct cfr_parsed *p);

@@ -1,6 +1,7 @@
 /*
  * reconfigure.c: alias pool slots, active and draining, and a reload's
- * new configuration. Called by engine.c (classify), alloc.c and flow.c.
+ * new configuration. Called by engine.c (classify, creation), guard.c
+ * (martians) and anon.c (a slot's anonymity sets).
  */
 #ifndef CFR_POOL_H
 #define CFR_POOL_H

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "engine-t.h"
+#include "guard.h"
 #include "pool.h"
 #include "prefix.h"
 
@@ -417,10 +418,7 @@ void cfr_engine_reconfigure(struct cfr_engine *eng, struct cfr_reconfig *rc, uin
 	if ((rc->changes & CFR_CHANGES_ROTATE) && eng->stats.epoch != 0)
 		cfr_engine_epoch_rotate(eng, now_ms);
 	eng->cfg = rc->cfg;
-	eng->guard.ingress_bound = eng->cfg.strict_ingress;
-	for (i = 0; i < eng->cfg.n_subscribers; i++)
-		eng->guard.ingress_bound =
-		    eng->guard.ingress_bound || eng->cfg.subscriber_ingress[i] != 0;
+	cfr_guard_config_changed(eng);
 	live_rebuild(eng);
 }
 
