@@ -18,6 +18,8 @@
 
 #include <errno.h>
 
+#include "cfr/internal/csum.h"
+
 #define IPPROTO_HOPOPTS_ 0
 #define IPPROTO_TCP_     6
 #define IPPROTO_UDP_     17
@@ -63,24 +65,6 @@ static uint32_t transport_offset(const uint8_t *p, uint32_t len, uint8_t *proto)
 	return off;
 }
 
-/* RFC 1071 sum of <len> bytes at <p>, folded to 16 bits (not complemented). */
-static uint16_t csum_fold_sum(const uint8_t *p, uint32_t len)
-{
-	uint64_t sum = 0;
-	uint32_t i = 0;
-
-	for (; i + 4 <= len; i += 4)
-		sum += (uint32_t)p[i] << 24 | (uint32_t)p[i + 1] << 16 | (uint32_t)p[i + 2] << 8 |
-		       p[i + 3];
-	for (; i + 2 <= len; i += 2)
-		sum += (uint32_t)p[i] << 8 | p[i + 1];
-	if (i < len)
-		sum += (uint32_t)p[i] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
-
 int cfrd_vnet_rx(struct virtio_net_hdr *h, struct cfr_pkt *pkt, uint64_t *completed)
 {
 	uint32_t start, off, l4;
@@ -117,11 +101,10 @@ int cfrd_vnet_rx(struct virtio_net_hdr *h, struct cfr_pkt *pkt, uint64_t *comple
 	 * 0 goes out as 0xffff (CSUM_MANGLED_0), which UDP requires and every
 	 * other one's-complement checksum reads the same.
 	 */
-	csum = (uint16_t)~csum_fold_sum(pkt->data + start, pkt->len - start);
+	csum = csum_fold(csum_add(0, pkt->data + start, pkt->len - start));
 	if (csum == 0)
 		csum = 0xffff;
-	pkt->data[start + off] = (uint8_t)(csum >> 8);
-	pkt->data[start + off + 1] = (uint8_t)csum;
+	put16(pkt->data + start + off, csum);
 	h->flags &= (uint8_t)~VIRTIO_NET_HDR_F_NEEDS_CSUM;
 	h->csum_start = 0;
 	h->csum_offset = 0;
