@@ -119,45 +119,20 @@ if [ -n "${CFR_ACCT_KEEP:-}" ]; then
 fi
 pcap_tool leaks "$LAB_RUN/$TEST_NAME.pcap" >/dev/null || fail "front-door capture shows a subscriber address"
 
-# Every flow the front door saw from the pools, with its owner and the age
-# it had when cfrd was killed; then cfr-lookup on each (four at a time).
+# Every flow the front door saw from the pools, with its owner (the capture
+# reader's acct-flows), the age it had when cfrd was killed; then cfr-lookup
+# on each (four at a time).
 # shellcheck disable=SC2016
 ANALYZE_PY='
-import concurrent.futures, ipaddress, json, re, struct, subprocess, sys
-pcap, kills_file, lookup, key, records, bound = sys.argv[1:7]
+import concurrent.futures, json, subprocess, sys
+flows_file, kills_file, lookup, key, records, bound = sys.argv[1:7]
 bound = float(bound)
 kills = sorted(tuple(float(x) for x in l.split()) for l in open(kills_file) if l.strip())
-POOL4, POOL6 = ipaddress.ip_network("192.0.2.0/26"), ipaddress.ip_network("2001:db8:a1::/64")
 flows = {}
-with open(pcap, "rb") as f:
-    f.read(24)
-    while True:
-        h = f.read(16)
-        if len(h) < 16:
-            break
-        sec, usec, incl, _ = struct.unpack("<IIII", h)
-        d = f.read(incl)
-        t = sec + usec / 1e6
-        et = struct.unpack(">H", d[12:14])[0]
-        p = d[14:]
-        if et == 0x0800 and len(p) >= 20:
-            ihl = (p[0] & 15) * 4
-            proto, src, dst, l4 = p[9], ipaddress.ip_address(p[12:16]), ipaddress.ip_address(p[16:20]), p[ihl:]
-            fam = 4
-        elif et == 0x86dd and len(p) >= 40:
-            proto, src, dst, l4 = p[6], ipaddress.ip_address(p[8:24]), ipaddress.ip_address(p[24:40]), p[40:]
-            fam = 6
-        else:
-            continue
-        if proto not in (6, 17) or not (src in POOL4 or src in POOL6) or len(l4) < 8:
-            continue
-        sport, dport = struct.unpack(">HH", l4[:4])
-        payload = l4[8:] if proto == 17 else l4[(l4[12] >> 4) * 4:]
-        k = (proto, str(src), sport, str(dst), dport)
-        fl = flows.setdefault(k, {"t": t, "owner": None, "fam": fam})
-        m = re.search(rb"cfr-acct-sub(\d+)-" if proto == 17 else rb"sub(\d+)\.acct\.test", payload)
-        if m and fl["owner"] is None:
-            fl["owner"] = int(m.group(1))
+for line in open(flows_file):
+    t, proto, fam, src, sport, dst, dport, owner = line.split()
+    flows[(int(proto), src, int(sport), dst, int(dport))] = {
+        "t": float(t), "fam": int(fam), "owner": None if owner == "-" else int(owner)}
 def expected(fam, owner):
     return "100.64.%d.2" % owner if fam == 4 else "2001:db8:100:%d::/64" % owner
 def ask(item):
@@ -210,7 +185,8 @@ if missing:
     print("  BAD: no attributed flow of %s" % sorted(missing))
 sys.exit(1 if bad or missing else 0)
 '
-"$PY" -c "$ANALYZE_PY" "$LAB_RUN/$TEST_NAME.pcap" "$WORK/kills" "$LOOKUP" "$LAB_RUN/acct.key" \
+pcap_tool acct-flows "$LAB_RUN/$TEST_NAME.pcap" >"$WORK/flows" || fail "cannot read the front-door capture"
+"$PY" -c "$ANALYZE_PY" "$WORK/flows" "$WORK/kills" "$LOOKUP" "$LAB_RUN/acct.key" \
 	"$LAB_RUN/records" "$BOUND" || fail "a flow older than ${BOUND} s at the kill was not attributed, or one was attributed wrongly"
 ok "every flow that began ${BOUND} s or more before a kill is named, by its own subscriber only"
 echo "PASS $TEST_NAME"

@@ -45,66 +45,6 @@ for i in range(count):
 print("%d datagrams echoed from port %d" % (count, s.getsockname()[1]))
 '
 
-# Check the capture: FILE FAM SVC T_FIRST T_LAST LONG_ADDR LONG_PORT UDP_COUNT
-# shellcheck disable=SC2016
-FLOWS_PY='
-import ipaddress, struct, sys
-path, fam, svc = sys.argv[1], int(sys.argv[2]), ipaddress.ip_address(sys.argv[3])
-t_first, t_last = float(sys.argv[4]), float(sys.argv[5])
-long_addr, long_port, udp_count = ipaddress.ip_address(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
-tcp, udp = {}, {}
-with open(path, "rb") as f:
-    hdr = f.read(24)
-    e = "<" if struct.unpack("<I", hdr[:4])[0] in (0xa1b2c3d4, 0xa1b23c4d) else ">"
-    nano = struct.unpack(e + "I", hdr[:4])[0] in (0xa1b23c4d, 0x4d3cb2a1)
-    while True:
-        ph = f.read(16)
-        if len(ph) < 16:
-            break
-        sec, frac, incl, _ = struct.unpack(e + "IIII", ph)
-        t = sec + frac / (1e9 if nano else 1e6)
-        data = f.read(incl)
-        et, p = struct.unpack(">H", data[12:14])[0], data[14:]
-        if et == 0x0800 and fam == 4 and len(p) >= 28:
-            src, dst, proto, l4 = ipaddress.ip_address(p[12:16]), ipaddress.ip_address(p[16:20]), p[9], p[(p[0] & 15) * 4:]
-        elif et == 0x86dd and fam == 6 and len(p) >= 48:
-            src, dst, proto, l4 = ipaddress.ip_address(p[8:24]), ipaddress.ip_address(p[24:40]), p[6], p[40:]
-        else:
-            continue
-        if dst != svc:
-            continue
-        sport, dport = struct.unpack(">HH", l4[:4])
-        if proto == 6 and dport == 443:
-            g = tcp.setdefault((src, sport), {"syn": False, "first": t, "last": t, "n": 0})
-            if g["n"] == 0 and (l4[13] & 0x12) == 0x02:
-                g["syn"] = True
-            g["last"], g["n"] = t, g["n"] + 1
-        elif proto == 17 and dport == 7:
-            g = udp.setdefault((src, sport), {"first": t, "last": t, "n": 0})
-            g["last"], g["n"] = t, g["n"] + 1
-bad = []
-for (src, sport), g in sorted(tcp.items(), key=lambda x: x[1]["first"]):
-    print("IPv%d TCP %s:%d: %d packets, %.2f..%.2f s, starts with SYN: %s" % (fam, src, sport, g["n"], g["first"] - t_first, g["last"] - t_first, g["syn"]))
-    if not g["syn"]:
-        bad.append("TCP %s:%d appears mid-connection (no SYN): a flow changed its alias" % (src, sport))
-g = tcp.get((long_addr, long_port))
-if not g:
-    bad.append("the long download (%s:%d in the nginx log) is not in the capture" % (long_addr, long_port))
-elif not (g["first"] < t_first and g["last"] > t_last):
-    bad.append("the long download did not span the rotations (%.2f..%.2f s around the first)" % (g["first"] - t_first, g["last"] - t_first))
-for (src, sport), g in udp.items():
-    print("IPv%d UDP %s:%d: %d datagrams, %.2f..%.2f s" % (fam, src, sport, g["n"], g["first"] - t_first, g["last"] - t_first))
-if len(udp) != 1:
-    bad.append("the long UDP flow appeared under %d alias:port tuples, want 1" % len(udp))
-else:
-    g = list(udp.values())[0]
-    if g["n"] != udp_count or not (g["first"] < t_first and g["last"] > t_last):
-        bad.append("the long UDP flow: %d datagrams (want %d) or it did not span the rotations" % (g["n"], udp_count))
-for b in bad:
-    print("IPv%d: %s" % (fam, b))
-sys.exit(1 if bad else 0)
-'
-
 UDP_N=80
 test_lab_config_up 1 "$(printf '[privacy]\nipv4-policy = per-destination\nipv6-policy = per-destination\nepoch = 3600')"
 capture_start "$TEST_NAME" || fail "cannot capture on cfr-fd"
@@ -173,7 +113,7 @@ for fam in 4 6; do
 	[ "$fam" = 4 ] || svc=$SVC6
 	read -r long_addr long_port <<<"$(alias_of long "$fam")"
 	[ -n "${long_port:-}" ] || fail "IPv$fam: long download not in the nginx log"
-	"$PY" -c "$FLOWS_PY" "$LAB_RUN/$TEST_NAME.pcap" "$fam" "$svc" "$t_first" "$t_last" \
+	pcap_tool long-flows "$LAB_RUN/$TEST_NAME.pcap" "$fam" "$svc" "$t_first" "$t_last" \
 		"$long_addr" "$long_port" "$UDP_N" || fail "IPv$fam: a long-lived flow did not keep one alias"
 	ok "IPv$fam: the long TCP and UDP flows kept one alias:port across 3 rotations"
 

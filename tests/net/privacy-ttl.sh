@@ -19,44 +19,6 @@ set -eu
 # shellcheck source=lab/lib.sh
 . "$(dirname "$0")/../../lab/lib.sh"
 
-# shellcheck disable=SC2016
-TTL_PY='
-import ipaddress, struct, sys
-POOLS = [ipaddress.ip_network(n) for n in ("192.0.2.0/26", "2001:db8:a1::/64")]
-path, want, minimum = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-seen = {4: {}, 6: {}}
-with open(path, "rb") as f:
-    hdr = f.read(24)
-    e = "<" if struct.unpack("<I", hdr[:4])[0] in (0xa1b2c3d4, 0xa1b23c4d) else ">"
-    while True:
-        ph = f.read(16)
-        if len(ph) < 16:
-            break
-        data = f.read(struct.unpack(e + "IIII", ph)[2])
-        et, p = struct.unpack(">H", data[12:14])[0], data[14:]
-        if et == 0x0800 and len(p) >= 20:
-            fam, src, ttl, proto = 4, ipaddress.ip_address(p[12:16]), p[8], p[9]
-        elif et == 0x86dd and len(p) >= 40:
-            fam, src, ttl, proto = 6, ipaddress.ip_address(p[8:24]), p[7], p[6]
-        else:
-            continue
-        if any(src in n for n in POOLS):
-            seen[fam].setdefault(ttl, {}).setdefault(proto, 0)
-            seen[fam][ttl][proto] += 1
-bad = 0
-for fam in (4, 6):
-    total = sum(sum(v.values()) for v in seen[fam].values())
-    print("IPv%d from the pool: TTL/hop limit -> {protocol: packets}: %s" % (fam, seen[fam]))
-    if total < minimum:
-        print("IPv%d: only %d packets from the pool, want %d" % (fam, total, minimum))
-        bad += 1
-    for ttl in seen[fam]:
-        if ttl != want:
-            print("IPv%d: %d packets with TTL/hop limit %d, want %d" % (fam, sum(seen[fam][ttl].values()), ttl, want))
-            bad += 1
-sys.exit(1 if bad else 0)
-'
-
 # traffic NS: HTTPS, UDP echo and ping from cfr-NS, both families.
 traffic() {
 	local ns=$1 code
@@ -80,7 +42,7 @@ nsx sub2 sysctl -qw net.ipv4.ip_default_ttl=40 net.ipv6.conf.all.hop_limit=40 \
 capture_start ttl-high || fail "cannot capture on cfr-fd"
 traffic sub1
 capture_stop ttl-high
-"$PY" -c "$TTL_PY" "$LAB_RUN/ttl-high.pcap" 49 12 || fail "sub1 (TTL 64): front door did not see cap - 1 = 49"
+pcap_tool ttl-cap "$LAB_RUN/ttl-high.pcap" 49 12 || fail "sub1 (TTL 64): front door did not see cap - 1 = 49"
 ok "sub1 sends 64: front door sees 49 on every IPv4 and IPv6 packet (capped to 50, then forwarded)"
 n_high=$(ttl_scrubbed)
 [ "$n_high" -gt 0 ] || fail "cfrctl: privacy.scrubbed.ttl is $n_high after capped traffic"
@@ -90,7 +52,7 @@ n_before=$(ttl_scrubbed)
 capture_start ttl-low || fail "cannot capture on cfr-fd"
 traffic sub2
 capture_stop ttl-low
-"$PY" -c "$TTL_PY" "$LAB_RUN/ttl-low.pcap" 38 12 || fail "sub2 (TTL 40): front door did not see 40 - 2 = 38"
+pcap_tool ttl-cap "$LAB_RUN/ttl-low.pcap" 38 12 || fail "sub2 (TTL 40): front door did not see 40 - 2 = 38"
 ok "sub2 sends 40: front door sees 38 (below the cap: never raised)"
 n_after=$(ttl_scrubbed)
 [ "$n_after" = "$n_before" ] || fail "cfrctl: privacy.scrubbed.ttl moved from $n_before to $n_after for packets below the cap"
