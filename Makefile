@@ -164,9 +164,12 @@ FORMAT_SRC := $(wildcard include/cfr/*.h include/cfr/internal/*.h src/*/*.c src/
 	tests/unit/*.c tests/unit/*.h tests/fuzz/*.c bench/*.c bench/*/*.c)
 SHELL_SRC := $(wildcard lab/*.sh tests/net/*.sh) $(shell grep -lsE '^\#!/bin/(ba|da)?sh' \
 	lab/* scripts/* bench/run bench/*/run tests/run tests/fuzz/* .ci/run)
+# Python: the capture reader and its tests (tests/lib/), with pyflakes.
+PY_SRC := $(wildcard tests/lib/*.py)
 lint:
 	clang-format --dry-run -Werror $(FORMAT_SRC)
 	shellcheck -x $(SHELL_SRC)
+	pyflakes3 $(PY_SRC)
 	clang-tidy --quiet $(LINT_SRC) -- -std=c11 -D_GNU_SOURCE -Iinclude
 	clang-tidy --quiet $(BPF_SRC) -- $(filter-out -O2 -g -Wall -Wextra -Werror,$(BPF_CFLAGS)) \
 		-std=gnu11
