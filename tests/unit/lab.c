@@ -70,6 +70,23 @@ int lab_teardown(void **state)
 	return 0;
 }
 
+int lab_case_setup(void **state)
+{
+	struct lab_case *c = *state;
+
+	c->eng = lab_engine(NULL);
+	return 0;
+}
+
+int lab_case_teardown(void **state)
+{
+	struct lab_case *c = *state;
+
+	cfr_engine_free(c->eng);
+	c->eng = NULL;
+	return 0;
+}
+
 static const uint8_t *addr(int family, const char *v4, const char *v6, uint8_t buf[2][16])
 {
 	pkt_addr(family, family == 4 ? v4 : v6, buf[family == 6]);

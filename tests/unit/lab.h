@@ -24,6 +24,27 @@ struct cfr_engine *lab_engine(const struct cfr_engine_config *cfg);
 int lab_setup(void **state);
 int lab_teardown(void **state);
 
+/*
+ * A case of a parameterised test: *state is a struct lab_case, its engine
+ * made by lab_case_setup() and freed by lab_case_teardown(), its params the
+ * test's own (a family, a protocol...). LAB_CASE(name, test, type, ...) is
+ * the CMUnitTest for case <name>: <test> with a <type> of parameters
+ * initialised from the rest, so a table of cases shows at a glance which
+ * family and protocol each test covers.
+ */
+struct lab_case {
+	struct cfr_engine *eng;
+	const void *params;
+};
+int lab_case_setup(void **state);
+int lab_case_teardown(void **state);
+/* clang-format would take the initialisers' braces for blocks. */
+/* clang-format off */
+#define LAB_CASE(name, test, type, ...)                                                            \
+	{#name, (test), lab_case_setup, lab_case_teardown,                                         \
+	 &(struct lab_case){.params = &(const type){__VA_ARGS__}}}
+/* clang-format on */
+
 /* Addresses by family (4 or 6): a subscriber, a second one, a remote server, a router. */
 const uint8_t *lab_sub(int family);
 const uint8_t *lab_sub2(int family);

@@ -22,6 +22,22 @@
 
 enum quote { QUOTE_8, QUOTE_FULL };
 
+/*
+ * The parameters of a case (the table in main): the family and protocol of
+ * the subscriber's flow the error is about, and what one test or another
+ * also takes.
+ */
+struct icase {
+	int family;
+	uint8_t proto;
+	bool from_remote;         /* inbound_error: from the remote, else a router */
+	uint8_t type, code;       /* inbound_error: the error */
+	uint32_t rest;            /* inbound_error: its MTU field, if any */
+	enum quote quote;         /* inbound_error: how much it quotes */
+	void (*edit)(uint8_t *q); /* bad_inner: what breaks the quote */
+	size_t qlen;              /* bad_inner: bytes quoted, 0 for all */
+};
+
 static void parse_ok(const struct pkt *p, struct pkt_info *pi)
 {
 	assert_int_equal(pkt_parse(p->data, p->len, false, pi), 0);
@@ -41,25 +57,27 @@ static size_t quote_len(const struct pkt *p, enum quote q)
  * <type>/<code>/<rest> about the translated packet to the alias, and check
  * what reaches the subscriber.
  */
-static void inbound_error(void **state, int family, uint8_t proto, const uint8_t *from,
-                          uint8_t type, uint8_t code, uint32_t rest, enum quote q)
+static void inbound_error(void **state)
 {
+	const struct lab_case *lc = *state;
+	const struct icase *c = lc->params;
+	const uint8_t *from = c->from_remote ? lab_remote(c->family) : lab_router(c->family);
 	struct pkt orig, out, err, err_orig;
 	struct pkt_info o, e, eo, in;
 	struct pkt_spec s;
 	struct cfr_pkt r;
 
-	lab_spec(&s, family, proto, 40100, 443);
+	lab_spec(&s, c->family, c->proto, 40100, 443);
 	pkt_build(&orig, &s);
 	out = orig;
-	r = lab_process(*state, &out, T0);
+	r = lab_process(lc->eng, &out, T0);
 	lab_expect_forward(&r, CFR_DIR_OUT);
 
 	parse_ok(&out, &o);
-	pkt_build_icmp_error(&err_orig, family, from, o.src, type, code, rest, out.data,
-	                     quote_len(&out, q));
+	pkt_build_icmp_error(&err_orig, c->family, from, o.src, c->type, c->code, c->rest, out.data,
+	                     quote_len(&out, c->quote));
 	err = err_orig;
-	r = lab_process(*state, &err, T0 + 5);
+	r = lab_process(lc->eng, &err, T0 + 5);
 	lab_expect_forward(&r, CFR_DIR_IN);
 	lab_expect_checksums(&err);
 
@@ -68,9 +86,9 @@ static void inbound_error(void **state, int family, uint8_t proto, const uint8_t
 	parse_ok(&err_orig, &eo);
 	assert_memory_equal(e.dst, o.src, 16);
 	assert_memory_equal(e.src, from, 16);
-	assert_int_equal(e.icmp_type, type);
-	assert_int_equal(e.icmp_code, code);
-	assert_int_equal(e.icmp_rest, rest);
+	assert_int_equal(e.icmp_type, c->type);
+	assert_int_equal(e.icmp_code, c->code);
+	assert_int_equal(e.icmp_rest, c->rest);
 	assert_int_equal(e.ip_len, eo.ip_len);
 
 	assert_int_equal(
@@ -82,100 +100,32 @@ static void inbound_error(void **state, int family, uint8_t proto, const uint8_t
 	assert_int_equal(in.proto, o.proto);
 }
 
-static void in_host_unreach_udp4_from_router(void **state)
-{
-	inbound_error(state, 4, IPPROTO_UDP, lab_router(4), 3, 1, 0, QUOTE_8);
-}
-
-static void in_port_unreach_udp4_from_remote(void **state)
-{
-	inbound_error(state, 4, IPPROTO_UDP, lab_remote(4), 3, 3, 0, QUOTE_FULL);
-}
-
-static void in_frag_needed_tcp4_keeps_mtu(void **state)
-{
-	inbound_error(state, 4, IPPROTO_TCP, lab_router(4), 3, 4, 1400, QUOTE_8);
-}
-
-static void in_frag_needed_udp4_full_quote(void **state)
-{
-	inbound_error(state, 4, IPPROTO_UDP, lab_router(4), 3, 4, 1280, QUOTE_FULL);
-}
-
-static void in_time_exceeded_tcp4(void **state)
-{
-	inbound_error(state, 4, IPPROTO_TCP, lab_router(4), 11, 0, 0, QUOTE_8);
-}
-
-static void in_time_exceeded_echo4(void **state)
-{
-	inbound_error(state, 4, IPPROTO_ICMP, lab_router(4), 11, 0, 0, QUOTE_FULL);
-}
-
-static void in_ptb_udp6_keeps_mtu(void **state)
-{
-	inbound_error(state, 6, IPPROTO_UDP, lab_router(6), 2, 0, 1280, QUOTE_FULL);
-}
-
-static void in_ptb_tcp6_keeps_mtu(void **state)
-{
-	inbound_error(state, 6, IPPROTO_TCP, lab_router(6), 2, 0, 1400, QUOTE_FULL);
-}
-
-static void in_port_unreach_udp6_from_remote(void **state)
-{
-	inbound_error(state, 6, IPPROTO_UDP, lab_remote(6), 1, 4, 0, QUOTE_FULL);
-}
-
-static void in_addr_unreach_tcp6_truncated(void **state)
-{
-	inbound_error(state, 6, IPPROTO_TCP, lab_router(6), 1, 3, 0, QUOTE_8);
-}
-
-static void in_time_exceeded_udp6(void **state)
-{
-	inbound_error(state, 6, IPPROTO_UDP, lab_router(6), 3, 0, 0, QUOTE_FULL);
-}
-
-static void in_time_exceeded_echo6(void **state)
-{
-	inbound_error(state, 6, IPPROTO_ICMPV6, lab_router(6), 3, 0, 0, QUOTE_FULL);
-}
-
 /*
  * When the whole packet is quoted, its transport checksum was right as the
  * alias sent it; restoring address and port must keep it right, or the
  * subscriber's stack may discard the error (Linux checks nothing here, others
  * may).
  */
-static void full_quote_inner_l4(void **state, int family)
+static void full_quote_inner_l4(void **state)
 {
+	const struct lab_case *lc = *state;
+	const struct icase *c = lc->params;
 	struct pkt out, err;
 	struct pkt_info o;
 	struct pkt_spec s;
 	struct cfr_pkt r;
 
-	lab_spec(&s, family, IPPROTO_UDP, 40101, 443);
-	r = lab_send(*state, &s, &out, T0);
+	lab_spec(&s, c->family, c->proto, 40101, 443);
+	r = lab_send(lc->eng, &s, &out, T0);
 	lab_expect_forward(&r, CFR_DIR_OUT);
 	assert_int_equal(pkt_verify_inner_l4(out.data, out.len), -1);
 	parse_ok(&out, &o);
-	pkt_build_icmp_error(&err, family, lab_router(family), o.src, family == 4 ? 3 : 1,
-	                     family == 4 ? 1 : 3, 0, out.data, out.len);
+	pkt_build_icmp_error(&err, c->family, lab_router(c->family), o.src, c->family == 4 ? 3 : 1,
+	                     c->family == 4 ? 1 : 3, 0, out.data, out.len);
 	assert_int_equal(pkt_verify_inner_l4(err.data, err.len), 0);
-	r = lab_process(*state, &err, T0 + 1);
+	r = lab_process(lc->eng, &err, T0 + 1);
 	lab_expect_forward(&r, CFR_DIR_IN);
 	assert_int_equal(pkt_verify_inner_l4(err.data, err.len), 0);
-}
-
-static void full_quote_inner_udp4_checksum_restored(void **state)
-{
-	full_quote_inner_l4(state, 4);
-}
-
-static void full_quote_inner_udp6_checksum_restored(void **state)
-{
-	full_quote_inner_l4(state, 6);
 }
 
 /*
@@ -184,121 +134,99 @@ static void full_quote_inner_udp6_checksum_restored(void **state)
  * quoted destination must be the alias and port the remote used, and the
  * quote ends 8 bytes into the quoted transport header.
  */
-static void outbound_error(void **state, int family)
+static void outbound_error(void **state)
 {
+	const struct lab_case *lc = *state;
+	const struct icase *c = lc->params;
 	struct pkt out, in, err;
 	struct pkt_info t, i, e, q;
 	struct pkt_spec s;
 	struct cfr_pkt r;
 
-	lab_open_flow(*state, family, IPPROTO_UDP, 40102, 443, &out, T0);
+	lab_open_flow(lc->eng, c->family, c->proto, 40102, 443, &out, T0);
 	parse_ok(&out, &t);
 	lab_reply_spec(&s, &out);
-	r = lab_send(*state, &s, &in, T0 + 1);
+	r = lab_send(lc->eng, &s, &in, T0 + 1);
 	lab_expect_forward(&r, CFR_DIR_IN);
 	parse_ok(&in, &i);
 
-	pkt_build_icmp_error(&err, family, i.dst, i.src, family == 4 ? 3 : 1, family == 4 ? 3 : 4,
-	                     0, in.data, in.len);
-	r = lab_process(*state, &err, T0 + 2);
+	pkt_build_icmp_error(&err, c->family, i.dst, i.src, c->family == 4 ? 3 : 1,
+	                     c->family == 4 ? 3 : 4, 0, in.data, in.len);
+	r = lab_process(lc->eng, &err, T0 + 2);
 	lab_expect_forward(&r, CFR_DIR_OUT);
 	lab_expect_checksums(&err);
 	parse_ok(&err, &e);
 	assert_memory_equal(e.src, t.src, 16);
-	assert_memory_equal(e.dst, lab_remote(family), 16);
+	assert_memory_equal(e.dst, lab_remote(c->family), 16);
 	assert_int_equal(
 	    pkt_parse(err.data + pkt_inner_off(&e), e.ip_len - pkt_inner_off(&e), true, &q), 0);
-	assert_memory_equal(q.src, lab_remote(family), 16);
+	assert_memory_equal(q.src, lab_remote(c->family), 16);
 	assert_int_equal(q.sport, 443);
 	assert_memory_equal(q.dst, t.src, 16);
 	assert_int_equal(q.dport, t.sport);
-	assert_int_equal(e.ip_len, pkt_inner_off(&e) + (family == 4 ? 20 : 40) + 8);
+	assert_int_equal(e.ip_len, pkt_inner_off(&e) + (c->family == 4 ? 20 : 40) + 8);
 	assert_int_equal(err.len, e.ip_len);
 }
 
-static void out_port_unreach_udp4(void **state)
-{
-	outbound_error(state, 4);
-}
-
-static void out_port_unreach_udp6(void **state)
-{
-	outbound_error(state, 6);
-}
-
 /* An error about a packet that no flow sent, to a pool address. */
-static void error_no_flow(void **state, int family)
+static void error_no_flow(void **state)
 {
+	const struct lab_case *lc = *state;
+	const struct icase *c = lc->params;
 	struct pkt_spec s;
 	struct pkt quoted, err;
 	struct cfr_pkt r;
 
-	lab_spec(&s, family, IPPROTO_UDP, 40103, 443);
-	pkt_addr(family, family == 4 ? "192.0.2.33" : "2001:db8:a1::33", s.src);
+	lab_spec(&s, c->family, c->proto, 40103, 443);
+	pkt_addr(c->family, c->family == 4 ? "192.0.2.33" : "2001:db8:a1::33", s.src);
 	pkt_build(&quoted, &s);
-	pkt_build_icmp_error(&err, family, lab_router(family), s.src, family == 4 ? 3 : 1, 1, 0,
-	                     quoted.data, quoted.len);
-	r = lab_process(*state, &err, T0);
+	pkt_build_icmp_error(&err, c->family, lab_router(c->family), s.src, c->family == 4 ? 3 : 1,
+	                     1, 0, quoted.data, quoted.len);
+	r = lab_process(lc->eng, &err, T0);
 	lab_expect_drop(&r, CFR_DROP_ICMP_NO_FLOW);
 }
 
-static void error_no_flow4(void **state)
-{
-	error_no_flow(state, 4);
-}
-
-static void error_no_flow6(void **state)
-{
-	error_no_flow(state, 6);
-}
-
 /* Build a valid error about a live flow into <err>; <quote> receives what it quotes. */
-static void error_for_flow(void **state, int family, struct pkt *err, struct pkt *quote)
+static void error_for_flow(const struct lab_case *lc, struct pkt *err, struct pkt *quote)
 {
+	const struct icase *c = lc->params;
 	struct pkt_info o;
 
-	lab_open_flow(*state, family, IPPROTO_UDP, 40104, 443, quote, T0);
+	lab_open_flow(lc->eng, c->family, c->proto, 40104, 443, quote, T0);
 	parse_ok(quote, &o);
-	pkt_build_icmp_error(err, family, lab_router(family), o.src, family == 4 ? 11 : 3, 0, 0,
-	                     quote->data, quote->len);
+	pkt_build_icmp_error(err, c->family, lab_router(c->family), o.src, c->family == 4 ? 11 : 3,
+	                     0, 0, quote->data, quote->len);
 }
 
-static void error_bad_checksum(void **state, int family)
+static void error_bad_checksum(void **state)
 {
+	const struct lab_case *lc = *state;
 	struct pkt err, quote;
 	struct pkt_info e;
 	struct cfr_pkt r;
 
-	error_for_flow(state, family, &err, &quote);
+	error_for_flow(lc, &err, &quote);
 	parse_ok(&err, &e);
 	err.data[e.l3_len + 2] ^= 0x5a;
-	r = lab_process(*state, &err, T0 + 1);
+	r = lab_process(lc->eng, &err, T0 + 1);
 	lab_expect_drop(&r, CFR_DROP_ICMP_BAD_CHECKSUM);
 }
 
-static void error_bad_checksum4(void **state)
-{
-	error_bad_checksum(state, 4);
-}
-
-static void error_bad_checksum6(void **state)
-{
-	error_bad_checksum(state, 6);
-}
-
 /* Rebuild the error around an edited copy of the quote (<qlen> bytes of it). */
-static void bad_inner(void **state, int family, void (*edit)(uint8_t *q), size_t qlen)
+static void bad_inner(void **state)
 {
+	const struct lab_case *lc = *state;
+	const struct icase *c = lc->params;
 	struct pkt err, quote;
 	struct pkt_info o;
 	struct cfr_pkt r;
 
-	error_for_flow(state, family, &err, &quote);
+	error_for_flow(lc, &err, &quote);
 	parse_ok(&quote, &o);
-	edit(quote.data);
-	pkt_build_icmp_error(&err, family, lab_router(family), o.src, family == 4 ? 11 : 3, 0, 0,
-	                     quote.data, qlen ? qlen : quote.len);
-	r = lab_process(*state, &err, T0 + 1);
+	c->edit(quote.data);
+	pkt_build_icmp_error(&err, c->family, lab_router(c->family), o.src, c->family == 4 ? 11 : 3,
+	                     0, 0, quote.data, c->qlen ? c->qlen : quote.len);
+	r = lab_process(lc->eng, &err, T0 + 1);
 	lab_expect_drop(&r, CFR_DROP_ICMP_BAD_INNER);
 }
 
@@ -317,113 +245,83 @@ static void no_edit(uint8_t *q)
 	(void)q;
 }
 
-static void error_inner_bad_version4(void **state)
-{
-	bad_inner(state, 4, set_version_7, 0);
-}
-
-static void error_inner_bad_version6(void **state)
-{
-	bad_inner(state, 6, set_version_7, 0);
-}
-
-static void error_inner_ihl_below_5(void **state)
-{
-	bad_inner(state, 4, set_ihl_3, 0);
-}
-
-/* A quote shorter than an IP header cannot name a flow. */
-static void error_inner_truncated_ip4(void **state)
-{
-	bad_inner(state, 4, no_edit, 12);
-}
-
-static void error_inner_truncated_ip6(void **state)
-{
-	bad_inner(state, 6, no_edit, 30);
-}
-
-/* The ports are the first 4 bytes of the transport header; fewer cannot name a flow. */
-static void error_inner_no_ports4(void **state)
-{
-	bad_inner(state, 4, no_edit, 22);
-}
-
-static void error_inner_no_ports6(void **state)
-{
-	bad_inner(state, 6, no_edit, 42);
-}
-
 /*
  * A fragmented ICMP error cannot be rewritten (the checksum covers data in
  * later fragments) and has a distinct reason.
  */
-static void fragmented_error(void **state, int family)
+static void fragmented_error(void **state)
 {
+	const struct lab_case *lc = *state;
+	const struct icase *c = lc->params;
 	static uint8_t big[1200];
 	struct pkt quote, err, frags[4];
 	struct pkt_spec s;
 	struct pkt_info o;
 	struct cfr_pkt r;
 
-	lab_spec(&s, family, IPPROTO_UDP, 40105, 443);
+	lab_spec(&s, c->family, c->proto, 40105, 443);
 	s.payload = big;
 	s.payload_len = sizeof big;
-	r = lab_send(*state, &s, &quote, T0);
+	r = lab_send(lc->eng, &s, &quote, T0);
 	lab_expect_forward(&r, CFR_DIR_OUT);
 	parse_ok(&quote, &o);
-	pkt_build_icmp_error(&err, family, lab_router(family), o.src, family == 4 ? 3 : 2,
-	                     family == 4 ? 4 : 0, 1000, quote.data, quote.len);
+	pkt_build_icmp_error(&err, c->family, lab_router(c->family), o.src, c->family == 4 ? 3 : 2,
+	                     c->family == 4 ? 4 : 0, 1000, quote.data, quote.len);
 	assert_int_equal(pkt_fragment(&err, 600, 77, frags, 4), 3);
-	r = lab_process(*state, &frags[0], T0 + 1);
+	r = lab_process(lc->eng, &frags[0], T0 + 1);
 	lab_expect_drop(&r, CFR_DROP_FRAG_ICMP_ERROR);
 }
 
-static void fragmented_error4(void **state)
-{
-	fragmented_error(state, 4);
-}
-
-static void fragmented_error6(void **state)
-{
-	fragmented_error(state, 6);
-}
-
-#define T(f) cmocka_unit_test_setup_teardown(f, lab_setup, lab_teardown)
+/* Case NAME: TEST for FAMILY and PROTOCOL (TCP, UDP, ICMP4 or ICMP6: echo), then the rest. */
+#define C(name, test, fam, prot, ...)                                                              \
+	LAB_CASE(name, test, struct icase, .family = (fam), .proto = IPPROTO_##prot, __VA_ARGS__)
+#define IPPROTO_ICMP4 IPPROTO_ICMP
+#define IPPROTO_ICMP6 IPPROTO_ICMPV6
+/* inbound_error's: from the remote or a router, type, code, MTU field, how much is quoted. */
+#define REMOTE(t, c, mtu, q)                                                                       \
+	.from_remote = true, .type = (t), .code = (c), .rest = (mtu), .quote = (q)
+#define ROUTER(t, c, mtu, q)                                                                       \
+	.from_remote = false, .type = (t), .code = (c), .rest = (mtu), .quote = (q)
 
 int main(void)
 {
+	/* clang-format off */
 	const struct CMUnitTest tests[] = {
-	    T(in_host_unreach_udp4_from_router),
-	    T(in_port_unreach_udp4_from_remote),
-	    T(in_frag_needed_tcp4_keeps_mtu),
-	    T(in_frag_needed_udp4_full_quote),
-	    T(in_time_exceeded_tcp4),
-	    T(in_time_exceeded_echo4),
-	    T(in_ptb_udp6_keeps_mtu),
-	    T(in_ptb_tcp6_keeps_mtu),
-	    T(in_port_unreach_udp6_from_remote),
-	    T(in_addr_unreach_tcp6_truncated),
-	    T(in_time_exceeded_udp6),
-	    T(in_time_exceeded_echo6),
-	    T(full_quote_inner_udp4_checksum_restored),
-	    T(full_quote_inner_udp6_checksum_restored),
-	    T(out_port_unreach_udp4),
-	    T(out_port_unreach_udp6),
-	    T(error_no_flow4),
-	    T(error_no_flow6),
-	    T(error_bad_checksum4),
-	    T(error_bad_checksum6),
-	    T(error_inner_bad_version4),
-	    T(error_inner_bad_version6),
-	    T(error_inner_ihl_below_5),
-	    T(error_inner_truncated_ip4),
-	    T(error_inner_truncated_ip6),
-	    T(error_inner_no_ports4),
-	    T(error_inner_no_ports6),
-	    T(fragmented_error4),
-	    T(fragmented_error6),
+	    /* case name                                test                 family, protocol, parameters */
+	    C(in_host_unreach_udp4_from_router,         inbound_error,       4, UDP,   ROUTER(3, 1, 0, QUOTE_8)),
+	    C(in_port_unreach_udp4_from_remote,         inbound_error,       4, UDP,   REMOTE(3, 3, 0, QUOTE_FULL)),
+	    C(in_frag_needed_tcp4_keeps_mtu,            inbound_error,       4, TCP,   ROUTER(3, 4, 1400, QUOTE_8)),
+	    C(in_frag_needed_udp4_full_quote,           inbound_error,       4, UDP,   ROUTER(3, 4, 1280, QUOTE_FULL)),
+	    C(in_time_exceeded_tcp4,                    inbound_error,       4, TCP,   ROUTER(11, 0, 0, QUOTE_8)),
+	    C(in_time_exceeded_udp4,                    inbound_error,       4, UDP,   ROUTER(11, 0, 0, QUOTE_FULL)),
+	    C(in_time_exceeded_echo4,                   inbound_error,       4, ICMP4, ROUTER(11, 0, 0, QUOTE_FULL)),
+	    C(in_ptb_udp6_keeps_mtu,                    inbound_error,       6, UDP,   ROUTER(2, 0, 1280, QUOTE_FULL)),
+	    C(in_ptb_tcp6_keeps_mtu,                    inbound_error,       6, TCP,   ROUTER(2, 0, 1400, QUOTE_FULL)),
+	    C(in_port_unreach_udp6_from_remote,         inbound_error,       6, UDP,   REMOTE(1, 4, 0, QUOTE_FULL)),
+	    C(in_addr_unreach_tcp6_truncated,           inbound_error,       6, TCP,   ROUTER(1, 3, 0, QUOTE_8)),
+	    C(in_time_exceeded_tcp6,                    inbound_error,       6, TCP,   ROUTER(3, 0, 0, QUOTE_8)),
+	    C(in_time_exceeded_udp6,                    inbound_error,       6, UDP,   ROUTER(3, 0, 0, QUOTE_FULL)),
+	    C(in_time_exceeded_echo6,                   inbound_error,       6, ICMP6, ROUTER(3, 0, 0, QUOTE_FULL)),
+	    C(full_quote_inner_udp4_checksum_restored,  full_quote_inner_l4, 4, UDP),
+	    C(full_quote_inner_udp6_checksum_restored,  full_quote_inner_l4, 6, UDP),
+	    C(out_port_unreach_udp4,                    outbound_error,      4, UDP),
+	    C(out_port_unreach_udp6,                    outbound_error,      6, UDP),
+	    C(error_no_flow4,                           error_no_flow,       4, UDP),
+	    C(error_no_flow6,                           error_no_flow,       6, UDP),
+	    C(error_bad_checksum4,                      error_bad_checksum,  4, UDP),
+	    C(error_bad_checksum6,                      error_bad_checksum,  6, UDP),
+	    C(error_inner_bad_version4,                 bad_inner,           4, UDP,   .edit = set_version_7),
+	    C(error_inner_bad_version6,                 bad_inner,           6, UDP,   .edit = set_version_7),
+	    /* IPv6 has no header length to get wrong. */
+	    C(error_inner_ihl_below_5,                  bad_inner,           4, UDP,   .edit = set_ihl_3),
+	    C(error_inner_truncated_ip4,                bad_inner,           4, UDP,   .edit = no_edit, .qlen = 12),
+	    C(error_inner_truncated_ip6,                bad_inner,           6, UDP,   .edit = no_edit, .qlen = 30),
+	    C(error_inner_no_ports4,                    bad_inner,           4, UDP,   .edit = no_edit, .qlen = 22),
+	    C(error_inner_no_ports6,                    bad_inner,           6, UDP,   .edit = no_edit, .qlen = 42),
+	    C(fragmented_error4,                        fragmented_error,    4, UDP),
+	    C(fragmented_error6,                        fragmented_error,    6, UDP),
 	};
+	/* clang-format on */
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,19 @@
 
 #define T0 1000
 
+/*
+ * The parameters of a case (the table in main): the family and protocol of
+ * the subscriber's flow, and what one test or another also takes.
+ */
+struct tcase {
+	int family;
+	uint8_t proto;
+	uint16_t sport;       /* outbound: source port or echo identifier */
+	uint8_t tcp_flags;    /* tcp_not_syn: the flags of the opener */
+	int what;             /* reply_mismatch: 0 other port, 1 other host, 2 other protocol */
+	unsigned min_aliases; /* many_flows: distinct aliases among NFLOWS flows, at least */
+};
+
 static void parse_ok(const struct pkt *p, struct pkt_info *pi)
 {
 	assert_int_equal(pkt_parse(p->data, p->len, false, pi), 0);
@@ -39,21 +52,23 @@ static void assert_same_payload(const struct pkt *a, const struct pkt *b)
 	assert_memory_equal(a->data + oa, b->data + ob, a->len - oa);
 }
 
-static void outbound(void **state, int family, uint8_t proto, uint16_t sport)
+static void outbound(void **state)
 {
+	const struct lab_case *lc = *state;
+	const struct tcase *c = lc->params;
 	struct pkt orig, p;
 	struct pkt_info o, t;
 	struct pkt_spec s;
 	struct cfr_pkt r;
 
-	lab_spec(&s, family, proto, sport, 443);
+	lab_spec(&s, c->family, c->proto, c->sport, 443);
 	pkt_build(&orig, &s);
 	p = orig;
-	r = lab_process(*state, &p, T0);
+	r = lab_process(lc->eng, &p, T0);
 	lab_expect_forward(&r, CFR_DIR_OUT);
 	parse_ok(&orig, &o);
 	parse_ok(&p, &t);
-	assert_true(lab_in_pool(family, t.src));
+	assert_true(lab_in_pool(c->family, t.src));
 	assert_in_range(t.sport, LAB_PORT_MIN, LAB_PORT_MAX);
 	assert_memory_equal(t.dst, o.dst, 16);
 	assert_int_equal(t.dport, o.dport);
@@ -64,73 +79,34 @@ static void outbound(void **state, int family, uint8_t proto, uint16_t sport)
 	lab_expect_checksums(&p);
 }
 
-static void out_tcp4_syn(void **state)
-{
-	outbound(state, 4, IPPROTO_TCP, 40000);
-}
-
-static void out_udp4(void **state)
-{
-	outbound(state, 4, IPPROTO_UDP, 40000);
-}
-
-static void out_icmp4_echo(void **state)
-{
-	outbound(state, 4, IPPROTO_ICMP, 0x0abc);
-}
-
-static void out_tcp6_syn(void **state)
-{
-	outbound(state, 6, IPPROTO_TCP, 40000);
-}
-
-static void out_udp6(void **state)
-{
-	outbound(state, 6, IPPROTO_UDP, 40000);
-}
-
-static void out_icmp6_echo(void **state)
-{
-	outbound(state, 6, IPPROTO_ICMPV6, 0x0abc);
-}
-
-/* A privileged source port (below port_min) must still come out inside the range. */
-static void out_low_port_mapped_into_range4(void **state)
-{
-	outbound(state, 4, IPPROTO_UDP, 53);
-}
-
-static void out_low_port_mapped_into_range6(void **state)
-{
-	outbound(state, 6, IPPROTO_UDP, 53);
-}
-
 /* Out, then the reply back in: the reply must reach exactly the subscriber's socket. */
-static void round_trip(void **state, int family, uint8_t proto)
+static void round_trip(void **state)
 {
+	const struct lab_case *lc = *state;
+	const struct tcase *c = lc->params;
 	struct pkt orig, out, in, reply_orig;
 	struct pkt_info o, i, t;
 	struct pkt_spec s;
 	struct cfr_pkt r;
 
-	lab_spec(&s, family, proto, 40001, 8443);
+	lab_spec(&s, c->family, c->proto, 40001, 8443);
 	pkt_build(&orig, &s);
 	out = orig;
-	r = lab_process(*state, &out, T0);
+	r = lab_process(lc->eng, &out, T0);
 	lab_expect_forward(&r, CFR_DIR_OUT);
 	parse_ok(&out, &t);
 
 	lab_reply_spec(&s, &out);
 	pkt_build(&reply_orig, &s);
 	in = reply_orig;
-	r = lab_process(*state, &in, T0 + 10);
+	r = lab_process(lc->eng, &in, T0 + 10);
 	lab_expect_forward(&r, CFR_DIR_IN);
 	parse_ok(&orig, &o);
 	parse_ok(&in, &i);
 	/* translate-then-reverse gives back the original tuple, mirrored */
 	assert_memory_equal(i.dst, o.src, 16);
-	assert_int_equal(i.dport, proto == IPPROTO_TCP || proto == IPPROTO_UDP ? o.sport : 0);
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+	assert_int_equal(i.dport, c->proto == IPPROTO_TCP || c->proto == IPPROTO_UDP ? o.sport : 0);
+	if (c->proto != IPPROTO_TCP && c->proto != IPPROTO_UDP)
 		assert_int_equal(i.sport, o.sport); /* echo identifier restored */
 	else
 		assert_int_equal(i.sport, o.dport);
@@ -139,91 +115,33 @@ static void round_trip(void **state, int family, uint8_t proto)
 	lab_expect_checksums(&in);
 }
 
-static void in_reply_tcp4(void **state)
-{
-	round_trip(state, 4, IPPROTO_TCP);
-}
-
-static void in_reply_udp4(void **state)
-{
-	round_trip(state, 4, IPPROTO_UDP);
-}
-
-static void in_reply_icmp4_echo(void **state)
-{
-	round_trip(state, 4, IPPROTO_ICMP);
-}
-
-static void in_reply_tcp6(void **state)
-{
-	round_trip(state, 6, IPPROTO_TCP);
-}
-
-static void in_reply_udp6(void **state)
-{
-	round_trip(state, 6, IPPROTO_UDP);
-}
-
-static void in_reply_icmp6_echo(void **state)
-{
-	round_trip(state, 6, IPPROTO_ICMPV6);
-}
-
 /* Later packets of one 5-tuple keep the alias and port of the first (R4). */
-static void flow_stability(void **state, int family, uint8_t proto)
+static void flow_stability(void **state)
 {
+	const struct lab_case *lc = *state;
+	const struct tcase *c = lc->params;
 	struct pkt first, p;
 	struct pkt_info f, t;
 	struct pkt_spec s;
 	struct cfr_pkt r;
 	int k;
 
-	lab_open_flow(*state, family, proto, 40002, 443, &first, T0);
+	lab_open_flow(lc->eng, c->family, c->proto, 40002, 443, &first, T0);
 	parse_ok(&first, &f);
 	for (k = 1; k <= 5; k++) {
-		lab_spec(&s, family, proto, 40002, 443);
-		if (proto == IPPROTO_TCP)
+		lab_spec(&s, c->family, c->proto, 40002, 443);
+		if (c->proto == IPPROTO_TCP)
 			s.tcp_flags =
 			    PKT_TCP_ACK; /* retransmitted SYNs are covered by the same rule */
 		s.seq = 1001 + (uint32_t)k;
 		s.icmp_seq = (uint16_t)(1 + k);
-		r = lab_send(*state, &s, &p, T0 + (uint64_t)k * 100);
+		r = lab_send(lc->eng, &s, &p, T0 + (uint64_t)k * 100);
 		lab_expect_forward(&r, CFR_DIR_OUT);
 		parse_ok(&p, &t);
 		assert_memory_equal(t.src, f.src, 16);
 		assert_int_equal(t.sport, f.sport);
 		lab_expect_checksums(&p);
 	}
-}
-
-static void stable_tcp4(void **state)
-{
-	flow_stability(state, 4, IPPROTO_TCP);
-}
-
-static void stable_udp4(void **state)
-{
-	flow_stability(state, 4, IPPROTO_UDP);
-}
-
-static void stable_icmp4(void **state)
-{
-	flow_stability(state, 4, IPPROTO_ICMP);
-}
-
-static void stable_tcp6(void **state)
-{
-	flow_stability(state, 6, IPPROTO_TCP);
-}
-
-static void stable_udp6(void **state)
-{
-	flow_stability(state, 6, IPPROTO_UDP);
-}
-
-static void stable_icmp6(void **state)
-{
-	flow_stability(state, 6, IPPROTO_ICMPV6);
 }
 
 #define NFLOWS 200
@@ -235,14 +153,16 @@ static void stable_icmp6(void **state)
  * alias). With 64 addresses, 200 uniform picks leave ~61 distinct; 32 is a
  * bound a correct random allocator misses with negligible probability.
  */
-static void many_flows(void **state, int family, uint8_t proto, unsigned min_aliases)
+static void many_flows(void **state)
 {
+	const struct lab_case *lc = *state;
+	const struct tcase *c = lc->params;
 	static struct pkt_info t[NFLOWS];
 	unsigned i, j, aliases = 0, ports = 0;
 	struct pkt p;
 
 	for (i = 0; i < NFLOWS; i++) {
-		lab_open_flow(*state, family, proto, (uint16_t)(10000 + i), 443, &p, T0);
+		lab_open_flow(lc->eng, c->family, c->proto, (uint16_t)(10000 + i), 443, &p, T0);
 		parse_ok(&p, &t[i]);
 	}
 	for (i = 0; i < NFLOWS; i++) {
@@ -260,28 +180,8 @@ static void many_flows(void **state, int family, uint8_t proto, unsigned min_ali
 		aliases += new_alias;
 		ports += new_port;
 	}
-	assert_true(aliases >= min_aliases);
+	assert_true(aliases >= c->min_aliases);
 	assert_true(ports >= NFLOWS * 9 / 10);
-}
-
-static void many_flows_udp4(void **state)
-{
-	many_flows(state, 4, IPPROTO_UDP, 32);
-}
-
-static void many_flows_tcp4(void **state)
-{
-	many_flows(state, 4, IPPROTO_TCP, 32);
-}
-
-static void many_flows_udp6(void **state)
-{
-	many_flows(state, 6, IPPROTO_UDP, NFLOWS * 9 / 10);
-}
-
-static void many_flows_icmp6(void **state)
-{
-	many_flows(state, 6, IPPROTO_ICMPV6, NFLOWS * 9 / 10);
 }
 
 /* Two subscribers using the same port towards the same server get separate mappings. */
@@ -353,162 +253,87 @@ static void udp6_zero_checksum_dropped(void **state)
 	lab_expect_drop(&r, CFR_DROP_UDP6_ZERO_CHECKSUM);
 }
 
-static void unsolicited(void **state, int family, uint8_t proto)
+static void unsolicited(void **state)
 {
+	const struct lab_case *lc = *state;
+	const struct tcase *c = lc->params;
 	struct pkt_spec s;
 	struct cfr_pkt r;
 	struct pkt p;
 
-	lab_spec(&s, family, proto, 443, 4000);
-	memcpy(s.src, lab_remote(family), 16);
-	pkt_addr(family, family == 4 ? "192.0.2.10" : "2001:db8:a1::10", s.dst);
-	r = lab_send(*state, &s, &p, T0);
+	lab_spec(&s, c->family, c->proto, 443, 4000);
+	memcpy(s.src, lab_remote(c->family), 16);
+	pkt_addr(c->family, c->family == 4 ? "192.0.2.10" : "2001:db8:a1::10", s.dst);
+	r = lab_send(lc->eng, &s, &p, T0);
 	lab_expect_drop(&r, CFR_DROP_NO_FLOW);
-}
-
-static void unsolicited_udp4_no_flow(void **state)
-{
-	unsolicited(state, 4, IPPROTO_UDP);
-}
-
-static void unsolicited_tcp4_no_flow(void **state)
-{
-	unsolicited(state, 4, IPPROTO_TCP);
-}
-
-static void unsolicited_udp6_no_flow(void **state)
-{
-	unsolicited(state, 6, IPPROTO_UDP);
-}
-
-static void unsolicited_icmp6_no_flow(void **state)
-{
-	unsolicited(state, 6, IPPROTO_ICMPV6);
 }
 
 /*
  * Endpoint-dependent filtering: a reply is accepted only from the remote
  * address and port the flow was opened to, with the same protocol.
  */
-static void reply_mismatch(void **state, int family, int what)
+static void reply_mismatch(void **state)
 {
+	const struct lab_case *lc = *state;
+	const struct tcase *c = lc->params;
 	struct pkt out, in;
 	struct pkt_spec s;
 	struct cfr_pkt r;
 
-	lab_open_flow(*state, family, IPPROTO_UDP, 40005, 443, &out, T0);
+	lab_open_flow(lc->eng, c->family, c->proto, 40005, 443, &out, T0);
 	lab_reply_spec(&s, &out);
-	if (what == 0) {
+	if (c->what == 0) {
 		s.sport = 444;
-	} else if (what == 1) {
-		memcpy(s.src, lab_router(family), 16);
+	} else if (c->what == 1) {
+		memcpy(s.src, lab_router(c->family), 16);
 	} else {
 		s.proto = IPPROTO_TCP;
 		s.tcp_flags = PKT_TCP_SYN | PKT_TCP_ACK;
 	}
-	r = lab_send(*state, &s, &in, T0 + 1);
+	r = lab_send(lc->eng, &s, &in, T0 + 1);
 	lab_expect_drop(&r, CFR_DROP_NO_FLOW);
 }
 
-static void reply_from_other_port4_no_flow(void **state)
+static void unauthorised(void **state)
 {
-	reply_mismatch(state, 4, 0);
-}
-
-static void reply_from_other_host4_no_flow(void **state)
-{
-	reply_mismatch(state, 4, 1);
-}
-
-static void reply_other_proto4_no_flow(void **state)
-{
-	reply_mismatch(state, 4, 2);
-}
-
-static void reply_from_other_port6_no_flow(void **state)
-{
-	reply_mismatch(state, 6, 0);
-}
-
-static void reply_from_other_host6_no_flow(void **state)
-{
-	reply_mismatch(state, 6, 1);
-}
-
-static void unauthorised(void **state, int family)
-{
+	const struct lab_case *lc = *state;
+	const struct tcase *c = lc->params;
 	struct pkt_spec s;
 	struct cfr_pkt r;
 	struct pkt p;
 
-	lab_spec(&s, family, IPPROTO_UDP, 40006, 443);
-	pkt_addr(family, family == 4 ? "10.1.2.3" : "2001:db8:200::3", s.src);
-	r = lab_send(*state, &s, &p, T0);
+	lab_spec(&s, c->family, c->proto, 40006, 443);
+	pkt_addr(c->family, c->family == 4 ? "10.1.2.3" : "2001:db8:200::3", s.src);
+	r = lab_send(lc->eng, &s, &p, T0);
 	lab_expect_drop(&r, CFR_DROP_UNAUTHORISED_SOURCE);
 }
 
-static void unauthorised_source4(void **state)
+static void tcp_not_syn(void **state)
 {
-	unauthorised(state, 4);
-}
-
-static void unauthorised_source6(void **state)
-{
-	unauthorised(state, 6);
-}
-
-static void tcp_not_syn(void **state, int family, uint8_t flags)
-{
+	const struct lab_case *lc = *state;
+	const struct tcase *c = lc->params;
 	struct pkt_spec s;
 	struct cfr_pkt r;
 	struct pkt p;
 
-	lab_spec(&s, family, IPPROTO_TCP, 40007, 443);
-	s.tcp_flags = flags;
-	r = lab_send(*state, &s, &p, T0);
+	lab_spec(&s, c->family, c->proto, 40007, 443);
+	s.tcp_flags = c->tcp_flags;
+	r = lab_send(lc->eng, &s, &p, T0);
 	lab_expect_drop(&r, CFR_DROP_TCP_NOT_SYN);
 }
 
-static void tcp4_ack_opens_no_flow(void **state)
+static void hairpin(void **state)
 {
-	tcp_not_syn(state, 4, PKT_TCP_ACK);
-}
-
-static void tcp6_ack_opens_no_flow(void **state)
-{
-	tcp_not_syn(state, 6, PKT_TCP_ACK);
-}
-
-static void tcp4_rst_opens_no_flow(void **state)
-{
-	tcp_not_syn(state, 4, PKT_TCP_RST);
-}
-
-static void tcp4_fin_opens_no_flow(void **state)
-{
-	tcp_not_syn(state, 4, PKT_TCP_FIN | PKT_TCP_ACK);
-}
-
-static void hairpin(void **state, int family)
-{
+	const struct lab_case *lc = *state;
+	const struct tcase *c = lc->params;
 	struct pkt_spec s;
 	struct cfr_pkt r;
 	struct pkt p;
 
-	lab_spec(&s, family, IPPROTO_UDP, 40008, 443);
-	pkt_addr(family, family == 4 ? "192.0.2.5" : "2001:db8:a1::5", s.dst);
-	r = lab_send(*state, &s, &p, T0);
+	lab_spec(&s, c->family, c->proto, 40008, 443);
+	pkt_addr(c->family, c->family == 4 ? "192.0.2.5" : "2001:db8:a1::5", s.dst);
+	r = lab_send(lc->eng, &s, &p, T0);
 	lab_expect_drop(&r, CFR_DROP_HAIRPIN);
-}
-
-static void hairpin4(void **state)
-{
-	hairpin(state, 4);
-}
-
-static void hairpin6(void **state)
-{
-	hairpin(state, 6);
 }
 
 /* IPv4 options ride along untouched; only addresses and ports change. */
@@ -666,18 +491,20 @@ static void ip6_atomic_fragment_translated(void **state)
  * must be the subscriber's own clock again, and the flow's clock must run
  * on, 1 to 2 of its ticks per subscriber tick.
  */
-static void tcp_timestamps(void **state, int family)
+static void tcp_timestamps(void **state)
 {
+	const struct lab_case *lc = *state;
+	const struct tcase *c = lc->params;
 	struct pkt out, out2, in;
 	struct pkt_info t, t2, i;
 	struct pkt_spec s;
 	struct cfr_pkt r;
 	uint32_t ts_out;
 
-	lab_spec(&s, family, IPPROTO_TCP, 40011, 443);
+	lab_spec(&s, c->family, c->proto, 40011, 443);
 	s.tcp_ts = true;
 	s.tsval = 0x10000000;
-	r = lab_send(*state, &s, &out, T0);
+	r = lab_send(lc->eng, &s, &out, T0);
 	lab_expect_forward(&r, CFR_DIR_OUT);
 	lab_expect_checksums(&out);
 	parse_ok(&out, &t);
@@ -687,19 +514,19 @@ static void tcp_timestamps(void **state, int family)
 	s.tcp_ts = true;
 	s.tsval = 0x77777777;
 	s.tsecr = ts_out;
-	r = lab_send(*state, &s, &in, T0 + 1);
+	r = lab_send(lc->eng, &s, &in, T0 + 1);
 	lab_expect_forward(&r, CFR_DIR_IN);
 	lab_expect_checksums(&in);
 	parse_ok(&in, &i);
 	assert_int_equal(pkt_get32(in.data + i.l3_len + 32), 0x10000000);
 	assert_int_equal(pkt_get32(in.data + i.l3_len + 28), 0x77777777);
 
-	lab_spec(&s, family, IPPROTO_TCP, 40011, 443);
+	lab_spec(&s, c->family, c->proto, 40011, 443);
 	s.tcp_flags = PKT_TCP_ACK;
 	s.tcp_ts = true;
 	s.tsval = 0x10000100;
 	s.tsecr = 0x77777777;
-	r = lab_send(*state, &s, &out2, T0 + 2);
+	r = lab_send(lc->eng, &s, &out2, T0 + 2);
 	lab_expect_forward(&r, CFR_DIR_OUT);
 	lab_expect_checksums(&out2);
 	parse_ok(&out2, &t2);
@@ -707,74 +534,80 @@ static void tcp_timestamps(void **state, int family)
 	assert_int_equal(pkt_get32(out2.data + t2.l3_len + 32), 0x77777777);
 }
 
-static void tcp4_timestamps_restored(void **state)
-{
-	tcp_timestamps(state, 4);
-}
-
-static void tcp6_timestamps_restored(void **state)
-{
-	tcp_timestamps(state, 6);
-}
-
 #define T(f) cmocka_unit_test_setup_teardown(f, lab_setup, lab_teardown)
+/* Case NAME: TEST for FAMILY and PROTOCOL (TCP, UDP, ICMP4 or ICMP6: echo), then the rest. */
+#define C(name, test, fam, prot, ...)                                                              \
+	LAB_CASE(name, test, struct tcase, .family = (fam), .proto = IPPROTO_##prot, __VA_ARGS__)
+#define IPPROTO_ICMP4 IPPROTO_ICMP
+#define IPPROTO_ICMP6 IPPROTO_ICMPV6
 
 int main(void)
 {
+	/* clang-format off */
 	const struct CMUnitTest tests[] = {
-	    T(out_tcp4_syn),
-	    T(out_udp4),
-	    T(out_icmp4_echo),
-	    T(out_tcp6_syn),
-	    T(out_udp6),
-	    T(out_icmp6_echo),
-	    T(out_low_port_mapped_into_range4),
-	    T(out_low_port_mapped_into_range6),
-	    T(in_reply_tcp4),
-	    T(in_reply_udp4),
-	    T(in_reply_icmp4_echo),
-	    T(in_reply_tcp6),
-	    T(in_reply_udp6),
-	    T(in_reply_icmp6_echo),
-	    T(stable_tcp4),
-	    T(stable_udp4),
-	    T(stable_icmp4),
-	    T(stable_tcp6),
-	    T(stable_udp6),
-	    T(stable_icmp6),
-	    T(many_flows_udp4),
-	    T(many_flows_tcp4),
-	    T(many_flows_udp6),
-	    T(many_flows_icmp6),
+	    /* case name                          test            family, protocol, parameters */
+	    C(out_tcp4_syn,                       outbound,       4, TCP,   .sport = 40000),
+	    C(out_udp4,                           outbound,       4, UDP,   .sport = 40000),
+	    C(out_icmp4_echo,                     outbound,       4, ICMP4, .sport = 0x0abc),
+	    C(out_tcp6_syn,                       outbound,       6, TCP,   .sport = 40000),
+	    C(out_udp6,                           outbound,       6, UDP,   .sport = 40000),
+	    C(out_icmp6_echo,                     outbound,       6, ICMP6, .sport = 0x0abc),
+	    /* A privileged source port (below port_min) must still come out inside the range. */
+	    C(out_low_port_mapped_into_range4,    outbound,       4, UDP,   .sport = 53),
+	    C(out_low_port_mapped_into_range6,    outbound,       6, UDP,   .sport = 53),
+	    C(in_reply_tcp4,                      round_trip,     4, TCP),
+	    C(in_reply_udp4,                      round_trip,     4, UDP),
+	    C(in_reply_icmp4_echo,                round_trip,     4, ICMP4),
+	    C(in_reply_tcp6,                      round_trip,     6, TCP),
+	    C(in_reply_udp6,                      round_trip,     6, UDP),
+	    C(in_reply_icmp6_echo,                round_trip,     6, ICMP6),
+	    C(stable_tcp4,                        flow_stability, 4, TCP),
+	    C(stable_udp4,                        flow_stability, 4, UDP),
+	    C(stable_icmp4,                       flow_stability, 4, ICMP4),
+	    C(stable_tcp6,                        flow_stability, 6, TCP),
+	    C(stable_udp6,                        flow_stability, 6, UDP),
+	    C(stable_icmp6,                       flow_stability, 6, ICMP6),
+	    C(many_flows_udp4,                    many_flows,     4, UDP,   .min_aliases = 32),
+	    C(many_flows_tcp4,                    many_flows,     4, TCP,   .min_aliases = 32),
+	    C(many_flows_udp6,                    many_flows,     6, UDP,   .min_aliases = NFLOWS * 9 / 10),
+	    C(many_flows_tcp6,                    many_flows,     6, TCP,   .min_aliases = NFLOWS * 9 / 10),
+	    C(many_flows_icmp4,                   many_flows,     4, ICMP4, .min_aliases = 32),
+	    C(many_flows_icmp6,                   many_flows,     6, ICMP6, .min_aliases = NFLOWS * 9 / 10),
 	    T(two_subscribers_same_port),
 	    T(udp4_zero_checksum_stays_zero),
 	    T(udp6_zero_checksum_dropped),
-	    T(unsolicited_udp4_no_flow),
-	    T(unsolicited_tcp4_no_flow),
-	    T(unsolicited_udp6_no_flow),
-	    T(unsolicited_icmp6_no_flow),
-	    T(reply_from_other_port4_no_flow),
-	    T(reply_from_other_host4_no_flow),
-	    T(reply_other_proto4_no_flow),
-	    T(reply_from_other_port6_no_flow),
-	    T(reply_from_other_host6_no_flow),
-	    T(unauthorised_source4),
-	    T(unauthorised_source6),
-	    T(tcp4_ack_opens_no_flow),
-	    T(tcp6_ack_opens_no_flow),
-	    T(tcp4_rst_opens_no_flow),
-	    T(tcp4_fin_opens_no_flow),
-	    T(hairpin4),
-	    T(hairpin6),
+	    C(unsolicited_udp4_no_flow,           unsolicited,    4, UDP),
+	    C(unsolicited_tcp4_no_flow,           unsolicited,    4, TCP),
+	    C(unsolicited_udp6_no_flow,           unsolicited,    6, UDP),
+	    C(unsolicited_tcp6_no_flow,           unsolicited,    6, TCP),
+	    C(unsolicited_icmp4_no_flow,          unsolicited,    4, ICMP4),
+	    C(unsolicited_icmp6_no_flow,          unsolicited,    6, ICMP6),
+	    C(reply_from_other_port4_no_flow,     reply_mismatch, 4, UDP,   .what = 0),
+	    C(reply_from_other_host4_no_flow,     reply_mismatch, 4, UDP,   .what = 1),
+	    C(reply_other_proto4_no_flow,         reply_mismatch, 4, UDP,   .what = 2),
+	    C(reply_from_other_port6_no_flow,     reply_mismatch, 6, UDP,   .what = 0),
+	    C(reply_from_other_host6_no_flow,     reply_mismatch, 6, UDP,   .what = 1),
+	    C(reply_other_proto6_no_flow,         reply_mismatch, 6, UDP,   .what = 2),
+	    C(unauthorised_source4,               unauthorised,   4, UDP),
+	    C(unauthorised_source6,               unauthorised,   6, UDP),
+	    C(tcp4_ack_opens_no_flow,             tcp_not_syn,    4, TCP,   .tcp_flags = PKT_TCP_ACK),
+	    C(tcp6_ack_opens_no_flow,             tcp_not_syn,    6, TCP,   .tcp_flags = PKT_TCP_ACK),
+	    C(tcp4_rst_opens_no_flow,             tcp_not_syn,    4, TCP,   .tcp_flags = PKT_TCP_RST),
+	    C(tcp4_fin_opens_no_flow,             tcp_not_syn,    4, TCP,   .tcp_flags = PKT_TCP_FIN | PKT_TCP_ACK),
+	    C(tcp6_rst_opens_no_flow,             tcp_not_syn,    6, TCP,   .tcp_flags = PKT_TCP_RST),
+	    C(tcp6_fin_opens_no_flow,             tcp_not_syn,    6, TCP,   .tcp_flags = PKT_TCP_FIN | PKT_TCP_ACK),
+	    C(hairpin4,                           hairpin,        4, UDP),
+	    C(hairpin6,                           hairpin,        6, UDP),
 	    T(ip4_options_preserved),
 	    T(ip6_hopopts_dstopts_translated),
 	    T(ip6_routing_header_dropped),
 	    T(ip4_address_options_dropped),
 	    T(ip6_home_address_dropped),
 	    T(ip6_atomic_fragment_translated),
-	    T(tcp4_timestamps_restored),
-	    T(tcp6_timestamps_restored),
+	    C(tcp4_timestamps_restored,           tcp_timestamps, 4, TCP),
+	    C(tcp6_timestamps_restored,           tcp_timestamps, 6, TCP),
 	};
+	/* clang-format on */
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
