@@ -51,16 +51,6 @@ bool cfr_prefix_contains(const struct cfr_prefix *p, int family, const uint8_t *
 	return cfr_prefix_has(p, family, addr);
 }
 
-bool cfr_prefix_list_has(const struct cfr_prefix *list, unsigned n, int family, const uint8_t *addr)
-{
-	unsigned i;
-
-	for (i = 0; i < n; i++)
-		if (cfr_prefix_has(&list[i], family, addr))
-			return true;
-	return false;
-}
-
 bool cfr_prefix_list_valid(const struct cfr_prefix *list, unsigned n, unsigned max, int family)
 {
 	unsigned i;

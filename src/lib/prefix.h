@@ -30,9 +30,17 @@ static inline bool cfr_prefix_has(const struct cfr_prefix *p, int family, const 
 	       ((get32(p->addr + 4 * i) ^ get32(addr + 4 * i)) & (0xffffffffu << (32 - rest))) == 0;
 }
 
-/* Is <addr> of <family> inside one of the <n> prefixes of <list>? */
-bool cfr_prefix_list_has(const struct cfr_prefix *list, unsigned n, int family,
-                         const uint8_t *addr);
+/* Is <addr> of <family> inside one of the <n> prefixes of <list>? Inline: once per packet. */
+static inline bool cfr_prefix_list_has(const struct cfr_prefix *list, unsigned n, int family,
+                                       const uint8_t *addr)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		if (cfr_prefix_has(&list[i], family, addr))
+			return true;
+	return false;
+}
 
 /*
  * At most <max> prefixes, each of <family> (any family when negative) and
