@@ -194,8 +194,8 @@ ech_count() {
 	grep -aoiF -- "$s" "$@" 2>/dev/null | wc -l
 }
 
-# ech_observe PCAP...: what the captures show, from their IP headers (lib.sh's
-# parser): "packets=N subscriber=yes|no frontdoor=yes|no alias=yes|no",
+# ech_observe PCAP...: what the captures show, from their IP headers (pcap_tool
+# flows): "packets=N subscriber=yes|no frontdoor=yes|no alias=yes|no",
 # where subscriber means an address in 100.64.0.0/10 or 2001:db8:100::/48,
 # frontdoor one of the service addresses, alias one inside the pools.
 # shellcheck disable=SC2016
