@@ -73,10 +73,10 @@ $(BUILD)/pic/%.o: %.c $(wildcard include/cfr/*.h include/cfr/internal/*.h src/li
 $(BUILD)/libcfr.so: $(LIB_PIC_OBJ)
 	$(CC) $(LDFLAGS) -shared -Wl,-soname,libcfr.so.0 -Wl,--no-undefined -o $@ $^ $(LDLIBS_SODIUM)
 
-# The shared library's dynamic symbols are exactly cfr.h's CFR_API functions.
+# The shared library's dynamic symbols (functions and data) are exactly cfr.h's CFR_API functions.
 .PHONY: exports
 exports: $(BUILD)/libcfr.so
-	nm -D --defined-only $< | awk '$$2 == "T" { print $$3 }' | sort >$(BUILD)/exports.got
+	nm -D --defined-only $< | awk '{ print $$3 }' | sort >$(BUILD)/exports.got
 	sed -n 's/^CFR_API .*[ *]\(cfr_[a-z0-9_]*\)(.*/\1/p' include/cfr/cfr.h | sort >$(BUILD)/exports.want
 	diff -u $(BUILD)/exports.want $(BUILD)/exports.got
 
