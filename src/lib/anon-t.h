@@ -15,8 +15,8 @@ struct cfr_anon_pair {
 /* (subscriber, alias) pairs with live flows, by key; the set sizes live in the pool slots. */
 struct cfr_anon_table {
 	struct cfr_anon_pair *pairs;
-	uint32_t *pair_buckets;
-	uint32_t pair_mask, pair_free, pair_fresh;
+	uint32_t *buckets;
+	uint32_t mask, free_head, fresh;
 };
 
 #endif

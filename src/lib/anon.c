@@ -43,11 +43,11 @@ int cfr_anon_init(struct cfr_engine *eng)
 	uint32_t buckets = eng->flow.bucket_mask + 1;
 
 	eng->anon.pairs = calloc((size_t)eng->cfg.max_flows + 1, sizeof(*eng->anon.pairs));
-	eng->anon.pair_buckets = calloc(buckets, sizeof(uint32_t));
-	if (!eng->anon.pairs || !eng->anon.pair_buckets)
+	eng->anon.buckets = calloc(buckets, sizeof(uint32_t));
+	if (!eng->anon.pairs || !eng->anon.buckets)
 		return -1;
-	eng->anon.pair_mask = buckets - 1;
-	eng->anon.pair_fresh = 1;
+	eng->anon.mask = buckets - 1;
+	eng->anon.fresh = 1;
 	eng->memory += ((size_t)eng->cfg.max_flows + 1) * sizeof(*eng->anon.pairs) +
 	               buckets * sizeof(uint32_t);
 	return 0;
@@ -56,7 +56,7 @@ int cfr_anon_init(struct cfr_engine *eng)
 void cfr_anon_free(struct cfr_engine *eng)
 {
 	free(eng->anon.pairs);
-	free(eng->anon.pair_buckets);
+	free(eng->anon.buckets);
 }
 
 /*
@@ -71,7 +71,7 @@ static uint32_t *pair_link(struct cfr_engine *eng, uint32_t guard, uint32_t id)
 
 	crypto_shorthash((unsigned char *)&h, (const unsigned char *)key, sizeof(key),
 	                 eng->hash_key);
-	link = &eng->anon.pair_buckets[(uint32_t)h & eng->anon.pair_mask];
+	link = &eng->anon.buckets[(uint32_t)h & eng->anon.mask];
 	while (*link) {
 		struct cfr_anon_pair *pr = &eng->anon.pairs[*link];
 
@@ -95,11 +95,11 @@ uint32_t cfr_anon_add(struct cfr_engine *eng, struct cfr_flow *f)
 	link = pair_link(eng, f->guard, id);
 	if (*link == 0) {
 		/* There are never more pairs than flows, so a record is always free. */
-		if (eng->anon.pair_free) {
-			idx = eng->anon.pair_free;
-			eng->anon.pair_free = eng->anon.pairs[idx].next;
+		if (eng->anon.free_head) {
+			idx = eng->anon.free_head;
+			eng->anon.free_head = eng->anon.pairs[idx].next;
 		} else {
-			idx = eng->anon.pair_fresh++;
+			idx = eng->anon.fresh++;
 		}
 		memset(&eng->anon.pairs[idx], 0, sizeof(eng->anon.pairs[idx]));
 		eng->anon.pairs[idx].guard = f->guard;
@@ -125,8 +125,8 @@ void cfr_anon_remove(struct cfr_engine *eng, const struct cfr_flow *f)
 	if (idx != 0 && --eng->anon.pairs[idx].flows == 0) {
 		*link = eng->anon.pairs[idx].next;
 		memset(&eng->anon.pairs[idx], 0, sizeof(eng->anon.pairs[idx]));
-		eng->anon.pairs[idx].next = eng->anon.pair_free;
-		eng->anon.pair_free = idx;
+		eng->anon.pairs[idx].next = eng->anon.free_head;
+		eng->anon.free_head = idx;
 		(*alias_subs(eng, id))--;
 	}
 	/* A prefix a reload removed is forgotten with its last flow. */

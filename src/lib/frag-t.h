@@ -22,8 +22,8 @@ struct cfr_frag {
 
 /* Open addressing, at most 8 probes per lookup (frag.c). */
 struct cfr_frag_table {
-	struct cfr_frag *frags;
-	uint32_t frag_mask;
+	struct cfr_frag *slots;
+	uint32_t mask;
 };
 
 #endif

@@ -36,17 +36,17 @@ int cfr_frag_init(struct cfr_engine *eng)
 	/* Twice the datagrams tracked: probes stay short while the table fills. */
 	while (slots < eng->cfg.max_frags * 2)
 		slots <<= 1;
-	eng->frag.frag_mask = slots - 1;
-	eng->frag.frags = calloc(slots, sizeof(*eng->frag.frags));
-	if (!eng->frag.frags)
+	eng->frag.mask = slots - 1;
+	eng->frag.slots = calloc(slots, sizeof(*eng->frag.slots));
+	if (!eng->frag.slots)
 		return -ENOMEM;
-	eng->memory += (size_t)slots * sizeof(*eng->frag.frags);
+	eng->memory += (size_t)slots * sizeof(*eng->frag.slots);
 	return 0;
 }
 
 void cfr_frag_free(struct cfr_engine *eng)
 {
-	free(eng->frag.frags);
+	free(eng->frag.slots);
 }
 
 static uint32_t frag_slot(const struct cfr_engine *eng, uint8_t dir, const uint8_t *buf,
@@ -64,7 +64,7 @@ static uint32_t frag_slot(const struct cfr_engine *eng, uint8_t dir, const uint8
 	k.dir = dir;
 	k.tag = 0xf7; /* apart from flow keys hashed under the same key */
 	crypto_shorthash((unsigned char *)&h, (const unsigned char *)&k, sizeof(k), eng->hash_key);
-	return (uint32_t)h & eng->frag.frag_mask;
+	return (uint32_t)h & eng->frag.mask;
 }
 
 static bool frag_matches(const struct cfr_frag *e, uint8_t dir, const uint8_t *buf,
@@ -97,7 +97,7 @@ enum cfr_drop cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const uint8
 	struct cfr_frag *free_slot = NULL;
 
 	for (i = 0; i < FRAG_PROBES; i++) {
-		struct cfr_frag *e = &eng->frag.frags[(slot + i) & eng->frag.frag_mask];
+		struct cfr_frag *e = &eng->frag.slots[(slot + i) & eng->frag.mask];
 
 		/* A repeated first fragment keeps the datagram's identification. */
 		if (frag_live(eng, e) && frag_matches(e, dir, buf, p)) {
@@ -116,7 +116,7 @@ enum cfr_drop cfr_frag_remember(struct cfr_engine *eng, uint8_t dir, const uint8
 	 * floods first fragments, or whose remote does, fills its own share
 	 * and leaves the table to everyone else.
 	 */
-	if (limit && guard && eng->guard.guards[guard].frags >= limit)
+	if (limit && guard && eng->guard.entries[guard].frags >= limit)
 		return CFR_DROP_SUBSCRIBER_FRAG_LIMIT;
 	if (free_slot->in_use)
 		frag_forget(eng, free_slot); /* expired, not swept yet */
@@ -146,7 +146,7 @@ struct cfr_frag *cfr_frag_find(struct cfr_engine *eng, uint8_t dir, const uint8_
 	uint32_t slot = frag_slot(eng, dir, buf, p), i;
 
 	for (i = 0; i < FRAG_PROBES; i++) {
-		struct cfr_frag *e = &eng->frag.frags[(slot + i) & eng->frag.frag_mask];
+		struct cfr_frag *e = &eng->frag.slots[(slot + i) & eng->frag.mask];
 
 		if (frag_live(eng, e) && frag_matches(e, dir, buf, p)) {
 			e->expires_s = eng->now_s + FRAG_TIMEOUT_S;
@@ -180,8 +180,8 @@ void cfr_frag_sweep(struct cfr_engine *eng)
 {
 	uint32_t i, live = 0;
 
-	for (i = 0; i <= eng->frag.frag_mask; i++) {
-		struct cfr_frag *e = &eng->frag.frags[i];
+	for (i = 0; i <= eng->frag.mask; i++) {
+		struct cfr_frag *e = &eng->frag.slots[i];
 
 		if (!e->in_use)
 			continue;

@@ -24,11 +24,11 @@ struct cfr_guard_entry {
 
 /* Subscribers' entries, by key, and those without flows, oldest first. */
 struct cfr_guard_table {
-	struct cfr_guard_entry *guards; /* max_subscribers + 1 */
-	uint32_t *guard_buckets;
-	uint32_t guard_mask, guard_fresh;
-	uint32_t guard_idle_head, guard_idle_tail; /* entries without flows, oldest first */
-	bool ingress_bound; /* some prefix is bound to a line, or strict mode */
+	struct cfr_guard_entry *entries; /* max_subscribers + 1 */
+	uint32_t *buckets;
+	uint32_t mask, fresh;
+	uint32_t idle_head, idle_tail; /* entries without flows, oldest first */
+	bool ingress_bound;            /* some prefix is bound to a line, or strict mode */
 };
 
 #endif

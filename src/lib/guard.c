@@ -37,20 +37,20 @@ int cfr_guard_init(struct cfr_engine *eng)
 	cfr_guard_config_changed(eng);
 	while (buckets < n)
 		buckets <<= 1;
-	eng->guard.guards = calloc((size_t)n + 1, sizeof(*eng->guard.guards));
-	eng->guard.guard_buckets = calloc(buckets, sizeof(uint32_t));
-	if (!eng->guard.guards || !eng->guard.guard_buckets)
+	eng->guard.entries = calloc((size_t)n + 1, sizeof(*eng->guard.entries));
+	eng->guard.buckets = calloc(buckets, sizeof(uint32_t));
+	if (!eng->guard.entries || !eng->guard.buckets)
 		return -1;
-	eng->guard.guard_mask = buckets - 1;
-	eng->guard.guard_fresh = 1;
-	eng->memory += ((size_t)n + 1) * sizeof(*eng->guard.guards) + buckets * sizeof(uint32_t);
+	eng->guard.mask = buckets - 1;
+	eng->guard.fresh = 1;
+	eng->memory += ((size_t)n + 1) * sizeof(*eng->guard.entries) + buckets * sizeof(uint32_t);
 	return 0;
 }
 
 void cfr_guard_free(struct cfr_engine *eng)
 {
-	free(eng->guard.guards);
-	free(eng->guard.guard_buckets);
+	free(eng->guard.entries);
+	free(eng->guard.buckets);
 }
 
 static bool martian4(const uint8_t *a)
@@ -147,15 +147,15 @@ static uint32_t guard_bucket(const struct cfr_engine *eng, uint8_t family, const
 	in[16] = family;
 	in[17] = 'G'; /* apart from the accounting table hashed under the same key */
 	crypto_shorthash((unsigned char *)&h, in, sizeof(in), eng->hash_key);
-	return (uint32_t)h & eng->guard.guard_mask;
+	return (uint32_t)h & eng->guard.mask;
 }
 
 static uint32_t *guard_link(struct cfr_engine *eng, uint8_t family, const uint8_t key[16])
 {
-	uint32_t *link = &eng->guard.guard_buckets[guard_bucket(eng, family, key)];
+	uint32_t *link = &eng->guard.buckets[guard_bucket(eng, family, key)];
 
 	while (*link) {
-		struct cfr_guard_entry *g = &eng->guard.guards[*link];
+		struct cfr_guard_entry *g = &eng->guard.entries[*link];
 
 		if (g->family == family && memcmp(g->key, key, 16) == 0)
 			break;
@@ -191,29 +191,29 @@ static bool busy(const struct cfr_guard_entry *g)
  */
 static void guard_idle(struct cfr_engine *eng, uint32_t idx)
 {
-	struct cfr_guard_entry *g = &eng->guard.guards[idx];
+	struct cfr_guard_entry *g = &eng->guard.entries[idx];
 
 	if (busy(g) || g->idle_queued)
 		return;
 	g->idle_queued = 1;
 	g->idle_next = 0;
-	if (eng->guard.guard_idle_tail)
-		eng->guard.guards[eng->guard.guard_idle_tail].idle_next = idx;
+	if (eng->guard.idle_tail)
+		eng->guard.entries[eng->guard.idle_tail].idle_next = idx;
 	else
-		eng->guard.guard_idle_head = idx;
-	eng->guard.guard_idle_tail = idx;
+		eng->guard.idle_head = idx;
+	eng->guard.idle_tail = idx;
 }
 
 /* The oldest entry still idle, unlinked and ready for reuse, or 0. */
 static uint32_t reclaim_idle(struct cfr_engine *eng)
 {
-	while (eng->guard.guard_idle_head) {
-		uint32_t idx = eng->guard.guard_idle_head, *link;
-		struct cfr_guard_entry *g = &eng->guard.guards[idx];
+	while (eng->guard.idle_head) {
+		uint32_t idx = eng->guard.idle_head, *link;
+		struct cfr_guard_entry *g = &eng->guard.entries[idx];
 
-		eng->guard.guard_idle_head = g->idle_next;
-		if (!eng->guard.guard_idle_head)
-			eng->guard.guard_idle_tail = 0;
+		eng->guard.idle_head = g->idle_next;
+		if (!eng->guard.idle_head)
+			eng->guard.idle_tail = 0;
 		g->idle_queued = 0;
 		if (busy(g))
 			continue; /* busy again since it queued: it queues anew when idle */
@@ -236,13 +236,13 @@ enum cfr_drop cfr_guard_admit(struct cfr_engine *eng, uint8_t family, const uint
 	cfr_subscriber_key(eng, family, sub, key);
 	link = guard_link(eng, family, key);
 	if (*link == 0) {
-		if (eng->guard.guard_fresh <= eng->cfg.max_subscribers) {
-			idx = eng->guard.guard_fresh++;
+		if (eng->guard.fresh <= eng->cfg.max_subscribers) {
+			idx = eng->guard.fresh++;
 		} else if ((idx = reclaim_idle(eng)) == 0) {
 			return CFR_DROP_SUBSCRIBER_TABLE_FULL;
 		}
 		link = guard_link(eng, family, key); /* reclaiming may have moved it */
-		g = &eng->guard.guards[idx];
+		g = &eng->guard.entries[idx];
 		memset(g, 0, sizeof(*g));
 		memcpy(g->key, key, 16);
 		g->family = family;
@@ -251,7 +251,7 @@ enum cfr_drop cfr_guard_admit(struct cfr_engine *eng, uint8_t family, const uint
 		*link = idx;
 	}
 	*guard = *link;
-	g = &eng->guard.guards[*link];
+	g = &eng->guard.entries[*link];
 	if (l->flows_per_subscriber[proto_idx] &&
 	    g->flows[proto_idx] >= l->flows_per_subscriber[proto_idx])
 		return CFR_DROP_SUBSCRIBER_FLOW_LIMIT;
@@ -274,7 +274,7 @@ enum cfr_drop cfr_guard_admit(struct cfr_engine *eng, uint8_t family, const uint
 
 static struct cfr_guard_entry *guard_of(struct cfr_engine *eng, const struct cfr_flow *f)
 {
-	return f->guard ? &eng->guard.guards[f->guard] : NULL;
+	return f->guard ? &eng->guard.entries[f->guard] : NULL;
 }
 
 void cfr_guard_flow_added(struct cfr_engine *eng, const struct cfr_flow *f, uint8_t proto_idx)
@@ -299,7 +299,7 @@ void cfr_guard_half_open(struct cfr_engine *eng, const struct cfr_flow *f, int d
 /* <guard>'s datagrams in the fragment table moved by <delta> (frag.c). */
 void cfr_guard_frags(struct cfr_engine *eng, uint32_t guard, int delta)
 {
-	struct cfr_guard_entry *g = &eng->guard.guards[guard];
+	struct cfr_guard_entry *g = &eng->guard.entries[guard];
 
 	if (!guard || (delta < 0 && g->frags == 0))
 		return;
@@ -311,7 +311,7 @@ void cfr_guard_frags(struct cfr_engine *eng, uint32_t guard, int delta)
 bool cfr_guard_has_flows(struct cfr_engine *eng, uint8_t family, const uint8_t key[16])
 {
 	uint32_t idx = *guard_link(eng, family, key);
-	const struct cfr_guard_entry *g = &eng->guard.guards[idx];
+	const struct cfr_guard_entry *g = &eng->guard.entries[idx];
 
 	return idx &&
 	       (g->flows[CFR_PROTO_TCP] || g->flows[CFR_PROTO_UDP] || g->flows[CFR_PROTO_ICMP]);

@@ -85,7 +85,7 @@ unsigned cfr_engine_state_regions(struct cfr_engine *eng, struct cfr_state_regio
 	add(out, &n, eng->flow.flows6, flows * sizeof(*eng->flow.flows6));
 	add(out, &n, eng->flow.in_buckets, buckets * sizeof(uint32_t));
 	add(out, &n, eng->flow.out_buckets, buckets * sizeof(uint32_t));
-	add(out, &n, eng->frag.frags, ((size_t)eng->frag.frag_mask + 1) * sizeof(*eng->frag.frags));
+	add(out, &n, eng->frag.slots, ((size_t)eng->frag.mask + 1) * sizeof(*eng->frag.slots));
 	for (t = 0; t < 2; t++) {
 		struct cfr_sub_table *tab = &eng->acct.subs[t];
 
@@ -95,11 +95,10 @@ unsigned cfr_engine_state_regions(struct cfr_engine *eng, struct cfr_state_regio
 		add(out, &n, tab->dirty, subs * sizeof(uint32_t));
 	}
 	add(out, &n, eng->acct.early, CFR_EARLY_QUEUE * sizeof(*eng->acct.early));
-	add(out, &n, eng->guard.guards, (subs + 1) * sizeof(*eng->guard.guards));
-	add(out, &n, eng->guard.guard_buckets,
-	    ((size_t)eng->guard.guard_mask + 1) * sizeof(uint32_t));
+	add(out, &n, eng->guard.entries, (subs + 1) * sizeof(*eng->guard.entries));
+	add(out, &n, eng->guard.buckets, ((size_t)eng->guard.mask + 1) * sizeof(uint32_t));
 	add(out, &n, eng->anon.pairs, flows * sizeof(*eng->anon.pairs));
-	add(out, &n, eng->anon.pair_buckets, ((size_t)eng->anon.pair_mask + 1) * sizeof(uint32_t));
+	add(out, &n, eng->anon.buckets, ((size_t)eng->anon.mask + 1) * sizeof(uint32_t));
 	for (k = 0; k < CFR_POOL_SLOTS; k++)
 		if (eng->pools.slots[k].state != CFR_SLOT_FREE)
 			add(out, &n, eng->pools.slots[k].subs,
@@ -170,7 +169,7 @@ static void take_scalars(struct cfr_engine *eng, const struct cfr_engine *saved)
 	eng->flow.flows6 = mine.flow.flows6;
 	eng->flow.in_buckets = mine.flow.in_buckets;
 	eng->flow.out_buckets = mine.flow.out_buckets;
-	eng->frag.frags = mine.frag.frags;
+	eng->frag.slots = mine.frag.slots;
 	for (k = 0; k < CFR_POOL_SLOTS; k++)
 		eng->pools.slots[k].subs = mine.pools.slots[k].subs;
 	for (t = 0; t < 2; t++) {
@@ -180,10 +179,10 @@ static void take_scalars(struct cfr_engine *eng, const struct cfr_engine *saved)
 		eng->acct.subs[t].dirty = mine.acct.subs[t].dirty;
 	}
 	eng->acct.early = mine.acct.early;
-	eng->guard.guards = mine.guard.guards;
-	eng->guard.guard_buckets = mine.guard.guard_buckets;
+	eng->guard.entries = mine.guard.entries;
+	eng->guard.buckets = mine.guard.buckets;
 	eng->anon.pairs = mine.anon.pairs;
-	eng->anon.pair_buckets = mine.anon.pair_buckets;
+	eng->anon.buckets = mine.anon.buckets;
 	eng->memory = mine.memory;
 	eng->rng.used = CFR_RNG_BUF;
 }
@@ -207,10 +206,8 @@ struct cfr_engine *cfr_engine_from_state(const void *header, const char **why)
 		return NULL;
 	}
 	if (eng->flow.bucket_mask != h->eng.flow.bucket_mask ||
-	    eng->frag.frag_mask != h->eng.frag.frag_mask ||
-	    eng->acct.sub_mask != h->eng.acct.sub_mask ||
-	    eng->guard.guard_mask != h->eng.guard.guard_mask ||
-	    eng->anon.pair_mask != h->eng.anon.pair_mask)
+	    eng->frag.mask != h->eng.frag.mask || eng->acct.sub_mask != h->eng.acct.sub_mask ||
+	    eng->guard.mask != h->eng.guard.mask || eng->anon.mask != h->eng.anon.mask)
 		return refuse(eng, why,
 		              "the state's tables are not the size its configuration says");
 	if (take_slots(eng, &h->eng) != 0)
@@ -240,12 +237,12 @@ int cfr_engine_state_check(struct cfr_engine *eng, const char **why)
 
 	*why = "the state's indexes reach outside its tables";
 	if (eng->flow.free_head > flows || eng->flow.next_fresh == 0 ||
-	    eng->flow.next_fresh > flows + 1 || eng->anon.pair_free > flows ||
-	    eng->anon.pair_fresh == 0 || eng->anon.pair_fresh > flows + 1 ||
-	    eng->guard.guard_fresh == 0 || eng->guard.guard_fresh > subs + 1 ||
-	    eng->guard.guard_idle_head > subs || eng->guard.guard_idle_tail > subs ||
-	    eng->acct.cur_subs > 1 || eng->acct.early_head >= CFR_EARLY_QUEUE ||
-	    eng->acct.early_count > CFR_EARLY_QUEUE || !lru_ok(eng))
+	    eng->flow.next_fresh > flows + 1 || eng->anon.free_head > flows ||
+	    eng->anon.fresh == 0 || eng->anon.fresh > flows + 1 || eng->guard.fresh == 0 ||
+	    eng->guard.fresh > subs + 1 || eng->guard.idle_head > subs ||
+	    eng->guard.idle_tail > subs || eng->acct.cur_subs > 1 ||
+	    eng->acct.early_head >= CFR_EARLY_QUEUE || eng->acct.early_count > CFR_EARLY_QUEUE ||
+	    !lru_ok(eng))
 		return -EINVAL;
 	for (unsigned t = 0; t < 2; t++) {
 		const struct cfr_sub_table *tab = &eng->acct.subs[t];
