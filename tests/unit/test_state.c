@@ -75,6 +75,29 @@ static struct cfr_engine *image_give(const struct image *im)
 	return eng;
 }
 
+/*
+ * take_scalars() (state.c) gave <next> tables of its own: no table of
+ * <old>, which lives on in this process, is named anywhere in <next>. A
+ * pointer added to a module's state and to the regions but not to
+ * take_scalars() fails here.
+ */
+static void expect_own_tables(struct cfr_engine *old, const struct cfr_engine *next)
+{
+	struct cfr_state_region r[CFR_STATE_REGIONS_MAX];
+	unsigned n = cfr_engine_state_regions(old, r);
+
+	for (size_t off = 0; off + sizeof(void *) <= sizeof(*next); off += sizeof(void *)) {
+		void *p;
+
+		memcpy(&p, (const uint8_t *)next + off, sizeof(p));
+		for (unsigned i = 0; p && i < n; i++)
+			if (p == r[i].data)
+				fail_msg(
+				    "the new engine names the old one's region %u (offset %zu)", i,
+				    off);
+	}
+}
+
 static struct cfr_engine *hand_over(struct cfr_engine *eng)
 {
 	struct image im;
@@ -83,6 +106,7 @@ static struct cfr_engine *hand_over(struct cfr_engine *eng)
 	image_take(&im, eng);
 	next = image_give(&im);
 	image_free(&im);
+	expect_own_tables(eng, next);
 	return next;
 }
 
