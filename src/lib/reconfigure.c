@@ -336,12 +336,13 @@ struct cfr_reconfig *cfr_reconfig_new(const struct cfr_engine *eng,
                                       size_t why_size)
 {
 	struct cfr_reconfig *rc;
+	const char *invalid;
 	int ret;
 
 	if (why && why_size)
 		why[0] = '\0';
-	if (cfr_engine_config_check(cfg, NULL) != 0) {
-		refuse(why, why_size, "invalid engine configuration");
+	if (cfr_engine_config_check(cfg, &invalid) != 0) {
+		refuse(why, why_size, "invalid engine configuration: %s", invalid);
 		errno = EINVAL;
 		return NULL;
 	}
