@@ -133,6 +133,20 @@ static void check_key(struct cfrd_acct *a, uint64_t now)
 	a->key_fd = -1;
 }
 
+/* Hand the writer the reloads' configurations, in order, as many as it has room for. */
+static void take_reconfigs(struct cfrd_acct *a)
+{
+	unsigned k = 0;
+
+	while (k < a->n_reconfig &&
+	       cfr_recw_reconfigure(a->writer, &a->reconfig[k], a->reconfig_from[k]) == 0)
+		k++;
+	a->n_reconfig -= k;
+	memmove(a->reconfig, a->reconfig + k, a->n_reconfig * sizeof(a->reconfig[0]));
+	memmove(a->reconfig_from, a->reconfig_from + k,
+	        a->n_reconfig * sizeof(a->reconfig_from[0]));
+}
+
 /* One pass: copy under the engine lock, seal and write without it. */
 static unsigned writer_step(struct cfrd_acct *a, struct cfrd *d)
 {
@@ -144,9 +158,7 @@ static unsigned writer_step(struct cfrd_acct *a, struct cfrd *d)
 	left = cfr_recw_collect(a->writer, d->engine, now);
 	cfrd_engine_unlock(d);
 	pthread_mutex_lock(&a->lock);
-	if (a->reconfigured)
-		cfr_recw_reconfigure(a->writer, &a->reconfig, a->reconfig_from);
-	a->reconfigured = false;
+	take_reconfigs(a);
 	pthread_mutex_unlock(&a->lock);
 	cfr_recw_flush(a->writer, now, wall_ms());
 	pthread_mutex_lock(&a->lock);
@@ -237,16 +249,22 @@ bool cfrd_acct_drain(struct cfrd_acct *a, struct cfrd *d, uint64_t now_ms)
 	return writer_step(a, d) > 0;
 }
 
-void cfrd_acct_reconfigure(struct cfrd_acct *a, const struct cfr_engine_config *cfg,
-                           uint64_t from_epoch)
+int cfrd_acct_reconfigure(struct cfrd_acct *a, const struct cfr_engine_config *cfg,
+                          uint64_t from_epoch)
 {
+	int ret = 0;
+
 	if (!a->writer)
-		return;
+		return 0;
 	pthread_mutex_lock(&a->lock);
-	a->reconfig = *cfg;
-	a->reconfig_from = from_epoch;
-	a->reconfigured = true;
+	if (a->n_reconfig == CFR_RECW_CONFIGS) {
+		ret = -ENOSPC;
+	} else {
+		a->reconfig[a->n_reconfig] = *cfg;
+		a->reconfig_from[a->n_reconfig++] = from_epoch;
+	}
 	pthread_mutex_unlock(&a->lock);
+	return ret;
 }
 
 static void stop_writer(struct cfrd_acct *a)
@@ -273,8 +291,7 @@ void cfrd_acct_close(struct cfrd_acct *a, struct cfr_engine *eng, uint64_t now_m
 		cfr_engine_drain_records(eng, discard, NULL, UINT_MAX);
 		return;
 	}
-	if (a->reconfigured)
-		cfr_recw_reconfigure(a->writer, &a->reconfig, a->reconfig_from);
+	take_reconfigs(a);
 	cfr_recw_drain(a->writer, eng, UINT_MAX, now_ms, wall_ms());
 	s = cfr_recw_stats(a->writer);
 	log_info("records: %llu sealed in %llu epochs (%llu bytes, %llu journal items), %llu "

@@ -31,9 +31,10 @@ struct cfrd_acct {
 	pthread_cond_t wake;
 	bool stop;
 	struct cfr_recw_stats stats; /* the writer's, as of its last pass */
-	bool reconfigured;           /* a reload's configuration waits for the thread */
-	uint64_t reconfig_from;
-	struct cfr_engine_config reconfig;
+	/* Reloads' configurations waiting for the thread, oldest first. */
+	unsigned n_reconfig;
+	uint64_t reconfig_from[CFR_RECW_CONFIGS];
+	struct cfr_engine_config reconfig[CFR_RECW_CONFIGS];
 };
 
 /* Read the public key, open the records directory, apply retention. Before the sandbox. */
@@ -51,10 +52,11 @@ bool cfrd_acct_drain(struct cfrd_acct *a, struct cfrd *d, uint64_t now_ms);
  * A reload changes what allocations derive from (pools, ports, policies,
  * epoch length): records of epochs from <from_epoch> on go to segments
  * that say <cfg>. Call it under the engine lock, before the reload ends
- * the epoch, so that no record of the new epoch is taken before.
+ * the epoch, so that no record of the new epoch is taken before. -ENOSPC
+ * while CFR_RECW_CONFIGS changes wait already (the reload is refused).
  */
-void cfrd_acct_reconfigure(struct cfrd_acct *a, const struct cfr_engine_config *cfg,
-                           uint64_t from_epoch);
+int cfrd_acct_reconfigure(struct cfrd_acct *a, const struct cfr_engine_config *cfg,
+                          uint64_t from_epoch);
 
 /* Stop the thread, end the current epoch, seal every record, close the segment. */
 void cfrd_acct_close(struct cfrd_acct *a, struct cfr_engine *eng, uint64_t now_ms);

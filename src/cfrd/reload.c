@@ -336,8 +336,15 @@ struct json_object *cfrd_reload_run(struct cfrd *d, uint64_t now_ms)
 	 * allocations derive from, as cfr-lookup regenerates them: records of
 	 * the epoch this reload begins go to a segment naming the new ones.
 	 */
-	if ((changes & CFR_CHANGES_ROTATE) && writer)
-		cfrd_acct_reconfigure(d->acct, &cfg->engine, epoch + 1);
+	if ((changes & CFR_CHANGES_ROTATE) && writer &&
+	    cfrd_acct_reconfigure(d->acct, &cfg->engine, epoch + 1) < 0) {
+		cfrd_engine_unlock(d);
+		reply = refused("%s: %d configuration changes still wait for their first record "
+		                "to be sealed; try again after the next epoch",
+		                r->path, CFR_RECW_CONFIGS);
+		cfr_reconfig_free(rc);
+		goto out;
+	}
 	cfr_engine_reconfigure(d->engine, rc, now_ms);
 	d->anon_watch.percent = cfg->anon_warn_percent;
 	d->anon_watch.k = cfg->engine.anon_k;

@@ -193,9 +193,11 @@ void cfr_recw_journal_now(struct cfr_recw *w);
  * A reload changed what allocations derive from (pools, ports, policies,
  * epoch length): the blocks of epochs from <from_epoch> on go to segments
  * whose header says <cfg>. Call it before the engine ends the epoch.
+ * Up to CFR_RECW_CONFIGS wait for their epoch's first record; -ENOSPC beyond.
  */
-void cfr_recw_reconfigure(struct cfr_recw *w, const struct cfr_engine_config *cfg,
-                          uint64_t from_epoch);
+#define CFR_RECW_CONFIGS 8
+int cfr_recw_reconfigure(struct cfr_recw *w, const struct cfr_engine_config *cfg,
+                         uint64_t from_epoch);
 
 /* The operator's public key, for a writer that started without one. */
 void cfr_recw_set_key(struct cfr_recw *w, const uint8_t pk[CFR_KEY_BYTES]);

@@ -82,9 +82,16 @@ struct cfr_recw {
 
 	uint64_t degraded_since_ms, next_retry_ms;
 
-	/* A reload's configuration, for the segments of epochs from next_from on. */
-	uint64_t next_from;
-	struct cfr_engine_config next_cfg;
+	/*
+	 * Reloads' configurations, each for the segments of epochs from its
+	 * <from> on, oldest first. More than one can wait: two reloads in a
+	 * row before any record of the epoch between them was sealed.
+	 */
+	struct {
+		uint64_t from;
+		struct cfr_engine_config cfg;
+	} next[CFR_RECW_CONFIGS];
+	unsigned n_next;
 
 	int64_t wall_offset_ms; /* wall clock minus engine clock */
 	uint64_t now_wall_ms, now_mono_ms, next_retention_ms, last_sync_ms;
@@ -95,7 +102,7 @@ struct cfr_recw {
 	bool journal_busy;     /* a journal pass took less than there was */
 	bool journal_complete; /* a pass ended at journal_as_of */
 	bool restart_journal;  /* ask the engine for a snapshot of everyone */
-	bool degraded, next_pending, unsynced, sync_now;
+	bool degraded, unsynced, sync_now;
 
 	uint8_t buf[WBUF_SIZE];
 	/*
@@ -416,15 +423,22 @@ static int seal_stage(struct cfr_recw *w)
 			/* Records of a later epoch: the open one has had all of its own. */
 			end_block(w, true);
 		}
-		if (!w->in_block && w->next_pending && epoch >= w->next_from) {
+		if (!w->in_block && w->n_next > 0 && epoch >= w->next[0].from) {
+			/* The newest configuration this epoch is under (epochs without records were
+			 * skipped). */
+			unsigned k = 0;
+
+			while (k + 1 < w->n_next && epoch >= w->next[k + 1].from)
+				k++;
 			/* A segment header holds one configuration: a new one starts here. */
 			if (w->fd >= 0) {
 				close_segment(w);
 				if (w->degraded)
 					return -EIO;
 			}
-			set_config(w, &w->next_cfg);
-			w->next_pending = false;
+			set_config(w, &w->next[k].cfg);
+			w->n_next -= k + 1;
+			memmove(w->next, w->next + k + 1, w->n_next * sizeof(w->next[0]));
 		}
 		if (!w->in_block) {
 			if (w->fd < 0 && (ret = open_segment(w, &what)) < 0) {
@@ -625,12 +639,15 @@ void cfr_recw_journal_now(struct cfr_recw *w)
 	w->last_journal_ms = 0;
 }
 
-void cfr_recw_reconfigure(struct cfr_recw *w, const struct cfr_engine_config *cfg,
-                          uint64_t from_epoch)
+int cfr_recw_reconfigure(struct cfr_recw *w, const struct cfr_engine_config *cfg,
+                         uint64_t from_epoch)
 {
-	w->next_cfg = *cfg;
-	w->next_from = from_epoch;
-	w->next_pending = true;
+	if (w->n_next == CFR_RECW_CONFIGS)
+		return -ENOSPC;
+	w->next[w->n_next].cfg = *cfg;
+	w->next[w->n_next].from = from_epoch;
+	w->n_next++;
+	return 0;
 }
 
 void cfr_recw_set_key(struct cfr_recw *w, const uint8_t pk[CFR_KEY_BYTES])

@@ -916,7 +916,7 @@ static void journal_continues_across_segments(void **state)
  * epoch in a segment whose header has the new ports, and both epochs'
  * flows are answered.
  */
-static void reload_new_segment(void **state)
+static void reload_new_segment_with(void **state, bool pools)
 {
 	struct fixture *f = *state;
 	struct traffic tr = {0};
@@ -929,19 +929,23 @@ static void reload_new_segment(void **state)
 
 	open_writer(f, WALL0);
 	run_seconds(f, &tr, 1000, 3);
-	cfg2.port_min = 40000;
-	cfg2.port_max = 40999;
+	if (pools) {
+		assert_int_equal(cfr_prefix_parse("192.0.2.64/26", &cfg2.pool4[0]), 0);
+	} else {
+		cfg2.port_min = 40000;
+		cfg2.port_max = 40999;
+	}
 	rc = cfr_reconfig_new(f->eng, &cfg2, why, sizeof(why));
 	if (!rc)
 		fail_msg("reconfig: %s", why);
-	assert_true(cfr_reconfig_changes(rc) & CFR_CHANGE_PORTS);
+	assert_true(cfr_reconfig_changes(rc) & (pools ? CFR_CHANGE_POOLS : CFR_CHANGE_PORTS));
 	/* As cfrd does: the writer hears of it before the engine ends the epoch. */
 	cfr_recw_reconfigure(f->w, &cfg2, cfr_engine_stats(f->eng)->epoch + 1);
 	cfr_engine_reconfigure(f->eng, rc, 4000);
 	cfr_reconfig_free(rc);
 	before = tr.n;
 	run_seconds(f, &tr, 4000, 3);
-	for (unsigned i = before; i < tr.n; i++)
+	for (unsigned i = before; i < tr.n && !pools; i++)
 		assert_true(tr.flows[i].port >= 40000 && tr.flows[i].port <= 40999);
 	cfr_engine_epoch_rotate(f->eng, 8000);
 	cfr_recw_drain(f->w, f->eng, UINT32_MAX, 8000, WALL0 + 8000);
@@ -952,6 +956,59 @@ static void reload_new_segment(void **state)
 		segments += strstr(de->d_name, CFR_SEG_SUFFIX) != NULL;
 	closedir(d);
 	assert_int_equal(segments, 2);
+	expect_all_answered(f, &tr);
+}
+
+static void reload_new_segment(void **state)
+{
+	reload_new_segment_with(state, false);
+}
+
+static void reload_new_pool(void **state)
+{
+	reload_new_segment_with(state, true);
+}
+
+/* Reconfigure the engine and the writer as cfrd's reload does: the writer first. */
+static void reload_ports(struct fixture *f, uint16_t port_min, uint64_t t)
+{
+	struct cfr_engine_config cfg = f->cfg;
+	struct cfr_reconfig *rc;
+	char why[256];
+
+	cfg.port_min = port_min;
+	cfg.port_max = (uint16_t)(port_min + 999);
+	rc = cfr_reconfig_new(f->eng, &cfg, why, sizeof(why));
+	if (!rc)
+		fail_msg("reconfig: %s", why);
+	assert_int_equal(cfr_recw_reconfigure(f->w, &cfg, cfr_engine_stats(f->eng)->epoch + 1), 0);
+	cfr_engine_reconfigure(f->eng, rc, t);
+	cfr_reconfig_free(rc);
+	f->cfg = cfg;
+}
+
+/*
+ * Two reloads before the writer sealed anything of the epoch between them:
+ * that epoch's records still go to a segment naming its own configuration,
+ * not the second reload's (a writer that kept only the latest change put
+ * them under the configuration before both).
+ */
+static void reloads_in_a_row(void **state)
+{
+	struct fixture *f = *state;
+	struct traffic tr = {0};
+
+	open_writer(f, WALL0);
+	run_seconds(f, &tr, 1000, 2);
+	reload_ports(f, 40000, 3000);
+	open_flow(f, &tr, 4, 1, 3100);
+	open_flow(f, &tr, 6, 3, 3200);
+	reload_ports(f, 41000, 3500);
+	run_seconds(f, &tr, 4000, 2);
+	cfr_engine_epoch_rotate(f->eng, 7000);
+	cfr_recw_drain(f->w, f->eng, UINT32_MAX, 7000, WALL0 + 7000);
+	cfr_recw_free(f->w);
+	f->w = NULL;
 	expect_all_answered(f, &tr);
 }
 
@@ -1064,6 +1121,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(key_mode_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(journal_continues_across_segments, setup, teardown),
 	    cmocka_unit_test_setup_teardown(reload_new_segment, setup, teardown),
+	    cmocka_unit_test_setup_teardown(reload_new_pool, setup, teardown),
+	    cmocka_unit_test_setup_teardown(reloads_in_a_row, setup, teardown),
 	    cmocka_unit_test_setup_teardown(version1_readable, setup, teardown),
 	};
 
