@@ -1090,6 +1090,15 @@ unsigned cfrd_xdp_worker_fds(const struct cfrd_xdp_worker *xw, int *fds, unsigne
 	return n;
 }
 
+uint64_t cfrd_xdp_worker_received(const struct cfrd_xdp_worker *xw)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < xw->n_socks; i++)
+		n += atomic_load_explicit(&xw->socks[i].rx_frames, memory_order_relaxed);
+	return n;
+}
+
 void cfrd_xdp_stats(const struct cfrd_xdp *x, struct cfrd_xdp_stats *st)
 {
 	*st = (struct cfrd_xdp_stats){

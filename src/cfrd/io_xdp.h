@@ -76,4 +76,7 @@ bool cfrd_xdp_flush(struct cfrd_xdp_worker *xw);
 
 void cfrd_xdp_stats(const struct cfrd_xdp *x, struct cfrd_xdp_stats *st);
 
+/* Frames one worker's sockets received: its share of the fast path's load. */
+uint64_t cfrd_xdp_worker_received(const struct cfrd_xdp_worker *xw);
+
 #endif

@@ -310,6 +310,9 @@ struct json_object *cfrd_stats_build(const struct cfrd *d, struct cfrd_stats_sna
 			offload_drops += q->offload_drops;
 			csum_completed += q->checksums_completed;
 		}
+		/* And what it took from the fast path, which no TUN queue sees. */
+		if (d->workers[k].xdp)
+			packets += cfrd_xdp_worker_received(d->workers[k].xdp);
 		json_object_array_add(by_worker, json_object_new_uint64(packets));
 	}
 	add_u64(io, "read_errors", read_errors);
@@ -318,7 +321,7 @@ struct json_object *cfrd_stats_build(const struct cfrd *d, struct cfrd_stats_sna
 		json_object_object_add(io, "backend",
 		                       json_object_new_string(d->workers[0].io[0].backend->name));
 	add_u64(io, "workers", d->n_workers);
-	/* How the kernel spread the load over the queues: packets read by each worker. */
+	/* How the kernel spread the load: packets each worker read, on both paths. */
 	json_object_object_add(io, "packets_by_worker", by_worker);
 	add_u64(io, "offload_drops", offload_drops);
 	add_u64(io, "checksums_completed", csum_completed);
