@@ -1,0 +1,196 @@
+#!/bin/bash
+# tests/net/multigw.sh: two gateways, each cfrd with its own slice of the
+# pools announced over BGP by BIRD (lab/multigw.sh). Every subscriber reaches
+# the front door over IPv4 and IPv6 from its gateway's slice; cfr-core routes
+# each slice to its gateway; kill -9 of one cfrd withdraws its slice and its
+# subscribers are served by the other within 10 s (the time is measured and
+# printed); cfr-lookup names subscribers from both gateways' records; a BIRD
+# that is misconfigured or stopped leaves the gateway's cfrd running and its
+# subscribers served. The front door never sees a subscriber address.
+#
+#  cfr-sub1,3 --+            +-- cfr-gw1 (cfrd, slice 1, BIRD) --+
+#               +-- cfr-acc -+                                    +-- cfr-core -- cfr-fd
+#  cfr-sub2,4 --+   (BIRD)   +-- cfr-gw2 (cfrd, slice 2, BIRD) --+    (BIRD)     (capture)
+set -eu
+# shellcheck source=lab/lib.sh
+. "$(dirname "$0")/../../lab/lib.sh"
+# shellcheck source=lab/multigw.sh
+. "$LAB_DIR/multigw.sh"
+
+[ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
+test_requires ip tcpdump nginx openssl curl flock bird birdc
+[ -x "$PY" ] || skip "$PY missing"
+if [ ! -x "$CFRD" ] || [ ! -x "$CFRCTL" ]; then skip "build/cfrd or build/cfrctl missing: run make"; fi
+LOOKUP=$LAB_ROOT/build/cfr-lookup
+[ -x "$LOOKUP" ] || skip "build/cfr-lookup missing: run make"
+# Of cfr-lab, which the lab's helpers above use.
+pid_running() { [ -f "$1" ] && alive "$(cat "$1")"; }
+wait_for() {
+	local tries=$1 delay=$2
+	shift 2
+	for _ in $(seq "$tries"); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep "$delay"
+	done
+	return 1
+}
+# since T0: seconds from T0 (date +%s.%N) to now, two decimals.
+since() { awk -v a="$(date +%s.%N)" -v b="$1" 'BEGIN { printf "%.2f", a - b }'; }
+
+N=2 M=4
+lab_lock
+TEST_LAB_UP=1
+trap _test_cleanup EXIT
+trap 'exit 1' INT TERM
+"$LAB_DIR/cfr-lab" up --gateways $N --subscribers $M >"/tmp/cfr-lab-up.$$.log" 2>&1 9<&- || {
+	cat "/tmp/cfr-lab-up.$$.log"
+	rm -f "/tmp/cfr-lab-up.$$.log"
+	fail "lab/cfr-lab up --gateways $N failed"
+}
+rm -f "/tmp/cfr-lab-up.$$.log"
+capture_start "$TEST_NAME" || fail "cannot capture on cfr-fd"
+
+# slice_of ADDR: the gateway whose slice holds ADDR (0: none).
+slice_of() {
+	local k s4 s6
+	for k in $(seq $N); do
+		read -r s4 s6 <"$LAB_RUN/gw$k/slice"
+		if in_net "$1" "$s4" 2>/dev/null || in_net "$1" "$s6" 2>/dev/null; then
+			echo "$k"
+			return
+		fi
+	done
+	echo 0
+}
+# home I: subscriber I's own gateway (lab/multigw.sh: (I-1) mod N + 1).
+home() { echo $((($1 - 1) % N + 1)); }
+other() { echo $(($1 % N + 1)); }
+
+# served I FAM TAG: one UDP datagram "TAG.0" from subscriber I echoed back
+# (1 s); prints the gateway whose slice it left from.
+served() {
+	local dst=$SVC4 a
+	[ "$2" = 4 ] || dst=$SVC6
+	udp_convo "sub$1" "$dst" "$3" 0.1 0 >/dev/null 2>&1 || return 1
+	a=$(udp_alias "$3") || return 1
+	slice_of "${a% *}"
+}
+
+# 1. Everyone, both families, HTTPS and UDP, from the own gateway's slice.
+for i in $(seq $M); do
+	for fam in 4 6; do
+		g=$(served "$i" "$fam" "s$i-v$fam") || fail "sub$i: no UDP echo over IPv$fam"
+		[ "$g" = "$(home "$i")" ] || fail "sub$i IPv$fam left from gateway $g's slice, not gw$(home "$i")'s"
+		dst=$SVC4
+		[ "$fam" = 4 ] || dst="[$SVC6]"
+		nsx "sub$i" curl -sk --max-time 5 -o /dev/null "https://$dst/?sub$i" || fail "sub$i: HTTPS over IPv$fam failed"
+	done
+	ok "sub$i: UDP and HTTPS over IPv4 and IPv6 through gw$(home "$i"), alias in its slice"
+done
+mg_core_has $N || fail "cfr-core does not route every slice to its gateway"
+for k in $(seq $N); do
+	read -r s4 s6 <"$LAB_RUN/gw$k/slice"
+	ok "cfr-core: $(nsx core ip route show "$s4" | head -1); $(nsx core ip -6 route show "$s6" | head -1 | awk '{print $1, $2, $3}')"
+done
+
+# 2. Accountability from both gateways: one HTTPS connection each from sub1
+# (gw1) and sub2 (gw2), taken from the front door's capture the way an abuse
+# desk would, answered by cfr-lookup from that gateway's records directory.
+declare -a FLOWS=()
+for i in 1 2; do
+	nsx "sub$i" curl -sk --max-time 5 -o /dev/null "https://$SVC4/lookup-$i" || fail "sub$i: curl failed"
+	line=$(tcpdump -nn -tt -r "$LAB_RUN/$TEST_NAME.pcap" 'tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn' 2>/dev/null |
+		tail -1 | awk '{ split($3, a, "."); port = a[length(a)]; print $1, substr($3, 1, length($3) - length(port) - 1), port }')
+	[ -n "$line" ] || fail "no SYN from sub$i in the capture"
+	FLOWS+=("$line $i")
+done
+for k in $(seq $N); do
+	nsx "gw$k" "$CFRCTL" -s "$LAB_RUN/gw$k/cfrd.sock" epoch rotate >/dev/null || fail "gw$k: epoch rotate failed"
+done
+for f in "${FLOWS[@]}"; do
+	# shellcheck disable=SC2086 # fields on purpose
+	set -- $f
+	k=$(slice_of "$2")
+	for _ in $(seq 20); do
+		out=$("$LOOKUP" -k "$LAB_RUN/acct.key" -d "$LAB_RUN/gw$k/records" --time "$1" --alias "$2" \
+			--port "$3" --remote "$SVC4" --tolerance 2 --proto tcp --json 2>/dev/null) && break
+		sleep 0.2
+	done
+	who=$(echo "$out" | "$PY" -c 'import json,sys; print(" ".join(sorted({m["subscriber"] for m in json.load(sys.stdin)["matches"]})))' 2>/dev/null) || who=""
+	[ "$who" = "100.64.$4.2" ] || fail "complaint $2:$3 (gw$k's slice): expected 100.64.$4.2, cfr-lookup said '$who'"
+	ok "complaint $2 port $3 -> gw$k's records -> $who"
+done
+
+# 3. kill -9 of gw2's cfrd: its slice leaves cfr-core, its subscribers are
+# served from gw1's slice; gw1's keep gw1. Bounded: 10 s, probes of 1 s.
+read -r s4 s6 <"$LAB_RUN/gw2/slice"
+t0=$(date +%s.%N)
+kill -KILL "$(cat "$LAB_RUN/gw2/cfrd.pid")"
+withdrawn="" first=""
+# Time to the withdrawal (cfr-core's kernel table) and to the first fresh
+# flow of sub2 (gw2's) served from gw1's slice: probes of 0.1 s, 10 s at most.
+for try in $(seq 100); do
+	if [ -z "$withdrawn" ] && ! nsx core ip route show "$s4" | grep -q via &&
+		! nsx core ip -6 route show "$s6" | grep -q via; then
+		withdrawn=$(since "$t0")
+	fi
+	if [ -z "$first" ] && udp_convo sub2 "$SVC4" "f$try" 0.05 0 >/dev/null 2>&1; then
+		first=$(since "$t0")
+	fi
+	[ -z "$withdrawn" ] || [ -z "$first" ] || break
+	[ "$(since "$t0" | cut -d. -f1)" -lt 10 ] || break
+	sleep 0.05
+done
+[ -n "$withdrawn" ] || fail "gw2's slice still in cfr-core's table 10 s after kill -9"
+[ -n "$first" ] || fail "sub2 not served within 10 s of gw2's kill -9"
+# Then every subscriber, both families, fresh flows, all from gw1's slice.
+for i in $(seq $M); do
+	for fam in 4 6; do
+		g=$(served "$i" "$fam" "after-s$i-v$fam") || fail "sub$i: no echo over IPv$fam after the failover"
+		[ "$g" = 1 ] || fail "sub$i IPv$fam left from gw$g's slice after gw2 died"
+	done
+done
+all=$(since "$t0")
+ok "kill -9 of gw2's cfrd: slice withdrawn from cfr-core after $withdrawn s; sub2 served from gw1's slice after $first s; all $M subscribers checked on both families by $all s"
+echo "FAILOVER withdrawn=$withdrawn first=$first all_checked=$all"
+
+# gw2 back: its routes return, and with them its subscribers.
+mg_cfrd_start 2
+wait_for 50 0.2 mg_core_has $N || fail "gw2's slice did not come back to cfr-core"
+wait_for 50 0.2 mg_acc_has $N || fail "gw2's default did not come back to cfr-acc"
+g=$(served 2 4 back-s2) || fail "sub2: no echo after gw2's return"
+[ "$g" = 2 ] || fail "sub2 not back on gw2 (slice of gw$g)"
+ok "cfrd on gw2 restarted: slice announced again, sub2 back on gw2"
+
+# 4. A misconfigured routing daemon: a reload with a broken configuration is
+# refused, BIRD keeps the last good one, and gw2 keeps forwarding.
+cp "$LAB_RUN/gw2/bird.conf" "$LAB_RUN/gw2/bird.conf.good"
+echo "protocol bgp broken { neighbor 192.0.2.999 as 1; }" >>"$LAB_RUN/gw2/bird.conf"
+err=$(mg_birdc gw2 configure 2>&1 | grep -v -e '^BIRD.*ready' -e '^Reading configuration' | head -1)
+ok "broken BIRD config on gw2 says: $err"
+mv "$LAB_RUN/gw2/bird.conf.good" "$LAB_RUN/gw2/bird.conf"
+mg_core_has $N || fail "the refused reload withdrew a slice"
+g=$(served 2 6 misconf-s2) || fail "sub2: no echo with gw2's BIRD misconfigured"
+[ "$g" = 2 ] || fail "sub2 moved off gw2 though only a reload failed"
+ok "gw2 keeps forwarding after the refused reload"
+
+# A stopped routing daemon: its sessions close, cfr-core and cfr-acc drop gw2
+# at once; cfrd on gw2 keeps running (and forwarding whatever still reaches
+# it); its subscribers are served by gw1.
+t0=$(date +%s.%N)
+kill -TERM "$(cat "$LAB_RUN/gw2/bird.pid")"
+for t in $(seq 50); do
+	g=$(served 2 4 "stop$t-s2") && [ "$g" = 1 ] && break
+	g=""
+done
+[ "$g" = 1 ] || fail "sub2 not served through gw1 after gw2's BIRD stopped"
+ok "BIRD on gw2 stopped: sub2 served by gw1 after $(since "$t0") s"
+pid_running "$LAB_RUN/gw2/cfrd.pid" || fail "cfrd on gw2 stopped with its BIRD"
+line=$("$LAB_DIR/cfr-lab" status 9<&- | grep '^gw2:')
+ok "cfr-lab status: $line"
+echo "$line" | grep -q 'cfrd running, BIRD NOT running' || fail "status does not say what is wrong"
+nsx gw2 "$CFRCTL" -s "$LAB_RUN/gw2/cfrd.sock" stats >/dev/null || fail "cfrd on gw2 no longer answers"
+
+capture_stop "$TEST_NAME"
+test_leak_check
+echo "PASS $TEST_NAME"
