@@ -268,7 +268,7 @@ struct json_object *cfrd_stats_build(const struct cfrd *d, struct cfrd_stats_sna
 	const struct cfr_stats *s = &snap->engine;
 	const struct cfr_engine_config *cfg = d->reload ? &d->reload->cfg.engine : NULL;
 	struct json_object *obj = json_object_new_object();
-	struct json_object *io, *by_worker;
+	struct json_object *io, *by_worker, *xdp_by_worker = NULL;
 	uint64_t read_errors = 0, write_errors = 0, offload_drops = 0, csum_completed = 0;
 
 	if (obj == NULL)
@@ -294,6 +294,8 @@ struct json_object *cfrd_stats_build(const struct cfrd *d, struct cfrd_stats_sna
 		json_object_put(by_worker);
 		return obj;
 	}
+	if (d->xdp)
+		xdp_by_worker = json_object_new_array();
 	/*
 	 * One total over every queue of the main tun and of every line device:
 	 * the workers' own counters, atomics that need no engine lock.
@@ -310,10 +312,12 @@ struct json_object *cfrd_stats_build(const struct cfrd *d, struct cfrd_stats_sna
 			offload_drops += q->offload_drops;
 			csum_completed += q->checksums_completed;
 		}
-		/* And what it took from the fast path, which no TUN queue sees. */
-		if (d->workers[k].xdp)
-			packets += cfrd_xdp_worker_received(d->workers[k].xdp);
 		json_object_array_add(by_worker, json_object_new_uint64(packets));
+		/* What it took from the fast path, which no TUN queue sees. */
+		if (xdp_by_worker && d->workers[k].xdp)
+			json_object_array_add(
+			    xdp_by_worker,
+			    json_object_new_uint64(cfrd_xdp_worker_received(d->workers[k].xdp)));
 	}
 	add_u64(io, "read_errors", read_errors);
 	add_u64(io, "write_errors", write_errors);
@@ -321,12 +325,19 @@ struct json_object *cfrd_stats_build(const struct cfrd *d, struct cfrd_stats_sna
 		json_object_object_add(io, "backend",
 		                       json_object_new_string(d->workers[0].io[0].backend->name));
 	add_u64(io, "workers", d->n_workers);
-	/* How the kernel spread the load: packets each worker read, on both paths. */
+	/* How the kernel spread the load over the queues: packets read by each worker. */
 	json_object_object_add(io, "packets_by_worker", by_worker);
 	add_u64(io, "offload_drops", offload_drops);
 	add_u64(io, "checksums_completed", csum_completed);
-	if (d->xdp)
-		json_object_object_add(io, "xdp", xdp_json(d->xdp));
+	if (d->xdp) {
+		struct json_object *x = xdp_json(d->xdp);
+
+		if (x != NULL)
+			json_object_object_add(x, "rx_by_worker", xdp_by_worker);
+		else
+			json_object_put(xdp_by_worker);
+		json_object_object_add(io, "xdp", x);
+	}
 	json_object_object_add(obj, "io", io);
 	return obj;
 }

@@ -85,7 +85,8 @@ static void test_unmapped_and_hostile_strings(void **state)
 	assert_non_null(strstr(t, "cfr_dropped_packets_total{reason=\"no_flow\"} 2\n"));
 	assert_non_null(strstr(t, "cfr_build_info{version=\"1.0evilx\"} 1\n"));
 	assert_null(strstr(t, "cfr_io_info"));
-	assert_non_null(strstr(t, "cfr_worker_packets_received_total{worker=\"1\"} 6\n"));
+	assert_non_null(
+	    strstr(t, "cfr_worker_packets_received_total{worker=\"1\",path=\"tun\"} 6\n"));
 	assert_non_null(strstr(t, "cfr_accounting_enabled 1\n"));
 	assert_non_null(strstr(t, "cfr_records_sealed_total 4\n"));
 	assert_non_null(strstr(t, "\ncfr_up 1\n"));
@@ -127,7 +128,7 @@ static void test_load_and_pools(void **state)
 	    "\"accounting\":{\"write_lag_s\":1},"
 	    "\"pools\":{\"ipv4\":{\"prefixes\":1,\"prefixes_draining\":0,\"addresses\":64,"
 	    "\"ports\":4194304},\"ipv6\":{\"prefixes\":2,\"prefixes_draining\":1}},"
-	    "\"io\":{\"xdp\":{\"tx_bytes\":700}}}",
+	    "\"io\":{\"xdp\":{\"tx_bytes\":700,\"rx_by_worker\":[3,4]}}}",
 	    &unmapped);
 
 	(void)state;
@@ -142,6 +143,8 @@ static void test_load_and_pools(void **state)
 	assert_non_null(strstr(t, "cfr_pool_addresses{family=\"ipv4\"} 64\n"));
 	assert_non_null(strstr(t, "cfr_pool_ports{family=\"ipv4\"} 4194304\n"));
 	assert_non_null(strstr(t, "cfr_xdp_sent_bytes_total 700\n"));
+	assert_non_null(
+	    strstr(t, "cfr_worker_packets_received_total{worker=\"1\",path=\"xdp\"} 4\n"));
 }
 
 int main(void)

@@ -418,23 +418,35 @@ static void pools(struct ctx *c)
 	}
 }
 
+/* Each worker's load by path: its TUN reads, and with [xdp] its fast-path frames. */
 static void workers(struct ctx *c)
 {
-	struct json_object *a = get(c->root, "io.packets_by_worker");
-	size_t n = a && json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+	static const char *const paths[][2] = {{"io.packets_by_worker", "tun"},
+	                                       {"io.xdp.rx_by_worker", "xdp"}};
+	bool named = false;
 
-	if (n == 0)
-		return;
-	family(c, "cfr_worker_packets_received_total", "counter",
-	       "Packets each worker read (how the kernel spread the load over the queues).");
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *v = json_object_array_get_idx(a, i);
+	for (size_t p = 0; p < ARRAY_SIZE(paths); p++) {
+		struct json_object *a = get(c->root, paths[p][0]);
+		size_t n =
+		    a && json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
 
-		if (!is_number(v))
-			continue;
-		take(c, v);
-		put(c->out, "cfr_worker_packets_received_total{worker=\"%zu\"} %" PRIu64 "\n", i,
-		    json_object_get_uint64(v));
+		if (n > 0 && !named) {
+			family(
+			    c, "cfr_worker_packets_received_total", "counter",
+			    "Packets each worker read, by path (how the kernel spread the load).");
+			named = true;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct json_object *v = json_object_array_get_idx(a, i);
+
+			if (!is_number(v))
+				continue;
+			take(c, v);
+			put(c->out,
+			    "cfr_worker_packets_received_total{worker=\"%zu\",path=\"%s\"} %" PRIu64
+			    "\n",
+			    i, paths[p][1], json_object_get_uint64(v));
+		}
 	}
 }
 
