@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -32,6 +33,9 @@
 #define TICK_MS 100
 /* Without a writer: about a millisecond of work per control loop iteration. */
 #define RECORDS_PER_ITERATION 512
+/* How long ending an epoch on request waits for the writer to take the last one's records: 3 s. */
+#define SETTLE_WAIT_MS 20
+#define SETTLE_TRIES   150
 
 static uint64_t wall_ms(void)
 {
@@ -306,6 +310,22 @@ void cfrd_acct_close(struct cfrd_acct *a, struct cfr_engine *eng, uint64_t now_m
 		close(a->key_fd);
 	a->key_fd = -1;
 	pthread_mutex_destroy(&a->lock);
+}
+
+bool cfrd_acct_lock_settled(struct cfrd *d)
+{
+	bool writer = d->acct != NULL && d->acct->writer != NULL;
+
+	for (unsigned tries = 0; !writer || tries < SETTLE_TRIES; tries++) {
+		cfrd_engine_lock(d);
+		if (cfr_engine_drain_records(d->engine, discard, NULL,
+		                             writer ? 0 : RECORDS_PER_ITERATION) == 0)
+			return true;
+		cfrd_engine_unlock(d);
+		if (writer)
+			poll(NULL, 0, SETTLE_WAIT_MS);
+	}
+	return false;
 }
 
 void cfrd_acct_pause(struct cfrd_acct *a, struct cfrd *d)

@@ -62,6 +62,16 @@ int cfrd_acct_reconfigure(struct cfrd_acct *a, const struct cfr_engine_config *c
 void cfrd_acct_close(struct cfrd_acct *a, struct cfr_engine *eng, uint64_t now_ms);
 
 /*
+ * Take the engine lock once the ended epoch's records are all out of the
+ * engine, so that ending another epoch now (a reload, cfrctl epoch rotate)
+ * loses none of them (records_lost): with [accounting] the writer thread
+ * takes them within a tick, waited for a lock hold at a time, up to 3 s;
+ * without, they are thrown away here. False, unlocked, if the writer did
+ * not catch up (degraded).
+ */
+bool cfrd_acct_lock_settled(struct cfrd *d);
+
+/*
  * A handover (handover.c), once no packet moves: stop the thread and write
  * the journal up to now. Then either cfrd_acct_release() (the new cfrd took
  * the engine: the epoch goes on there) or cfrd_acct_close() (it did not).

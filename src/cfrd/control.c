@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "acct.h"
 #include "log.h"
 #include "reload.h"
 #include "stats.h"
@@ -37,6 +38,16 @@ struct command {
 	bool takes_arg, locks_itself;
 };
 
+static struct json_object *error_reply(const char *msg)
+{
+	struct json_object *obj = json_object_new_object();
+
+	if (obj == NULL)
+		return NULL;
+	json_object_object_add(obj, "error", json_object_new_string(msg));
+	return obj;
+}
+
 static struct json_object *cmd_stats(struct cfrd *d, const char *arg, uint64_t now_ms)
 {
 	(void)arg;
@@ -51,10 +62,18 @@ static struct json_object *cmd_epoch_rotate(struct cfrd *d, const char *arg, uin
 	(void)arg;
 	if (obj == NULL)
 		return NULL;
+	/* Two endings within a writer tick would lose the first one's records. */
+	if (!cfrd_acct_lock_settled(d)) {
+		json_object_put(obj);
+		return error_reply(
+		    "the last epoch's records still wait to be sealed (is accounting "
+		    "degraded? see cfrctl stats); try again");
+	}
 	cfr_engine_epoch_rotate(d->engine, now_ms);
-	log_info("privacy epoch rotated on request");
 	json_object_object_add(obj, "epoch",
 	                       json_object_new_uint64(cfr_engine_stats(d->engine)->epoch));
+	cfrd_engine_unlock(d);
+	log_info("privacy epoch rotated on request");
 	return obj;
 }
 
@@ -117,7 +136,7 @@ static struct json_object *cmd_pools(struct cfrd *d, const char *arg, uint64_t n
 static const struct command commands[] = {
     /* Copies under the lock and builds its reply after (stats.c). */
     {"stats", cmd_stats, false, true},
-    {"epoch rotate", cmd_epoch_rotate, false, false},
+    {"epoch rotate", cmd_epoch_rotate, false, true},
     {"pools", cmd_pools, false, false},
     {"reload", cmd_reload, false, true},
     {"guard", cmd_guard, true, false},
@@ -245,16 +264,6 @@ unsigned cfrd_control_poll_fill(const struct cfrd_control *ctl, struct pollfd *p
 			pfd[n++] = (struct pollfd){.fd = ctl->clients[i].fd, .events = POLLIN};
 	}
 	return n;
-}
-
-static struct json_object *error_reply(const char *msg)
-{
-	struct json_object *obj = json_object_new_object();
-
-	if (obj == NULL)
-		return NULL;
-	json_object_object_add(obj, "error", json_object_new_string(msg));
-	return obj;
 }
 
 static struct json_object *dispatch(const char *line, struct cfrd *d, uint64_t now_ms)

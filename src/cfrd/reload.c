@@ -46,11 +46,6 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Records handed over per lock hold when they are thrown away: about a millisecond. */
-#define DISCARD_BATCH 512
-/* How long a reload that ends the epoch waits for the records writer: 3 s. */
-#define SETTLE_WAIT_MS 20
-#define SETTLE_TRIES   150
 /* --install-guard waits this long for cfrd's answer. */
 #define ASK_TIMEOUT_S 5
 
@@ -202,34 +197,6 @@ __attribute__((format(printf, 1, 2))) static struct json_object *refused(const c
 	return error_reply(line);
 }
 
-static void discard(void *ctx, const struct cfr_epoch_record *rec)
-{
-	(void)ctx;
-	(void)rec;
-}
-
-/*
- * A reload that ends the epoch must not end it while the last one's
- * records still wait in the engine: they would be lost (records_lost).
- * With [accounting] the writer thread takes them within a tick; wait for
- * it, a lock hold at a time. Without, they are thrown away here, as the
- * control loop would. Returns with the engine locked and nothing waiting,
- * or false (unlocked) if the writer did not catch up in time (degraded).
- */
-static bool lock_settled(struct cfrd *d, bool writer)
-{
-	for (unsigned tries = 0; !writer || tries < SETTLE_TRIES; tries++) {
-		cfrd_engine_lock(d);
-		if (cfr_engine_drain_records(d->engine, discard, NULL,
-		                             writer ? 0 : DISCARD_BATCH) == 0)
-			return true;
-		cfrd_engine_unlock(d);
-		if (writer)
-			poll(NULL, 0, SETTLE_WAIT_MS);
-	}
-	return false;
-}
-
 static void guard_check(struct cfrd_reload *r, const struct cfrd_config *cfg,
                         struct json_object *warnings)
 {
@@ -307,23 +274,9 @@ struct json_object *cfrd_reload_run(struct cfrd *d, uint64_t now_ms)
 		goto out;
 	}
 
-	/*
-	 * With records kept, a reload that ends the epoch lost the ended epoch's
-	 * attribution in 2 of 3 lab runs (tests/net/reload.sh: a complaint from
-	 * just before the reload named nobody). Until the hand-over of that
-	 * epoch's records to the old segment is understood, such a change needs
-	 * a restart, which seals the epoch whole.
-	 */
-	if ((changes & CFR_CHANGES_ROTATE) && writer) {
-		reply = refused("%s: with [accounting] records kept, a change of pools, ports, "
-		                "policies or epoch length needs a restart",
-		                r->path);
-		cfr_reconfig_free(rc);
-		goto out;
-	}
 	if (!(changes & CFR_CHANGES_ROTATE)) {
 		cfrd_engine_lock(d);
-	} else if (!lock_settled(d, writer)) {
+	} else if (!cfrd_acct_lock_settled(d)) {
 		reply = refused("%s: the records of the last epoch are still waiting to be sealed "
 		                "(is accounting degraded? see cfrctl stats); try again",
 		                r->path);
