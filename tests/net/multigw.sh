@@ -107,18 +107,22 @@ done
 for k in $(seq $N); do
 	nsx "gw$k" "$CFRCTL" -s "$LAB_RUN/gw$k/cfrd.sock" epoch rotate >/dev/null || fail "gw$k: epoch rotate failed"
 done
+# One cfr-lookup over both gateways' records (-d repeated): each complaint
+# names its subscriber, found in the records of the gateway whose slice holds
+# the alias.
 for f in "${FLOWS[@]}"; do
 	# shellcheck disable=SC2086 # fields on purpose
 	set -- $f
 	k=$(slice_of "$2")
 	for _ in $(seq 20); do
-		out=$("$LOOKUP" -k "$LAB_RUN/acct.key" -d "$LAB_RUN/gw$k/records" --time "$1" --alias "$2" \
-			--port "$3" --remote "$SVC4" --tolerance 2 --proto tcp --json 2>/dev/null) && break
+		out=$("$LOOKUP" -k "$LAB_RUN/acct.key" -d "$LAB_RUN/gw1/records" -d "$LAB_RUN/gw2/records" \
+			--time "$1" --alias "$2" --port "$3" --remote "$SVC4" --tolerance 2 --proto tcp --json 2>/dev/null) && break
 		sleep 0.2
 	done
-	who=$(echo "$out" | "$PY" -c 'import json,sys; print(" ".join(sorted({m["subscriber"] for m in json.load(sys.stdin)["matches"]})))' 2>/dev/null) || who=""
-	[ "$who" = "100.64.$4.2" ] || fail "complaint $2:$3 (gw$k's slice): expected 100.64.$4.2, cfr-lookup said '$who'"
-	ok "complaint $2 port $3 -> gw$k's records -> $who"
+	who=$(echo "$out" | "$PY" -c 'import json,sys; m = json.load(sys.stdin)["matches"]; print(" ".join(sorted({x["subscriber"] + "@" + x["records"] for x in m})))' 2>/dev/null) || who=""
+	[ "$who" = "100.64.$4.2@$LAB_RUN/gw$k/records" ] ||
+		fail "complaint $2:$3 (gw$k's slice): expected 100.64.$4.2 in gw$k's records, cfr-lookup said '$who'"
+	ok "complaint $2 port $3 -> cfr-lookup over both gateways' records -> $who"
 done
 
 # 3. kill -9 of gw2's cfrd: its slice leaves cfr-core, its subscribers are

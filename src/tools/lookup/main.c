@@ -32,7 +32,8 @@ static const char usage_text[] =
     "sealed accountability records.\n"
     "\n"
     "  -k, --key FILE        private key (from cfr-keygen)\n"
-    "  -d, --records DIR     records directory (cfrd.conf [accounting] records)\n"
+    "  -d, --records DIR     records directory (cfrd.conf [accounting] records);\n"
+    "                        repeat it for several gateways' directories\n"
     "  -a, --alias ADDRESS   the source address the front door saw (IPv4 or IPv6)\n"
     "  -p, --port PORT       the source port it saw (the identifier, for ICMP echo)\n"
     "  -t, --time TIME       when the flow began: ISO 8601 with Z or an offset\n"
@@ -50,8 +51,13 @@ static const char usage_text[] =
     "Exit status: 0 match, 1 no match, 3 no match but some records covering the\n"
     "time were unreadable, 2 error. See cfr-lookup(8).\n";
 
+/* Records directories one lookup reads: one per gateway (docs/scale-out.md). */
+#define MAX_DIRS 64
+
 struct options {
-	const char *key, *dir, *alias, *remote, *time, *proto;
+	const char *key, *alias, *remote, *time, *proto;
+	const char *dirs[MAX_DIRS];
+	size_t n_dirs;
 	double tolerance, flow_age;
 	uint16_t port;
 	bool have_port, json;
@@ -151,7 +157,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			o->key = optarg;
 			break;
 		case 'd':
-			o->dir = optarg;
+			if (o->n_dirs == MAX_DIRS)
+				return usage_error("--records: at most %d directories", MAX_DIRS);
+			o->dirs[o->n_dirs++] = optarg;
 			break;
 		case 'a':
 			o->alias = optarg;
@@ -202,7 +210,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	}
 	if (optind != argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (!o->key || !o->dir || !o->alias || !o->have_port || !o->time)
+	if (!o->key || !o->n_dirs || !o->alias || !o->have_port || !o->time)
 		return usage_error("%s",
 		                   "--key, --records, --alias, --port and --time are required");
 	return 0;
@@ -232,7 +240,7 @@ static void format_subscriber(const struct lookup_candidate *c, char *out, size_
 }
 
 static void print_json(const struct options *o, const struct lookup_query *q,
-                       const struct lookup_result *res, double secs)
+                       const struct lookup_result *res, const char *const *dirs, double secs)
 {
 	struct json_object *root = json_object_new_object(), *cands = json_object_new_array();
 	struct json_object *warns = json_object_new_array(), *complaint = json_object_new_object();
@@ -262,6 +270,7 @@ static void print_json(const struct options *o, const struct lookup_query *q,
 		format_time(c->to_ms, buf, sizeof(buf));
 		json_object_object_add(j, "drawn_to", json_object_new_string(buf));
 		json_object_object_add(j, "segment", json_object_new_string(c->segment));
+		json_object_object_add(j, "records", json_object_new_string(dirs[i]));
 		json_object_array_add(cands, j);
 	}
 	json_object_object_add(root, "subscribers", json_object_new_uint64(res->n_subscribers));
@@ -281,7 +290,7 @@ static void print_json(const struct options *o, const struct lookup_query *q,
 }
 
 static void print_text(const struct options *o, const struct lookup_query *q,
-                       const struct lookup_result *res, double secs)
+                       const struct lookup_result *res, const char *const *dirs, double secs)
 {
 	char from[64], to[64], sub[64];
 
@@ -303,16 +312,65 @@ static void print_text(const struct options *o, const struct lookup_query *q,
 		format_subscriber(c, sub, sizeof(sub));
 		format_time(c->from_ms, from, sizeof(from));
 		format_time(c->to_ms, to, sizeof(to));
-		printf("  %s  epoch %llu, allocation %u, drawn in [%s, %s] (%s)\n", sub,
-		       (unsigned long long)c->epoch, c->counter, from, to, c->segment);
+		printf("  %s  epoch %llu, allocation %u, drawn in [%s, %s] (%s%s%s)\n", sub,
+		       (unsigned long long)c->epoch, c->counter, from, to,
+		       o->n_dirs > 1 ? dirs[i] : "", o->n_dirs > 1 ? "/" : "", c->segment);
 	}
+}
+
+/*
+ * Add <part>, the answer from the records directory <dir>, to <all>, and
+ * <dir> to <dirs> once per candidate: a subscriber found in two gateways'
+ * records counts once. Takes <part>'s warnings. 0 or -ENOMEM.
+ */
+static int merge_result(struct lookup_result *all, struct lookup_result *part, const char *dir,
+                        const char ***dirs)
+{
+	size_t n = all->n_cand + part->n_cand, w = all->n_warnings + part->n_warnings;
+	struct lookup_candidate *cand = realloc(all->cand, (n ? n : 1) * sizeof(*cand));
+	const char **d;
+	char **warn;
+
+	if (!cand)
+		return -ENOMEM;
+	all->cand = cand;
+	all->cap_cand = n;
+	d = realloc(*dirs, (n ? n : 1) * sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	*dirs = d;
+	warn = realloc(all->warnings, (w ? w : 1) * sizeof(*warn));
+	if (!warn)
+		return -ENOMEM;
+	all->warnings = warn;
+	for (size_t i = 0; i < part->n_cand; i++) {
+		const struct lookup_candidate *c = &part->cand[i];
+		bool seen = false;
+
+		for (size_t j = 0; j < all->n_cand && !seen; j++)
+			seen = all->cand[j].family == c->family &&
+			       memcmp(all->cand[j].subscriber, c->subscriber, 16) == 0;
+		all->n_subscribers += !seen;
+		d[all->n_cand] = dir;
+		all->cand[all->n_cand++] = *c;
+	}
+	for (size_t i = 0; i < part->n_warnings; i++)
+		all->warnings[all->n_warnings++] = part->warnings[i];
+	part->n_warnings = 0;
+	all->segments_total += part->segments_total;
+	all->segments_read += part->segments_read;
+	all->epochs_read += part->epochs_read;
+	all->records_read += part->records_read;
+	all->allocations += part->allocations;
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	struct lookup_query q = {0};
-	struct lookup_result res;
+	struct lookup_result res = {0}, part;
 	struct cfr_rec_error err;
+	const char **dirs = NULL;
 	struct timespec t0, t1;
 	struct options o;
 	uint64_t t_ms, tol_ms, age_ms;
@@ -340,7 +398,6 @@ int main(int argc, char **argv)
 	q.c.port = o.port;
 	q.c.from_ms = t_ms > tol_ms + age_ms ? t_ms - tol_ms - age_ms : 0;
 	q.c.to_ms = t_ms + tol_ms;
-	q.dir = o.dir;
 	if (sodium_init() < 0) {
 		fputs("cfr-lookup: cannot initialise libsodium\n", stderr);
 		return EXIT_USAGE;
@@ -350,21 +407,32 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	ret = lookup_search(&q, &res, &err);
+	ret = 0;
+	for (size_t i = 0; i < o.n_dirs && ret == 0; i++) {
+		q.dir = o.dirs[i];
+		ret = lookup_search(&q, &part, &err);
+		if (ret == 0 && merge_result(&res, &part, o.dirs[i], &dirs) < 0) {
+			ret = -ENOMEM;
+			snprintf(err.msg, sizeof(err.msg), "out of memory");
+		}
+		lookup_result_free(&part);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	sodium_memzero(q.sk, sizeof(q.sk));
 	if (ret < 0) {
 		fprintf(stderr, "cfr-lookup: %s\n", err.msg);
 		lookup_result_free(&res);
+		free(dirs);
 		return EXIT_USAGE;
 	}
 	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 
 	if (o.json)
-		print_json(&o, &q, &res, secs);
+		print_json(&o, &q, &res, dirs, secs);
 	else
-		print_text(&o, &q, &res, secs);
+		print_text(&o, &q, &res, dirs, secs);
 	ret = res.n_cand ? EXIT_MATCH : res.n_warnings ? EXIT_INCOMPLETE : EXIT_NO_MATCH;
 	lookup_result_free(&res);
+	free(dirs);
 	return ret;
 }
