@@ -93,6 +93,16 @@ for k in $(seq $N); do
 	ok "cfr-core: $(nsx core ip route show "$s4" | head -1); $(nsx core ip -6 route show "$s6" | head -1 | awk '{print $1, $2, $3}')"
 done
 
+# Anonymity is per gateway: each cfrd counts only the lines it serves (M/N
+# here), whatever the others do; cfrctl stats and the metrics say so per gateway.
+for k in $(seq $N); do
+	js=$(nsx "gw$k" "$CFRCTL" -s "$LAB_RUN/gw$k/cfrd.sock" --json stats) || fail "gw$k: cfrctl stats failed"
+	max=$(echo "$js" | json_get anonymity.ipv4.max) || fail "gw$k: no anonymity figures"
+	med=$(echo "$js" | json_get anonymity.ipv4.median)
+	[ "$max" -ge 1 ] && [ "$max" -le $((M / N)) ] || fail "gw$k: anonymity set max $max, outside 1..$((M / N))"
+	ok "gw$k: anonymity set (IPv4) median $med, max $max: of its own $((M / N)) lines only"
+done
+
 # 2. Accountability from both gateways: one HTTPS connection each from sub1
 # (gw1) and sub2 (gw2), taken from the front door's capture the way an abuse
 # desk would, answered by cfr-lookup from that gateway's records directory.
