@@ -1,6 +1,7 @@
 # lab/multigw.sh: the multi-gateway lab (LAB.md, "More than one gateway"),
 # sourced by lab/cfr-lab for `cfr-lab up --gateways N`. The single-gateway
-# lab does not use it. Never run.
+# lab does not use it. Never run. Uses cfr-lab's own helpers (ns_new, wait_for,
+# pid_running, make_frontdoor_files, cmd_down, EXPORTER, METRICS_ADDR).
 # shellcheck shell=bash
 #
 #  cfr-subI            cfr-acc                 cfr-gwK (K = 1..N)                cfr-core            cfr-fd
@@ -250,6 +251,11 @@ mg_gateway_up() {
 	nsx "gw$k" ip -6 route add "$s6" dev cfr0 src "2001:db8:fffd:$k::2"
 	mg_gateway_conf "$k" "$s4" "$s6" >"$d/bird.conf"
 	mg_bird "gw$k"
+	# Each gateway's metrics where the single lab has them: 127.0.0.1:9848
+	# inside its own namespace (anonymity, pools and drops are per gateway).
+	ip netns exec "cfr-gw$k" nice -n 10 "$EXPORTER" -l "$METRICS_ADDR" -s "$d/cfrd.sock" \
+		>"$d/exporter.log" 2>&1 9<&- &
+	echo $! >"$d/exporter.pid"
 }
 
 # mg_cfrd_start K: start gateway K's cfrd and wait for its control socket.

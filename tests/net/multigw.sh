@@ -101,7 +101,11 @@ for k in $(seq $N); do
 	med=$(echo "$js" | json_get anonymity.ipv4.median)
 	[ "$max" -ge 1 ] && [ "$max" -le $((M / N)) ] || fail "gw$k: anonymity set max $max, outside 1..$((M / N))"
 	ok "gw$k: anonymity set (IPv4) median $med, max $max: of its own $((M / N)) lines only"
+	wait_for 30 0.1 nsx "gw$k" curl -sf -o /dev/null http://127.0.0.1:9848/metrics || fail "gw$k: no metrics"
+	nsx "gw$k" curl -sf http://127.0.0.1:9848/metrics | grep -q '^cfr_anonymity_set_size' ||
+		fail "gw$k: metrics without cfr_anonymity_set_size"
 done
+ok "each gateway serves its own metrics (cfr_anonymity_set_size) at 127.0.0.1:9848 in its namespace"
 
 # 2. Accountability from both gateways: one HTTPS connection each from sub1
 # (gw1) and sub2 (gw2), taken from the front door's capture the way an abuse
