@@ -238,6 +238,34 @@ static void wait_gone(int conn)
 		;
 }
 
+/*
+ * Ask the running cfrd to read its configuration file again first: a
+ * change of pools, ports, policies or epoch length then goes through its
+ * reload, which seals the ended epoch's records under the configuration
+ * they were drawn with. What its reload refuses (keys that take a restart,
+ * such as devices or workers) this cfrd applies by starting with them.
+ */
+static void ask_reload(const char *control)
+{
+	static const char request[] = "reload\n";
+	char reply[1024];
+	size_t len = 0;
+	ssize_t n = 0;
+	int conn = connect_to(control);
+
+	if (conn < 0)
+		return;
+	if (send(conn, request, sizeof(request) - 1, MSG_NOSIGNAL) == (ssize_t)sizeof(request) - 1)
+		while (len < sizeof(reply) - 1 && wait_for(conn, POLLIN) == 0 &&
+		       (n = recv(conn, reply + len, sizeof(reply) - 1 - len, 0)) > 0)
+			len += (size_t)n;
+	close(conn);
+	reply[len] = '\0';
+	reply[strcspn(reply, "\n")] = '\0';
+	log_info("takeover: the running cfrd reread its configuration first: %s",
+	         len ? reply : "no answer");
+}
+
 struct cfr_engine *cfrd_handover_take(const struct cfrd_config *cfg)
 {
 	static const char request[] = CFRD_HANDOVER_REQUEST "\n";
@@ -245,8 +273,10 @@ struct cfr_engine *cfrd_handover_take(const struct cfrd_config *cfg)
 	struct cfr_engine *eng = NULL;
 	const char *why = NULL;
 	char verdict;
-	int conn = connect_to(cfg->control), memfd;
+	int conn, memfd;
 
+	ask_reload(cfg->control);
+	conn = connect_to(cfg->control);
 	if (conn < 0) {
 		log_info("takeover: no running cfrd at %s (%s); starting clean", cfg->control,
 		         strerror(-conn));

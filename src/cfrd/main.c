@@ -209,6 +209,23 @@ static int control_loop(struct cfrd *d, struct cfrd_control *ctl, struct cfrd_ac
 	}
 }
 
+/*
+ * The guard's pool sets: the configured pools, and after a takeover those
+ * the engine still drains (a pool the new file removed), or their flows'
+ * replies would be dropped on the way in.
+ */
+static int install_guard(const struct cfrd_config *cfg, const struct cfr_engine *eng)
+{
+	struct cfr_pool_info info[4 * CFR_MAX_POOL_PREFIXES];
+	struct cfr_prefix draining[4 * CFR_MAX_POOL_PREFIXES];
+	unsigned n = cfr_engine_pools(eng, info, 4 * CFR_MAX_POOL_PREFIXES), k = 0;
+
+	for (unsigned i = 0; i < n && i < 4 * CFR_MAX_POOL_PREFIXES; i++)
+		if (info[i].draining)
+			draining[k++] = info[i].prefix;
+	return cfrd_egress_guard_install_more(cfg, draining, k);
+}
+
 static int engine_lock_init(struct cfrd *d)
 {
 	pthread_mutexattr_t attr;
@@ -267,7 +284,7 @@ static int run(const struct cfrd_config *cfg, const char *path, bool takeover)
 		goto out_engine;
 	}
 	/* Before the first packet: no moment where a subscriber could leave unguarded. */
-	ret = cfrd_egress_guard_install(cfg);
+	ret = install_guard(cfg, d.engine);
 	if (ret < 0)
 		goto out_lock;
 	cfrd_reload_init(&reload, path, cfg);

@@ -4,10 +4,14 @@
 # download (curl) and a UDP conversation, IPv4 and IPv6, run through both
 # restarts: the downloads complete byte for byte from the alias they began
 # on, every conversation keeps one alias with at most one datagram lost per
-# restart. New flows after the restarts go through; the epoch carried over
-# (no rotation), and cfr-lookup, given the front door's view of a flow from
-# before the restarts and of one from after, names the right subscriber for
-# each, so the records journal and the epoch's seeds went along. A takeover
+# restart. The second restart brings a new configuration (IPv4 pool A
+# replaced by B, as an upgrade might): the running cfrd rereads it before
+# it hands over, so the long flows drain on A and new ones leave from B.
+# The epoch carried over the first restart and ended once at the second,
+# and cfr-lookup, given the front door's view of flows from before the
+# restarts (pool A) and of one from after (pool B), names the right
+# subscriber for each, so the records journal and the epoch's seeds went
+# along. A takeover
 # with no cfrd running starts clean and says so.
 #
 #  cfr-sub1 (curl, 64 KB/s) --+                                  +-- nginx :443
@@ -54,8 +58,24 @@ epoch=$(stat_of privacy.epoch)
 ok "downloads from ${TCP[4]} and ${TCP[6]}, conversations from ${UDP[4]} and ${UDP[6]}, epoch $epoch"
 
 # --- restarts under the flows -----------------------------------------------------
+# The second restart comes with an upgrade's new configuration: IPv4 pool A
+# replaced by B. The new cfrd has the running one reread the file first, so
+# the ended epoch's records stay under pool A's configuration; A drains.
+# With the AF_XDP fast path a pool change takes a clean restart (cfrd(8),
+# RELOADING: its prefix maps are filled at start): both restarts keep it.
+POOL4_B=192.0.2.64/26
+CFG=$LAB_RUN/cfrd.conf
+NEW_POOL=2
+[ "${CFR_LAB_XDP:-0}" = 0 ] || NEW_POOL=none
+nsx fd ip route add "$POOL4_B" via 198.51.100.1
+nsx gw ip route add "$POOL4_B" dev cfr0 src 198.51.100.1
+chgrp cfrd "$CFG" && chmod 640 "$CFG"
 for i in $(seq "$RESTARTS"); do
 	sleep 4
+	if [ "$i" = "$NEW_POOL" ]; then
+		sed -i "s|^ipv4 = $POOL4\$|ipv4 = $POOL4_B|" "$CFG"
+		out=$(nsx gw "$CFRD" --install-guard -c "$CFG" 2>&1) || fail "cfrd --install-guard failed: $out"
+	fi
 	old=$(cat "$LAB_RUN/cfrd.pid")
 	out=$("$LAB_DIR/cfr-lab" restart 2>&1 9<&-) || fail "restart $i failed: $out"
 	new=$(cat "$LAB_RUN/cfrd.pid")
@@ -63,8 +83,14 @@ for i in $(seq "$RESTARTS"); do
 	flows=$(stat_of flows.active) || fail "restart $i: the new cfrd does not answer"
 	[ "$flows" -ge 4 ] || fail "restart $i: the new cfrd has $flows flows, expected the 4 long ones"
 	ok "restart $i: cfrd $old -> $new, $flows flows carried ($(echo "$out" | grep -o 'took the engine.*' || true))"
+	# The first keeps the epoch; the second's pool change ends it once, in the old cfrd's reload.
+	[ "$i" = "$NEW_POOL" ] && epoch=$((epoch + 1))
+	[ "$(stat_of privacy.epoch)" = "$epoch" ] || fail "after restart $i the epoch is $(stat_of privacy.epoch), expected $epoch"
+	if [ "$i" = "$NEW_POOL" ]; then
+		echo "$out" | grep -q 'reread its configuration first: {"reloaded"' ||
+			fail "the pool change did not go through the running cfrd's reload: $out"
+	fi
 done
-[ "$(stat_of privacy.epoch)" = "$epoch" ] || fail "the epoch changed across the restarts: $epoch -> $(stat_of privacy.epoch)"
 
 # --- the long flows lived through it all ------------------------------------------
 for f in 4 6; do
@@ -85,6 +111,9 @@ nsx sub2 curl -sS --max-time 5 --cacert "$LAB_RUN/fd.crt" -o /dev/null "https://
 	fail "a new IPv4 connection after the restarts failed"
 after=$(awk '$4 == "/" {print $1, $2}' "$LAB_RUN/nginx-access.log" | tail -n 1)
 [ -n "$after" ] || fail "the front door did not log the new connection"
+if [ "$NEW_POOL" != none ]; then
+	in_net "${after% *}" "$POOL4_B" || fail "a new connection after the pool change left from ${after% *}, not pool B"
+fi
 ctl epoch rotate >/dev/null || fail "cfrctl epoch rotate failed"
 check() {
 	local t=$1 alias=$2 port=$3 remote=$4 proto=$5 want=$6 who
