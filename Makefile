@@ -105,7 +105,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJ) $(RECORDS_OBJ) $(BU
 $(BUILD)/tests/unit/test_state.o: CFLAGS += -Isrc/lib
 # Unit tests link the objects they test and reach them through their
 # headers. test_xdp_route still includes io_xdp.c, whose static routing and
-# neighbour code and structures it tests; test_stats_json includes stats.c.
+# neighbour code and structures it tests.
 $(BUILD)/tests/test_vnet: $(BUILD)/src/cfrd/vnet.o
 $(BUILD)/tests/test_sandbox: $(BUILD)/src/cfrd/sandbox.o $(BUILD)/src/cfrd/log.o
 $(BUILD)/tests/unit/test_xdp_route.o: src/cfrd/io_xdp.c src/cfrd/io_tun.c src/cfrd/vnet.c src/cfrd/log.c
@@ -123,7 +123,7 @@ $(BUILD)/tests/test_control: UNIT_LIBS = $(shell pkg-config --libs json-c)
 # cfr-lookup's search over sealed records (tests/unit/test_records.c).
 $(BUILD)/tests/test_records: $(BUILD)/src/tools/lookup/search.o
 # cfrd's stats reply from a lab engine (tests/unit/test_stats_json.c).
-$(BUILD)/tests/unit/test_stats_json.o: src/cfrd/stats.c src/cfrd/log.c
+$(BUILD)/tests/test_stats_json: $(BUILD)/src/cfrd/stats.o $(BUILD)/src/cfrd/log.o
 $(BUILD)/tests/test_stats_json: UNIT_LIBS = -pthread $(shell pkg-config --libs json-c)
 # The exporter's rendering (tests/unit/test_exporter.c).
 $(BUILD)/tests/test_exporter: $(BUILD)/src/tools/exporter/text.o

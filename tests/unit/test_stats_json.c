@@ -15,8 +15,13 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#include "../../src/cfrd/log.c"
-#include "../../src/cfrd/stats.c"
+#include <json-c/json.h>
+
+#include "../../src/cfrd/acct.h"
+#include "../../src/cfrd/daemon.h"
+#include "../../src/cfrd/io_xdp.h"
+#include "../../src/cfrd/reload.h"
+#include "../../src/cfrd/stats.h"
 #include "lab.h"
 
 #define T0 5000
