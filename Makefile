@@ -128,6 +128,13 @@ $(BUILD)/tests/test_stats_json: UNIT_LIBS = -pthread $(shell pkg-config --libs j
 # The exporter's rendering (tests/unit/test_exporter.c).
 $(BUILD)/tests/test_exporter: $(BUILD)/src/tools/exporter/text.o
 $(BUILD)/tests/test_exporter: UNIT_LIBS = $(shell pkg-config --libs json-c)
+# cfr-audit's driver over several gateways (tests/unit/test_audit.c): every
+# audit object but main, and of the helpers only the seed (the audit has a
+# pkt_build() and pkt_parse() of its own).
+$(BUILD)/tests/unit/test_audit.o: CFLAGS += -Isrc/tools/audit
+$(BUILD)/tests/test_audit: $(BUILD)/tests/unit/test_audit.o $(BUILD)/tests/unit/seed.o \
+	$(filter-out $(BUILD)/src/tools/audit/main.o,$(AUDIT_OBJ)) $(BUILD)/libcfr.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_SODIUM) -lpcap -lm
 # cfrd's sandbox, tested in forked children (tests/unit/test_sandbox.c).
 $(BUILD)/tests/test_sandbox: UNIT_LIBS = -pthread $(shell pkg-config --libs libseccomp)
 

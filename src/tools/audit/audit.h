@@ -199,6 +199,16 @@ struct metrics {
 	uint64_t skew_flows;  /* flows with a clock-rate estimate good enough for LINK_SKEW */
 	struct pair_count skew_all; /* every pair of those flows: chance for LINK_SKEW */
 	uint32_t anon_p5, anon_median;
+	/*
+	 * With several gateways (drive_opts.gateways): the distinct subscribers
+	 * with live flows on the new flow's gateway, which its alias's slice
+	 * names, and on all gateways, which is all an alias says with one; and
+	 * the mean over new flows of log2 of the second over the first, the
+	 * bits the slice gives away.
+	 */
+	uint32_t gateways;
+	uint32_t gw_p5, gw_median, all_median;
+	double slice_bits;
 	/* From the engine itself (zero for rows without one). */
 	bool has_engine;
 	double below_k_share; /* new flows the engine counted on aliases with < k subscribers */

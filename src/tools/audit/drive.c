@@ -26,6 +26,14 @@
  *
  * Packets go through cfr_engine_process() one at a time because each
  * depends on the previous one's result (the answer needs the alias).
+ *
+ * With several gateways (docs/scale-out.md) every gateway is an engine of
+ * its own on a disjoint slice of the pools, and a line's flows all go
+ * through its home gateway's, as the lab's access router sends them. The
+ * front door sees the slice in every alias: the IPv6 anonymity unit is
+ * then the slice (the engine's pool prefix), not the /64, and beside the
+ * set on a unit the driver counts the subscribers live on the gateway, the
+ * crowd an alias's slice leaves.
  */
 #include <errno.h>
 #include <math.h>
@@ -45,6 +53,7 @@ struct live {
 	uint16_t sport, aport, rport;
 	uint8_t family, proto;
 	bool has_ts, ok;
+	uint8_t gw; /* the line's home gateway: its engine */
 	uint8_t alias[16];
 };
 
@@ -59,8 +68,12 @@ struct driver {
 	const struct pool_list *pools;
 	struct trace tr;
 	struct prng rng; /* the hosts' per-packet choices: ISNs, offsets, jitter */
-	struct cfr_engine *eng;
+	struct cfr_engine *eng[AUDIT_MAX_GATEWAYS];
+	uint32_t n_eng; /* 0: no translation */
+	uint32_t slice6_len;
 	struct anonset *anon;
+	struct anonset *gw_set, *all_set; /* the unit is the gateway, or one for all of them */
+	double slice_bits;
 	struct obs_vec *ov;
 	struct metrics *m;
 	struct live *live;
@@ -140,31 +153,36 @@ static int slot_get(struct driver *d, uint32_t *slot)
 /* Advance the simulated clock: expire once a second, snapshot the engine's own count. */
 static void clock_to(struct driver *d, uint64_t t_ms)
 {
+	uint32_t g;
+
 	d->now_ms = t_ms;
-	if (!d->eng)
+	if (!d->n_eng)
 		return;
 	if (t_ms / 1000 != d->last_expire_s) {
 		d->last_expire_s = t_ms / 1000;
-		cfr_engine_expire(d->eng, t_ms);
+		for (g = 0; g < d->n_eng; g++)
+			cfr_engine_expire(d->eng[g], t_ms);
 	}
 	if (t_ms / 1000 >= d->next_snapshot_s) {
-		struct cfr_anon_stats a;
-
 		d->next_snapshot_s = t_ms / 1000 + d->o->snapshot_s;
-		cfr_engine_anonymity(d->eng, &a);
-		if (a.aliases_in_use[CFR_FAMILY_V4]) {
-			d->median_sum += a.median[CFR_FAMILY_V4];
-			d->snapshots++;
+		for (g = 0; g < d->n_eng; g++) {
+			struct cfr_anon_stats a;
+
+			cfr_engine_anonymity(d->eng[g], &a);
+			if (a.aliases_in_use[CFR_FAMILY_V4]) {
+				d->median_sum += a.median[CFR_FAMILY_V4];
+				d->snapshots++;
+			}
 		}
 	}
 }
 
-/* Run one packet through the engine; false (and an error counted) if it was dropped. */
-static bool engine_pass(struct driver *d, uint8_t *buf, uint32_t len)
+/* Run one packet through <l>'s gateway; false (and an error counted) if it was dropped. */
+static bool engine_pass(struct driver *d, const struct live *l, uint8_t *buf, uint32_t len)
 {
 	struct cfr_pkt pkt = {.data = buf, .len = len};
 
-	cfr_engine_process(d->eng, &pkt, 1, d->now_ms);
+	cfr_engine_process(d->eng[l->gw], &pkt, 1, d->now_ms);
 	if (pkt.verdict != CFR_VERDICT_FORWARD) {
 		d->m->engine_errors++;
 		return false;
@@ -211,7 +229,7 @@ static bool host_segment(struct driver *d, const struct live *l, double t_ms, ui
 	uint32_t len;
 
 	*seen = host_tsval(d, l, (double)l->t0_ms + t_ms);
-	if (!d->eng)
+	if (!d->n_eng)
 		return true;
 	host_addr(d, l, host);
 	remote_addr(l->remote, l->family, remote);
@@ -230,7 +248,7 @@ static bool host_segment(struct driver *d, const struct live *l, double t_ms, ui
 	s.tsval = *seen;
 	s.tsecr = (uint32_t)((double)l->t0_ms + t_ms); /* the remote's clock: a plain ms count */
 	len = pkt_build(buf, &s);
-	if (!engine_pass(d, buf, len))
+	if (!engine_pass(d, l, buf, len))
 		return false;
 	if (!pkt_parse(buf, len, &v) || !v.has_ts) {
 		d->m->engine_errors++;
@@ -254,7 +272,7 @@ static bool host_segment(struct driver *d, const struct live *l, double t_ms, ui
 static bool watch_flow(struct driver *d, struct live *l, uint32_t *fin_host, uint32_t *fin_seen)
 {
 	const struct cfr_scrub_config *sc = &d->row->cfg.scrub;
-	bool rate = d->eng && sc->tcp_timestamps && sc->tcp_timestamp_rate;
+	bool rate = d->n_eng && sc->tcp_timestamps && sc->tcp_timestamp_rate;
 	double jitter = d->tr.p.skew_jitter_ms, dur = (double)(d->now_ms - l->t0_ms);
 	uint32_t ts0 = host_tsval(d, l, (double)l->t0_ms), last = 0, mid, n, i;
 	struct skew_fit fit = {0};
@@ -346,7 +364,7 @@ static void answer(struct driver *d, struct live *l, const uint8_t *host, uint32
 
 	remote_addr(l->remote, l->family, remote);
 	len = pkt_build(buf, &s);
-	if (!engine_pass(d, buf, len))
+	if (!engine_pass(d, l, buf, len))
 		return;
 	if (!pkt_parse(buf, len, &v) || memcmp(v.dst, host, 16) != 0 || v.dport != l->sport ||
 	    (l->has_ts && v.tsecr != host_tsval)) {
@@ -354,6 +372,62 @@ static void answer(struct driver *d, struct live *l, const uint8_t *host, uint32
 		return;
 	}
 	l->ok = true;
+}
+
+/* The IPv6 anonymity unit with several gateways: the slice <src> is in. */
+static uint64_t slice_unit(const uint8_t *src, uint32_t len)
+{
+	uint8_t a[16] = {0};
+
+	memcpy(a, src, len / 8);
+	if (len % 8)
+		a[len / 8] = (uint8_t)(src[len / 8] & (0xff00 >> (len % 8)));
+	return hash_bytes(a, sizeof(a), len);
+}
+
+int pool_slice(const struct cfr_prefix *pool, uint32_t k, uint32_t n, struct cfr_prefix *out)
+{
+	uint32_t bits = 0, max = pool->family == CFR_FAMILY_V4 ? 32 : 128, i;
+
+	while ((1u << bits) < n && bits < 31)
+		bits++;
+	if (n == 0 || k >= n || pool->len + bits > max)
+		return -EINVAL;
+	*out = *pool;
+	out->len = (uint8_t)(pool->len + bits);
+	for (i = 0; i < bits; i++) {
+		uint32_t b = pool->len + i;
+
+		if ((k >> (bits - 1 - i)) & 1)
+			out->addr[b / 8] |= (uint8_t)(0x80 >> (b % 8));
+	}
+	return 0;
+}
+
+/* One engine per gateway, each on its slice of the pools and 1/N of the flow table. */
+static int engines_new(struct driver *d, const struct drive_row *row, uint32_t n)
+{
+	uint32_t g;
+
+	if (n == 0 || n > AUDIT_MAX_GATEWAYS ||
+	    (n > 1 && (row->cfg.n_pool4 != 1 || row->cfg.n_pool6 != 1)))
+		return -EINVAL;
+	for (g = 0; g < n; g++) {
+		struct cfr_engine_config c = row->cfg;
+
+		if (n > 1) {
+			if (pool_slice(&row->cfg.pool4[0], g, n, &c.pool4[0]) != 0 ||
+			    pool_slice(&row->cfg.pool6[0], g, n, &c.pool6[0]) != 0)
+				return -EINVAL;
+			c.max_flows = c.max_flows / n > 1024 ? c.max_flows / n : 1024;
+			d->slice6_len = c.pool6[0].len;
+		}
+		d->eng[g] = cfr_engine_new(&c);
+		if (!d->eng[g])
+			return -errno;
+		d->n_eng = g + 1;
+	}
+	return 0;
 }
 
 static int flow_start(struct driver *d, const struct flow_spec *f)
@@ -388,6 +462,7 @@ static int flow_start(struct driver *d, const struct flow_spec *f)
 	l->risn = (uint32_t)prng_u64(&d->rng);
 	l->ts_off = (uint32_t)prng_u64(&d->rng);
 	l->has_ts = f->proto == 6 && h->os != OS_WINDOWS;
+	l->gw = (uint8_t)(f->sub % (d->n_eng ? d->n_eng : 1));
 	l->t0_ms = f->t_ms;
 	l->flow_no = d->tr.emitted;
 	jitter = prng_below(&d->rng, 3);
@@ -419,7 +494,7 @@ static int flow_start(struct driver *d, const struct flow_spec *f)
 	s.payload_tag = d->tr.emitted;
 	len = pkt_build(buf, &s);
 
-	if (d->eng && !engine_pass(d, buf, len)) {
+	if (d->n_eng && !engine_pass(d, l, buf, len)) {
 		d->free_slots[d->n_free++] = slot;
 		return 0;
 	}
@@ -440,9 +515,15 @@ static int flow_start(struct driver *d, const struct flow_spec *f)
 		o->tsd = v.tsval - o->t_ms;
 		l->ts_seen = v.tsval;
 	}
+	if (d->n_eng > 1 && (o->flags & OBS_POOLED))
+		o->unit = slice_unit(v.src, d->slice6_len);
 	l->unit = o->unit;
 	anonset_start(d->anon, l->unit, l->sub);
-	if (d->eng) {
+	if (d->n_eng) {
+		uint32_t gw = anonset_start(d->gw_set, l->gw + 1u, l->sub);
+		uint32_t all = anonset_start(d->all_set, 0, l->sub);
+
+		d->slice_bits += log2((double)all / gw);
 		memcpy(l->alias, v.src, 16);
 		l->aport = v.sport;
 		answer(d, l, src, v.tsval, s.tsval);
@@ -461,14 +542,18 @@ static void flow_end(struct driver *d, uint32_t slot)
 	struct pkt_view v;
 
 	anonset_end(d->anon, l->unit, l->sub);
+	if (d->n_eng) {
+		anonset_end(d->gw_set, l->gw + 1u, l->sub);
+		anonset_end(d->all_set, 0, l->sub);
+	}
 	d->free_slots[d->n_free++] = slot;
-	if (d->eng && !l->ok)
+	if (d->n_eng && !l->ok)
 		return;
 	/* The FIN goes through the engine with the samples before it. */
 	if (l->has_ts && !watch_flow(d, l, &fin_host, &fin_seen))
 		return;
 	/* QUIC-like flows just stop: the mapping ends when the engine expires it. */
-	if (!d->eng || l->proto == 17)
+	if (!d->n_eng || l->proto == 17)
 		return;
 	host_addr(d, l, host);
 	remote_addr(l->remote, l->family, remote);
@@ -485,7 +570,7 @@ static void flow_end(struct driver *d, uint32_t slot)
 	s.ack = l->risn + 1;
 	if (!l->has_ts) {
 		len = pkt_build(buf, &s);
-		if (!engine_pass(d, buf, len))
+		if (!engine_pass(d, l, buf, len))
 			return;
 	}
 
@@ -500,7 +585,7 @@ static void flow_end(struct driver *d, uint32_t slot)
 	s.tsval = (uint32_t)d->now_ms;
 	s.tsecr = fin_seen;
 	len = pkt_build(buf, &s);
-	if (engine_pass(d, buf, len) && l->has_ts &&
+	if (engine_pass(d, l, buf, len) && l->has_ts &&
 	    (!pkt_parse(buf, len, &v) || !v.has_ts || v.tsecr != fin_host))
 		d->m->engine_errors++;
 
@@ -514,7 +599,7 @@ static void flow_end(struct driver *d, uint32_t slot)
 	s.tsval = fin_host;
 	s.tsecr = (uint32_t)d->now_ms;
 	len = pkt_build(buf, &s);
-	engine_pass(d, buf, len);
+	engine_pass(d, l, buf, len);
 }
 
 static void end_until(struct driver *d, uint64_t t_ms)
@@ -541,11 +626,12 @@ int drive_row(const struct sim_params *p, const struct drive_row *row, const str
 	d.ov = ov;
 	d.m = m;
 	prng_seed(&d.rng, p->seed ^ 0x686f737473ull);
-	if (trace_init(&d.tr, p) != 0 || !(d.anon = anonset_new()) ||
+	if (trace_init(&d.tr, p) != 0 || !(d.anon = anonset_new()) || !(d.gw_set = anonset_new()) ||
+	    !(d.all_set = anonset_new()) ||
 	    !(d.samples = calloc(o->skew_samples + 1, sizeof(*d.samples))))
 		err = -ENOMEM;
-	if (!err && row->translate && !(d.eng = cfr_engine_new(&row->cfg)))
-		err = -errno;
+	if (!err && row->translate)
+		err = engines_new(&d, row, o->gateways ? o->gateways : 1);
 	while (!err && trace_next(&d.tr, &f)) {
 		end_until(&d, f.t_ms);
 		clock_to(&d, f.t_ms);
@@ -558,24 +644,40 @@ int drive_row(const struct sim_params *p, const struct drive_row *row, const str
 	if (!err) {
 		m->anon_median = anonset_quantile(d.anon, 0.5);
 		m->anon_p5 = anonset_quantile(d.anon, 0.05);
-		if (d.eng) {
-			const struct cfr_stats *st = cfr_engine_stats(d.eng);
-			unsigned r;
+		m->gateways = o->gateways ? o->gateways : 1;
+		if (d.n_eng) {
+			uint64_t drops[CFR_DROP__COUNT] = {0}, created = 0, below_k = 0;
+			unsigned r, g;
 
+			for (g = 0; g < d.n_eng; g++) {
+				const struct cfr_stats *st = cfr_engine_stats(d.eng[g]);
+
+				for (r = 1; r < CFR_DROP__COUNT; r++)
+					drops[r] += st->drops[r];
+				created += st->flows_created;
+				below_k += st->new_flows_below_k;
+			}
 			for (r = 1; r < CFR_DROP__COUNT; r++)
-				if (st->drops[r])
+				if (drops[r])
 					fprintf(stderr, "  engine dropped %llu packets: %s\n",
-					        (unsigned long long)st->drops[r], cfr_drop_text(r));
+					        (unsigned long long)drops[r], cfr_drop_text(r));
 
 			m->has_engine = true;
-			m->below_k_share = st->flows_created
-			                       ? (double)st->new_flows_below_k / st->flows_created
-			                       : 0;
+			m->below_k_share = created ? (double)below_k / created : 0;
 			m->engine_median = d.snapshots ? d.median_sum / d.snapshots : 0;
+			m->gw_p5 = anonset_quantile(d.gw_set, 0.05);
+			m->gw_median = anonset_quantile(d.gw_set, 0.5);
+			m->all_median = anonset_quantile(d.all_set, 0.5);
+			m->slice_bits = anonset_flows(d.gw_set)
+			                    ? d.slice_bits / (double)anonset_flows(d.gw_set)
+			                    : 0;
 		}
 	}
-	cfr_engine_free(d.eng);
+	while (d.n_eng)
+		cfr_engine_free(d.eng[--d.n_eng]);
 	anonset_free(d.anon);
+	anonset_free(d.gw_set);
+	anonset_free(d.all_set);
 	trace_free(&d.tr);
 	free(d.live);
 	free(d.free_slots);

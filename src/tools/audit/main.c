@@ -49,6 +49,8 @@ static const char usage[] =
     "  --k N               anon_k: the engine counts new flows on aliases with fewer [8]\n"
     "  --max-flows N       engine flow table size [4194304]\n"
     "  --ttl-cap N         TTL cap of the cfr rows [the engine's default]\n"
+    "  --gateways N        gateways, each an engine on its slice of the pools; line I\n"
+    "                      homed on gateway I mod N [1]\n"
     "  --rows LIST         rows to run, comma-separated from:\n"
     "                      none,cgn,napt,flow,dest,sub,ttl64,ttl0,offset [all]\n"
     "Adversary:\n"
@@ -164,6 +166,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"k", 1, 0, 'k'},
 	    {"max-flows", 1, 0, 'M'},
 	    {"ttl-cap", 1, 0, 'c'},
+	    {"gateways", 1, 0, 'G'},
 	    {"rows", 1, 0, 'r'},
 	    {"window", 1, 0, 'w'},
 	    {"ts-tol", 1, 0, 't'},
@@ -189,6 +192,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	o->link = (struct link_params){60000, 5, 600000, 200, 0.5, 0.5};
 	o->drive.snapshot_s = 60;
 	o->drive.skew_samples = 7200;
+	o->drive.gateways = 1;
 	o->ttl_cap = -1;
 	o->pool4 = "192.0.2.0/26";
 	o->pool6 = "2001:db8:a1::/64";
@@ -278,6 +282,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			err = num(a, 0, 255, &v);
 			o->ttl_cap = (int)v;
 			break;
+		case 'G':
+			err = num(a, 1, AUDIT_MAX_GATEWAYS, &v);
+			o->drive.gateways = (uint32_t)v;
+			break;
 		case 'r':
 			err = parse_rows(a, o->rows);
 			break;
@@ -341,6 +349,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	}
 	if (optind != argc || !o->pcap != !o->n_truth)
 		return -EINVAL;
+	if (o->pcap && o->drive.gateways > 1) {
+		fprintf(stderr,
+		        "cfr-audit: --gateways is for the synthetic population, not --pcap\n");
+		return -EINVAL;
+	}
 	if (o->sim.legacy_ts + o->sim.windows > 1 || o->sim.ttl255 + o->sim.windows > 1) {
 		fprintf(stderr, "cfr-audit: --legacy-ts or --ttl255 plus --windows exceeds 1\n");
 		return -EINVAL;
@@ -365,6 +378,17 @@ static int row_config(const struct opts *o, enum row_id id, struct drive_row *r,
 		return -EINVAL;
 	}
 	c->n_pool4 = c->n_pool6 = 1;
+	if (o->drive.gateways > 1) {
+		struct cfr_prefix s4, s6;
+
+		if (pool_slice(&c->pool4[0], 0, o->drive.gateways, &s4) != 0 ||
+		    pool_slice(&c->pool6[0], 0, o->drive.gateways, &s6) != 0 ||
+		    s6.len > CFR_POOL6_MAX_LEN) {
+			fprintf(stderr, "cfr-audit: --pool4 or --pool6 too small for %u gateways\n",
+			        o->drive.gateways);
+			return -EINVAL;
+		}
+	}
 	c->n_subscribers =
 	    sub_prefixes(o->sim.subscribers, c->subscribers, CFR_MAX_SUBSCRIBER_PREFIXES);
 	c->max_flows = o->max_flows;
@@ -489,6 +513,22 @@ int main(int argc, char **argv)
 		       "\"%s\"\n",
 		       def.scrub.tcp_timestamp_rate ? "on, the engine's default" : "off",
 		       row_names[ROW_OFFSET]);
+		if (o.drive.gateways > 1) {
+			struct cfr_prefix p4, p6, s4, s6;
+
+			cfr_prefix_parse(o.pool4, &p4);
+			cfr_prefix_parse(o.pool6, &p6);
+			pool_slice(&p4, 0, o.drive.gateways, &s4);
+			pool_slice(&p6, 0, o.drive.gateways, &s6);
+			printf(
+			    "gateways: %u, each an engine on a /%u of the IPv4 pool and a /%u of "
+			    "the IPv6 pool, line I on gateway I mod %u; gw set: subscribers live "
+			    "on "
+			    "the new flow's gateway, which its alias's slice names; all gws: live "
+			    "on "
+			    "any; slice bits: mean log2 of all gws over gw set\n",
+			    o.drive.gateways, s4.len, s6.len, o.drive.gateways);
+		}
 	}
 	if (o.svg && report_svg(o.svg, rows, n) != 0) {
 		fprintf(stderr, "cfr-audit: %s: %s\n", o.svg, strerror(errno));

@@ -209,6 +209,53 @@ static void table_side(const struct row *rows, unsigned n, bool md)
 	}
 }
 
+/*
+ * With several gateways: the set an alias's slice leaves (the subscribers
+ * live on its gateway) beside the one it leaves with one gateway (live on
+ * any), and the bits the slice gives away, measured (the mean of log2 of
+ * their ratio over new flows) and as the split predicts (log2 N).
+ */
+static void table_gateways(const struct row *rows, unsigned n, bool md)
+{
+	static const char *const cols[] = {"anon median",    "gw set p5",  "gw set median",
+	                                   "all gws median", "slice bits", "log2 N",
+	                                   "MI bits",        "MI floor"};
+	static const int widths[] = {11, 9, 13, 14, 10, 6, 7, 8};
+	unsigned i;
+
+	header(md, cols, widths, 8);
+	for (i = 0; i < n; i++) {
+		const struct metrics *m = &rows[i].m;
+		char v[32];
+
+		row_start(md, &rows[i]);
+		snprintf(v, sizeof(v), "%u", m->anon_median);
+		cell(md, 11, v);
+		if (m->has_engine) {
+			snprintf(v, sizeof(v), "%u", m->gw_p5);
+			cell(md, 9, v);
+			snprintf(v, sizeof(v), "%u", m->gw_median);
+			cell(md, 13, v);
+			snprintf(v, sizeof(v), "%u", m->all_median);
+			cell(md, 14, v);
+			snprintf(v, sizeof(v), "%.3f", m->slice_bits);
+			cell(md, 10, v);
+		} else {
+			cell(md, 9, "-");
+			cell(md, 13, "-");
+			cell(md, 14, "-");
+			cell(md, 10, "-");
+		}
+		snprintf(v, sizeof(v), "%.3f", log2(m->gateways));
+		cell(md, 6, v);
+		snprintf(v, sizeof(v), "%.3f", m->mi_bits);
+		cell(md, 7, v);
+		snprintf(v, sizeof(v), "%.3f", m->mi_floor_bits);
+		cell(md, 8, v);
+		printf(md ? "|\n" : "\n");
+	}
+}
+
 void report_text(const struct row *rows, unsigned n, bool md, bool all)
 {
 	table_main(rows, n, md);
@@ -218,6 +265,10 @@ void report_text(const struct row *rows, unsigned n, bool md, bool all)
 	}
 	printf("\n");
 	table_side(rows, n, md);
+	if (n && rows[0].m.gateways > 1) {
+		printf("\n");
+		table_gateways(rows, n, md);
+	}
 	if (n) {
 		const struct metrics *m = &rows[0].m;
 

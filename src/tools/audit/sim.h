@@ -106,9 +106,26 @@ struct drive_row {
 struct drive_opts {
 	uint32_t snapshot_s;   /* cfr_engine_anonymity() every this many simulated seconds */
 	uint32_t skew_samples; /* the most TSval samples of one flow the front door fits */
+	/*
+	 * Gateways the population is split over (docs/scale-out.md): line I is
+	 * homed on gateway I mod N, whose engine owns slice I mod N of the pools.
+	 */
+	uint32_t gateways;
 };
 
-/* Replay the trace of <p> through <row>; fill <ov> and the anonymity/engine parts of <m>. */
+#define AUDIT_MAX_GATEWAYS 64
+
+/*
+ * Slice <k> of <n> of <pool>: the pool split into 2^ceil(log2 n) equal
+ * prefixes, as the lab splits it (3 gateways take /28s of a /26 and leave a
+ * quarter). Returns 0, or -EINVAL if the pool is too small to split.
+ */
+int pool_slice(const struct cfr_prefix *pool, uint32_t k, uint32_t n, struct cfr_prefix *out);
+
+/*
+ * Replay the trace of <p> through <row>, with <o>->gateways engines each on
+ * its slice of <row>'s pools; fill <ov> and the anonymity/engine parts of <m>.
+ */
 int drive_row(const struct sim_params *p, const struct drive_row *row, const struct drive_opts *o,
               const struct pool_list *pools, struct obs_vec *ov, struct metrics *m);
 
