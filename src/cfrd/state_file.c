@@ -44,10 +44,11 @@ static void layout_of(struct cfr_engine *eng, struct layout *l)
 	l->size = off;
 }
 
-static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
+/* All <len> bytes at <off>, written from <p> (<out>) or read into it; -EIO on a short file. */
+static int transfer_all(int fd, uint8_t *p, size_t len, uint64_t off, bool out)
 {
 	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		ssize_t n = out ? pwrite(fd, p, len, (off_t)off) : pread(fd, p, len, (off_t)off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -68,7 +69,7 @@ static bool all_zero(const uint8_t *p, size_t len)
 /* A region's chunks that hold data, in runs; zero chunks stay holes. */
 static int write_region(int fd, const struct cfr_state_region *r, uint64_t off, uint64_t *data)
 {
-	const uint8_t *p = r->data;
+	uint8_t *p = r->data;
 	size_t at = 0;
 
 	while (at < r->len) {
@@ -83,7 +84,7 @@ static int write_region(int fd, const struct cfr_state_region *r, uint64_t off, 
 			run += n;
 		}
 		if (run > 0) {
-			ret = pwrite_all(fd, p + at, run, off + at);
+			ret = transfer_all(fd, p + at, run, off + at, true);
 			if (ret < 0)
 				return ret;
 			*data += run;
@@ -105,7 +106,7 @@ int cfrd_state_write(struct cfr_engine *eng, int fd, struct cfrd_state_size *siz
 	if (!hdr)
 		return -ENOMEM;
 	cfr_engine_state_header(eng, hdr);
-	ret = pwrite_all(fd, hdr, hsize, 0);
+	ret = transfer_all(fd, hdr, hsize, 0, true);
 	size->data = hsize;
 	sodium_memzero(hdr, hsize);
 	free(hdr);
@@ -117,22 +118,6 @@ int cfrd_state_write(struct cfr_engine *eng, int fd, struct cfrd_state_size *siz
 		ret = -errno;
 	size->image = l.size;
 	return ret;
-}
-
-static int pread_all(int fd, uint8_t *p, size_t len, uint64_t off)
-{
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
 }
 
 /* Read what the region has of data; holes stay the zeros the new engine has. */
@@ -153,8 +138,8 @@ static int read_region(int fd, const struct cfr_state_region *r, uint64_t off, u
 			return -errno;
 		if ((uint64_t)hole > end)
 			hole = (off_t)end;
-		ret = pread_all(fd, (uint8_t *)r->data + ((uint64_t)data - off),
-		                (size_t)(hole - data), (uint64_t)data);
+		ret = transfer_all(fd, (uint8_t *)r->data + ((uint64_t)data - off),
+		                   (size_t)(hole - data), (uint64_t)data, false);
 		if (ret < 0)
 			return ret;
 		pos = (uint64_t)hole;
@@ -174,7 +159,7 @@ struct cfr_engine *cfrd_state_read(int memfd, uint64_t size, const char **why)
 	if (!hdr)
 		return NULL;
 	*why = "the state is shorter than its header";
-	if (size >= hsize && pread_all(memfd, hdr, hsize, 0) == 0)
+	if (size >= hsize && transfer_all(memfd, hdr, hsize, 0, false) == 0)
 		eng = cfr_engine_from_state(hdr, why);
 	sodium_memzero(hdr, hsize);
 	free(hdr);
