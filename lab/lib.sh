@@ -397,6 +397,24 @@ udp_convo() {
 	ip netns exec "cfr-$ns" "$PY" -c "$CONVO_PY" "$@" 9<&-
 }
 
+# long_flows_check FAM TAG TCP UDP: the slow download (curl -o big$FAM.bin,
+# its pid in curl$FAM.pid) and the UDP conversation TAG (udp_convo, pid and
+# output in convo$FAM.pid and .out) of family FAM ended well: the download
+# whole and from its first alias TCP ("ADDR PORT", nginx's log), the
+# conversation without lost echoes and from one alias (UDP, the echo's log).
+long_flows_check() {
+	local f=$1 tag=$2 tcp=$3 udp=$4 n a
+	wait "$(cat "$LAB_RUN/curl$f.pid")" || fail "the IPv$f download broke"
+	[ "$(stat -c %s "$LAB_RUN/big$f.bin")" = 2097153 ] || fail "the IPv$f download is short"
+	wait "$(cat "$LAB_RUN/convo$f.pid")" || fail "the IPv$f conversation lost echoes: $(cat "$LAB_RUN/convo$f.out")"
+	n=$(awk -v tag="$tag." '$1 == "from" && index($5, tag) == 1 {print $2, $3}' \
+		"$LAB_RUN/udp-echo.log" | sort -u | wc -l)
+	[ "$n" = 1 ] || fail "the IPv$f conversation left from $n aliases"
+	a=$(awk -v want="${tcp% *}" '$4 == "/big.bin" && $1 == want {print $1, $2}' "$LAB_RUN/nginx-access.log")
+	[ "$a" = "$tcp" ] || fail "the IPv$f download ended from '$a', began from $tcp"
+	ok "IPv$f: download complete from $tcp; conversation $(cat "$LAB_RUN/convo$f.out") from $udp"
+}
+
 # udp_alias TAG: "ADDR PORT" the front door's echo saw TAG's datagrams from
 # (its log), waiting up to 3 s for the first.
 udp_alias() {

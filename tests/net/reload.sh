@@ -218,15 +218,7 @@ fi
 
 # --- the long flows lived through it all -------------------------------------
 for f in 4 6; do
-	wait "$(cat "$LAB_RUN/curl$f.pid")" || fail "the IPv$f download broke"
-	[ "$(stat -c %s "$LAB_RUN/big$f.bin")" = 2097153 ] || fail "the IPv$f download is short"
-	wait "$(cat "$LAB_RUN/convo$f.pid")" || fail "the IPv$f conversation lost echoes: $(cat "$LAB_RUN/convo$f.out")"
-	n=$(awk -v tag="reload-udp$f." '$1 == "from" && index($5, tag) == 1 {print $2, $3}' \
-		"$LAB_RUN/udp-echo.log" | sort -u | wc -l)
-	[ "$n" = 1 ] || fail "the IPv$f conversation left from $n aliases"
-	a=$(awk -v want="${TCP[$f]% *}" '$4 == "/big.bin" && $1 == want {print $1, $2}' "$LAB_RUN/nginx-access.log")
-	[ "$a" = "${TCP[$f]}" ] || fail "the IPv$f download ended from '$a', began from ${TCP[$f]}"
-	ok "IPv$f: download complete from ${TCP[$f]}; conversation $(cat "$LAB_RUN/convo$f.out") from ${UDP[$f]}"
+	long_flows_check "$f" "reload-udp$f" "${TCP[$f]}" "${UDP[$f]}"
 done
 
 if [ "$XDP" = 1 ]; then

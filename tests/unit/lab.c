@@ -266,6 +266,24 @@ void lab_expect_checksums_at(const struct pkt *p, const char *file, int line)
 		fail_at(file, line, "checksum: %s", why);
 }
 
+void lab_expect_reply_at(struct cfr_engine *eng, const struct pkt *out, uint16_t sport,
+                         uint64_t now_ms, const char *file, int line)
+{
+	struct pkt_spec s;
+	struct pkt in;
+	struct pkt_info pi;
+	struct cfr_pkt r;
+	int family = (out->data[0] >> 4) == 4 ? 4 : 6;
+
+	lab_reply_spec(&s, out);
+	r = lab_send(eng, &s, &in, now_ms);
+	lab_expect_forward_at(&r, CFR_DIR_IN, file, line);
+	lab_expect_checksums_at(&in, file, line);
+	assert_int_equal(pkt_parse(in.data, in.len, false, &pi), 0);
+	assert_memory_equal(pi.dst, lab_sub(family), family == 4 ? 4 : 16);
+	assert_int_equal(pi.dport, sport);
+}
+
 void lab_open_flow(struct cfr_engine *eng, int family, uint8_t proto, uint16_t sport,
                    uint16_t dport, struct pkt *out, uint64_t now_ms)
 {

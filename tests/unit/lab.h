@@ -88,6 +88,15 @@ void lab_expect_checksums_at(const struct pkt *p, const char *file, int line);
 #define lab_expect_drop(r, reason) lab_expect_drop_at((r), (reason), __FILE__, __LINE__)
 #define lab_expect_checksums(p)    lab_expect_checksums_at((p), __FILE__, __LINE__)
 
+/*
+ * The remote's answer to <out> (as it left the engine) must reach the
+ * subscriber that sent it, on port <sport>, checksums complete.
+ */
+void lab_expect_reply_at(struct cfr_engine *eng, const struct pkt *out, uint16_t sport,
+                         uint64_t now_ms, const char *file, int line);
+#define lab_expect_reply(eng, out, sport, now_ms)                                                  \
+	lab_expect_reply_at((eng), (out), (sport), (now_ms), __FILE__, __LINE__)
+
 /* Family index of the engine's counters for 4 or 6. */
 int lab_fam(int family);
 

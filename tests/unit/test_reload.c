@@ -94,25 +94,6 @@ static void refused(struct cfr_engine *eng, const struct cfr_engine_config *cfg,
 		fail_msg("refused with '%s', expected it to mention '%s'", why, expect);
 }
 
-/* The remote's answer to <out> comes back to the subscriber, same port. */
-static void expect_reply(struct cfr_engine *eng, const struct pkt *out, uint16_t sport,
-                         uint64_t now)
-{
-	struct pkt_spec s;
-	struct pkt in;
-	struct pkt_info pi;
-	struct cfr_pkt r;
-	int family = (out->data[0] >> 4) == 4 ? 4 : 6;
-
-	lab_reply_spec(&s, out);
-	r = lab_send(eng, &s, &in, now);
-	lab_expect_forward(&r, CFR_DIR_IN);
-	lab_expect_checksums(&in);
-	assert_int_equal(pkt_parse(in.data, in.len, false, &pi), 0);
-	assert_memory_equal(pi.dst, lab_sub(family), family == 4 ? 4 : 16);
-	assert_int_equal(pi.dport, sport);
-}
-
 /* Send one more datagram of the flow from <sport>: it must keep <alias>:<port>. */
 static void expect_same_alias(struct cfr_engine *eng, int family, uint16_t sport,
                               const struct pkt *first, uint64_t now)
@@ -195,7 +176,7 @@ static void limits_change_in_place(void **state)
 	assert_int_equal(cfr_engine_stats(eng)->epoch, epoch);
 	for (family = 4; family <= 6; family += 2) {
 		lab_open_flow(eng, family, IPPROTO_UDP, 40000, 7, &out[0], T0 + 1000);
-		expect_reply(eng, &out[0], 40000, T0 + 1000);
+		lab_expect_reply(eng, &out[0], 40000, T0 + 1000);
 		lab_open_flow(eng, family, IPPROTO_UDP, 40002, 7, &out[2], T0 + 1000);
 		lab_spec(&s, family, IPPROTO_UDP, 40003, 7);
 		r = lab_send(eng, &s, &extra, T0 + 1000);
@@ -222,7 +203,7 @@ static void same_config_is_no_change(void **state)
 	lab_open_flow(eng, 4, IPPROTO_UDP, 40000, 7, &out, T0);
 	assert_int_equal(reload(eng, &cfg, T0), 0);
 	assert_int_equal(cfr_engine_stats(eng)->epoch, 1);
-	expect_reply(eng, &out, 40000, T0);
+	lab_expect_reply(eng, &out, 40000, T0);
 	cfr_engine_free(eng);
 }
 
@@ -265,7 +246,7 @@ static void removed_pool_drains(int family)
 	assert_int_equal(pool_flows(eng, family, 'B', &draining), 100);
 	/* The old flow, some seconds on: same alias out, translated in. */
 	expect_same_alias(eng, family, 40000, &first, T0 + 20000);
-	expect_reply(eng, &first, 40000, T0 + 20000);
+	lab_expect_reply(eng, &first, 40000, T0 + 20000);
 
 	/* A packet from outside claiming an address of the draining pool. */
 	lab_spec(&s, family, IPPROTO_UDP, 7, 40000);
@@ -378,7 +359,7 @@ static void readded_pool_comes_back(void **state)
 		seen_a = pool_of(4, pi.src) == 'A';
 	}
 	assert_true(seen_a);
-	expect_reply(eng, &first, 40000, T0);
+	lab_expect_reply(eng, &first, 40000, T0);
 	cfr_engine_expire(eng, T0 + (UDP_S + 2) * 1000);
 	assert_int_equal(pool_flows(eng, 4, 'A', &draining), 0);
 	assert_false(draining);
@@ -402,7 +383,7 @@ static void invalid_changes_refused(void **state)
 	config_with(&cfg, "A");
 	eng = lab_engine(&cfg);
 	lab_open_flow(eng, 4, IPPROTO_UDP, 40000, 7, &first, T0);
-	expect_reply(eng, &first, 40000, T0);
+	lab_expect_reply(eng, &first, 40000, T0);
 
 	bad = cfg;
 	bad.max_flows = cfg.max_flows * 2;
@@ -425,7 +406,7 @@ static void invalid_changes_refused(void **state)
 	refused(eng, &bad, "invalid");
 	/* Nothing changed: the same configuration is no change, the flow goes on. */
 	assert_int_equal(reload(eng, &cfg, T0), 0);
-	expect_reply(eng, &first, 40000, T0);
+	lab_expect_reply(eng, &first, 40000, T0);
 
 	/* A subscriber prefix over a pool prefix that still drains. */
 	set_pools(&cfg, "B");
@@ -459,7 +440,7 @@ static void invalid_changes_refused(void **state)
 	}
 	refused(eng, &bad, "draining");
 
-	expect_reply(eng, &first, (uint16_t)(41000 + 599), T0);
+	lab_expect_reply(eng, &first, (uint16_t)(41000 + 599), T0);
 	assert_int_equal(pool_flows(eng, 4, 'A', &draining), 1);
 	assert_true(draining);
 	cfr_engine_free(eng);

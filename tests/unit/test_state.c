@@ -131,24 +131,6 @@ static void expect_same_alias(struct cfr_engine *eng, int family, uint8_t proto,
 	assert_int_equal(a.sport, b.sport);
 }
 
-/* The remote's answer to <out> reaches the subscriber's port. */
-static void expect_reply(struct cfr_engine *eng, int family, const struct pkt *out, uint16_t sport,
-                         uint64_t now)
-{
-	struct pkt_spec s;
-	struct pkt in;
-	struct pkt_info pi;
-	struct cfr_pkt r;
-
-	lab_reply_spec(&s, out);
-	r = lab_send(eng, &s, &in, now);
-	lab_expect_forward(&r, CFR_DIR_IN);
-	lab_expect_checksums(&in);
-	assert_int_equal(pkt_parse(in.data, in.len, false, &pi), 0);
-	assert_memory_equal(pi.dst, lab_sub(family), family == 4 ? 4 : 16);
-	assert_int_equal(pi.dport, sport);
-}
-
 static void flows_carry_over(int family)
 {
 	static const uint8_t protos[] = {IPPROTO_TCP, IPPROTO_UDP};
@@ -164,7 +146,7 @@ static void flows_carry_over(int family)
 	                    sizeof(cfr_engine_stats(eng)->flows_active));
 	cfr_engine_free(eng);
 	for (i = 0; i < 2; i++) {
-		expect_reply(next, family, &first[i], (uint16_t)(40000 + i), T0 + 1000);
+		lab_expect_reply(next, &first[i], (uint16_t)(40000 + i), T0 + 1000);
 		expect_same_alias(next, family, protos[i], (uint16_t)(40000 + i), &first[i],
 		                  T0 + 2000);
 	}
@@ -206,8 +188,8 @@ static void draining_pool_carries_over(void **state)
 
 	next = hand_over(eng);
 	cfr_engine_free(eng);
-	expect_reply(next, 4, &first4, 40100, T0 + 1000);
-	expect_reply(next, 6, &first6, 40100, T0 + 1000);
+	lab_expect_reply(next, &first4, 40100, T0 + 1000);
+	lab_expect_reply(next, &first6, 40100, T0 + 1000);
 	cfr_engine_free(next);
 }
 
