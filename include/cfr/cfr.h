@@ -121,6 +121,7 @@ struct cfr_pkt {
 	uint8_t dir;     /* out: enum cfr_dir, set by the engine */
 	uint8_t verdict; /* out: enum cfr_verdict */
 	uint8_t reason;  /* out: enum cfr_drop when dropped */
+	uint32_t flow;   /* out: the flow a translated TCP/UDP/echo packet belongs to, or 0 */
 };
 
 struct cfr_prefix {
@@ -446,6 +447,46 @@ CFR_API void cfr_engine_epoch_rotate(struct cfr_engine *eng, uint64_t now_ms);
 
 /* Expire idle flows. Cheap enough to call every few hundred milliseconds. */
 CFR_API void cfr_engine_expire(struct cfr_engine *eng, uint64_t now_ms);
+
+/*
+ * An offload: a fast path outside the engine (cfrd's TC program) that
+ * rewrites the packets of established flows exactly as the engine would,
+ * from a copy of what cfr_engine_flow_view() returns. The engine stays the
+ * only place a flow is born or changes state; it asks the offload before
+ * expiring a flow and tells it when one ends.
+ */
+struct cfr_flow_view {
+	uint8_t family, proto;
+	uint8_t sub[16], alias[16], remote[16]; /* IPv4 in the first 4 bytes */
+	uint16_t sub_port, alias_port, remote_port;
+	uint8_t ts_scrub; /* TCP timestamps follow the flow's offset and rate (scrub.c) */
+	uint32_t ts_offset, ts_base, ts_rate;
+	uint32_t flow_label; /* the IPv6 flow label it leaves with, when that scrubber is on */
+};
+
+struct cfr_offload {
+	void *ctx;
+	/*
+	 * When the offload last carried a packet of flow <id>, in the engine's
+	 * seconds (the <now_ms> clock / 1000), or 0: asked when the flow looks
+	 * idle, under whatever lock serialises the engine.
+	 */
+	uint32_t (*last_seen)(void *ctx, uint32_t id, const struct cfr_flow_view *v);
+	/* Flow <id> ended (expired): the offload must stop carrying it. */
+	void (*removed)(void *ctx, uint32_t id, const struct cfr_flow_view *v);
+};
+
+/* Attach <o> (copied), or detach with NULL. */
+CFR_API void cfr_engine_set_offload(struct cfr_engine *eng, const struct cfr_offload *o);
+
+/*
+ * Flow <id> as an offload copies it. Returns true if its packets may be
+ * offloaded: a UDP flow, or a TCP connection the remote answered that has
+ * seen no FIN or RST (the engine tracks those itself), and false otherwise
+ * or if <id> is no flow.
+ */
+CFR_API bool cfr_engine_flow_view(const struct cfr_engine *eng, uint32_t id,
+                                  struct cfr_flow_view *v);
 
 /*
  * Reconfiguring a running engine (a reload) without dropping a flow:

@@ -36,6 +36,7 @@ struct cfr_engine {
 	    anon;           /* anon.c: distinct subscribers per alias (pools.slots[].subs) */
 	struct cfr_rng rng; /* rng.c */
 	struct cfr_stats stats;
+	struct cfr_offload offload; /* offload.c; never saved (state.c) */
 	size_t memory;
 };
 

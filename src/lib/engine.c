@@ -332,6 +332,7 @@ void cfr_engine_process(struct cfr_engine *eng, struct cfr_pkt *pkts, unsigned n
 		uint32_t len = pkt->len; /* as read: a scrubber may change it */
 		enum cfr_drop reason;
 
+		pkt->flow = 0;
 		if (i % PREFETCH_CHUNK == 0)
 			prefetch_chunk(eng, pkt, n - i < PREFETCH_CHUNK ? n - i : PREFETCH_CHUNK,
 			               parsed, preason);

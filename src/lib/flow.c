@@ -21,6 +21,7 @@
 #include "cfr/internal/siphash.h"
 #include "flow.h"
 #include "guard.h"
+#include "offload.h"
 #include "parse.h"
 #include "rng.h"
 
@@ -442,6 +443,7 @@ static void flow_destroy(struct cfr_engine *eng, uint32_t idx)
 	                            cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS), f->alias_port, remote,
 	                            f->remote_port);
 
+	cfr_offload_removed(eng, idx);
 	chain_remove(eng, &eng->flow.in_buckets[hin], idx, true);
 	chain_remove(eng, &eng->flow.out_buckets[hout], idx, false);
 	lru_unlink(eng, idx);
@@ -455,6 +457,24 @@ static void flow_destroy(struct cfr_engine *eng, uint32_t idx)
 	memset(f, 0, sizeof(*f));
 	f->in_next = eng->flow.free_head;
 	eng->flow.free_head = idx;
+}
+
+/*
+ * A flow an offload carries looks idle to the engine: it keeps the time
+ * of the offload's last packet and goes to the back of its list, which it
+ * reaches again no sooner than that packet's timeout.
+ */
+static bool offload_kept(struct cfr_engine *eng, uint32_t idx, uint32_t timeout)
+{
+	struct cfr_flow *f = flow_at(eng, idx);
+	uint32_t seen = cfr_offload_last_seen(eng, idx);
+
+	if (seen <= f->last_seen_s || eng->now_s - seen > timeout)
+		return false;
+	f->last_seen_s = seen;
+	lru_unlink(eng, idx);
+	lru_append(eng, idx);
+	return true;
 }
 
 void cfr_flow_expire(struct cfr_engine *eng)
@@ -473,6 +493,8 @@ void cfr_flow_expire(struct cfr_engine *eng)
 			 */
 			if (eng->now_s - flow_at(eng, idx)->last_seen_s <= timeout)
 				break;
+			if (offload_kept(eng, idx, timeout))
+				continue;
 			flow_destroy(eng, idx);
 		}
 	}

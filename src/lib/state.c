@@ -184,6 +184,7 @@ static void take_scalars(struct cfr_engine *eng, const struct cfr_engine *saved)
 	eng->anon.pairs = mine.anon.pairs;
 	eng->anon.buckets = mine.anon.buckets;
 	eng->memory = mine.memory;
+	eng->offload = mine.offload;
 	eng->rng.used = CFR_RNG_BUF;
 }
 

@@ -135,8 +135,10 @@ static void flow_seen(struct cfr_engine *eng, uint32_t idx, uint8_t dir, const s
 	cfr_flow_touch(eng, idx, tclass);
 }
 
-static enum cfr_drop translate_out(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p)
+static enum cfr_drop translate_out(struct cfr_engine *eng, struct cfr_pkt *pkt,
+                                   const struct cfr_parsed *p)
 {
+	uint8_t *buf = pkt->data;
 	const uint8_t *sub = buf + p->src_off, *remote = buf + p->dst_off;
 	uint16_t remote_port = is_icmp(p->proto) ? 0 : p->dport;
 	struct cfr_frag *frag = NULL;
@@ -184,11 +186,14 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, uint8_t *buf, const s
 	f = &eng->flow.flows[idx];
 	rewrite_endpoint(buf, p, true, cfr_flow_addr_at(eng, idx, CFR_FLOW_ALIAS), f->alias_port);
 	cfr_scrub_out(eng, buf, p, f, frag);
+	pkt->flow = idx;
 	return CFR_DROP_NONE;
 }
 
-static enum cfr_drop translate_in(struct cfr_engine *eng, uint8_t *buf, const struct cfr_parsed *p)
+static enum cfr_drop translate_in(struct cfr_engine *eng, struct cfr_pkt *pkt,
+                                  const struct cfr_parsed *p)
 {
+	uint8_t *buf = pkt->data;
 	const uint8_t *remote = buf + p->src_off, *alias = buf + p->dst_off;
 	uint16_t remote_port = is_icmp(p->proto) ? 0 : p->sport;
 	struct cfr_flow *f;
@@ -213,6 +218,7 @@ static enum cfr_drop translate_in(struct cfr_engine *eng, uint8_t *buf, const st
 	f = &eng->flow.flows[idx];
 	rewrite_endpoint(buf, p, false, cfr_flow_addr_at(eng, idx, CFR_FLOW_SUB), f->sub_port);
 	cfr_scrub_in(eng, buf, p, f);
+	pkt->flow = idx;
 	return CFR_DROP_NONE;
 }
 
@@ -361,5 +367,5 @@ enum cfr_drop cfr_translate(struct cfr_engine *eng, struct cfr_pkt *pkt, const s
 		return translate_icmp_error(eng, pkt, p);
 	if (!p->has_l4)
 		return translate_fragment(eng, buf, p, dir);
-	return dir == CFR_DIR_OUT ? translate_out(eng, buf, p) : translate_in(eng, buf, p);
+	return dir == CFR_DIR_OUT ? translate_out(eng, pkt, p) : translate_in(eng, pkt, p);
 }

@@ -1,0 +1,198 @@
+/*
+ * The engine's side of an offload (cfr.h, struct cfr_offload): which flows
+ * may be carried outside the engine and with what (cfr_engine_flow_view),
+ * the flow each translated packet belongs to (cfr_pkt.flow), expiry that
+ * asks the offload before ending a flow it carries, and the notice when a
+ * flow ends.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <netinet/in.h>
+#include <string.h>
+
+#include "lab.h"
+
+#define T0    1000
+#define UDP_S 30
+
+struct fcase {
+	int family;
+};
+
+/* A fake offload: says it saw every flow at <seen_s>, and counts removals. */
+struct fake_offload {
+	uint32_t seen_s;
+	unsigned removed;
+	uint32_t removed_id;
+	struct cfr_flow_view removed_view;
+};
+
+static uint32_t fake_last_seen(void *ctx, uint32_t id, const struct cfr_flow_view *v)
+{
+	(void)id;
+	(void)v;
+	return ((struct fake_offload *)ctx)->seen_s;
+}
+
+static void fake_removed(void *ctx, uint32_t id, const struct cfr_flow_view *v)
+{
+	struct fake_offload *o = ctx;
+
+	o->removed++;
+	o->removed_id = id;
+	o->removed_view = *v;
+}
+
+static struct cfr_engine *udp_engine(void)
+{
+	struct cfr_engine_config cfg;
+
+	lab_config(&cfg);
+	cfg.timeout[CFR_TIMEOUT_UDP] = UDP_S;
+	return lab_engine(&cfg);
+}
+
+/* A translated packet names its flow, and the view is the flow's tuple as translated. */
+static void view_matches_translation(void **state)
+{
+	const struct lab_case *c = *state;
+	const struct fcase *p = c->params;
+	size_t alen = p->family == 4 ? 4 : 16;
+	struct cfr_engine *eng = c->eng;
+	struct cfr_flow_view v;
+	struct pkt_info pi;
+	struct pkt_spec s;
+	struct pkt out;
+	struct cfr_pkt r;
+
+	lab_spec(&s, p->family, IPPROTO_UDP, 40000, 443);
+	r = lab_send(eng, &s, &out, T0);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	assert_int_not_equal(r.flow, 0);
+	assert_true(cfr_engine_flow_view(eng, r.flow, &v));
+	assert_int_equal(pkt_parse(out.data, out.len, false, &pi), 0);
+	assert_int_equal(v.proto, IPPROTO_UDP);
+	assert_memory_equal(v.sub, lab_sub(p->family), alen);
+	assert_memory_equal(v.remote, lab_remote(p->family), alen);
+	assert_memory_equal(v.alias, pi.src, alen);
+	assert_int_equal(v.alias_port, pi.sport);
+	assert_int_equal(v.sub_port, 40000);
+	assert_int_equal(v.remote_port, 443);
+	assert_false(cfr_engine_flow_view(eng, 0, &v));
+	assert_false(cfr_engine_flow_view(eng, r.flow + 1, &v));
+}
+
+/*
+ * TCP is carried only between the handshake and the first FIN or RST: the
+ * engine sees every packet that changes the connection's timeout class.
+ */
+static void tcp_established_only(void **state)
+{
+	const struct lab_case *c = *state;
+	const struct fcase *p = c->params;
+	struct cfr_engine *eng = c->eng;
+	struct cfr_flow_view v;
+	struct pkt_spec s;
+	struct pkt out, in;
+	struct cfr_pkt r;
+
+	lab_spec(&s, p->family, IPPROTO_TCP, 40001, 443);
+	s.tcp_ts = true;
+	s.tsval = 5000;
+	r = lab_send(eng, &s, &out, T0);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	assert_false(cfr_engine_flow_view(eng, r.flow, &v)); /* embryonic */
+	lab_reply_spec(&s, &out);
+	r = lab_send(eng, &s, &in, T0);
+	lab_expect_forward(&r, CFR_DIR_IN);
+	assert_true(cfr_engine_flow_view(eng, r.flow, &v));
+	assert_true(v.ts_scrub);
+	assert_int_equal(v.ts_base, 5000);
+	s.tcp_flags = PKT_TCP_FIN | PKT_TCP_ACK;
+	r = lab_send(eng, &s, &in, T0);
+	lab_expect_forward(&r, CFR_DIR_IN);
+	assert_false(cfr_engine_flow_view(eng, r.flow, &v));
+}
+
+/* An ICMP echo flow is the engine's alone. */
+static void echo_not_offloaded(void **state)
+{
+	const struct lab_case *c = *state;
+	const struct fcase *p = c->params;
+	struct cfr_flow_view v;
+	struct pkt_spec s;
+	struct pkt out;
+	struct cfr_pkt r;
+
+	lab_spec(&s, p->family, IPPROTO_ICMP, 7, 0);
+	r = lab_send(c->eng, &s, &out, T0);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	assert_int_not_equal(r.flow, 0);
+	assert_false(cfr_engine_flow_view(c->eng, r.flow, &v));
+}
+
+/*
+ * A flow the offload carries outlives the engine's own last sight of it
+ * for as long as the offload keeps seeing it, then ends on time, and the
+ * offload is told which flow ended.
+ */
+static void expiry_asks_offload(void **state)
+{
+	const struct fcase *p = ((const struct lab_case *)*state)->params;
+	struct cfr_engine *eng = udp_engine();
+	struct fake_offload fake = {0};
+	struct cfr_offload o = {.ctx = &fake, .last_seen = fake_last_seen, .removed = fake_removed};
+	struct cfr_flow_view v;
+	struct pkt out;
+	struct pkt_spec s;
+	struct cfr_pkt r;
+	uint32_t id;
+
+	cfr_engine_set_offload(eng, &o);
+	lab_spec(&s, p->family, IPPROTO_UDP, 40002, 443);
+	r = lab_send(eng, &s, &out, T0 * 1000);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	id = r.flow;
+
+	/* Past the timeout, but the offload saw it 10 s ago: kept. */
+	fake.seen_s = T0 + UDP_S;
+	cfr_engine_expire(eng, (T0 + UDP_S + 10) * 1000ull);
+	assert_true(cfr_engine_flow_view(eng, id, &v));
+	assert_int_equal(fake.removed, 0);
+	/* Not a second before its timeout after the offload's last packet. */
+	cfr_engine_expire(eng, (T0 + 2 * UDP_S) * 1000ull);
+	assert_true(cfr_engine_flow_view(eng, id, &v));
+	/* The offload saw nothing since: it ends, and the offload hears of it. */
+	cfr_engine_expire(eng, (T0 + 2 * UDP_S + 2) * 1000ull);
+	assert_false(cfr_engine_flow_view(eng, id, &v));
+	assert_int_equal(fake.removed, 1);
+	assert_int_equal(fake.removed_id, id);
+	assert_int_equal(fake.removed_view.sub_port, 40002);
+	assert_int_equal(cfr_engine_stats(eng)->flows_active[lab_fam(p->family)][CFR_PROTO_UDP], 0);
+	cfr_engine_free(eng);
+}
+
+#define C(name, test, fam) LAB_CASE(name, test, struct fcase, .family = (fam))
+
+int main(void)
+{
+	/* clang-format off */
+	const struct CMUnitTest tests[] = {
+	    C(view_matches_translation4, view_matches_translation, 4),
+	    C(view_matches_translation6, view_matches_translation, 6),
+	    C(tcp_established_only4,     tcp_established_only,     4),
+	    C(tcp_established_only6,     tcp_established_only,     6),
+	    C(echo_not_offloaded4,       echo_not_offloaded,       4),
+	    C(echo_not_offloaded6,       echo_not_offloaded,       6),
+	    C(expiry_asks_offload4,      expiry_asks_offload,      4),
+	    C(expiry_asks_offload6,      expiry_asks_offload,      6),
+	};
+	/* clang-format on */
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
