@@ -109,7 +109,7 @@ $(BUILD)/tests/unit/test_state.o: CFLAGS += -Isrc/lib
 $(BUILD)/tests/test_vnet: $(BUILD)/src/cfrd/vnet.o
 $(BUILD)/tests/test_sandbox: $(BUILD)/src/cfrd/sandbox.o $(BUILD)/src/cfrd/log.o
 $(BUILD)/tests/unit/test_xdp_route.o: src/cfrd/io_xdp.c src/cfrd/io_tun.c src/cfrd/vnet.c src/cfrd/log.c
-$(BUILD)/tests/test_xdp_route: $(BUILD)/src/cfrd/xdp_object.o
+$(BUILD)/tests/test_xdp_route: $(BUILD)/src/cfrd/xdp_object.o $(BUILD)/src/cfrd/forward_rules.o
 $(BUILD)/tests/test_xdp_route: UNIT_LIBS = -pthread $(shell pkg-config --libs libxdp libbpf libnftables json-c)
 $(BUILD)/tests/test_egress_guard: $(BUILD)/src/cfrd/egress_guard.o $(BUILD)/src/cfrd/config.o \
 	$(BUILD)/src/cfrd/log.o

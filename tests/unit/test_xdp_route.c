@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../src/cfrd/forward_rules.h"
 #include "../../src/cfrd/io_tun.c"
 #include "../../src/cfrd/io_xdp.c"
 #include "../../src/cfrd/log.c"
@@ -457,7 +458,7 @@ static int skipped_with(const char *more, char *what, size_t size)
 	static char json[sizeof(RULESET) + 2048];
 
 	snprintf(json, sizeof(json), RULESET, more);
-	return skipped_rules(json, what, size);
+	return cfrd_forward_rules_in(json, what, size);
 }
 
 static void forward_rules_other_than_the_guard_stop_cfrd(void **state)
@@ -515,9 +516,9 @@ static void forward_rules_other_than_the_guard_stop_cfrd(void **state)
 	    1);
 
 	/* Not a listing: cfrd cannot tell, and says so. */
-	assert_int_equal(skipped_rules("", what, sizeof(what)), -EINVAL);
-	assert_int_equal(skipped_rules("{\"nft\": []}", what, sizeof(what)), -EINVAL);
-	assert_int_equal(skipped_rules("{\"nftables\": {}}", what, sizeof(what)), -EINVAL);
+	assert_int_equal(cfrd_forward_rules_in("", what, sizeof(what)), -EINVAL);
+	assert_int_equal(cfrd_forward_rules_in("{\"nft\": []}", what, sizeof(what)), -EINVAL);
+	assert_int_equal(cfrd_forward_rules_in("{\"nftables\": {}}", what, sizeof(what)), -EINVAL);
 }
 
 static uint16_t ip4_header_sum(const uint8_t *ip)
