@@ -47,7 +47,7 @@ extern "C" {
 	_(UNSUPPORTED_ICMP, "unsupported_icmp", "ICMP type not translated") \
 	_(UDP6_ZERO_CHECKSUM, "udp6_zero_checksum", "IPv6 UDP without checksum") \
 	_(UNAUTHORISED_SOURCE, "unauthorised_source", "source is not an authorised subscriber") \
-	_(HAIRPIN, "hairpin", "subscriber sending to an alias address") \
+	_(HAIRPIN, "hairpin", "subscriber sending to an alias and port nobody holds") \
 	_(TCP_NOT_SYN, "tcp_not_syn", "TCP segment without SYN opens no flow") \
 	_(NO_FLOW, "no_flow", "inbound packet matches no flow") \
 	_(POOL_EXHAUSTED, "pool_exhausted", "no free alias address and port") \
@@ -67,7 +67,8 @@ extern "C" {
 	_(SUBSCRIBER_FLOW_LIMIT, "subscriber_flow_limit", "subscriber at its concurrent flow limit") \
 	_(SUBSCRIBER_RATE_LIMIT, "subscriber_rate_limit", "subscriber over its new-flow rate") \
 	_(SUBSCRIBER_HALF_OPEN_LIMIT, "subscriber_half_open_limit", "subscriber at its half-open TCP limit") \
-	_(PARTIAL_CHECKSUM, "partial_checksum", "partial checksum on a protocol other than TCP or UDP")
+	_(PARTIAL_CHECKSUM, "partial_checksum", "partial checksum on a protocol other than TCP or UDP") \
+	_(FILTERED, "filtered", "inbound packet refused by its mapping's filtering (RFC 4787 REQ-8)")
 /* clang-format on */
 
 enum cfr_drop {
@@ -143,6 +144,52 @@ enum cfr_policy {
 
 CFR_API const char *cfr_policy_name(enum cfr_policy policy);
 
+/*
+ * Traffic classes (issue 17): by protocol and destination port, each class
+ * has its own mapping and filtering behaviour (RFC 4787 terms). Per-flow
+ * is cfr's own: a fresh alias and port for every flow, drawn under the
+ * alias policy above, and only the flow's remote may answer. The other
+ * mappings keep one alias:port per subscriber source address and port:
+ * for every destination (endpoint-independent, RFC 4787 REQ-1) or for
+ * every destination port of one remote address (address-dependent), so
+ * that STUN, games and peer-to-peer work; filtering says who may send to
+ * it. cfrd.conf(5) and docs/privacy.md say what each costs in privacy.
+ */
+enum cfr_mapping {
+	CFR_MAPPING_PER_FLOW = 0,
+	CFR_MAPPING_ENDPOINT_INDEPENDENT = 1,
+	CFR_MAPPING_ADDRESS_DEPENDENT = 2,
+	CFR_MAPPING__COUNT
+};
+
+enum cfr_filtering {
+	CFR_FILTERING_ADDRESS_PORT_DEPENDENT = 0, /* only a remote address and port it sent to */
+	CFR_FILTERING_ADDRESS_DEPENDENT = 1,      /* any port of a remote address it sent to */
+	CFR_FILTERING_ENDPOINT_INDEPENDENT = 2,   /* anyone */
+	CFR_FILTERING__COUNT
+};
+
+CFR_API const char *cfr_mapping_name(enum cfr_mapping mapping);
+CFR_API const char *cfr_filtering_name(enum cfr_filtering filtering);
+
+#define CFR_MAX_CLASSES 8
+
+/*
+ * One class: TCP or UDP packets to destination ports [port_min, port_max].
+ * The first class that holds a packet decides; TCP and UDP that no class
+ * holds, and ICMP queries, are per-flow. Endpoint-independent and
+ * address-dependent mappings are for UDP only; filtering is never more
+ * open than the mapping (per-flow: address and port dependent;
+ * address-dependent: not endpoint-independent).
+ */
+struct cfr_class {
+	uint8_t proto;     /* enum cfr_proto: CFR_PROTO_TCP or CFR_PROTO_UDP */
+	uint8_t mapping;   /* enum cfr_mapping */
+	uint8_t filtering; /* enum cfr_filtering */
+	uint8_t pad_;
+	uint16_t port_min, port_max; /* destination ports, inclusive */
+};
+
 enum cfr_scrubber {
 	CFR_SCRUB_TCP_TIMESTAMPS = 0,
 	CFR_SCRUB_IP_ID,
@@ -196,9 +243,11 @@ struct cfr_engine_config {
 	uint16_t port_min, port_max;          /* alias source ports, inclusive */
 	uint32_t timeout[CFR_TIMEOUT__COUNT]; /* seconds */
 	uint32_t max_flows;
-	uint32_t max_frags;                /* fragmented datagrams tracked at once */
-	uint8_t policy[CFR_FAMILY__COUNT]; /* enum cfr_policy, per family's pool */
-	uint32_t epoch_s;                  /* privacy epoch length */
+	uint32_t max_frags;                        /* fragmented datagrams tracked at once */
+	uint8_t policy[CFR_FAMILY__COUNT];         /* enum cfr_policy, per family's pool */
+	struct cfr_class classes[CFR_MAX_CLASSES]; /* first match decides (issue 17) */
+	unsigned n_classes;
+	uint32_t epoch_s; /* privacy epoch length */
 	struct cfr_scrub_config scrub;
 	/*
 	 * An IPv6 subscriber is its /N: the prefix delegated to one customer
@@ -256,6 +305,8 @@ struct cfr_stats {
 	/* New flows by the anonymity set of the alias they were placed on (log2 buckets). */
 	uint64_t new_flow_anon_hist[CFR_FAMILY__COUNT][CFR_ANON_BUCKETS];
 	uint64_t scrubbed[CFR_SCRUB__COUNT]; /* packets changed, by scrubber */
+	uint64_t mappings_created;           /* endpoint-independent / address-dependent */
+	uint64_t hairpinned;                 /* subscriber to subscriber, through both aliases */
 };
 
 /*

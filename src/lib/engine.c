@@ -77,6 +77,22 @@ void cfr_engine_config_defaults(struct cfr_engine_config *cfg)
 	cfg->max_frags = 4096;
 	cfg->policy[CFR_FAMILY_V4] = CFR_POLICY_PER_FLOW;
 	cfg->policy[CFR_FAMILY_V6] = CFR_POLICY_PER_FLOW;
+	/*
+	 * Issue 17: TLS, QUIC and so ECH (TCP, and UDP to 443) keep per-flow
+	 * aliases; other UDP (STUN, games, peer-to-peer) gets one mapping per
+	 * subscriber socket with address-dependent filtering (RFC 4787 REQ-1,
+	 * REQ-8). TCP that no class names is per-flow.
+	 */
+	cfg->classes[0] = (struct cfr_class){.proto = CFR_PROTO_UDP,
+	                                     .mapping = CFR_MAPPING_PER_FLOW,
+	                                     .port_min = 443,
+	                                     .port_max = 443};
+	cfg->classes[1] = (struct cfr_class){.proto = CFR_PROTO_UDP,
+	                                     .mapping = CFR_MAPPING_ENDPOINT_INDEPENDENT,
+	                                     .filtering = CFR_FILTERING_ADDRESS_DEPENDENT,
+	                                     .port_min = 0,
+	                                     .port_max = 65535};
+	cfg->n_classes = 2;
 	cfg->epoch_s = 600;
 	cfg->scrub.tcp_timestamps = true;
 	cfg->scrub.tcp_timestamp_rate = true;
@@ -115,6 +131,13 @@ static int invalid(const char **why, const char *what)
 	return -EINVAL;
 }
 
+/* The most open filter each mapping can have: none lets in more than the mapping holds. */
+static const uint8_t most_open[CFR_MAPPING__COUNT] = {
+    [CFR_MAPPING_PER_FLOW] = CFR_FILTERING_ADDRESS_PORT_DEPENDENT,
+    [CFR_MAPPING_ENDPOINT_INDEPENDENT] = CFR_FILTERING_ENDPOINT_INDEPENDENT,
+    [CFR_MAPPING_ADDRESS_DEPENDENT] = CFR_FILTERING_ADDRESS_DEPENDENT,
+};
+
 int cfr_engine_config_check(const struct cfr_engine_config *cfg, const char **why)
 {
 	uint64_t pool4_size = 0;
@@ -141,6 +164,22 @@ int cfr_engine_config_check(const struct cfr_engine_config *cfg, const char **wh
 	for (i = 0; i < CFR_FAMILY__COUNT; i++)
 		if (cfg->policy[i] >= CFR_POLICY__COUNT)
 			return invalid(why, "unknown alias policy");
+	if (cfg->n_classes > CFR_MAX_CLASSES)
+		return invalid(why, "too many traffic classes");
+	for (i = 0; i < cfg->n_classes; i++) {
+		const struct cfr_class *c = &cfg->classes[i];
+
+		if ((c->proto != CFR_PROTO_TCP && c->proto != CFR_PROTO_UDP) ||
+		    c->mapping >= CFR_MAPPING__COUNT || c->filtering >= CFR_FILTERING__COUNT ||
+		    c->port_min > c->port_max)
+			return invalid(why, "a traffic class has an unknown protocol, mapping or "
+			                    "filtering, or a reversed port range");
+		if (c->mapping != CFR_MAPPING_PER_FLOW && c->proto != CFR_PROTO_UDP)
+			return invalid(why, "endpoint-independent and address-dependent mappings "
+			                    "are for UDP classes only");
+		if (c->filtering > most_open[c->mapping])
+			return invalid(why, "a traffic class filters less than it maps");
+	}
 	for (i = 0; i < cfg->n_subscribers; i++)
 		if (cfg->subscriber_ident6[i] > 128)
 			return invalid(why,
@@ -220,6 +259,22 @@ static uint8_t classify(const struct cfr_engine *eng, const uint8_t *buf, uint32
 	return CFR_DIR_OUT;
 }
 
+/*
+ * An ICMP error to an alias about a packet that went to a subscriber: the
+ * subscriber's own stack, or the gateway's, answering a hairpinned packet.
+ * It is that subscriber's outbound error first (translate.c).
+ */
+static bool quotes_subscriber(const struct cfr_engine *eng, const struct cfr_pkt *pkt,
+                              const struct cfr_parsed *p)
+{
+	uint32_t inner = p->l4_off + 8, dst = p->family == CFR_FAMILY_V4 ? 16 : 24;
+
+	if (p->icmp_kind != CFR_ICMP_ERROR || inner + dst + p->addr_len > p->end)
+		return false;
+	return cfr_prefix_list_has(eng->cfg.subscribers, eng->cfg.n_subscribers, p->family,
+	                           pkt->data + inner + dst);
+}
+
 static enum cfr_drop process_one(struct cfr_engine *eng, struct cfr_pkt *pkt, struct cfr_parsed *p,
                                  enum cfr_drop reason)
 {
@@ -234,10 +289,9 @@ static enum cfr_drop process_one(struct cfr_engine *eng, struct cfr_pkt *pkt, st
 	}
 	from_subscriber = cfr_prefix_list_has(eng->cfg.subscribers, eng->cfg.n_subscribers,
 	                                      p->family, pkt->data + p->src_off);
-	if (pkt->dir == CFR_DIR_IN && from_subscriber) {
-		pkt->dir = CFR_DIR_OUT;
-		return CFR_DROP_HAIRPIN;
-	}
+	/* To an alias from a subscriber, or an error about a packet to one: hairpinning. */
+	if (pkt->dir == CFR_DIR_IN && (from_subscriber || quotes_subscriber(eng, pkt, p)))
+		return cfr_translate_hairpin(eng, pkt, p);
 	/* An error may come from a router or the gateway itself (translate.c). */
 	if (pkt->dir == CFR_DIR_OUT && !from_subscriber && p->icmp_kind != CFR_ICMP_ERROR)
 		return CFR_DROP_UNAUTHORISED_SOURCE;

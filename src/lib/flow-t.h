@@ -27,6 +27,29 @@ enum {
 	TS_RATE_ONE = 1 << TS_RATE_SHIFT,
 };
 
+/*
+ * cfr_flow.in_use: nonzero for a record in use, and what kind of record
+ * (mapping.c). A per-flow flow is CFR_FLOW_USED alone. An endpoint-
+ * independent or address-dependent mapping is one CFR_FLOW_MAPPING record
+ * (its remote the zero address, or the remote address for an
+ * address-dependent one; remote port 0), and a CFR_FLOW_PEER record per
+ * remote it sent to when its filtering needs one (same alias and port,
+ * <mapping> names the mapping). The mapping's filtering sits in two bits.
+ */
+enum {
+	CFR_FLOW_USED = 1 << 0,
+	CFR_FLOW_MAPPING = 1 << 1,
+	CFR_FLOW_PEER = 1 << 2,
+	CFR_FLOW_ADM = 1 << 3,     /* the mapping is address-dependent */
+	CFR_FLOW_FILTER_SHIFT = 4, /* and 5 */
+	/*
+	 * A mapping its peers stand for: not a flow of its own in the counters,
+	 * the per-subscriber limits or the anonymity sets, which count the peers.
+	 */
+	CFR_FLOW_SHARED = 1 << 6,
+	CFR_FLOW_CLASSED = CFR_FLOW_MAPPING | CFR_FLOW_PEER,
+};
+
 /* The three addresses of a flow, in cfr_flow.v4 or cfr_flow6.addr. */
 enum { CFR_FLOW_SUB = 0, CFR_FLOW_ALIAS = 1, CFR_FLOW_REMOTE = 2 };
 
@@ -43,12 +66,15 @@ struct cfr_flow {
 	uint32_t lru_prev, lru_next;
 	uint32_t last_seen_s;
 	uint32_t ts_offset; /* added to our TSval, removed from the remote's TSecr */
-	uint32_t ts_base;   /* the subscriber's first TSval of the flow (scrub.c) */
-	uint32_t guard;     /* the subscriber's entry in the guard table */
-	uint32_t ts_rate;   /* TSval ticks per subscriber tick: 1 + ts_rate / 2^24 (scrub.c) */
+	union {
+		uint32_t ts_base; /* TCP: the subscriber's first TSval of the flow (scrub.c) */
+		uint32_t mapping; /* a UDP peer record: its mapping's record (mapping.c) */
+	};
+	uint32_t guard;   /* the subscriber's entry in the guard table */
+	uint32_t ts_rate; /* TSval ticks per subscriber tick: 1 + ts_rate / 2^24 (scrub.c) */
 	uint8_t family, proto, tcp_state, tclass;
 	uint16_t sub_port, alias_port, remote_port; /* numeric values */
-	uint8_t in_use;
+	uint8_t in_use;                             /* CFR_FLOW_* bits, 0: free */
 	uint8_t pool_slot; /* the pool prefix its alias came from (eng->pools.slots) */
 	/*
 	 * IPv4 addresses, by CFR_FLOW_*. An IPv6 flow keeps its addresses in

@@ -23,6 +23,7 @@
 #include "guard.h"
 #include "offload.h"
 #include "parse.h"
+#include "pool.h"
 #include "rng.h"
 
 enum { SIDE_INSIDE = 1, SIDE_OUTSIDE = 2, SIDE_LABEL = 3 };
@@ -329,7 +330,8 @@ static uint8_t initial_class(uint8_t proto)
 
 uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, const uint8_t *sub,
                          uint16_t sub_port, const uint8_t *remote, uint16_t remote_port,
-                         const union cfr_addr *alias, uint16_t alias_port, uint32_t guard)
+                         const union cfr_addr *alias, uint16_t alias_port, uint32_t guard,
+                         uint8_t flags)
 {
 	size_t alen = family == CFR_FAMILY_V4 ? 4 : 16;
 	struct cfr_flow *f;
@@ -354,7 +356,7 @@ uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, 
 	memcpy(cfr_flow_addr(eng, f, CFR_FLOW_SUB), sub, alen);
 	memcpy(cfr_flow_addr(eng, f, CFR_FLOW_REMOTE), remote, alen);
 	memcpy(cfr_flow_addr(eng, f, CFR_FLOW_ALIAS), alias->b, alen);
-	f->in_use = 1;
+	f->in_use = (uint8_t)(CFR_FLOW_USED | flags);
 	f->tclass = initial_class(proto);
 	f->last_seen_s = eng->now_s;
 	/*
@@ -387,6 +389,11 @@ uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, 
 	eng->flow.out_buckets[hout] = idx;
 	lru_append(eng, idx);
 
+	if (flags & CFR_FLOW_SHARED) {
+		f->guard = 0;
+		f->pool_slot = cfr_pool_slot_of(eng, family, alias->b);
+		return idx;
+	}
 	cfr_anon_placed(eng, family, cfr_anon_add(eng, f));
 	cfr_guard_flow_added(eng, f, cfr_proto_index(proto));
 	eng->stats.flows_created++;
@@ -447,10 +454,12 @@ static void flow_destroy(struct cfr_engine *eng, uint32_t idx)
 	chain_remove(eng, &eng->flow.in_buckets[hin], idx, true);
 	chain_remove(eng, &eng->flow.out_buckets[hout], idx, false);
 	lru_unlink(eng, idx);
-	cfr_anon_remove(eng, f);
-	cfr_guard_flow_removed(eng, f, cfr_proto_index(f->proto));
-	eng->stats.flows_active[f->family][cfr_proto_index(f->proto)]--;
-	eng->stats.flows_expired++;
+	if (!(f->in_use & CFR_FLOW_SHARED)) {
+		cfr_anon_remove(eng, f);
+		cfr_guard_flow_removed(eng, f, cfr_proto_index(f->proto));
+		eng->stats.flows_active[f->family][cfr_proto_index(f->proto)]--;
+		eng->stats.flows_expired++;
+	}
 	/* Wipe the tuple: an expired mapping should not outlive its flow in memory. */
 	if (f->family == CFR_FAMILY_V6)
 		memset(&eng->flow.flows6[idx], 0, sizeof(eng->flow.flows6[idx]));

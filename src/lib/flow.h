@@ -53,7 +53,8 @@ uint32_t cfr_flow_find_outside(struct cfr_engine *eng, uint8_t family, uint8_t p
                                uint16_t remote_port, const uint32_t *bucket);
 uint32_t cfr_flow_create(struct cfr_engine *eng, uint8_t family, uint8_t proto, const uint8_t *sub,
                          uint16_t sub_port, const uint8_t *remote, uint16_t remote_port,
-                         const union cfr_addr *alias, uint16_t alias_port, uint32_t guard);
+                         const union cfr_addr *alias, uint16_t alias_port, uint32_t guard,
+                         uint8_t flags);
 void cfr_flow_touch(struct cfr_engine *eng, uint32_t idx, uint8_t tclass);
 void cfr_flow_expire(struct cfr_engine *eng);
 bool cfr_flow_bucket_of(const struct cfr_engine *eng, const uint8_t *buf, struct cfr_parsed *p,

@@ -229,6 +229,15 @@ static unsigned changes_of(const struct cfr_engine_config *a, const struct cfr_e
 		c |= CFR_CHANGE_PORTS;
 	if (memcmp(a->policy, b->policy, sizeof(a->policy)) != 0)
 		c |= CFR_CHANGE_POLICY;
+	if (a->n_classes != b->n_classes)
+		c |= CFR_CHANGE_POLICY;
+	for (i = 0; i < a->n_classes && i < b->n_classes; i++)
+		if (a->classes[i].proto != b->classes[i].proto ||
+		    a->classes[i].mapping != b->classes[i].mapping ||
+		    a->classes[i].filtering != b->classes[i].filtering ||
+		    a->classes[i].port_min != b->classes[i].port_min ||
+		    a->classes[i].port_max != b->classes[i].port_max)
+			c |= CFR_CHANGE_POLICY;
 	if (a->epoch_s != b->epoch_s)
 		c |= CFR_CHANGE_EPOCH;
 	if (a->n_subscribers != b->n_subscribers || a->strict_ingress != b->strict_ingress ||

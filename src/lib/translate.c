@@ -13,6 +13,7 @@
 #include "flow.h"
 #include "frag.h"
 #include "guard.h"
+#include "mapping.h"
 #include "parse.h"
 #include "scrub.h"
 #include "translate.h"
@@ -141,6 +142,7 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, struct cfr_pkt *pkt,
 	uint8_t *buf = pkt->data;
 	const uint8_t *sub = buf + p->src_off, *remote = buf + p->dst_off;
 	uint16_t remote_port = is_icmp(p->proto) ? 0 : p->dport;
+	const struct cfr_class *cls;
 	struct cfr_frag *frag = NULL;
 	enum cfr_drop reason;
 	struct cfr_flow *f;
@@ -150,8 +152,16 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, struct cfr_pkt *pkt,
 	if (is_icmp(p->proto) && p->icmp_kind != CFR_ICMP_ECHO_REQUEST)
 		return CFR_DROP_UNSUPPORTED_ICMP;
 
-	idx = cfr_flow_find_inside(eng, p->family, p->proto, sub, p->sport, remote, remote_port,
-	                           p->bucket_known ? &p->bucket : NULL);
+	/* A class with a mapping of its own (mapping.c): STUN, games, peer-to-peer. */
+	cls = is_icmp(p->proto) ? NULL : cfr_class_of(&eng->cfg, p->proto, p->dport);
+	if (cls) {
+		idx = cfr_map_out(eng, buf, p, cls, &reason);
+		if (!idx)
+			return reason;
+	} else {
+		idx = cfr_flow_find_inside(eng, p->family, p->proto, sub, p->sport, remote,
+		                           remote_port, p->bucket_known ? &p->bucket : NULL);
+	}
 	if (!idx) {
 		union cfr_addr alias;
 		uint16_t alias_port;
@@ -168,7 +178,7 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, struct cfr_pkt *pkt,
 		                         &alias_port);
 		if (reason == CFR_DROP_NONE) {
 			idx = cfr_flow_create(eng, p->family, p->proto, sub, p->sport, remote,
-			                      remote_port, &alias, alias_port, guard);
+			                      remote_port, &alias, alias_port, guard, 0);
 			if (!idx)
 				reason = CFR_DROP_TABLE_FULL;
 		}
@@ -186,7 +196,8 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, struct cfr_pkt *pkt,
 	f = &eng->flow.flows[idx];
 	rewrite_endpoint(buf, p, true, cfr_flow_addr_at(eng, idx, CFR_FLOW_ALIAS), f->alias_port);
 	cfr_scrub_out(eng, buf, p, f, frag);
-	pkt->flow = idx;
+	/* A mapping's records change together: the engine keeps them, no offload. */
+	pkt->flow = f->in_use & CFR_FLOW_CLASSED ? 0 : idx;
 	return CFR_DROP_NONE;
 }
 
@@ -205,6 +216,14 @@ static enum cfr_drop translate_in(struct cfr_engine *eng, struct cfr_pkt *pkt,
 
 	idx = cfr_flow_find_outside(eng, p->family, p->proto, alias, p->dport, remote, remote_port,
 	                            p->bucket_known ? &p->bucket : NULL);
+	if (!idx && !is_icmp(p->proto)) {
+		enum cfr_drop why;
+
+		idx = cfr_map_in(eng, p->family, p->proto, alias, p->dport, remote, remote_port,
+		                 &why);
+		if (!idx)
+			return why;
+	}
 	if (!idx)
 		return CFR_DROP_NO_FLOW;
 	if (p->frag) {
@@ -215,10 +234,11 @@ static enum cfr_drop translate_in(struct cfr_engine *eng, struct cfr_pkt *pkt,
 			return reason;
 	}
 	flow_seen(eng, idx, CFR_DIR_IN, p);
+	cfr_map_seen(eng, idx);
 	f = &eng->flow.flows[idx];
 	rewrite_endpoint(buf, p, false, cfr_flow_addr_at(eng, idx, CFR_FLOW_SUB), f->sub_port);
 	cfr_scrub_in(eng, buf, p, f);
-	pkt->flow = idx;
+	pkt->flow = f->in_use & CFR_FLOW_CLASSED ? 0 : idx;
 	return CFR_DROP_NONE;
 }
 
@@ -229,13 +249,17 @@ static enum cfr_drop translate_fragment(struct cfr_engine *eng, uint8_t *buf,
 	struct cfr_frag *frag = cfr_frag_find(eng, dir, buf, p);
 	struct cfr_flow *f = &eng->flow.flows[frag ? frag->flow : 0];
 	bool out = dir == CFR_DIR_OUT;
+	/* An endpoint-independent mapping has no remote of its own: the table entry names one. */
+	bool any_remote = (f->in_use & (CFR_FLOW_MAPPING | CFR_FLOW_ADM)) == CFR_FLOW_MAPPING;
 
 	/* The flow may have expired and its record been reused since. */
 	if (!frag || !f->in_use || f->proto != frag->l4_proto || f->family != p->family ||
-	    memcmp(cfr_flow_caddr(eng, f, out ? CFR_FLOW_SUB : CFR_FLOW_REMOTE), buf + p->src_off,
-	           p->addr_len) != 0 ||
-	    memcmp(cfr_flow_caddr(eng, f, out ? CFR_FLOW_REMOTE : CFR_FLOW_ALIAS), buf + p->dst_off,
-	           p->addr_len) != 0)
+	    (!(any_remote && !out) &&
+	     memcmp(cfr_flow_caddr(eng, f, out ? CFR_FLOW_SUB : CFR_FLOW_REMOTE), buf + p->src_off,
+	            p->addr_len) != 0) ||
+	    (!(any_remote && out) &&
+	     memcmp(cfr_flow_caddr(eng, f, out ? CFR_FLOW_REMOTE : CFR_FLOW_ALIAS),
+	            buf + p->dst_off, p->addr_len) != 0))
 		return CFR_DROP_FRAG_NO_FLOW;
 	rewrite_endpoint(buf, p, out, cfr_flow_caddr(eng, f, out ? CFR_FLOW_ALIAS : CFR_FLOW_SUB),
 	                 0);
@@ -326,6 +350,10 @@ static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, struct cfr_pkt
 		remote_port = is_icmp(q.proto) ? 0 : q.dport;
 		idx = cfr_flow_find_outside(eng, q.family, q.proto, inner + q.src_off, q.sport,
 		                            inner + q.dst_off, remote_port, NULL);
+		/* The mapping's filter decides, as for the packet the error is about. */
+		if (!idx && !is_icmp(q.proto))
+			idx = cfr_map_in(eng, q.family, q.proto, inner + q.src_off, q.sport,
+			                 inner + q.dst_off, remote_port, &reason);
 		if (!idx)
 			return CFR_DROP_ICMP_NO_FLOW;
 		f = &eng->flow.flows[idx];
@@ -339,6 +367,9 @@ static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, struct cfr_pkt
 		remote_port = is_icmp(q.proto) ? 0 : q.sport;
 		idx = cfr_flow_find_inside(eng, q.family, q.proto, inner + q.dst_off, q.dport,
 		                           inner + q.src_off, remote_port, NULL);
+		if (!idx && !is_icmp(q.proto))
+			idx = cfr_map_inside(eng, q.family, q.proto, inner + q.dst_off, q.dport,
+			                     inner + q.src_off);
 		if (!idx)
 			return CFR_DROP_ICMP_NO_FLOW;
 		reason = cfr_guard_error_sender(eng, pkt, p, inner + q.dst_off);
@@ -356,6 +387,47 @@ static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, struct cfr_pkt
 	put16(buf + p->l4_off + 2, 0);
 	put16(buf + p->l4_off + 2, icmp_checksum(buf, &outer));
 	return CFR_DROP_NONE;
+}
+
+/*
+ * Hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8): a subscriber's packet to
+ * another subscriber's alias is translated twice inside the gateway, out
+ * as the sender's (its alias for that destination, in its class), then in
+ * as to any alias (the receiver's mapping and filter decide), so the
+ * receiver sees the sender's alias and never its address. An ICMP error
+ * about a hairpinned packet takes the same two steps: its quote names the
+ * receiver's alias and then the sender's subscriber address again.
+ */
+enum cfr_drop cfr_translate_hairpin(struct cfr_engine *eng, struct cfr_pkt *pkt,
+                                    const struct cfr_parsed *p)
+{
+	struct cfr_parsed q;
+	enum cfr_drop reason;
+
+	pkt->dir = CFR_DIR_OUT;
+	reason = cfr_guard_packet(eng, pkt, p);
+	if (reason == CFR_DROP_NONE)
+		reason = cfr_translate(eng, pkt, p);
+	if (reason != CFR_DROP_NONE)
+		return reason;
+	/* Offsets stay; ports and, for an error, the quote's length changed. */
+	reason = cfr_parse(pkt->data, pkt->len, false, &q);
+	if (reason != CFR_DROP_NONE)
+		return reason;
+	q.csum_partial = p->csum_partial;
+	pkt->dir = CFR_DIR_IN;
+	reason = cfr_translate(eng, pkt, &q);
+	/* Sent to an alias and port nobody holds: counted apart from the internet's. */
+	if (reason == CFR_DROP_NO_FLOW || reason == CFR_DROP_ICMP_NO_FLOW)
+		reason = CFR_DROP_HAIRPIN;
+	/* Both legs' flows are the engine's: no offload carries half of one. */
+	pkt->flow = 0;
+	/* Read from a subscriber; forwarded, it leaves towards one. */
+	if (reason == CFR_DROP_NONE)
+		eng->stats.hairpinned++;
+	else
+		pkt->dir = CFR_DIR_OUT;
+	return reason;
 }
 
 enum cfr_drop cfr_translate(struct cfr_engine *eng, struct cfr_pkt *pkt, const struct cfr_parsed *p)

@@ -9,6 +9,7 @@
  * rarely, a spurious candidate, never a missed one.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "records.h"
@@ -22,6 +23,8 @@ long cfr_range_match(const struct cfr_engine_config *cfg, const struct cfr_epoch
 	    .to_ms = rec->start_ms + ((uint64_t)t_to + 1) * 1000 - 1,
 	};
 	long derived = 0;
+	bool parity = false;
+	unsigned i;
 
 	if (rec->family != c->family)
 		return 0;
@@ -29,6 +32,14 @@ long cfr_range_match(const struct cfr_engine_config *cfg, const struct cfr_epoch
 		return -EDESTADDRREQ;
 	if (m.from_ms > c->to_ms || m.to_ms < c->from_ms)
 		return 0;
+	/*
+	 * A mapping of a UDP class keeps the subscriber port's parity (the
+	 * engine's alloc.c): its port is the draw's but for the lowest bit. The
+	 * record does not say which draws were mappings, so either parity
+	 * matches: twice the (tiny) odds of a spurious candidate, never a miss.
+	 */
+	for (i = 0; i < cfg->n_classes; i++)
+		parity |= cfg->classes[i].mapping != CFR_MAPPING_PER_FLOW;
 	for (m.counter = first; m.counter - first < count; m.counter++) {
 		uint8_t alias[16];
 		uint16_t port;
@@ -36,7 +47,7 @@ long cfr_range_match(const struct cfr_engine_config *cfg, const struct cfr_epoch
 		cfr_derive_alias(cfg, rec->seed, c->family, m.counter,
 		                 c->have_remote ? c->remote : NULL, alias, &port);
 		derived++;
-		if (port == c->port &&
+		if ((port == c->port || (parity && (port ^ c->port) == 1)) &&
 		    memcmp(alias, c->alias, c->family == CFR_FAMILY_V4 ? 4 : 16) == 0)
 			fn(ctx, rec, &m);
 	}

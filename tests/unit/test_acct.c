@@ -39,6 +39,8 @@ static void small_config(struct cfr_engine_config *cfg, enum cfr_policy policy)
 	cfg->port_max = 1024 + PORTS - 1;
 	cfg->policy[CFR_FAMILY_V4] = cfg->policy[CFR_FAMILY_V6] = (uint8_t)policy;
 	cfg->limits = (struct cfr_limits){0};
+	/* Per-flow draws for every flow: no class keeps a mapping (test_p2p has those). */
+	cfg->n_classes = 0;
 }
 
 /* Allocation seed number <which> of this run: a hash of it, keyed by CFR_TEST_SEED if set. */

@@ -33,6 +33,8 @@ static struct cfr_engine *flood_engine(void)
 	cfg.max_flows = FLOWS;
 	/* Limits off: this is about the hash table, not the per-subscriber caps. */
 	memset(&cfg.limits, 0, sizeof(cfg.limits));
+	/* One record per flow, as the bound assumes: no class keeps a mapping. */
+	cfg.n_classes = 0;
 	return lab_engine(&cfg);
 }
 

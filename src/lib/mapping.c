@@ -1,0 +1,224 @@
+/*
+ * Traffic classes and their mappings (issue 17, RFC 4787).
+ *
+ * Per-flow aliases make cfr a "symmetric" NAT: what hides a subscriber's
+ * TLS and QUIC visits from a front door, and what breaks STUN, games and
+ * hole punching. A class (protocol and destination ports) may instead keep
+ * one alias:port per subscriber source address and port:
+ *   endpoint-independent mapping  for every remote (RFC 4787 REQ-1);
+ *   address-dependent mapping     for every port of one remote address;
+ * and filter what may come back:
+ *   endpoint-independent  anyone;
+ *   address-dependent     a remote address it sent to, any port (REQ-8);
+ *   address and port      a remote address and port it sent to.
+ *
+ * Such a mapping is one record in the flow table whose remote is the zero
+ * address (endpoint-independent) or the remote address (address-
+ * dependent), remote port 0, so both indexes find it with no new table:
+ * inside by (subscriber, port, zero or remote, 0), outside by (alias, port,
+ * zero or remote, 0). When the filtering is narrower than the mapping,
+ * each remote it sends to gets a peer record on the same alias:port, keyed
+ * by the remote address (port 0) or address and port: the permission the
+ * filter looks up, and the flow the anonymity count, the per-subscriber
+ * limits and the timeouts already know. A peer refreshes its mapping on
+ * every packet, so a mapping never expires before its peers.
+ *
+ * The alias and port come from the subscriber's epoch seed and counter
+ * like a flow's (policy.c, so the sealed records attribute them): fresh
+ * each epoch, uniform over the pool, and never an alias:port a per-flow
+ * flow takes (alloc.c keeps flows off mappings). The classes split
+ * (protocol, destination port) between them, so a mapping and an older
+ * flow of another subscriber on the same alias:port never share an
+ * outside tuple either.
+ */
+#include <string.h>
+
+#include "alloc.h"
+#include "flow.h"
+#include "guard.h"
+#include "mapping.h"
+
+const uint8_t cfr_map_any[16];
+
+const char *cfr_mapping_name(enum cfr_mapping mapping)
+{
+	static const char *const names[CFR_MAPPING__COUNT] = {
+	    [CFR_MAPPING_PER_FLOW] = "per-flow",
+	    [CFR_MAPPING_ENDPOINT_INDEPENDENT] = "endpoint-independent",
+	    [CFR_MAPPING_ADDRESS_DEPENDENT] = "address-dependent",
+	};
+
+	return (unsigned)mapping < CFR_MAPPING__COUNT ? names[mapping] : "unknown";
+}
+
+const char *cfr_filtering_name(enum cfr_filtering filtering)
+{
+	static const char *const names[CFR_FILTERING__COUNT] = {
+	    [CFR_FILTERING_ADDRESS_PORT_DEPENDENT] = "address-and-port-dependent",
+	    [CFR_FILTERING_ADDRESS_DEPENDENT] = "address-dependent",
+	    [CFR_FILTERING_ENDPOINT_INDEPENDENT] = "endpoint-independent",
+	};
+
+	return (unsigned)filtering < CFR_FILTERING__COUNT ? names[filtering] : "unknown";
+}
+
+static uint8_t proto_of(uint8_t ipproto)
+{
+	return ipproto == CFR_IPPROTO_TCP ? CFR_PROTO_TCP : CFR_PROTO_UDP;
+}
+
+const struct cfr_class *cfr_class_of(const struct cfr_engine_config *cfg, uint8_t proto,
+                                     uint16_t dport)
+{
+	uint8_t pi = proto_of(proto);
+	unsigned i;
+
+	for (i = 0; i < cfg->n_classes; i++) {
+		const struct cfr_class *c = &cfg->classes[i];
+
+		if (c->proto == pi && dport >= c->port_min && dport <= c->port_max)
+			return c->mapping == CFR_MAPPING_PER_FLOW ? NULL : c;
+	}
+	return NULL;
+}
+
+bool cfr_class_maps(const struct cfr_engine_config *cfg, uint8_t proto)
+{
+	uint8_t pi = proto_of(proto);
+	unsigned i;
+
+	if (proto != CFR_IPPROTO_TCP && proto != CFR_IPPROTO_UDP)
+		return false;
+	for (i = 0; i < cfg->n_classes; i++)
+		if (cfg->classes[i].proto == pi && cfg->classes[i].mapping != CFR_MAPPING_PER_FLOW)
+			return true;
+	return false;
+}
+
+static uint8_t filtering_of(const struct cfr_flow *f)
+{
+	return (uint8_t)((f->in_use >> CFR_FLOW_FILTER_SHIFT) & 3);
+}
+
+void cfr_map_seen(struct cfr_engine *eng, uint32_t idx)
+{
+	const struct cfr_flow *f = &eng->flow.flows[idx];
+
+	if ((f->in_use & CFR_FLOW_PEER) && f->mapping)
+		cfr_flow_touch(eng, f->mapping, eng->flow.flows[f->mapping].tclass);
+}
+
+uint32_t cfr_map_out(struct cfr_engine *eng, const uint8_t *buf, const struct cfr_parsed *p,
+                     const struct cfr_class *c, enum cfr_drop *why)
+{
+	const uint8_t *sub = buf + p->src_off, *remote = buf + p->dst_off;
+	bool adm = c->mapping == CFR_MAPPING_ADDRESS_DEPENDENT;
+	const uint8_t *key = adm ? remote : cfr_map_any;
+	uint8_t filt = (uint8_t)(c->filtering << CFR_FLOW_FILTER_SHIFT);
+	const uint8_t *peer = NULL;
+	uint16_t peer_port = 0;
+	union cfr_addr alias;
+	uint16_t alias_port;
+	uint32_t m, idx, guard;
+
+	/* A peer record when the filter is narrower than the mapping. */
+	if (c->filtering == CFR_FILTERING_ADDRESS_PORT_DEPENDENT) {
+		peer = remote;
+		peer_port = p->dport;
+	} else if (c->filtering == CFR_FILTERING_ADDRESS_DEPENDENT && !adm) {
+		peer = remote;
+	}
+	if (peer) {
+		idx = cfr_flow_find_inside(eng, p->family, p->proto, sub, p->sport, peer, peer_port,
+		                           NULL);
+		if (idx) {
+			cfr_map_seen(eng, idx);
+			return idx;
+		}
+	}
+	m = cfr_flow_find_inside(eng, p->family, p->proto, sub, p->sport, key, 0, NULL);
+	if (m && (eng->flow.flows[m].in_use & CFR_FLOW_PEER) && eng->flow.flows[m].mapping)
+		m = eng->flow.flows[m].mapping; /* an address-dependent peer of the same port */
+	if (m && !peer)
+		return m;
+
+	/* One new flow, whatever records it takes: one admission, one token. */
+	*why = cfr_guard_admit(eng, p->family, sub, cfr_proto_index(p->proto), &guard);
+	if (*why != CFR_DROP_NONE)
+		return 0;
+	if (!m) {
+		*why = cfr_alloc_mapping(eng, p->family, p->proto, sub, p->sport, remote,
+		                         adm ? remote : NULL, &alias, &alias_port);
+		if (*why != CFR_DROP_NONE)
+			goto refused;
+		m = cfr_flow_create(eng, p->family, p->proto, sub, p->sport, key, 0, &alias,
+		                    alias_port, guard,
+		                    (uint8_t)(CFR_FLOW_MAPPING | (adm ? CFR_FLOW_ADM : 0) | filt |
+		                              (peer ? CFR_FLOW_SHARED : 0)));
+		if (!m)
+			goto full;
+		eng->stats.mappings_created++;
+		if (!peer)
+			return m;
+	}
+	memcpy(alias.b, cfr_flow_addr_at(eng, m, CFR_FLOW_ALIAS), p->addr_len);
+	alias_port = eng->flow.flows[m].alias_port;
+	/* Another subscriber's older flow on this alias:port to this very remote. */
+	if (cfr_flow_find_outside(eng, p->family, p->proto, alias.b, alias_port, peer, peer_port,
+	                          NULL)) {
+		*why = CFR_DROP_POOL_EXHAUSTED;
+		goto refused;
+	}
+	idx = cfr_flow_create(eng, p->family, p->proto, sub, p->sport, peer, peer_port, &alias,
+	                      alias_port, guard, (uint8_t)(CFR_FLOW_PEER | filt));
+	if (!idx)
+		goto full;
+	eng->flow.flows[idx].mapping = m;
+	cfr_flow_touch(eng, m, eng->flow.flows[m].tclass);
+	return idx;
+full:
+	*why = CFR_DROP_TABLE_FULL;
+refused:
+	cfr_guard_release(eng, guard);
+	return 0;
+}
+
+uint32_t cfr_map_in(struct cfr_engine *eng, uint8_t family, uint8_t proto, const uint8_t *alias,
+                    uint16_t alias_port, const uint8_t *remote, uint16_t remote_port,
+                    enum cfr_drop *why)
+{
+	uint32_t idx;
+
+	*why = CFR_DROP_NO_FLOW;
+	if (!cfr_class_maps(&eng->cfg, proto))
+		return 0;
+	/* An address-dependent filter's peer, or an address-dependent mapping. */
+	idx = cfr_flow_find_outside(eng, family, proto, alias, alias_port, remote, 0, NULL);
+	if (idx && (eng->flow.flows[idx].in_use & CFR_FLOW_CLASSED)) {
+		if (filtering_of(&eng->flow.flows[idx]) != CFR_FILTERING_ADDRESS_PORT_DEPENDENT)
+			return idx;
+		*why = CFR_DROP_FILTERED;
+	}
+	(void)remote_port;
+	idx = cfr_flow_find_outside(eng, family, proto, alias, alias_port, cfr_map_any, 0, NULL);
+	if (!idx || !(eng->flow.flows[idx].in_use & CFR_FLOW_MAPPING))
+		return 0;
+	if (filtering_of(&eng->flow.flows[idx]) == CFR_FILTERING_ENDPOINT_INDEPENDENT)
+		return idx;
+	*why = CFR_DROP_FILTERED;
+	return 0;
+}
+
+uint32_t cfr_map_inside(struct cfr_engine *eng, uint8_t family, uint8_t proto, const uint8_t *sub,
+                        uint16_t sub_port, const uint8_t *remote)
+{
+	uint32_t idx;
+
+	if (!cfr_class_maps(&eng->cfg, proto))
+		return 0;
+	idx = cfr_flow_find_inside(eng, family, proto, sub, sub_port, remote, 0, NULL);
+	if (idx && (eng->flow.flows[idx].in_use & CFR_FLOW_CLASSED))
+		return idx;
+	idx = cfr_flow_find_inside(eng, family, proto, sub, sub_port, cfr_map_any, 0, NULL);
+	return idx && (eng->flow.flows[idx].in_use & CFR_FLOW_MAPPING) ? idx : 0;
+}

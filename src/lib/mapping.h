@@ -1,0 +1,58 @@
+/*
+ * mapping.c: traffic classes, and the endpoint-independent and
+ * address-dependent mappings of the classes that have them (issue 17).
+ * Called by translate.c (each TCP/UDP packet of a class with a mapping)
+ * and alloc.c (what a new per-flow alias must stay clear of).
+ */
+#ifndef CFR_MAPPING_H
+#define CFR_MAPPING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine-t.h"
+#include "parse.h"
+
+/* The zero address: the remote of an endpoint-independent mapping's record. */
+extern const uint8_t cfr_map_any[16];
+
+/*
+ * The class of a TCP or UDP packet of IP protocol <proto> to <dport>, or
+ * NULL: per-flow. Only classes with a mapping of their own are returned.
+ */
+const struct cfr_class *cfr_class_of(const struct cfr_engine_config *cfg, uint8_t proto,
+                                     uint16_t dport);
+
+/* Does any class of IP protocol <proto> have a mapping? */
+bool cfr_class_maps(const struct cfr_engine_config *cfg, uint8_t proto);
+
+/*
+ * The record an outbound packet of class <c> is translated with: its
+ * mapping, or its peer record under it; created when new. 0 with the
+ * reason in <*why> when refused.
+ */
+uint32_t cfr_map_out(struct cfr_engine *eng, const uint8_t *buf, const struct cfr_parsed *p,
+                     const struct cfr_class *c, enum cfr_drop *why);
+
+/*
+ * An inbound packet from <remote>:<remote_port> to <alias>:<alias_port>
+ * that matched no record exactly: the mapping or peer record its
+ * filtering lets it through to, or 0 with <*why> (FILTERED: a mapping
+ * holds that alias and port; NO_FLOW: nothing does).
+ */
+uint32_t cfr_map_in(struct cfr_engine *eng, uint8_t family, uint8_t proto, const uint8_t *alias,
+                    uint16_t alias_port, const uint8_t *remote, uint16_t remote_port,
+                    enum cfr_drop *why);
+
+/*
+ * The record of subscriber <sub>:<sub_port> for <remote>, when no record
+ * matched exactly: its peer record or mapping (for an outbound ICMP error
+ * quoting what the remote sent).
+ */
+uint32_t cfr_map_inside(struct cfr_engine *eng, uint8_t family, uint8_t proto, const uint8_t *sub,
+                        uint16_t sub_port, const uint8_t *remote);
+
+/* A packet used record <idx>: a peer keeps its mapping alive too. */
+void cfr_map_seen(struct cfr_engine *eng, uint32_t idx);
+
+#endif
