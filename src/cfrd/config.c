@@ -54,6 +54,7 @@ struct cfrd_config_parse {
 	int seen[CFRD_MAX_LINES + 1][KEYS_MAX];
 	int line_seen[CFRD_MAX_LINES]; /* where each [line NAME] first appeared */
 	int line_tun_seen[CFRD_MAX_LINES];
+	bool classes_set; /* a class line replaced the built-in classes */
 };
 
 __attribute__((format(printf, 3, 4))) static int fail(struct cfrd_config_error *err, int line,
@@ -411,6 +412,82 @@ static int set_policy(struct cfrd_config_parse *st, const struct cfrd_config_key
 	           k->name, value);
 }
 
+/*
+ * [privacy] class = PROTO PORTS MAPPING [FILTERING]: one traffic class
+ * (issue 17), e.g. "udp 3478 endpoint-independent address-dependent". The
+ * first class line of a file replaces the built-in classes; the filtering
+ * defaults to the strictest the mapping allows to widen.
+ */
+static int set_class(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                     const char *value)
+{
+	struct cfr_engine_config *e = &st->cfg->engine;
+	char proto[8], ports[16], mapping[32], filtering[32] = "";
+	struct cfr_class c = {0};
+	uint32_t lo, hi;
+	char *dash;
+	int n, i;
+
+	n = sscanf(value, "%7s %15s %31s %31s", proto, ports, mapping, filtering);
+	if (n < 3)
+		return bad(st, "invalid %s '%s': expected tcp|udp PORTS MAPPING [FILTERING]",
+		           k->name, value);
+	if (strcmp(proto, "tcp") == 0)
+		c.proto = CFR_PROTO_TCP;
+	else if (strcmp(proto, "udp") == 0)
+		c.proto = CFR_PROTO_UDP;
+	else
+		return bad(st, "invalid %s '%s': the protocol is tcp or udp", k->name, value);
+	dash = strchr(ports, '-');
+	if (dash)
+		*dash = '\0';
+	if (parse_u32(ports, 0, 65535, &lo) < 0 ||
+	    parse_u32(dash ? dash + 1 : ports, 0, 65535, &hi) < 0 || lo > hi)
+		return bad(st, "invalid %s '%s': ports are PORT or FIRST-LAST, from 0 to 65535",
+		           k->name, value);
+	c.port_min = (uint16_t)lo;
+	c.port_max = (uint16_t)hi;
+	for (i = 0; i < CFR_MAPPING__COUNT; i++)
+		if (strcmp(mapping, cfr_mapping_name((enum cfr_mapping)i)) == 0)
+			break;
+	if (i == CFR_MAPPING__COUNT)
+		return bad(st,
+		           "invalid %s '%s': the mapping is per-flow, endpoint-independent or "
+		           "address-dependent",
+		           k->name, value);
+	c.mapping = (uint8_t)i;
+	c.filtering = c.mapping == CFR_MAPPING_PER_FLOW ? CFR_FILTERING_ADDRESS_PORT_DEPENDENT
+	                                                : CFR_FILTERING_ADDRESS_DEPENDENT;
+	if (filtering[0]) {
+		for (i = 0; i < CFR_FILTERING__COUNT; i++)
+			if (strcmp(filtering, cfr_filtering_name((enum cfr_filtering)i)) == 0)
+				break;
+		if (i == CFR_FILTERING__COUNT)
+			return bad(st,
+			           "invalid %s '%s': the filtering is endpoint-independent, "
+			           "address-dependent or address-and-port-dependent",
+			           k->name, value);
+		c.filtering = (uint8_t)i;
+	}
+	if (c.mapping != CFR_MAPPING_PER_FLOW && c.proto != CFR_PROTO_UDP)
+		return bad(st, "invalid %s '%s': only UDP classes have mappings of their own",
+		           k->name, value);
+	if ((c.mapping == CFR_MAPPING_PER_FLOW &&
+	     c.filtering != CFR_FILTERING_ADDRESS_PORT_DEPENDENT) ||
+	    (c.mapping == CFR_MAPPING_ADDRESS_DEPENDENT &&
+	     c.filtering == CFR_FILTERING_ENDPOINT_INDEPENDENT))
+		return bad(st, "invalid %s '%s': the filtering lets in more than the mapping holds",
+		           k->name, value);
+	if (!st->classes_set) {
+		e->n_classes = 0;
+		st->classes_set = true;
+	}
+	if (e->n_classes >= CFR_MAX_CLASSES)
+		return bad(st, "too many classes (at most %d)", CFR_MAX_CLASSES);
+	e->classes[e->n_classes++] = c;
+	return 0;
+}
+
 static int set_fsync(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
                      const char *value)
 {
@@ -657,6 +734,9 @@ const struct cfrd_config_key cfrd_config_keys[] = {
     {"privacy", "ipv6-policy", CUSTOM(set_policy, "per-flow|per-destination|per-subscriber"),
      FIELD(engine.policy[CFR_FAMILY_V6]), .def = "per-flow",
      .help = "when an IPv6 flow gets a new alias"},
+    {"privacy", "class", CUSTOM(set_class, "proto ports mapping [filtering]"), .repeatable = true,
+     .help = "a traffic class and its mapping (default: udp 443 per-flow; "
+             "udp 0-65535 endpoint-independent address-dependent)"},
     {"privacy", "epoch", UINT(engine.epoch_s, 1, TIMEOUT_MAX_S), .unit = "seconds", .def = "600",
      .help = "how often the alias keys change"},
     {"privacy", "subscriber-prefix6", UINT(engine.subscriber_prefix6, 1, 128), .unit = "a length",
