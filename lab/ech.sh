@@ -72,7 +72,7 @@ ech_server_start() {
 	local tag=$1 addr=$2 port=$3
 	shift 3
 	# Not through nsx: $! must be ech-server itself (ip netns exec execs it).
-	ip netns exec cfr-fd "$ECH_SERVER" --db "$ECH_DIR/db" --cert ech-fd --log "$ECH_LOG" \
+	ip netns exec "$LAB_NS-fd" "$ECH_SERVER" --db "$ECH_DIR/db" --cert ech-fd --log "$ECH_LOG" \
 		--timeout "$ECH_SERVER_LIFE" "$@" "$addr" "$port" \
 		>"$ECH_DIR/server-$tag.out" 2>&1 9<&- &
 	echo $! >"$LAB_RUN/ech-$tag.pid"
@@ -165,7 +165,7 @@ ech_capture_start() {
 	local name=$1 ns=$2 ifname=$3 pidf="$LAB_RUN/capture-$1.pid"
 	rm -f "$ECH_DIR/$name.pcap" "$ECH_DIR/$name.capture.log"
 	# --immediate-mode: without it a short capture can end up empty.
-	ip netns exec "cfr-$ns" tcpdump -i "$ifname" -n -U --immediate-mode -s 0 -Z root \
+	ip netns exec "$LAB_NS-$ns" tcpdump -i "$ifname" -n -U --immediate-mode -s 0 -Z root \
 		-w "$ECH_DIR/$name.pcap" >"$ECH_DIR/$name.capture.log" 2>&1 9<&- &
 	echo $! >"$pidf"
 	for _ in $(seq 50); do

@@ -5,7 +5,19 @@
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB_ROOT=$(cd "$LAB_DIR/.." && pwd)
-LAB_RUN=/run/cfr-lab
+# CFR_LAB_PREFIX=P: a lab of its own beside the default one, in namespaces
+# P-gw, P-fd, P-sub1 ... with its state in /run/P-lab and a lock of its own
+# (lab_lock). The addresses stay LAB.md's: each lab's namespaces are apart.
+# The default, cfr, is LAB.md's lab; tests/run runs lab tests in parallel
+# with the prefixes cfr1, cfr2 ...
+LAB_NS=${CFR_LAB_PREFIX:-cfr}
+case $LAB_NS in
+[a-z]*[!a-z0-9]* | [!a-z]* | ????????*)
+	printf 'cfr-lab: CFR_LAB_PREFIX=%s: 1 to 7 lower-case letters and digits, from a letter\n' "$LAB_NS" >&2
+	exit 2
+	;;
+esac
+LAB_RUN=/run/$LAB_NS-lab
 LAB_CTL=$LAB_RUN/cfrd.sock
 CFRD=${CFRD:-$LAB_ROOT/build/cfrd}
 CFRCTL=${CFRCTL:-$LAB_ROOT/build/cfrctl}
@@ -26,11 +38,11 @@ GW_UP_IF=fd0
 lab_log() { printf '%s\n' "$*" >&2; }
 lab_die() { printf 'cfr-lab: %s\n' "$*" >&2; exit 1; }
 
-# nsx NAME CMD...: run CMD in namespace cfr-NAME.
+# nsx NAME CMD...: run CMD in namespace cfr-NAME (PREFIX-NAME).
 nsx() {
 	local ns=$1
 	shift
-	ip netns exec "cfr-$ns" "$@"
+	ip netns exec "$LAB_NS-$ns" "$@"
 }
 
 # The configuration cfrd runs with in the lab.
@@ -87,7 +99,7 @@ capture_start() {
 	local name=$1 ns=${2:-fd} ifname=${3:-$FD_IF} i
 	rm -f "$LAB_RUN/$name.pcap" "$LAB_RUN/$name.capture.log"
 	# Not through nsx: $! must be tcpdump itself (ip netns exec execs it).
-	ip netns exec "cfr-$ns" tcpdump -i "$ifname" -n -U --immediate-mode -s 1600 -Z root -w "$LAB_RUN/$name.pcap" \
+	ip netns exec "$LAB_NS-$ns" tcpdump -i "$ifname" -n -U --immediate-mode -s 1600 -Z root -w "$LAB_RUN/$name.pcap" \
 		>"$LAB_RUN/$name.capture.log" 2>&1 9<&- &
 	echo $! >"$LAB_RUN/capture-$name.pid"
 	for i in $(seq 50); do
@@ -192,11 +204,17 @@ test_requires() {
 # lab_lock: wait (up to 10 min) until no other test on this machine holds
 # the lab, then hold it until this shell exits. The lab's names are fixed, so
 # two tests at once would tear down each other's namespaces, also from two
-# checkouts. The lock is a flock on the /run directory itself: machine-wide,
-# and it leaves no file behind.
+# checkouts. The default lab's lock is a flock on the /run directory itself:
+# machine-wide, and it leaves no file behind. A lab with another prefix
+# (CFR_LAB_PREFIX) has names of its own, and so a lock of its own, a flock on
+# /run/lock/PREFIX-lab.lock (the empty file stays).
 lab_lock() {
-	exec 9</run
-	flock -w 600 9 || fail "the lab is busy (another test holds it for 10 min)"
+	if [ "$LAB_NS" = cfr ]; then
+		exec 9</run
+	else
+		exec 9>>"/run/lock/$LAB_NS-lab.lock"
+	fi
+	flock -w 600 9 || fail "the lab $LAB_NS is busy (another test holds it for 10 min)"
 }
 
 # test_lab_up [N [UP-ARGS...]]: root check, lab lock, lab up with N
@@ -358,7 +376,7 @@ while time.monotonic() < end:
 udp_hold() {
 	local ns=$1
 	shift
-	ip netns exec "cfr-$ns" "$PY" -c "$UDP_HOLD_PY" "$@" 9<&-
+	ip netns exec "$LAB_NS-$ns" "$PY" -c "$UDP_HOLD_PY" "$@" 9<&-
 }
 
 # udp_convo NS ADDR TAG SECS [MISSES]: a UDP conversation from cfr-NS to the
@@ -394,7 +412,7 @@ sys.exit(0 if echoed >= sent - misses else 1)
 udp_convo() {
 	local ns=$1
 	shift
-	ip netns exec "cfr-$ns" "$PY" -c "$CONVO_PY" "$@" 9<&-
+	ip netns exec "$LAB_NS-$ns" "$PY" -c "$CONVO_PY" "$@" 9<&-
 }
 
 # long_flows_check FAM TAG TCP UDP: the slow download (curl -o big$FAM.bin,

@@ -59,7 +59,7 @@ mg_gwcore4() { echo "198.51.100.$((66 + 4 * ($1 - 1)))"; }
 # (lab_lock), and a daemon holding it would block every other lab test.
 mg_bird() {
 	local d=$LAB_RUN/$1
-	ip netns exec "cfr-$1" bird -c "$d/bird.conf" -s "$d/bird.ctl" -P "$d/bird.pid" >>"$d/bird.out" 2>&1 9<&- ||
+	ip netns exec "$LAB_NS-$1" bird -c "$d/bird.conf" -s "$d/bird.ctl" -P "$d/bird.pid" >>"$d/bird.out" 2>&1 9<&- ||
 		{ cat "$d/bird.out" >&2; lab_die "BIRD failed to start in cfr-$1"; }
 }
 
@@ -67,7 +67,7 @@ mg_bird() {
 mg_birdc() {
 	local name=$1
 	shift
-	ip netns exec "cfr-$name" birdc -s "$LAB_RUN/$name/bird.ctl" "$@"
+	ip netns exec "$LAB_NS-$name" birdc -s "$LAB_RUN/$name/bird.ctl" "$@"
 }
 
 # mg_gateway_conf K SLICE4 SLICE6: the BIRD configuration of gateway K. Its
@@ -205,14 +205,14 @@ mg_gateway_up() {
 		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
 		net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0
 	# Upstream first, as in the single lab: the gateway's lowest address.
-	ip -n "cfr-gw$k" link add core0 type veth peer name "gw$k" netns cfr-core
+	ip -n "$LAB_NS-gw$k" link add core0 type veth peer name "gw$k" netns "$LAB_NS-core"
 	nsx "gw$k" ip addr add "$(mg_gwcore4 "$k")/30" dev core0
 	nsx "gw$k" ip addr add "2001:db8:fffd:$k::2/64" dev core0 nodad
 	nsx "gw$k" ip link set core0 up
 	nsx core ip addr add "$(mg_core4 "$k")/30" dev "gw$k"
 	nsx core ip addr add "2001:db8:fffd:$k::1/64" dev "gw$k" nodad
 	nsx core ip link set "gw$k" up
-	ip -n "cfr-gw$k" link add acc0 type veth peer name "gw$k" netns cfr-acc
+	ip -n "$LAB_NS-gw$k" link add acc0 type veth peer name "gw$k" netns "$LAB_NS-acc"
 	nsx "gw$k" ip addr add "$(mg_gwacc4 "$k")/30" dev acc0
 	nsx "gw$k" ip addr add "2001:db8:fffe:$k::2/64" dev acc0 nodad
 	nsx "gw$k" sysctl -qw net.ipv4.conf.acc0.rp_filter=0
@@ -251,12 +251,12 @@ mg_gateway_up() {
 	nsx "gw$k" ip -6 route add "$s6" dev cfr0 src "2001:db8:fffd:$k::2"
 	mg_gateway_conf "$k" "$s4" "$s6" >"$d/bird.conf"
 	mg_bird "gw$k"
-	ip netns exec "cfr-gw$k" bash -c "$(declare -f mg_health mg_birdc); LAB_RUN=$LAB_RUN CFRCTL=$CFRCTL mg_health $k" \
+	ip netns exec "$LAB_NS-gw$k" bash -c "$(declare -f mg_health mg_birdc); LAB_NS=$LAB_NS LAB_RUN=$LAB_RUN CFRCTL=$CFRCTL mg_health $k" \
 		>>"$d/health.log" 2>&1 9<&- &
 	echo $! >"$d/health.pid"
 	# Each gateway's metrics where the single lab has them: 127.0.0.1:9848
 	# inside its own namespace (anonymity, pools and drops are per gateway).
-	ip netns exec "cfr-gw$k" nice -n 10 "$EXPORTER" -l "$METRICS_ADDR" -s "$d/cfrd.sock" \
+	ip netns exec "$LAB_NS-gw$k" nice -n 10 "$EXPORTER" -l "$METRICS_ADDR" -s "$d/cfrd.sock" \
 		>"$d/exporter.log" 2>&1 9<&- &
 	echo $! >"$d/exporter.pid"
 }
@@ -292,7 +292,7 @@ mg_cfrd_start() {
 	local k=$1 d=$LAB_RUN/gw$1 i
 	rm -f "$d/cfrd.sock"
 	# shellcheck disable=SC2153 # CFRD: lab/lib.sh
-	ip netns exec "cfr-gw$k" "$CFRD" -c "$d/cfrd.conf" >>"$d/cfrd.log" 2>&1 9<&- &
+	ip netns exec "$LAB_NS-gw$k" "$CFRD" -c "$d/cfrd.conf" >>"$d/cfrd.log" 2>&1 9<&- &
 	echo $! >"$d/cfrd.pid"
 	for i in $(seq 100); do
 		pid_running "$d/cfrd.pid" || { cat "$d/cfrd.log" >&2; lab_die "cfrd in cfr-gw$k exited"; }
@@ -342,7 +342,7 @@ multigw_up() {
 		nsx "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
 			net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
 	done
-	ip -n cfr-core link add fd0 type veth peer name "$FD_IF" netns cfr-fd
+	ip -n "$LAB_NS-core" link add fd0 type veth peer name "$FD_IF" netns "$LAB_NS-fd"
 	nsx core ip addr add 198.51.100.1/30 dev fd0
 	nsx core ip addr add 2001:db8:ffff::1/64 dev fd0 nodad
 	nsx core ip link set fd0 up
@@ -358,7 +358,7 @@ multigw_up() {
 
 	for i in $(seq "$m"); do
 		ns_new "sub$i"
-		ip -n cfr-acc link add "sub$i" type veth peer name gw0 netns "cfr-sub$i"
+		ip -n "$LAB_NS-acc" link add "sub$i" type veth peer name gw0 netns "$LAB_NS-sub$i"
 		nsx acc ip addr add "100.64.$i.1/24" dev "sub$i"
 		nsx acc ip addr add "2001:db8:100:$i::1/64" dev "sub$i" nodad
 		nsx acc ip link set "sub$i" up
@@ -390,7 +390,7 @@ multigw_up() {
 	make_frontdoor_files
 	nsx fd nginx 9<&- -p "$LAB_RUN" -c "$LAB_RUN/nginx.conf" -e "$LAB_RUN/nginx-error.log" ||
 		{ cat "$LAB_RUN/nginx-error.log" >&2; lab_die "nginx failed"; }
-	ip netns exec cfr-fd "$PY" "$LAB_DIR/udp-echo" 7 "$SVC4" "$SVC6" >"$LAB_RUN/udp-echo.log" 2>&1 9<&- &
+	ip netns exec "$LAB_NS-fd" "$PY" "$LAB_DIR/udp-echo" 7 "$SVC4" "$SVC6" >"$LAB_RUN/udp-echo.log" 2>&1 9<&- &
 	echo $! >"$LAB_RUN/udp-echo.pid"
 	wait_for 50 0.1 grep -q listening "$LAB_RUN/udp-echo.log" ||
 		{ cat "$LAB_RUN/udp-echo.log" >&2; lab_die "udp echo failed"; }

@@ -69,7 +69,7 @@ while time.time() < end:
 # start_cfrd: cfrd again in cfr-gw, as lab/cfr-lab starts it (the TUN
 # devices, routes and the egress guard outlive a killed cfrd).
 start_cfrd() {
-	ip netns exec cfr-gw "$CFRD" -c "$LAB_RUN/cfrd.conf" >>"$LAB_RUN/cfrd.log" 2>&1 &
+	ip netns exec "$LAB_NS-gw" "$CFRD" -c "$LAB_RUN/cfrd.conf" >>"$LAB_RUN/cfrd.log" 2>&1 &
 	echo $! >"$LAB_RUN/cfrd.pid"
 	disown # its SIGKILL is the point, not news
 	for _ in $(seq 100); do
@@ -91,7 +91,7 @@ for k in $(seq "$KILLS"); do
 	pids=""
 	for i in $(seq "$SUBS"); do
 		# Not through nsx: $! must be the generator itself, to stop it.
-		ip netns exec "cfr-sub$i" "$PY" -c "$GEN_PY" "$i" 30 "$RATE" >/dev/null 2>&1 &
+		ip netns exec "$LAB_NS-sub$i" "$PY" -c "$GEN_PY" "$i" 30 "$RATE" >/dev/null 2>&1 &
 		pids="$pids $!"
 	done
 	# A random moment of the first epoch: 2 to 6 s of load, to the millisecond.

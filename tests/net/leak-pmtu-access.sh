@@ -153,7 +153,7 @@ for f in 4 6; do
 	# fragmenting to its kernel.
 	for kind in df frag; do
 		port=$((9000 + f))
-		ip netns exec cfr-fd "$PY" -c "$UDPDL_PY" "serve-$kind" "$svc" "$port" 9<&- &
+		ip netns exec "$LAB_NS-fd" "$PY" -c "$UDPDL_PY" "serve-$kind" "$svc" "$port" 9<&- &
 		echo $! >"$LAB_RUN/udpdl-server.pid"
 		sleep 0.5
 		out=$(nsx sub2 timeout -k 5 40 "$PY" -c "$UDPDL_PY" fetch "$svc" "$port" 2>&1 9<&-) && res=ok || res=fail

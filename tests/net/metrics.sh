@@ -38,7 +38,7 @@ scrape_configs:
 EOF
 chown -R prometheus: "$P"
 # Bounded: timeout(1) ends it after 150 s whatever happens; lab down stops it by pid.
-ip netns exec cfr-gw timeout -k 5 150 setpriv --reuid=prometheus --regid=prometheus --clear-groups \
+ip netns exec "$LAB_NS-gw" timeout -k 5 150 setpriv --reuid=prometheus --regid=prometheus --clear-groups \
 	prometheus --config.file="$P/prometheus.yml" --storage.tsdb.path="$P/data" \
 	--web.listen-address=127.0.0.1:9090 --storage.tsdb.retention.time=1h \
 	>"$P/prometheus.log" 2>&1 &

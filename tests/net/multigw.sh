@@ -201,7 +201,7 @@ ok "cfrd on gw2 restarted: slice announced again, sub2 back on gw2"
 pid=$(cat "$LAB_RUN/gw2/cfrd.pid")
 t0=$(date +%s.%N)
 kill -STOP "$pid"
-wait_for 100 0.1 bash -c "! ip netns exec cfr-core ip route show $s4 | grep -q via" || {
+wait_for 100 0.1 bash -c "! ip netns exec $LAB_NS-core ip route show $s4 | grep -q via" || {
 	kill -CONT "$pid"
 	fail "gw2's slice still announced 10 s after its cfrd hung"
 }

@@ -131,7 +131,7 @@ kill_cfrd
 if out=$("$LAB_DIR/cfr-lab" restart 2>&1 9<&-); then
 	fail "restart with no cfrd running succeeded: $out"
 fi
-ip netns exec cfr-gw "$CFRD" -c "$LAB_RUN/cfrd.conf" --takeover >"$LAB_RUN/clean.log" 2>&1 9<&- &
+ip netns exec "$LAB_NS-gw" "$CFRD" -c "$LAB_RUN/cfrd.conf" --takeover >"$LAB_RUN/clean.log" 2>&1 9<&- &
 echo $! >"$LAB_RUN/cfrd.pid"
 for _ in $(seq 50); do
 	grep -q 'running:' "$LAB_RUN/clean.log" && break

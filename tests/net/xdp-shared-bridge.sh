@@ -43,7 +43,7 @@ SUB1_6=2001:db8:100:1::2
 SUB2_4=100.64.1.3
 SUB2_6=2001:db8:100:2::2
 GW2_6=2001:db8:100:2::1
-BR_NS=cfr-br
+BR_NS=$LAB_NS-br
 
 [ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
 test_requires curl ethtool nft
@@ -103,12 +103,12 @@ nsx sub1 ip link set up0 netns "$BR_NS"
 nsx br ip link set up0 master br0
 nsx br ip link set up0 up
 # cfr-sub2 as cfr-lab's ns_new makes a namespace: lo up, no DAD, no RA.
-ip netns add cfr-sub2
+ip netns add "$LAB_NS-sub2"
 nsx sub2 ip link set lo up
 nsx sub2 sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
 	net.ipv6.conf.default.accept_ra=0
 for i in 1 2; do
-	ip -n "$BR_NS" link add "s$i" type veth peer name gw0 netns "cfr-sub$i"
+	ip -n "$BR_NS" link add "s$i" type veth peer name gw0 netns "$LAB_NS-sub$i"
 	nsx br ip link set "s$i" master br0
 	nsx br ip link set "s$i" up
 	# Complete checksums, as cfr-lab up --xdp sets: AF_XDP frames carry no
@@ -234,7 +234,7 @@ download 4 "$SVC4" 40200 &
 dl4=$!
 download 6 "[$SVC6]" 40201 &
 dl6=$!
-ip netns exec cfr-sub1 timeout 20 "$PY" -c "$TALK_PY" "$SUB1_4" "$SUB1_6" "$SVC4" "$SVC6" "$TALK_SECS" \
+ip netns exec "$LAB_NS-sub1" timeout 20 "$PY" -c "$TALK_PY" "$SUB1_4" "$SUB1_6" "$SVC4" "$SVC6" "$TALK_SECS" \
 	>"$LAB_RUN/talk.out" 2>&1 9<&- &
 talk=$!
 sleep 1
@@ -255,7 +255,7 @@ to_sub1() { pcap_tool flows "$1" | awk -v a="$SUB1_4" -v b="$SUB1_6" '$5 == a ||
 at_sub1=$(to_sub1 "$LAB_RUN/$TEST_NAME-sub1.pcap" | wc -l)
 at_sub2=$(to_sub1 "$LAB_RUN/$TEST_NAME-sub2.pcap" | wc -l)
 spoofed=$(pcap_tool flows "$LAB_RUN/$TEST_NAME-sub2.pcap" | awk -v a="$SUB1_4" -v b="$SUB1_6" '$3 == a || $3 == b' | wc -l)
-[ "$spoofed" -ge "$sent" ] || fail "cfr-sub2's capture holds $spoofed of the $sent frames it sent as sub1"
+[ "$spoofed" -ge "$sent" ] || fail "$LAB_NS-sub2's capture holds $spoofed of the $sent frames it sent as sub1"
 if [ "$at_sub2" != 0 ]; then
 	say "packets to sub1 captured in cfr-sub2 (fam proto src sport dst dport), by flow:"
 	to_sub1 "$LAB_RUN/$TEST_NAME-sub2.pcap" | awk '{print $1, $2, $3, $4, $5, $6}' | sort | uniq -c | sort -rn | head -n 5
@@ -328,7 +328,7 @@ conf=$LAB_RUN/cfrd-ignore.conf
 	printf '\n[xdp]\nignore-forward-rules = yes\n'
 } >"$conf"
 mv "$LAB_RUN/cfrd.log" "$LAB_RUN/cfrd-lab.log"
-ip netns exec cfr-gw "$CFRD" -c "$conf" >"$LAB_RUN/cfrd.log" 2>&1 9<&- &
+ip netns exec "$LAB_NS-gw" "$CFRD" -c "$conf" >"$LAB_RUN/cfrd.log" 2>&1 9<&- &
 echo $! >"$LAB_RUN/cfrd.pid"
 for t in $(seq 100); do
 	alive "$(cat "$LAB_RUN/cfrd.pid")" || fail "cfrd with ignore-forward-rules = yes exited: $(cat "$LAB_RUN/cfrd.log")"

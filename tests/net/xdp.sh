@@ -66,9 +66,9 @@ ok "the fast path carried the traffic: $rx frames in, $tx out, $tun through TUN"
 # would make them broadcasts, which the gateway never forwards.
 gw_mac=$(nsx gw cat /sys/class/net/sub2/address)
 spoofed_before=$(nsx gw nft list counter inet cfr_guard spoofed_source | awk '/packets/ {print $2}')
-nsx sub1 "$PY" - "$SVC4" "$gw_mac" "$(sub_addr4 1)" <<'EOF' || fail "sub1 lost its replies to a spoofer"
+nsx sub1 "$PY" - "$SVC4" "$gw_mac" "$(sub_addr4 1)" "$LAB_NS-sub2" <<'EOF' || fail "sub1 lost its replies to a spoofer"
 import socket, subprocess, sys
-svc, gw_mac, me = sys.argv[1:]
+svc, gw_mac, me, sub2 = sys.argv[1:]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("0.0.0.0", 40000))
 s.settimeout(2)
@@ -84,7 +84,7 @@ echo(b"before")
 spoof = ("from scapy.all import IP, UDP, Raw, Ether, sendp, conf; conf.verb = 0; "
          "sendp([Ether(dst='%s')/IP(src='%s', dst='%s')/UDP(sport=40000, dport=7)/Raw(b'spoof')] * 5, "
          "iface='gw0')" % (gw_mac, me, svc))
-subprocess.run(["ip", "netns", "exec", "cfr-sub2", sys.executable, "-c", spoof], check=True)
+subprocess.run(["ip", "netns", "exec", sub2, sys.executable, "-c", spoof], check=True)
 for i in range(5):
     echo(b"after %d" % i)
 EOF
