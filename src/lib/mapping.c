@@ -37,6 +37,7 @@
 #include "flow.h"
 #include "guard.h"
 #include "mapping.h"
+#include "policy.h"
 
 const uint8_t cfr_map_any[16];
 
@@ -183,8 +184,21 @@ refused:
 	return 0;
 }
 
+/* Does record <idx> belong to the subscriber (the customer: its IPv6 prefix) of <own>? */
+static bool own_mapping(const struct cfr_engine *eng, uint32_t idx, const uint8_t *own)
+{
+	const struct cfr_flow *f = &eng->flow.flows[idx];
+	uint8_t a[16], b[16];
+
+	if (!own)
+		return false;
+	cfr_subscriber_key(eng, f->family, cfr_flow_caddr(eng, f, CFR_FLOW_SUB), a);
+	cfr_subscriber_key(eng, f->family, own, b);
+	return memcmp(a, b, sizeof(a)) == 0;
+}
+
 uint32_t cfr_map_in(struct cfr_engine *eng, uint8_t family, uint8_t proto, const uint8_t *alias,
-                    uint16_t alias_port, const uint8_t *remote, uint16_t remote_port,
+                    uint16_t alias_port, const uint8_t *remote, const uint8_t *own,
                     enum cfr_drop *why)
 {
 	uint32_t idx;
@@ -195,15 +209,16 @@ uint32_t cfr_map_in(struct cfr_engine *eng, uint8_t family, uint8_t proto, const
 	/* An address-dependent filter's peer, or an address-dependent mapping. */
 	idx = cfr_flow_find_outside(eng, family, proto, alias, alias_port, remote, 0, NULL);
 	if (idx && (eng->flow.flows[idx].in_use & CFR_FLOW_CLASSED)) {
-		if (filtering_of(&eng->flow.flows[idx]) != CFR_FILTERING_ADDRESS_PORT_DEPENDENT)
+		if (filtering_of(&eng->flow.flows[idx]) != CFR_FILTERING_ADDRESS_PORT_DEPENDENT ||
+		    own_mapping(eng, idx, own))
 			return idx;
 		*why = CFR_DROP_FILTERED;
 	}
-	(void)remote_port;
 	idx = cfr_flow_find_outside(eng, family, proto, alias, alias_port, cfr_map_any, 0, NULL);
 	if (!idx || !(eng->flow.flows[idx].in_use & CFR_FLOW_MAPPING))
 		return 0;
-	if (filtering_of(&eng->flow.flows[idx]) == CFR_FILTERING_ENDPOINT_INDEPENDENT)
+	if (filtering_of(&eng->flow.flows[idx]) == CFR_FILTERING_ENDPOINT_INDEPENDENT ||
+	    own_mapping(eng, idx, own))
 		return idx;
 	*why = CFR_DROP_FILTERED;
 	return 0;

@@ -35,13 +35,15 @@ uint32_t cfr_map_out(struct cfr_engine *eng, const uint8_t *buf, const struct cf
                      const struct cfr_class *c, enum cfr_drop *why);
 
 /*
- * An inbound packet from <remote>:<remote_port> to <alias>:<alias_port>
- * that matched no record exactly: the mapping or peer record its
- * filtering lets it through to, or 0 with <*why> (FILTERED: a mapping
- * holds that alias and port; NO_FLOW: nothing does).
+ * An inbound packet from <remote> to <alias>:<alias_port> that matched no
+ * record exactly: the mapping or peer record its filtering lets it through
+ * to, or 0 with <*why> (FILTERED: a mapping holds that alias and port;
+ * NO_FLOW: nothing does). <own>, for a hairpinned packet, is the sending
+ * subscriber's address: a subscriber's own mappings are not filtered from
+ * each other (RFC 5780's hairpinning test sends from a second socket).
  */
 uint32_t cfr_map_in(struct cfr_engine *eng, uint8_t family, uint8_t proto, const uint8_t *alias,
-                    uint16_t alias_port, const uint8_t *remote, uint16_t remote_port,
+                    uint16_t alias_port, const uint8_t *remote, const uint8_t *own,
                     enum cfr_drop *why);
 
 /*

@@ -201,8 +201,9 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, struct cfr_pkt *pkt,
 	return CFR_DROP_NONE;
 }
 
+/* <own>: for a hairpinned packet, the sending subscriber (cfr_map_in()). */
 static enum cfr_drop translate_in(struct cfr_engine *eng, struct cfr_pkt *pkt,
-                                  const struct cfr_parsed *p)
+                                  const struct cfr_parsed *p, const uint8_t *own)
 {
 	uint8_t *buf = pkt->data;
 	const uint8_t *remote = buf + p->src_off, *alias = buf + p->dst_off;
@@ -219,8 +220,7 @@ static enum cfr_drop translate_in(struct cfr_engine *eng, struct cfr_pkt *pkt,
 	if (!idx && !is_icmp(p->proto)) {
 		enum cfr_drop why;
 
-		idx = cfr_map_in(eng, p->family, p->proto, alias, p->dport, remote, remote_port,
-		                 &why);
+		idx = cfr_map_in(eng, p->family, p->proto, alias, p->dport, remote, own, &why);
 		if (!idx)
 			return why;
 	}
@@ -353,7 +353,7 @@ static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, struct cfr_pkt
 		/* The mapping's filter decides, as for the packet the error is about. */
 		if (!idx && !is_icmp(q.proto))
 			idx = cfr_map_in(eng, q.family, q.proto, inner + q.src_off, q.sport,
-			                 inner + q.dst_off, remote_port, &reason);
+			                 inner + q.dst_off, NULL, &reason);
 		if (!idx)
 			return CFR_DROP_ICMP_NO_FLOW;
 		f = &eng->flow.flows[idx];
@@ -401,9 +401,11 @@ static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, struct cfr_pkt
 enum cfr_drop cfr_translate_hairpin(struct cfr_engine *eng, struct cfr_pkt *pkt,
                                     const struct cfr_parsed *p)
 {
+	union cfr_addr own;
 	struct cfr_parsed q;
 	enum cfr_drop reason;
 
+	memcpy(own.b, pkt->data + p->src_off, p->addr_len);
 	pkt->dir = CFR_DIR_OUT;
 	reason = cfr_guard_packet(eng, pkt, p);
 	if (reason == CFR_DROP_NONE)
@@ -416,7 +418,10 @@ enum cfr_drop cfr_translate_hairpin(struct cfr_engine *eng, struct cfr_pkt *pkt,
 		return reason;
 	q.csum_partial = p->csum_partial;
 	pkt->dir = CFR_DIR_IN;
-	reason = cfr_translate(eng, pkt, &q);
+	if (q.icmp_kind == CFR_ICMP_ERROR || !q.has_l4)
+		reason = cfr_translate(eng, pkt, &q);
+	else
+		reason = translate_in(eng, pkt, &q, own.b);
 	/* Sent to an alias and port nobody holds: counted apart from the internet's. */
 	if (reason == CFR_DROP_NO_FLOW || reason == CFR_DROP_ICMP_NO_FLOW)
 		reason = CFR_DROP_HAIRPIN;
@@ -439,5 +444,5 @@ enum cfr_drop cfr_translate(struct cfr_engine *eng, struct cfr_pkt *pkt, const s
 		return translate_icmp_error(eng, pkt, p);
 	if (!p->has_l4)
 		return translate_fragment(eng, buf, p, dir);
-	return dir == CFR_DIR_OUT ? translate_out(eng, pkt, p) : translate_in(eng, pkt, p);
+	return dir == CFR_DIR_OUT ? translate_out(eng, pkt, p) : translate_in(eng, pkt, p, NULL);
 }
