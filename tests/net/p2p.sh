@@ -1,0 +1,228 @@
+#!/bin/bash
+# tests/net/p2p.sh: peer-to-peer keeps working through cfr (issue 17).
+#
+#  cfr-sub1 --+                                          +-- cfr-fd: turnserver (STUN, RFC 5780)
+#             |-- cfr-gw [cfr0 <-> cfrd: classes] ------+     203.0.113.10, .11
+#  cfr-sub2 --+      hairpin: sub1 <-> sub2 via aliases        2001:db8:f::10, ::11
+#
+# 1. coturn's turnutils_natdiscovery in cfr-sub1, against coturn's
+#    turnserver in cfr-fd with two service addresses per family, classifies
+#    UDP to 3478 as endpoint-independent mapping with address-dependent
+#    filtering and detects hairpinning, over IPv4 and IPv6.
+# 2. The same run still gives TLS and QUIC per-flow aliases: one local port
+#    sending to two service addresses leaves from two aliases for TCP 443
+#    and UDP 443, and from one for other UDP.
+# 3. sub1 and sub2 learn their mappings from the STUN server, punch a UDP
+#    hole to each other through their aliases and exchange data, both
+#    families; each sees only the other's alias.
+# 4. The front door never sees a subscriber address (whole packets, ICMP
+#    quotes included), and the hairpinned packets never reach it.
+set -eu
+# shellcheck source=lab/lib.sh
+. "$(dirname "$0")/../../lab/lib.sh"
+
+test_requires turnserver turnutils_natdiscovery
+ALT4=203.0.113.11
+ALT6=2001:db8:f::11
+test_lab_up 2
+
+TURN_PID=""
+p2p_cleanup() {
+	local rc=$?
+	set +e
+	[ -z "$TURN_PID" ] || stop_pid TERM "$TURN_PID" 20
+	(exit "$rc")
+	_test_cleanup
+}
+trap p2p_cleanup EXIT
+
+# The front door's second address of each family (RFC 5780's alternate).
+nsx fd ip addr add "$ALT4/32" dev lo
+nsx fd ip addr add "$ALT6/128" dev lo nodad
+nsx gw ip route add "$ALT4/32" via 198.51.100.2
+
+ip netns exec "$LAB_NS-fd" turnserver -S -n --no-cli --no-tls --no-dtls \
+	--listening-ip="$SVC4" --listening-ip="$ALT4" --listening-ip="$SVC6" --listening-ip="$ALT6" \
+	--log-file=stdout --simple-log >"$LAB_RUN/turnserver.log" 2>&1 9<&- &
+TURN_PID=$!
+for _ in $(seq 50); do
+	nsx fd ss -Hlun "( sport = :3478 )" | grep -q "$ALT6" && break
+	sleep 0.1
+done
+nsx fd ss -Hlun "( sport = :3478 )" | grep -q "$ALT6" || fail "turnserver did not listen: $(tail -5 "$LAB_RUN/turnserver.log")"
+ok "turnserver listens on $SVC4, $ALT4, $SVC6, $ALT6 port 3478"
+
+# --- 1. RFC 5780 behaviour discovery -----------------------------------------
+for addr in "$SVC4" "$SVC6"; do
+	out=$(nsx sub1 timeout 60 turnutils_natdiscovery -m -f "$addr" 2>&1 9<&-) || true
+	echo "$out" >"$LAB_RUN/natdiscovery-$addr.log"
+	echo "$out" | grep -q "NAT with Endpoint Independent Mapping" \
+		|| fail "$addr: mapping not classified endpoint-independent: $(echo "$out" | grep -i 'mapping\|error' | head -5)"
+	echo "$out" | grep -q "Address Dependent Filtering" \
+		|| fail "$addr: filtering not classified address-dependent: $(echo "$out" | grep -i 'filter\|error' | head -5)"
+	ok "natdiscovery via $addr: $(echo "$out" | grep -o 'NAT with Endpoint Independent Mapping'), $(echo "$out" | grep -o 'Address Dependent Filtering' | head -1)"
+	out=$(nsx sub1 timeout 30 turnutils_natdiscovery -H "$addr" 2>&1 9<&-) || true
+	echo "$out" >>"$LAB_RUN/natdiscovery-$addr.log"
+	echo "$out" | grep -q "Received a request (maybe a successful hairpinning)" \
+		|| fail "$addr: no hairpinning: $(echo "$out" | tail -5)"
+	ok "natdiscovery via $addr: hairpinning detected"
+done
+
+# --- 2. per-flow classes in the same run -------------------------------------
+# From one local port to both service addresses of a family: TCP SYNs and UDP
+# to 443, and UDP to 5555. The front door's capture names the aliases.
+capture_stop "$TEST_NAME"
+mv "$LAB_RUN/$TEST_NAME.pcap" "$LAB_RUN/$TEST_NAME-1.pcap"
+capture_start "$TEST_NAME-2" || fail "cannot capture on cfr-fd"
+# shellcheck disable=SC2016
+nsx sub1 "$PY" - "$SVC4" "$ALT4" "$SVC6" "$ALT6" <<'PYEOF' 9<&- || fail "could not send the class probes"
+import socket, sys, time
+for fam, a, b in ((socket.AF_INET, sys.argv[1], sys.argv[2]), (socket.AF_INET6, sys.argv[3], sys.argv[4])):
+    for kind, port, lport in (("udp", 443, 42443), ("udp", 5555, 42555), ("tcp", 443, 43443)):
+        for dst in (a, b):
+            s = socket.socket(fam, socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if fam == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", lport))
+            if kind == "udp":
+                s.sendto(b"class probe", (dst, port))
+            else:
+                s.settimeout(2)
+                try:
+                    s.connect((dst, port))
+                except OSError:
+                    pass  # nginx listens on the first address only: the SYN is what counts
+            time.sleep(0.1)
+            s.close()
+PYEOF
+sleep 0.3
+capture_stop "$TEST_NAME-2"
+pcap_tool flows "$LAB_RUN/$TEST_NAME-2.pcap" >"$LAB_RUN/$TEST_NAME-2.flows"
+for fam in 4 6; do
+	for probe in "17 443 per-flow" "6 443 per-flow" "17 5555 endpoint-independent"; do
+		# shellcheck disable=SC2086 # three words
+		set -- $probe
+		# "fam proto src sport dst dport flags": the distinct source alias:ports.
+		n=$(awk -v f="$fam" -v p="$1" -v d="$2" '$1 == f && $2 == p && $6 == d && (p == 17 || $7 ~ /S/) {print $3, $4}' \
+			"$LAB_RUN/$TEST_NAME-2.flows" | sort -u | wc -l)
+		dsts=$(awk -v f="$fam" -v p="$1" -v d="$2" '$1 == f && $2 == p && $6 == d {print $5}' \
+			"$LAB_RUN/$TEST_NAME-2.flows" | sort -u | wc -l)
+		[ "$dsts" = 2 ] || fail "IPv$fam proto $1 to $2: the front door saw $dsts destinations, want 2"
+		want=2
+		[ "$3" = per-flow ] || want=1
+		[ "$n" = "$want" ] || fail "IPv$fam proto $1 to $2: one local port left from $n aliases, want $want ($3)"
+		ok "IPv$fam $([ "$1" = 6 ] && echo TCP || echo UDP) to $2, one local port to two addresses: $n alias:port ($3)"
+	done
+done
+capture_start "$TEST_NAME" || fail "cannot capture on cfr-fd"
+
+# --- 3. hole punching between two subscribers ---------------------------------
+# Each peer: one socket on LPORT; a STUN binding request to the server gives
+# its mapping (XOR-MAPPED-ADDRESS), written to FILE; it waits for the other's
+# file, then sends 60 datagrams "TAG n" to that alias over 3 s and counts
+# the other's for 1 s more: the first few are filtered until both have
+# punched, at least 10 must arrive, all from the other's alias.
+# shellcheck disable=SC2016
+PUNCH_PY='
+import os, socket, struct, sys, time
+stun, lport, mine, theirs, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+v6 = ":" in stun
+fam = socket.AF_INET6 if v6 else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+if v6:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.bind(("::" if v6 else "0.0.0.0", lport))
+s.settimeout(1)
+tid = os.urandom(12)
+MAGIC = 0x2112A442
+for _ in range(5):
+    s.sendto(struct.pack("!HHI", 1, 0, MAGIC) + tid, (stun, 3478))
+    try:
+        data, _ = s.recvfrom(2048)
+        break
+    except socket.timeout:
+        continue
+else:
+    sys.exit("no STUN answer")
+off, mapped = 20, None
+while off + 4 <= len(data):
+    t, l = struct.unpack("!HH", data[off:off + 4])
+    v = data[off + 4:off + 4 + l]
+    if t == 0x0020:
+        port = struct.unpack("!H", v[2:4])[0] ^ (MAGIC >> 16)
+        key = struct.pack("!I", MAGIC) + (tid if v[1] == 2 else b"")
+        raw = bytes(x ^ k for x, k in zip(v[4:], key))
+        mapped = (socket.inet_ntop(socket.AF_INET6 if v[1] == 2 else socket.AF_INET, raw), port)
+    off += 4 + (l + 3) // 4 * 4
+if not mapped:
+    sys.exit("no XOR-MAPPED-ADDRESS")
+with open(mine + ".tmp", "w") as f:
+    f.write("%s %d\n" % mapped)
+os.rename(mine + ".tmp", mine)
+end = time.monotonic() + 10
+while not os.path.exists(theirs):
+    if time.monotonic() > end:
+        sys.exit("no peer mapping")
+    time.sleep(0.05)
+paddr, pport = open(theirs).read().split()
+peer = (paddr, int(pport))
+s.settimeout(0.05)
+got, froms, n = 0, set(), 0
+stop = time.monotonic() + 3  # 60 datagrams, then 1 s more to hear the last of the peer
+while time.monotonic() < stop + 1:
+    if n < 60:
+        s.sendto(("%s %d" % (tag, n)).encode(), peer)
+        n += 1
+    try:
+        while True:
+            data, src = s.recvfrom(2048)
+            if data.startswith(b"peer-"):
+                got += 1
+                froms.add(src[:2])
+    except socket.timeout:
+        pass
+print("mapped %s %d sent %d got %d from %s" % (mapped[0], mapped[1], n, got,
+      " ".join("%s:%d" % f for f in sorted(froms))))
+sys.exit(0 if got >= 10 else 1)
+'
+for addr in "$SVC4" "$SVC6"; do
+	rm -f "$LAB_RUN/peer1" "$LAB_RUN/peer2"
+	ip netns exec "$LAB_NS-sub1" "$PY" -c "$PUNCH_PY" "$addr" 40001 "$LAB_RUN/peer1" "$LAB_RUN/peer2" peer-1 \
+		>"$LAB_RUN/punch1.out" 2>&1 9<&- &
+	p1=$!
+	ip netns exec "$LAB_NS-sub2" "$PY" -c "$PUNCH_PY" "$addr" 40002 "$LAB_RUN/peer2" "$LAB_RUN/peer1" peer-2 \
+		>"$LAB_RUN/punch2.out" 2>&1 9<&- &
+	p2=$!
+	wait "$p1" || fail "via $addr: sub1 got too little from sub2: $(cat "$LAB_RUN/punch1.out")"
+	wait "$p2" || fail "via $addr: sub2 got too little from sub1: $(cat "$LAB_RUN/punch2.out")"
+	m1=$(cat "$LAB_RUN/peer1")
+	m2=$(cat "$LAB_RUN/peer2")
+	in_pool "${m1% *}" && in_pool "${m2% *}" || fail "via $addr: mappings $m1 / $m2 are not aliases"
+	# Each saw the other's alias and port, and nothing else.
+	f1=$(awk '{print $NF}' "$LAB_RUN/punch1.out")
+	f2=$(awk '{print $NF}' "$LAB_RUN/punch2.out")
+	w1="${m2% *}:${m2#* }"
+	w2="${m1% *}:${m1#* }"
+	[ "$f1" = "$w1" ] || fail "via $addr: sub1 heard from $f1, not sub2's alias $w1"
+	[ "$f2" = "$w2" ] || fail "via $addr: sub2 heard from $f2, not sub1's alias $w2"
+	ok "via $addr: sub1 ($m1) <-> sub2 ($m2) through the hairpin: $(awk '{print $4, $5, $6, $7}' "$LAB_RUN/punch1.out") / $(awk '{print $4, $5, $6, $7}' "$LAB_RUN/punch2.out")"
+done
+
+json=$(cfrctl_json)
+filtered=$(echo "$json" | json_get drops.filtered 2>/dev/null || echo "?")
+say "cfrd: drops.filtered $filtered (the first punches, natdiscovery's filtering tests)"
+
+# --- 4. the front door never saw a subscriber, nor a hairpinned packet --------
+capture_stop "$TEST_NAME"
+for c in "$TEST_NAME-1" "$TEST_NAME-2" "$TEST_NAME"; do
+	pcap_tool leaks "$LAB_RUN/$c.pcap" >/dev/null || fail "front-door capture $c shows a subscriber address: $(pcap_tool leaks "$LAB_RUN/$c.pcap" 2>&1 | tail -3)"
+done
+n=$(pcap_tool flows "$LAB_RUN/$TEST_NAME.pcap" | awk '$2 == 17 && ($4 == 40001 || $4 == 40002 || $6 == 40001 || $6 == 40002)' | wc -l)
+[ "$n" = 0 ] || fail "the front door saw $n datagrams with a subscriber's own port"
+hp=$(pcap_tool flows "$LAB_RUN/$TEST_NAME.pcap" | while read -r _ _ src _ dst _; do
+	in_pool "$src" && in_pool "$dst" && echo "$src $dst"
+done | wc -l)
+[ "$hp" = 0 ] || fail "the front door saw $hp packets from an alias to an alias: hairpinned traffic left the gateway"
+ok "front door: no subscriber address in 3 captures (ICMP quotes included), no hairpinned datagram"
+echo "PASS $TEST_NAME"
