@@ -88,6 +88,72 @@ sub_addr6() { printf '2001:db8:100:%d::2' "$1"; }
 # lab_subscribers: how many subscribers the running lab has.
 lab_subscribers() { cat "$LAB_RUN/subscribers" 2>/dev/null || echo 0; }
 
+# --- the lab's topology (lab/cfr-lab up, bench/run) -------------------------
+
+# ns_new NAME: namespace cfr-NAME with lo up and IPv6 DAD off, so addresses
+# are usable at once (tests must not race duplicate address detection).
+ns_new() {
+	ip netns add "$LAB_NS-$1"
+	nsx "$1" ip link set lo up
+	nsx "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+	nsx "$1" sysctl -qw net.ipv6.conf.default.accept_ra=0
+}
+
+# lab_topology N XDP: the namespaces, links, addresses and routes of LAB.md
+# for N subscribers, nothing running and no TUN device yet: cfr-gw routes
+# (a router, nothing more), cfr-fd has its service addresses and routes the
+# pools back to cfr-gw. With XDP=1 every veth has two queues (one per
+# cfrd worker) and the hosts' ends stop leaving TCP/UDP checksums to
+# offload, as a real wire would: a frame redirected to AF_XDP carries no
+# mark that its checksum is only partial.
+lab_topology() {
+	local n=$1 xdp=$2 i queues=""
+	[ "$xdp" = 0 ] || queues="numtxqueues 2 numrxqueues 2"
+	ns_new gw
+	ns_new fd
+	# Gateway: a router. rp_filter off: return traffic comes out of cfr0 with
+	# a source that routes via fd0, which strict reverse-path filtering drops.
+	nsx gw sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+		net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0
+
+	# Upstream link first, so it is the gateway's lowest-numbered address.
+	# shellcheck disable=SC2086 # $queues is two words or none
+	ip -n "$LAB_NS-gw" link add "$GW_UP_IF" $queues type veth peer name "$FD_IF" $queues netns "$LAB_NS-fd"
+	nsx gw ip addr add 198.51.100.1/30 dev "$GW_UP_IF"
+	nsx gw ip addr add 2001:db8:ffff::1/64 dev "$GW_UP_IF" nodad
+	nsx gw ip link set "$GW_UP_IF" up
+	nsx fd ip addr add 198.51.100.2/30 dev "$FD_IF"
+	nsx fd ip addr add 2001:db8:ffff::2/64 dev "$FD_IF" nodad
+	nsx fd ip link set "$FD_IF" up
+	[ "$xdp" = 0 ] || nsx fd ethtool -K "$FD_IF" tx off >/dev/null
+	nsx fd ip addr add "$SVC4/32" dev lo
+	nsx fd ip addr add "$SVC6/128" dev lo nodad
+	# The front door knows the pools (via the gateway) and nothing else:
+	# no route to 100.64.0.0/10 or 2001:db8:100::/48.
+	nsx fd ip route add "$POOL4" via 198.51.100.1
+	nsx fd ip -6 route add "$POOL6" via 2001:db8:ffff::1
+	# Translated packets leave the gateway by these.
+	nsx gw ip route add "$SVC4/32" via 198.51.100.2
+	nsx gw ip -6 route add 2001:db8:f::/64 via 2001:db8:ffff::2
+
+	for i in $(seq "$n"); do
+		ns_new "sub$i"
+		# shellcheck disable=SC2086
+		ip -n "$LAB_NS-gw" link add "sub$i" $queues type veth peer name gw0 $queues netns "$LAB_NS-sub$i"
+		nsx gw ip addr add "100.64.$i.1/24" dev "sub$i"
+		nsx gw ip addr add "2001:db8:100:$i::1/64" dev "sub$i" nodad
+		nsx gw sysctl -qw "net.ipv4.conf.sub$i.rp_filter=0"
+		nsx gw ip link set "sub$i" up
+		nsx "sub$i" ip addr add "$(sub_addr4 "$i")/24" dev gw0
+		nsx "sub$i" ip addr add "$(sub_addr6 "$i")/64" dev gw0 nodad
+		nsx "sub$i" ip link set gw0 up
+		[ "$xdp" = 0 ] || nsx "sub$i" ethtool -K gw0 tx off >/dev/null
+		nsx "sub$i" ip route add default via "100.64.$i.1"
+		nsx "sub$i" ip -6 route add default via "2001:db8:100:$i::1" dev gw0
+	done
+}
+
 # --- captures on the front door ---------------------------------------------
 
 # capture_start NAME [NS IF]: tcpdump into $LAB_RUN/NAME.pcap. The snap
