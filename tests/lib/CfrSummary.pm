@@ -16,6 +16,16 @@ use strict;
 use warnings;
 use base 'TAP::Formatter::Console';
 
+# Under prove -j (TEST_JOBS), each test's line is printed whole when it
+# ends, so the lines of tests running at once never interleave, and no
+# progress ruler fills a CI log.
+sub open_test {
+	my ( $self, $test, $parser ) = @_;
+	return $self->SUPER::open_test( $test, $parser ) if $self->jobs < 2;
+	return CfrSummary::Session->new(
+		{ name => $test, formatter => $self, parser => $parser, show_count => 0 } );
+}
+
 sub summary {
 	my ( $self, $aggregate, $interrupted ) = @_;
 	$self->SUPER::summary( $aggregate, $interrupted );
@@ -42,6 +52,22 @@ sub summary {
 	}
 	print "$skipped skipped\n" if $skipped;
 	print "$passed passed, $failed failed\n";
+}
+
+package CfrSummary::Session;
+
+use strict;
+use warnings;
+use base 'TAP::Formatter::Console::Session';
+
+sub header { }
+
+sub result { }
+
+sub close_test {
+	my $self = shift;
+	$self->SUPER::header();
+	$self->SUPER::close_test(@_);
 }
 
 1;
