@@ -110,11 +110,72 @@ static void four_gateways(void **state)
 		         four.anon_median, test_seed_note());
 }
 
+/*
+ * Peer-to-peer flows (issue 17): with the built-in classes a host's
+ * peer-to-peer socket keeps one alias and port, so the front door joins its
+ * flows (addr+port) as it would behind a classic CGN, and never to the
+ * subscriber's other flows; with every flow per-flow it cannot.
+ */
+static void p2p_run(const struct sim_params *sp, bool classes, struct metrics *m)
+{
+	struct drive_row row = {.name = "cfr", .translate = true};
+	struct drive_opts o = {.snapshot_s = 60, .skew_samples = 64, .gateways = 1};
+	struct link_params lp = {60000, 5, 600000, 200, 0.5, 0.5};
+	struct cfr_engine_config *c = &row.cfg;
+	struct pool_list pools = {.n = 2};
+	struct obs_vec ov = {0};
+
+	cfr_engine_config_defaults(c);
+	if (!classes)
+		c->n_classes = 0;
+	assert_int_equal(cfr_prefix_parse("192.0.2.0/26", &c->pool4[0]), 0);
+	assert_int_equal(cfr_prefix_parse("2001:db8:a1::/64", &c->pool6[0]), 0);
+	c->n_pool4 = c->n_pool6 = 1;
+	c->n_subscribers =
+	    sub_prefixes(sp->subscribers, c->subscribers, CFR_MAX_SUBSCRIBER_PREFIXES);
+	c->max_flows = 1u << 16;
+	c->max_subscribers = 2 * sp->subscribers + 1024;
+	pools.p[0] = c->pool4[0];
+	pools.p[1] = c->pool6[0];
+	memset(m, 0, sizeof(*m));
+	assert_int_equal(drive_row(sp, &row, &o, &pools, &ov, m), 0);
+	assert_int_equal(m->engine_errors, 0);
+	assert_int_equal(metrics_compute(&ov, &lp, sp->seed, m), 0);
+	obs_free(&ov);
+}
+
+static void p2p_mappings(void **state)
+{
+	struct sim_params sp;
+	struct metrics eim, flow;
+
+	(void)state;
+	sim_params_defaults(&sp);
+	sp.subscribers = 500;
+	sp.flows = 20000;
+	sp.hours = 0.5;
+	sp.p2p_share = 0.5;
+	sp.seed = 1 + test_seed();
+	p2p_run(&sp, true, &eim);
+	p2p_run(&sp, false, &flow);
+	assert_true(eim.p2p_flows > 1000);
+	assert_int_equal(eim.p2p_flows, flow.p2p_flows);
+	/* A mapping joins a socket's flows ... */
+	if (eim.link[LINK_ADDR_PORT].correct < 20 * (flow.link[LINK_ADDR_PORT].correct + 1))
+		fail_msg(
+		    "addr+port joins %llu pairs of one subscriber with mappings, %llu without; %s",
+		    (unsigned long long)eim.link[LINK_ADDR_PORT].correct,
+		    (unsigned long long)flow.link[LINK_ADDR_PORT].correct, test_seed_note());
+	/* ... and never to the subscriber's other flows. */
+	assert_int_equal(eim.p2p_cross.correct, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(slices),
 	    cmocka_unit_test(four_gateways),
+	    cmocka_unit_test(p2p_mappings),
 	};
 
 	if (sodium_init() < 0)

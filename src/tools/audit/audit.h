@@ -45,6 +45,7 @@ enum {
 	OBS_LABEL = 1 << 3,  /* nonzero IPv6 flow label */
 	OBS_POOLED = 1 << 4, /* source inside a known shared egress pool */
 	OBS_SKEW = 1 << 5,   /* skew and skew_se hold a clock-rate estimate of the flow */
+	OBS_P2P = 1 << 6,    /* peer-to-peer UDP (ground truth, not visible as such) */
 };
 
 /*
@@ -63,6 +64,7 @@ struct obs {
 	uint16_t ip_id;
 	uint8_t ttl;
 	uint8_t flags; /* OBS_* */
+	uint16_t port; /* source port as the front door sees it */
 	/*
 	 * The sender's TCP clock rate as the front door can estimate it by
 	 * watching the whole flow (skew.c): (TSval ticks per received ms) - 1,
@@ -169,6 +171,7 @@ enum linker {
 	LINK_ADDR_TTL,  /* same address and same TTL */
 	LINK_SKEW,      /* TCP clock rates within a tolerance (Kohno et al.) */
 	LINK_ADDR_SKEW, /* same address and clock rates within the tolerance */
+	LINK_ADDR_PORT, /* same address and source port: one mapping (issue 17) */
 	LINK__COUNT
 };
 
@@ -199,6 +202,13 @@ struct metrics {
 	uint64_t skew_flows;  /* flows with a clock-rate estimate good enough for LINK_SKEW */
 	struct pair_count skew_all; /* every pair of those flows: chance for LINK_SKEW */
 	uint32_t anon_p5, anon_median;
+	/*
+	 * Peer-to-peer flows (sim_params.p2p_share), and the pairs of one of them
+	 * and another flow (TLS, QUIC) that share a source address and port: a
+	 * front door joining a subscriber's mapping to its other traffic.
+	 */
+	uint64_t p2p_flows;
+	struct pair_count p2p_cross;
 	/*
 	 * With several gateways (drive_opts.gateways): the distinct subscribers
 	 * with live flows on the new flow's gateway, which its alias's slice

@@ -451,7 +451,15 @@ static int flow_start(struct driver *d, const struct flow_spec *f)
 	l->family = f->family;
 	l->proto = f->proto;
 	l->rport = 443;
-	if (f->family == CFR_FAMILY_V4) {
+	if (f->p2p) {
+		/*
+		 * A peer-to-peer socket (STUN, a game, WebRTC) stays bound while
+		 * the host lives: one port per host, also behind the home router
+		 * (an endpoint-independent one, or the application would fail).
+		 */
+		l->rport = 3478;
+		l->sport = (uint16_t)(20000 + (f->host - sb->first_host));
+	} else if (f->family == CFR_FAMILY_V4) {
 		l->sport = sb->next_port4;
 		sb->next_port4 = sb->next_port4 >= 60999 ? 32768 : sb->next_port4 + 1;
 	} else {
@@ -510,6 +518,9 @@ static int flow_start(struct driver *d, const struct flow_spec *f)
 	o->ttl = v.ttl;
 	if (f->proto == 17)
 		o->flags |= OBS_UDP;
+	if (f->p2p)
+		o->flags |= OBS_P2P;
+	o->port = v.sport;
 	if (v.has_ts) {
 		o->flags |= OBS_TS;
 		o->tsd = v.tsval - o->t_ms;

@@ -32,6 +32,7 @@ const char *const linker_names[LINK__COUNT] = {
     [LINK_ADDR_TTL] = "addr+ttl",
     [LINK_SKEW] = "skew",
     [LINK_ADDR_SKEW] = "addr+skew",
+    [LINK_ADDR_PORT] = "addr+port",
 };
 
 struct kv {
@@ -170,7 +171,8 @@ enum keying {
 	KEY_TTL,
 	KEY_ADDR_TTL,
 	KEY_SKEW,
-	KEY_ADDR_SKEW
+	KEY_ADDR_SKEW,
+	KEY_ADDR_PORT
 };
 
 /*
@@ -215,6 +217,12 @@ static void load(struct sorter *s, const struct obs_vec *ov, const struct link_p
 		case KEY_ADDR_TTL:
 			e.hi = mix64(o->addr ^ mix64(0x74746c00u | o->ttl));
 			break;
+		case KEY_ADDR_PORT:
+			e.hi =
+			    mix64(o->addr ^ mix64(0x706f727400000000ull | (uint64_t)o->port << 8 |
+			                          (o->flags & OBS_UDP)));
+			e.lo = !!(o->flags & OBS_P2P);
+			break;
 		case KEY_SKEW:
 		case KEY_ADDR_SKEW:
 			if (!skew_usable(o, lp))
@@ -230,6 +238,28 @@ static void load(struct sorter *s, const struct obs_vec *ov, const struct link_p
 		s->a[s->n++] = e;
 	}
 	radix_sort(s);
+}
+
+/*
+ * Pairs of a peer-to-peer flow and another flow in the same (address,
+ * port) group: lo holds the P2P flag, so each group is sorted into its
+ * other flows, then its peer-to-peer ones.
+ */
+static uint64_t cross_pairs(struct sorter *s)
+{
+	uint64_t total = 0;
+	size_t i, start = 0, p2p = 0;
+
+	for (i = 0; i <= s->n; i++) {
+		if (i == s->n || s->a[i].hi != s->a[start].hi) {
+			total += (uint64_t)p2p * (i - start - p2p);
+			start = i;
+			p2p = 0;
+		}
+		if (i < s->n && s->a[i].lo)
+			p2p++;
+	}
+	return total;
 }
 
 static void count_group(struct sorter *s, const struct obs_vec *ov, enum keying k,
@@ -352,6 +382,14 @@ int metrics_compute(const struct obs_vec *ov, const struct link_params *lp, uint
 	progress("linkers", 3, 5);
 	count_group(&s, ov, KEY_TTL, &m->link[LINK_TTL]);
 	count_group(&s, ov, KEY_ADDR_TTL, &m->link[LINK_ADDR_TTL]);
+	count_group(&s, ov, KEY_ADDR_PORT, &m->link[LINK_ADDR_PORT]);
+	m->p2p_flows = 0;
+	for (i = 0; i < ov->n; i++)
+		m->p2p_flows += !!(ov->v[i].flags & OBS_P2P);
+	load(&s, ov, lp, KEY_ADDR_PORT, false, false);
+	m->p2p_cross.predicted = cross_pairs(&s);
+	load(&s, ov, lp, KEY_ADDR_PORT, true, false);
+	m->p2p_cross.correct = cross_pairs(&s);
 	count_window(&s, ov, lp, KEY_SKEW, false, (uint64_t)(lp->skew_tol_ppm * 1000),
 	             &m->link[LINK_SKEW]);
 	count_window(&s, ov, lp, KEY_ADDR_SKEW, false, (uint64_t)(lp->skew_tol_ppm * 1000),

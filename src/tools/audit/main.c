@@ -33,6 +33,7 @@ static const char usage[] =
     "  --top-share F       share of flows to the biggest front door [0.2]\n"
     "  --v6-share F        share of flows over IPv6 [0.4]\n"
     "  --udp-share F       share of QUIC-like UDP flows [0.25]\n"
+    "  --p2p-share F       share of those from a host's peer-to-peer socket to 3478 [0]\n"
     "  --legacy-ts F       hosts with one TCP timestamp clock for all connections [0.15]\n"
     "  --windows F         hosts with TTL 128, IP ID counter, no timestamps [0.35]\n"
     "  --ttl255 F          hosts with initial TTL 255 [0.02]; the others start at 64\n"
@@ -52,7 +53,8 @@ static const char usage[] =
     "  --gateways N        gateways, each an engine on its slice of the pools; line I\n"
     "                      homed on gateway I mod N [1]\n"
     "  --rows LIST         rows to run, comma-separated from:\n"
-    "                      none,cgn,napt,flow,dest,sub,ttl64,ttl0,offset [all]\n"
+    "                      none,cgn,napt,flow,dest,sub,ttl64,ttl0,offset,noclass\n"
+    "                      [all; noclass with --p2p-share]\n"
     "Adversary:\n"
     "  --window S          addr+window linker: starts at most S apart [60]\n"
     "  --ts-tol MS         tsval linker: offset tolerance [5]\n"
@@ -78,14 +80,16 @@ enum row_id {
 	ROW_FLOW,
 	ROW_DEST,
 	ROW_SUB,
-	ROW_TTL64,  /* cfr per-flow with the TTL cap cfr had until issue 11 */
-	ROW_TTL0,   /* cfr per-flow without a TTL cap */
-	ROW_OFFSET, /* cfr per-flow, TSval offset without the per-flow rate (as until 98b372f) */
+	ROW_TTL64,   /* cfr per-flow with the TTL cap cfr had until issue 11 */
+	ROW_TTL0,    /* cfr per-flow without a TTL cap */
+	ROW_OFFSET,  /* cfr per-flow, TSval offset without the per-flow rate (as until 98b372f) */
+	ROW_NOCLASS, /* cfr per-flow for every flow: no endpoint-independent class (before issue 17)
+	              */
 	ROW__COUNT
 };
 
-static const char *const row_keys[ROW__COUNT] = {"none", "cgn",   "napt", "flow",  "dest",
-                                                 "sub",  "ttl64", "ttl0", "offset"};
+static const char *const row_keys[ROW__COUNT] = {"none", "cgn",   "napt", "flow",   "dest",
+                                                 "sub",  "ttl64", "ttl0", "offset", "noclass"};
 static const char *const row_names[ROW__COUNT] = {
     "no translation",
     "classic CGN",
@@ -96,6 +100,7 @@ static const char *const row_names[ROW__COUNT] = {
     "cfr per-flow, ttl-cap 64",
     "cfr per-flow, ttl-cap 0",
     "cfr per-flow, offset only",
+    "cfr per-flow, no classes",
 };
 
 struct opts {
@@ -151,6 +156,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"top-share", 1, 0, 'T'},
 	    {"v6-share", 1, 0, '6'},
 	    {"udp-share", 1, 0, 'U'},
+	    {"p2p-share", 1, 0, 'Q'},
 	    {"legacy-ts", 1, 0, 'L'},
 	    {"windows", 1, 0, 'W'},
 	    {"ttl255", 1, 0, '5'},
@@ -199,8 +205,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	o->epoch_s = 600;
 	o->anon_k = 8;
 	o->max_flows = 1u << 22;
+	/* The row without classes only says something with peer-to-peer flows. */
 	for (c = 0; c < ROW__COUNT; c++)
-		o->rows[c] = true;
+		o->rows[c] = c != ROW_NOCLASS;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, &idx)) != -1) {
 		const char *a = optarg;
@@ -231,6 +238,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'U':
 			err = num(a, 0, 1, &o->sim.udp_share);
+			break;
+		case 'Q':
+			err = num(a, 0, 1, &o->sim.p2p_share);
+			o->rows[ROW_NOCLASS] = true;
 			break;
 		case 'L':
 			err = num(a, 0, 1, &o->sim.legacy_ts);
@@ -421,6 +432,9 @@ static int row_config(const struct opts *o, enum row_id id, struct drive_row *r,
 	/* The TCP timestamp's offset as before, without the rate of the flow's own. */
 	if (id == ROW_OFFSET)
 		c->scrub.tcp_timestamp_rate = false;
+	/* Every flow per-flow, UDP to 3478 included: cfr before traffic classes. */
+	if (id == ROW_NOCLASS)
+		c->n_classes = 0;
 	if (id == ROW_CGN || id == ROW_NAPT)
 		memset(&c->scrub, 0, sizeof(c->scrub));
 	/* Paired pooling (RFC 7857 §2.1, RFC 6888 REQ-2): one address per subscriber, kept. */

@@ -256,6 +256,40 @@ static void table_gateways(const struct row *rows, unsigned n, bool md)
 	}
 }
 
+/*
+ * Peer-to-peer flows (--p2p-share): the same-mapping linker (address and
+ * port) and what it joins across classes, a subscriber's peer-to-peer
+ * socket and its other flows.
+ */
+static void table_p2p(const struct row *rows, unsigned n, bool md)
+{
+	static const enum linker links[] = {LINK_ADDR_PORT};
+	char buf[2][32];
+	const char *cols[5];
+	int widths[5];
+	unsigned i;
+
+	cols[0] = "p2p flows", widths[0] = 9;
+	linker_headers(links, 1, buf, cols + 1, widths + 1);
+	cols[3] = "p2p-other pairs", widths[3] = 15;
+	cols[4] = "same sub", widths[4] = 9;
+	header(md, cols, widths, 5);
+	for (i = 0; i < n; i++) {
+		const struct metrics *m = &rows[i].m;
+		char v[32];
+
+		row_start(md, &rows[i]);
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)m->p2p_flows);
+		cell(md, 9, v);
+		pr_cells(md, m, LINK_ADDR_PORT);
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)m->p2p_cross.predicted);
+		cell(md, 15, v);
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)m->p2p_cross.correct);
+		cell(md, 9, v);
+		printf(md ? "|\n" : "\n");
+	}
+}
+
 void report_text(const struct row *rows, unsigned n, bool md, bool all)
 {
 	table_main(rows, n, md);
@@ -268,6 +302,10 @@ void report_text(const struct row *rows, unsigned n, bool md, bool all)
 	if (n && rows[0].m.gateways > 1) {
 		printf("\n");
 		table_gateways(rows, n, md);
+	}
+	if (n && rows[0].m.p2p_flows) {
+		printf("\n");
+		table_p2p(rows, n, md);
 	}
 	if (n) {
 		const struct metrics *m = &rows[0].m;

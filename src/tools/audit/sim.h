@@ -17,8 +17,10 @@ struct sim_params {
 	uint64_t flows;
 	double hours;
 	bool diurnal;
-	double v6_share;     /* flows over IPv6 (every host is dual-stack) */
-	double udp_share;    /* QUIC-like UDP flows */
+	double v6_share;  /* flows over IPv6 (every host is dual-stack) */
+	double udp_share; /* QUIC-like UDP flows */
+	double
+	    p2p_share; /* of those, peer-to-peer (STUN, games): a host's one socket to port 3478 */
 	double top_share;    /* flows to the biggest front door address */
 	double legacy_ts;    /* hosts with one TCP timestamp clock for all connections */
 	double windows;      /* hosts with TTL 128, a global IP ID counter, no timestamps */
@@ -66,6 +68,7 @@ struct flow_spec {
 	uint64_t t_ms; /* when the host sends the first packet */
 	uint32_t sub, host, remote, dur_ms;
 	uint8_t family, proto;
+	uint8_t p2p; /* from the host's peer-to-peer socket */
 };
 
 struct trace {

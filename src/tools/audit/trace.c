@@ -192,6 +192,8 @@ bool trace_next(struct trace *tr, struct flow_spec *f)
 	f->remote = (uint32_t)pick(tr->remote_cdf, tr->p.remotes, prng_unit(r));
 	f->family = prng_unit(r) < tr->p.v6_share ? CFR_FAMILY_V6 : CFR_FAMILY_V4;
 	f->proto = prng_unit(r) < tr->p.udp_share ? 17 : 6;
+	/* Drawn only when asked for, so that the trace is the same without. */
+	f->p2p = f->proto == 17 && tr->p.p2p_share > 0 && prng_unit(r) < tr->p.p2p_share;
 	dur = tr->p.dur_median_s * 1e3 * exp(tr->p.dur_sigma * prng_normal(r));
 	f->dur_ms = (uint32_t)(dur < 50 ? 50 : dur > MAX_DUR_MS ? MAX_DUR_MS : dur);
 	tr->emitted++;
