@@ -15,6 +15,8 @@
 # 3. sub1 and sub2 learn their mappings from the STUN server, punch a UDP
 #    hole to each other through their aliases and exchange data, both
 #    families; each sees only the other's alias.
+#    sub2's port unreachable for a datagram after its socket closed reaches
+#    sub1 from sub2's alias, its quote naming sub2's alias, never sub2.
 # 4. The front door never sees a subscriber address (whole packets, ICMP
 #    quotes included), and the hairpinned packets never reach it.
 set -eu
@@ -207,6 +209,48 @@ for addr in "$SVC4" "$SVC6"; do
 	[ "$f1" = "$w1" ] || fail "via $addr: sub1 heard from $f1, not sub2's alias $w1"
 	[ "$f2" = "$w2" ] || fail "via $addr: sub2 heard from $f2, not sub1's alias $w2"
 	ok "via $addr: sub1 ($m1) <-> sub2 ($m2) through the hairpin: $(awk '{print $4, $5, $6, $7}' "$LAB_RUN/punch1.out") / $(awk '{print $4, $5, $6, $7}' "$LAB_RUN/punch2.out")"
+
+	# sub2's socket is closed now: its stack answers sub1's next datagrams
+	# with port unreachable, which goes back through both translations. sub1
+	# must get it from sub2's alias, quoting its own packet to that alias,
+	# with sub2's address nowhere in it.
+	capture_start "$TEST_NAME-sub1" sub1 gw0 || fail "cannot capture on cfr-sub1"
+	# shellcheck disable=SC2016
+	refused=$(nsx sub1 "$PY" - "${m2% *}" "${m2#* }" <<'PYEOF' 9<&-
+import socket, sys, time
+peer = (sys.argv[1], int(sys.argv[2]))
+s = socket.socket(socket.AF_INET6 if ":" in peer[0] else socket.AF_INET, socket.SOCK_DGRAM)
+if ":" in peer[0]:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::" if ":" in peer[0] else "0.0.0.0", 40001))
+s.connect(peer)
+s.settimeout(0.5)
+refused = 0
+for i in range(4):  # the kernel rate-limits its errors: a few, spaced
+    try:
+        s.send(b"after %d" % i)
+        s.recv(100)
+    except ConnectionRefusedError:
+        refused += 1
+    except socket.timeout:
+        pass
+    time.sleep(0.3)
+print(refused)
+PYEOF
+	) || fail "via $addr: the probe after the punch failed"
+	capture_stop "$TEST_NAME-sub1"
+	[ "$refused" -ge 1 ] || fail "via $addr: no port unreachable came back to sub1 through the hairpin"
+	case $addr in *:*) s1=$(sub_addr6 1) s2=$(sub_addr6 2) ;; *) s1=$(sub_addr4 1) s2=$(sub_addr4 2) ;; esac
+	n=$(pcap_tool errors "$LAB_RUN/$TEST_NAME-sub1.pcap" | awk -v a="${m2% *}" -v p="${m2#* }" -v s="$s1" \
+		'$2 == a && $3 == s && $9 == s && $10 == 40001 && $11 == a && $12 == p' | wc -l)
+	[ "$n" -ge 1 ] || fail "via $addr: sub1 got no error from sub2's alias quoting its packet: $(pcap_tool errors "$LAB_RUN/$TEST_NAME-sub1.pcap")"
+	"$PY" - "$LAB_RUN/$TEST_NAME-sub1.pcap" "$s2" <<'PYEOF' || fail "via $addr: sub2's address $s2 reached sub1"
+import ipaddress, sys
+data = open(sys.argv[1], "rb").read()
+sys.exit(1 if ipaddress.ip_address(sys.argv[2]).packed in data else 0)
+PYEOF
+	ok "via $addr: sub2's port unreachable reached sub1 as $n error(s) from ${m2% *} quoting sub1 -> ${m2% *}:${m2#* }; sub2's address in no byte of sub1's capture"
 done
 
 json=$(cfrctl_json)
