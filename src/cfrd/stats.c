@@ -112,6 +112,8 @@ static struct json_object *flows_json(const struct cfr_stats *s)
 	add_u64(obj, "max", s->max_flows);
 	add_u64(obj, "created", s->flows_created);
 	add_u64(obj, "expired", s->flows_expired);
+	add_u64(obj, "mappings_created", s->mappings_created);
+	add_u64(obj, "hairpinned", s->hairpinned);
 	for (int f = 0; f < CFR_FAMILY__COUNT; f++) {
 		struct json_object *fam = json_object_new_object();
 

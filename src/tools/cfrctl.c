@@ -224,6 +224,9 @@ static void print_stats(struct json_object *r)
 		       get_u64(r, "flows", fam, "tcp", NULL), get_u64(r, "flows", fam, "udp", NULL),
 		       get_u64(r, "flows", fam, "icmp", NULL));
 	}
+	printf("mappings   %" PRIu64 " created, %" PRIu64 " packets hairpinned\n",
+	       get_u64(r, "flows", "mappings_created", NULL),
+	       get_u64(r, "flows", "hairpinned", NULL));
 	printf("fragments  %" PRIu64 " tracked\n\n", get_u64(r, "fragments_tracked", NULL));
 
 	total = get_u64(r, "drops", "total", NULL);
