@@ -18,10 +18,10 @@ use base 'TAP::Formatter::Console';
 
 # Under prove -j (TEST_JOBS), each test's line is printed whole when it
 # ends, so the lines of tests running at once never interleave, and no
-# progress ruler fills a CI log.
+# progress ruler fills a CI log (with -v, prove's own output).
 sub open_test {
 	my ( $self, $test, $parser ) = @_;
-	return $self->SUPER::open_test( $test, $parser ) if $self->jobs < 2;
+	return $self->SUPER::open_test( $test, $parser ) if $self->jobs < 2 || $self->verbose;
 	return CfrSummary::Session->new(
 		{ name => $test, formatter => $self, parser => $parser, show_count => 0 } );
 }
