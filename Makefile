@@ -20,9 +20,11 @@ LDLIBS_SODIUM := $(shell pkg-config --libs libsodium)
 LIB_SRC := $(wildcard src/lib/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CFRD_SRC := $(wildcard src/cfrd/*.c)
-CFRD_OBJ := $(CFRD_SRC:%.c=$(BUILD)/%.o) $(BUILD)/src/cfrd/xdp_object.o
-# cfrd's XDP program, compiled for the kernel's BPF machine and linked into cfrd.
-XDP_OBJ := $(BUILD)/src/xdp/cfr_xdp.bpf.o
+# cfrd's BPF programs (src/NAME/cfr_NAME.bpf.c: the XDP program of the
+# AF_XDP path, the TC fast path), compiled for the kernel's BPF machine and
+# linked into cfrd as cfr_NAME_object.
+BPF_PROGS := xdp tc
+CFRD_OBJ := $(CFRD_SRC:%.c=$(BUILD)/%.o) $(BPF_PROGS:%=$(BUILD)/src/cfrd/%_object.o)
 BPF_CFLAGS := -O2 -g -target bpf -Wall -Wextra -Werror -I/usr/include/$(shell gcc -print-multiarch)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -51,13 +53,17 @@ $(BUILD)/%.o: %.c $(wildcard include/cfr/*.h include/cfr/internal/*.h src/*/*.h 
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(XDP_OBJ): src/xdp/cfr_xdp.bpf.c src/xdp/cfr_xdp.h
+$(BUILD)/src/%.bpf.o: src/%.bpf.c $(wildcard src/xdp/*.h src/tc/*.h)
 	@mkdir -p $(dir $@)
 	clang $(BPF_CFLAGS) -c $< -o $@
 
-$(BUILD)/src/cfrd/xdp_object.o: src/cfrd/xdp_object.S $(XDP_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) -c -DCFR_XDP_OBJECT='"$(XDP_OBJ)"' $< -o $@
+define bpf_embed
+$(BUILD)/src/cfrd/$(1)_object.o: src/cfrd/bpf_object.S $(BUILD)/src/$(1)/cfr_$(1).bpf.o
+	@mkdir -p $$(dir $$@)
+	$$(CC) -c -DBPF_OBJECT=cfr_$(1)_object -DBPF_OBJECT_SIZE=cfr_$(1)_object_size \
+		-DBPF_OBJECT_FILE='"$(BUILD)/src/$(1)/cfr_$(1).bpf.o"' $$< -o $$@
+endef
+$(foreach p,$(BPF_PROGS),$(eval $(call bpf_embed,$(p))))
 
 # libcfr exports only what include/cfr/cfr.h declares with CFR_API: every
 # other function of the engine is hidden. The programs link the static
@@ -163,8 +169,8 @@ fuzz:
 #  varFuncNullUB   a NULL sentinel after variadic arguments: glibc's NULL is
 #                  ((void *)0), the type the callee reads
 #  ctuuninitvar    the records error struct is only written by cfr_rec_fail()
-# The XDP program is C for the BPF target (GNU C: libbpf's map macros), linted as such.
-BPF_SRC := $(wildcard src/xdp/*.bpf.c)
+# The BPF programs are C for the BPF target (GNU C: libbpf's map macros), linted as such.
+BPF_SRC := $(wildcard src/*/*.bpf.c)
 LINT_SRC := $(filter-out $(BPF_SRC),$(wildcard src/*/*.c src/tools/*/*.c))
 # Formatting: every C source and header as .clang-format has it (`make format`
 # fixes it). Shell: every script, with the files it sources (-x); a finding
@@ -186,7 +192,7 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability \
 		--inline-suppr --suppress=missingIncludeSystem --suppress=varFuncNullUB \
 		--suppress=ctuuninitvar:src/records/format.c \
-		-D_GNU_SOURCE -Iinclude -isrc/xdp/cfr_xdp.bpf.c src
+		-D_GNU_SOURCE -Iinclude -isrc/xdp/cfr_xdp.bpf.c -isrc/tc/cfr_tc.bpf.c src
 	$(MAKE) --no-print-directory exports
 
 check:

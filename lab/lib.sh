@@ -73,11 +73,14 @@ subscriber-prefix6 = 64
 [timeouts]
 tcp-established = 7440
 tcp-transitory = 240
-udp = 300
+udp = ${CFR_LAB_UDP_TIMEOUT:-300}
 icmp = 60
 
 [limits]
 max-flows = 1048576
+
+[fastpath]
+enable = ${CFR_LAB_FASTPATH:-yes}
 EOF
 }
 
@@ -445,8 +448,8 @@ udp_hold() {
 	ip netns exec "$LAB_NS-$ns" "$PY" -c "$UDP_HOLD_PY" "$@" 9<&-
 }
 
-# udp_convo NS ADDR TAG SECS [MISSES]: a UDP conversation from cfr-NS to the
-# echo at ADDR port 7: a datagram "TAG N" every 0.2 s for SECS seconds, each
+# udp_convo NS ADDR TAG SECS [MISSES [PORT]]: a UDP conversation from cfr-NS to
+# the echo at ADDR port PORT (7): a datagram "TAG N" every 0.2 s for SECS seconds, each
 # echo awaited (1 s); prints "sent N echoed M gap G" (G: the longest time
 # without an echo) and fails if more than MISSES (1) went unanswered.
 # shellcheck disable=SC2016
@@ -454,8 +457,9 @@ CONVO_PY='
 import socket, sys, time
 addr, tag, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
 misses = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+port = int(sys.argv[5]) if len(sys.argv) > 5 else 7
 s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
-s.connect((addr, 7))
+s.connect((addr, port))
 s.settimeout(1.0)
 end, sent, echoed, last, gap = time.monotonic() + secs, 0, 0, time.monotonic(), 0.0
 while time.monotonic() < end:

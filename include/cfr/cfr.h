@@ -510,9 +510,10 @@ struct cfr_flow_view {
 	uint8_t family, proto;
 	uint8_t sub[16], alias[16], remote[16]; /* IPv4 in the first 4 bytes */
 	uint16_t sub_port, alias_port, remote_port;
-	uint8_t ts_scrub; /* TCP timestamps follow the flow's offset and rate (scrub.c) */
+	uint8_t ts_scrub;    /* TCP timestamps follow the flow's offset and rate (scrub.c) */
+	uint8_t label_scrub; /* IPv6: it leaves with flow_label */
 	uint32_t ts_offset, ts_base, ts_rate;
-	uint32_t flow_label; /* the IPv6 flow label it leaves with, when that scrubber is on */
+	uint32_t flow_label;
 };
 
 struct cfr_offload {

@@ -230,6 +230,23 @@ static int set_xdp_outside(struct cfrd_config_parse *st, const struct cfrd_confi
 	return add_xdp_port(st, k, value, false, 0);
 }
 
+static int add_fastpath_if(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
+                           const char *value)
+{
+	struct cfrd_config *cfg = st->cfg;
+
+	if (check_ifname(st, k, value) < 0)
+		return -EINVAL;
+	if (cfg->n_fastpath_ifs == CFRD_FASTPATH_MAX_IFS)
+		return bad(st, "too many [fastpath] interfaces (at most %d)",
+		           CFRD_FASTPATH_MAX_IFS);
+	for (unsigned i = 0; i < cfg->n_fastpath_ifs; i++)
+		if (strcmp(cfg->fastpath_ifs[i], value) == 0)
+			return bad(st, "[fastpath] interface '%s' is already listed", value);
+	snprintf(cfg->fastpath_ifs[cfg->n_fastpath_ifs++], IFNAMSIZ, "%s", value);
+	return 0;
+}
+
 static int set_log_level(struct cfrd_config_parse *st, const struct cfrd_config_key *k,
                          const char *value)
 {
@@ -686,6 +703,12 @@ const struct cfrd_config_key cfrd_config_keys[] = {
      .help = "AF_XDP port facing the internet"},
     {"xdp", "ignore-forward-rules", BOOL(xdp_ignore_forward_rules), .def = "no",
      .help = "start although forward rules would be skipped by the fast path"},
+    {"fastpath", "enable", BOOL(fastpath), .def = "yes",
+     .help = "carry established flows in the kernel (TC BPF) where it can"},
+    {"fastpath", "interface", CUSTOM(add_fastpath_if, "name"), .repeatable = true,
+     .help = "an interface to attach to (default: all but loopback and TUN)"},
+    {"fastpath", "ignore-forward-rules", BOOL(fastpath_ignore_forward_rules), .def = "no",
+     .help = "run the fast path although forward rules would not see its packets"},
     {"timeouts", "tcp-established",
      UINT(engine.timeout[CFR_TIMEOUT_TCP_ESTABLISHED], 1, TIMEOUT_MAX_S), .unit = "seconds",
      .def = "7440", .help = "idle timeout of an established TCP flow"},

@@ -62,6 +62,8 @@ struct cfrd_line {
  * ingress id, as those of the line's TUN device do.
  */
 #define CFRD_XDP_MAX_PORTS 16
+/* Interfaces a [fastpath] section may name. */
+#define CFRD_FASTPATH_MAX_IFS 64
 
 struct cfrd_xdp_port_config {
 	char name[IFNAMSIZ];
@@ -95,6 +97,10 @@ struct cfrd_config {
 	struct cfrd_xdp_port_config xdp_ports[CFRD_XDP_MAX_PORTS];
 	unsigned n_xdp_ports;
 	bool xdp_ignore_forward_rules; /* start although forward rules would miss the fast path */
+	bool fastpath;                 /* the TC fast path (fastpath.h), where the kernel has it */
+	char fastpath_ifs[CFRD_FASTPATH_MAX_IFS][IFNAMSIZ]; /* none: every interface */
+	unsigned n_fastpath_ifs;
+	bool fastpath_ignore_forward_rules; /* run it although forward rules would miss it */
 	struct cfrd_accounting acct;
 	struct cfr_engine_config engine;
 };

@@ -14,6 +14,7 @@
 #include <cfr/cfr.h>
 
 #include "config.h"
+#include "fastpath.h"
 #include "handover.h"
 #include "io.h"
 #include "io_xdp.h"
@@ -57,8 +58,9 @@ struct cfrd {
 	pthread_mutex_t engine_lock;
 	struct cfrd_worker *workers;
 	unsigned n_workers;
-	unsigned n_io;        /* devices; each worker has one queue of each */
-	struct cfrd_xdp *xdp; /* the AF_XDP fast path, or NULL without [xdp] ports */
+	unsigned n_io;                  /* devices; each worker has one queue of each */
+	struct cfrd_xdp *xdp;           /* the AF_XDP fast path, or NULL without [xdp] ports */
+	struct cfrd_fastpath *fastpath; /* the TC fast path, or NULL when it is off */
 	/* An eventfd: written once to stop every worker, by main or by a failing worker. */
 	int stop_fd;
 	atomic_bool failed; /* a worker stopped because a device failed */

@@ -156,6 +156,8 @@ static void engine_housekeeping(struct cfrd *d, uint64_t now, uint64_t *last_exp
 	cfrd_anon_watch(d, now);
 	if (d->xdp)
 		cfrd_xdp_refresh(d->xdp);
+	if (d->fastpath)
+		cfrd_fastpath_epoch(d->fastpath, cfr_engine_stats(d->engine)->epoch);
 	cfrd_notify_tick(d, now); /* systemd's watchdog: only while the engine lock comes free */
 	cfrd_engine_unlock(d);
 	*last_expire = now;

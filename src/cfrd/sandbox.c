@@ -1,6 +1,7 @@
 /*
  * cfrd's sandbox. Once the TUN devices are attached (and with [xdp], the
- * XDP program loaded and linked and the AF_XDP sockets bound), the control
+ * XDP program loaded and linked and the AF_XDP sockets bound; or the TC
+ * fast path loaded and attached), the control
  * socket is bound and the records directory is open, cfrd needs no
  * privilege at all: reading and writing an attached TUN descriptor or an
  * AF_XDP ring takes no capability, and the daemon never reopens a device
@@ -31,6 +32,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/bpf.h>
 #include <linux/capability.h>
 #include <linux/landlock.h>
 #include <pwd.h>
@@ -559,6 +561,17 @@ static int install_filter(enum cfrd_seccomp mode)
 		    .arg = 1, .op = SCMP_CMP_EQ, .datum_a = SIOCGIFMTU, .datum_b = 0};
 
 		ret = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, &req);
+	}
+	/*
+	 * The TC fast path's flow map (fastpath.c): reading, writing and
+	 * deleting entries of maps cfrd holds, nothing that loads a program
+	 * or makes a map.
+	 */
+	for (int cmd = BPF_MAP_LOOKUP_ELEM; ret == 0 && cmd <= BPF_MAP_DELETE_ELEM; cmd++) {
+		struct scmp_arg_cmp op = {
+		    .arg = 0, .op = SCMP_CMP_EQ, .datum_a = (scmp_datum_t)cmd, .datum_b = 0};
+
+		ret = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, SCMP_SYS(bpf), 1, &op);
 	}
 	/* abort() signals itself; no other target for a signal is allowed. */
 	if (ret == 0) {

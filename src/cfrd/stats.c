@@ -254,6 +254,34 @@ static struct json_object *xdp_json(const struct cfrd_xdp *x)
 	return o;
 }
 
+/* The TC fast path: what it carried, and what it left to cfrd and why. */
+static struct json_object *fastpath_json(const struct cfrd_fastpath_stats *st)
+{
+	struct json_object *o = json_object_new_object();
+
+	add_u64(o, "interfaces", st->interfaces);
+	add_u64(o, "flows", st->flows);
+	json_object_object_add(o, "packets", by_dir(st->packets));
+	json_object_object_add(o, "bytes", by_dir(st->bytes));
+	add_u64(o, "passed_tcp_flags", st->passed_tcp_flags);
+	add_u64(o, "passed_ttl", st->passed_ttl);
+	add_u64(o, "passed_options", st->passed_options);
+	add_u64(o, "passed_line", st->passed_line);
+	add_u64(o, "passed_route", st->passed_route);
+	return o;
+}
+
+/* Packets the fast path carried count as translated, in both directions' totals. */
+static void add_fastpath(struct cfr_stats *s, const struct cfrd_fastpath_stats *st)
+{
+	for (int dir = 0; dir < 2; dir++) {
+		s->rx[dir] += st->packets[dir];
+		s->tx[dir] += st->packets[dir];
+		s->rx_bytes[dir] += st->bytes[dir];
+		s->tx_bytes[dir] += st->bytes[dir];
+	}
+}
+
 void cfrd_stats_snapshot(const struct cfrd *d, struct cfrd_stats_snapshot *snap)
 {
 	memcpy(&snap->engine, cfr_engine_stats(d->engine), sizeof(snap->engine));
@@ -272,9 +300,14 @@ struct json_object *cfrd_stats_build(const struct cfrd *d, struct cfrd_stats_sna
 	struct json_object *obj = json_object_new_object();
 	struct json_object *io, *by_worker, *xdp_by_worker = NULL;
 	uint64_t read_errors = 0, write_errors = 0, offload_drops = 0, csum_completed = 0;
+	struct cfrd_fastpath_stats fast;
 
 	if (obj == NULL)
 		return NULL;
+	if (d->fastpath) {
+		cfrd_fastpath_stats(d->fastpath, &fast);
+		add_fastpath(&snap->engine, &fast);
+	}
 	json_object_object_add(obj, "version", json_object_new_string(CFR_VERSION));
 	add_u64(obj, "uptime_s", (now_ms - d->start_ms) / 1000);
 	json_object_object_add(obj, "packets", packets_json(s));
@@ -340,6 +373,8 @@ struct json_object *cfrd_stats_build(const struct cfrd *d, struct cfrd_stats_sna
 			json_object_put(xdp_by_worker);
 		json_object_object_add(io, "xdp", x);
 	}
+	if (d->fastpath)
+		json_object_object_add(io, "fastpath", fastpath_json(&fast));
 	json_object_object_add(obj, "io", io);
 	return obj;
 }

@@ -15,6 +15,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <net/if.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +70,8 @@ static unsigned forward_bursts(struct cfrd_worker *w, struct cfr_io *io)
 			return total;
 		cfrd_engine_lock(w->d);
 		cfr_engine_process(w->d->engine, w->pkts, n, cfrd_now_ms());
+		if (w->d->fastpath)
+			cfrd_fastpath_learn(w->d->fastpath, w->d->engine, w->pkts, n);
 		cfrd_engine_unlock(w->d);
 		be->tx_burst(io, w->pkts, gather_forwarded(w->pkts, n));
 		if (n < CFRD_BURST)
@@ -196,6 +199,11 @@ static void workers_release(struct cfrd *d)
 	}
 	cfrd_xdp_close(d->xdp);
 	d->xdp = NULL;
+	if (d->fastpath) {
+		cfr_engine_set_offload(d->engine, NULL);
+		cfrd_fastpath_close(d->fastpath);
+		d->fastpath = NULL;
+	}
 	free(d->workers);
 	d->workers = NULL;
 	d->n_workers = 0;
@@ -235,6 +243,27 @@ static int xdp_attach(struct cfrd *d, const struct cfrd_config *cfg)
 	return ret;
 }
 
+/* The TC fast path, routing each flow as the kernel routes what cfrd writes to its device. */
+static int fastpath_attach(struct cfrd *d, const struct cfrd_config *cfg)
+{
+	unsigned via[CFRD_MAX_IO];
+	struct cfr_offload o;
+	int ret;
+
+	for (unsigned i = 0; i < d->n_io; i++)
+		via[i] = if_nametoindex(i == 0 ? cfg->tun : cfg->lines[i - 1].tun);
+	ret = cfrd_fastpath_open(&d->fastpath, cfg, via, d->n_io);
+	if (ret < 0) {
+		workers_release(d);
+		return ret;
+	}
+	if (d->fastpath) {
+		o = cfrd_fastpath_offload(d->fastpath);
+		cfr_engine_set_offload(d->engine, &o);
+	}
+	return 0;
+}
+
 int cfrd_workers_open(struct cfrd *d, const struct cfrd_config *cfg)
 {
 	unsigned n = workers_wanted(cfg);
@@ -259,6 +288,8 @@ int cfrd_workers_open(struct cfrd *d, const struct cfrd_config *cfg)
 	}
 	if (ret == 0 && cfg->n_xdp_ports > 0)
 		ret = xdp_attach(d, cfg);
+	if (ret == 0)
+		ret = fastpath_attach(d, cfg);
 	if (ret < 0) {
 		close(d->stop_fd);
 		d->stop_fd = -1;

@@ -34,8 +34,10 @@ static void view_of(const struct cfr_engine *eng, const struct cfr_flow *f, stru
 	memcpy(v->sub, cfr_flow_caddr(eng, f, CFR_FLOW_SUB), alen);
 	memcpy(v->alias, cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS), alen);
 	memcpy(v->remote, cfr_flow_caddr(eng, f, CFR_FLOW_REMOTE), alen);
-	if (f->family == CFR_FAMILY_V6 && eng->cfg.scrub.flow_label)
+	if (f->family == CFR_FAMILY_V6 && eng->cfg.scrub.flow_label) {
+		v->label_scrub = 1;
 		v->flow_label = cfr_flow_label_of(eng, f);
+	}
 }
 
 bool cfr_engine_flow_view(const struct cfr_engine *eng, uint32_t id, struct cfr_flow_view *v)

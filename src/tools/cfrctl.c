@@ -264,6 +264,18 @@ static void print_stats(struct json_object *r)
 	printf("\nio errors  read %" PRIu64 ", write %" PRIu64 "\n",
 	       get_u64(r, "io", "read_errors", NULL), get_u64(r, "io", "write_errors", NULL));
 	print_workers(r);
+	if (get_u64(r, "io", "fastpath", "interfaces", NULL))
+		printf("fast path  %" PRIu64 " flows; packets out %" PRIu64 ", in %" PRIu64
+		       "; left to cfrd: tcp flags %" PRIu64 ", ttl %" PRIu64 ", options %" PRIu64
+		       ", line %" PRIu64 ", route %" PRIu64 "\n",
+		       get_u64(r, "io", "fastpath", "flows", NULL),
+		       get_u64(r, "io", "fastpath", "packets", "out", NULL),
+		       get_u64(r, "io", "fastpath", "packets", "in", NULL),
+		       get_u64(r, "io", "fastpath", "passed_tcp_flags", NULL),
+		       get_u64(r, "io", "fastpath", "passed_ttl", NULL),
+		       get_u64(r, "io", "fastpath", "passed_options", NULL),
+		       get_u64(r, "io", "fastpath", "passed_line", NULL),
+		       get_u64(r, "io", "fastpath", "passed_route", NULL));
 	if (get_u64(r, "io", "xdp", "rx", NULL) || get_u64(r, "io", "xdp", "to_tun", NULL))
 		printf("af_xdp     rx %" PRIu64 ", tx %" PRIu64 ", via tun %" PRIu64
 		       " (no learned subscriber MAC %" PRIu64 "), tx ring full %" PRIu64

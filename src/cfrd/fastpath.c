@@ -1,0 +1,439 @@
+/*
+ * The TC fast path's loader and cfrd's half of it: loads cfr_tc.bpf.c,
+ * attaches it at ingress of the gateway's interfaces, and keeps its flow
+ * map a copy of the engine's established flows: a flow goes in (both
+ * directions) once the engine has translated a packet that leaves it
+ * offloadable, and out when it ends or stops being offloadable (a FIN or
+ * RST). Every change happens under the engine lock, so the map never holds
+ * a flow the engine has forgotten, whose alias another flow could get.
+ *
+ * The program routes and sends what it rewrites itself, so its packets
+ * skip netfilter's forward hook: with forwarding rules in place (other
+ * than cfrd's own guard, whose promises the program keeps) the fast path
+ * stays off unless the operator says those rules may be skipped.
+ */
+#include "fastpath.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../tc/cfr_tc.h"
+#include "forward_rules.h"
+#include "log.h"
+
+extern const unsigned char cfr_tc_object[];
+extern const uint64_t cfr_tc_object_size;
+
+/* tc filter handle and priority of cfrd's program, fixed so a restart replaces it. */
+#define TC_HANDLE   0xcf
+#define TC_PRIORITY 0xcf
+
+struct attached {
+	struct bpf_tc_hook hook;
+	struct bpf_tc_opts opts;
+	bool created_hook; /* the clsact qdisc is ours to remove */
+};
+
+struct cfrd_fastpath {
+	struct bpf_object *obj;
+	int flows_fd, config_fd, stats_fd;
+	unsigned via[CFRD_MAX_LINES + 1]; /* TUN ifindex by ingress */
+	unsigned n_via;
+	struct attached *ifs;
+	unsigned n_ifs;
+	uint8_t *installed; /* a bit per engine flow id */
+	uint32_t max_flows;
+	uint64_t flows, epoch;
+	int cpus; /* possible CPUs, read before the sandbox hides /sys */
+	struct cfr_tc_config config;
+};
+
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	(void)level;
+	(void)fmt;
+	(void)ap;
+	return 0;
+}
+
+/* --- the flow map --------------------------------------------------------------- */
+
+static void key_of(struct cfr_tc_key *k, const struct cfr_flow_view *v, bool out)
+{
+	size_t alen = v->family == CFR_FAMILY_V4 ? 4 : 16;
+
+	*k = (struct cfr_tc_key){.family = v->family == CFR_FAMILY_V4 ? 4 : 6, .proto = v->proto};
+	if (out) {
+		memcpy(k->saddr, v->sub, alen);
+		memcpy(k->daddr, v->remote, alen);
+		k->sport = htons(v->sub_port);
+		k->dport = htons(v->remote_port);
+	} else {
+		memcpy(k->saddr, v->remote, alen);
+		memcpy(k->daddr, v->alias, alen);
+		k->sport = htons(v->remote_port);
+		k->dport = htons(v->alias_port);
+	}
+}
+
+static bool bit(const struct cfrd_fastpath *fp, uint32_t id)
+{
+	return fp->installed[id / 8] & (1u << (id % 8));
+}
+
+static void set_bit(struct cfrd_fastpath *fp, uint32_t id, bool on)
+{
+	if (on)
+		fp->installed[id / 8] |= (uint8_t)(1u << (id % 8));
+	else
+		fp->installed[id / 8] &= (uint8_t) ~(1u << (id % 8));
+}
+
+static void install(struct cfrd_fastpath *fp, uint32_t id, const struct cfr_flow_view *v,
+                    unsigned via)
+{
+	size_t alen = v->family == CFR_FAMILY_V4 ? 4 : 16;
+	struct cfr_tc_flow out = {
+	    .dir = CFR_TC_OUT,
+	    .port = htons(v->alias_port),
+	    .flags = (uint8_t)((v->ts_scrub ? CFR_TC_TS : 0) | (v->label_scrub ? CFR_TC_LABEL : 0)),
+	    .ts_offset = v->ts_offset,
+	    .ts_base = v->ts_base,
+	    .ts_rate = v->ts_rate,
+	    .flow_label = v->flow_label,
+	    .via_ifindex = via,
+	    .flow_id = id,
+	};
+	struct cfr_tc_flow in = out;
+	struct cfr_tc_key k;
+
+	memcpy(out.addr, v->alias, alen);
+	in.dir = CFR_TC_IN;
+	in.port = htons(v->sub_port);
+	memcpy(in.addr, v->sub, alen);
+	/* The inbound entry first: an outbound packet taking the fast path expects its reply to. */
+	key_of(&k, v, false);
+	if (bpf_map_update_elem(fp->flows_fd, &k, &in, BPF_ANY) < 0)
+		return; /* the map is full: this flow stays on the TUN path */
+	key_of(&k, v, true);
+	if (bpf_map_update_elem(fp->flows_fd, &k, &out, BPF_ANY) < 0) {
+		key_of(&k, v, false);
+		bpf_map_delete_elem(fp->flows_fd, &k);
+		return;
+	}
+	if (!bit(fp, id))
+		fp->flows++;
+	set_bit(fp, id, true);
+}
+
+static void uninstall(struct cfrd_fastpath *fp, uint32_t id, const struct cfr_flow_view *v)
+{
+	struct cfr_tc_key k;
+
+	key_of(&k, v, true);
+	bpf_map_delete_elem(fp->flows_fd, &k);
+	key_of(&k, v, false);
+	bpf_map_delete_elem(fp->flows_fd, &k);
+	set_bit(fp, id, false);
+	fp->flows--;
+}
+
+void cfrd_fastpath_learn(struct cfrd_fastpath *fp, const struct cfr_engine *eng,
+                         const struct cfr_pkt *pkts, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		const struct cfr_pkt *pkt = &pkts[i];
+		struct cfr_flow_view v;
+		uint32_t id = pkt->flow;
+		bool carry;
+
+		if (pkt->verdict != CFR_VERDICT_FORWARD || id == 0 || id > fp->max_flows)
+			continue;
+		carry = cfr_engine_flow_view(eng, id, &v);
+		/*
+		 * A TCP segment of a carried flow reached the engine: a SYN
+		 * that restarted its timestamp clock, or a FIN or RST that
+		 * ends what may be carried. UDP has nothing to update.
+		 */
+		if (carry && (!bit(fp, id) || v.proto == IPPROTO_TCP))
+			install(fp, id, &v, fp->via[pkt->ingress < fp->n_via ? pkt->ingress : 0]);
+		else if (!carry && bit(fp, id))
+			uninstall(fp, id, &v);
+	}
+}
+
+/* --- the engine's hooks ------------------------------------------------------- */
+
+static uint32_t hook_last_seen(void *ctx, uint32_t id, const struct cfr_flow_view *v)
+{
+	struct cfrd_fastpath *fp = ctx;
+	uint64_t seen = 0;
+
+	if (id > fp->max_flows || !bit(fp, id))
+		return 0;
+	for (int out = 0; out < 2; out++) {
+		struct cfr_tc_flow f;
+		struct cfr_tc_key k;
+
+		key_of(&k, v, out);
+		if (bpf_map_lookup_elem(fp->flows_fd, &k, &f) == 0 && f.last_seen_ns > seen)
+			seen = f.last_seen_ns;
+	}
+	return (uint32_t)(seen / 1000000000u);
+}
+
+static void hook_removed(void *ctx, uint32_t id, const struct cfr_flow_view *v)
+{
+	struct cfrd_fastpath *fp = ctx;
+
+	if (id <= fp->max_flows && bit(fp, id))
+		uninstall(fp, id, v);
+}
+
+struct cfr_offload cfrd_fastpath_offload(struct cfrd_fastpath *fp)
+{
+	return (struct cfr_offload){
+	    .ctx = fp, .last_seen = hook_last_seen, .removed = hook_removed};
+}
+
+/* --- settings and counters --------------------------------------------------- */
+
+/* A fresh identification key into the program's settings; cfrd keeps no copy. */
+static int rekey(struct cfrd_fastpath *fp)
+{
+	uint32_t zero = 0;
+	int ret = 0;
+
+	randombytes_buf(fp->config.id_key, sizeof(fp->config.id_key));
+	if (bpf_map_update_elem(fp->config_fd, &zero, &fp->config, BPF_ANY) < 0)
+		ret = -errno;
+	sodium_memzero(fp->config.id_key, sizeof(fp->config.id_key));
+	return ret;
+}
+
+/* The old key is gone with its epoch: the map holds the new one only. */
+void cfrd_fastpath_epoch(struct cfrd_fastpath *fp, uint64_t epoch)
+{
+	int ret;
+
+	if (fp->epoch == epoch)
+		return;
+	fp->epoch = epoch;
+	ret = rekey(fp);
+	if (ret < 0)
+		log_error("fast path: cannot set the new epoch's identification key: %s",
+		          strerror(-ret));
+}
+
+void cfrd_fastpath_stats(const struct cfrd_fastpath *fp, struct cfrd_fastpath_stats *st)
+{
+	int cpus = fp->cpus;
+	uint64_t sum[CFR_TC_STAT__COUNT] = {0};
+
+	*st = (struct cfrd_fastpath_stats){.interfaces = fp->n_ifs, .flows = fp->flows};
+	if (cpus <= 0)
+		return;
+	{
+		uint64_t vals[cpus];
+
+		for (uint32_t k = 0; k < CFR_TC_STAT__COUNT; k++) {
+			if (bpf_map_lookup_elem(fp->stats_fd, &k, vals) < 0)
+				continue;
+			for (int c = 0; c < cpus; c++)
+				sum[k] += vals[c];
+		}
+	}
+	st->packets[CFR_DIR_OUT] = sum[CFR_TC_FWD_OUT];
+	st->packets[CFR_DIR_IN] = sum[CFR_TC_FWD_IN];
+	st->bytes[CFR_DIR_OUT] = sum[CFR_TC_BYTES_OUT];
+	st->bytes[CFR_DIR_IN] = sum[CFR_TC_BYTES_IN];
+	st->passed_tcp_flags = sum[CFR_TC_PASS_TCP_FLAGS];
+	st->passed_ttl = sum[CFR_TC_PASS_TTL];
+	st->passed_options = sum[CFR_TC_PASS_OPTIONS];
+	st->passed_line = sum[CFR_TC_PASS_LINE];
+	st->passed_route = sum[CFR_TC_PASS_ROUTE];
+}
+
+/* --- setup -------------------------------------------------------------------- */
+
+static bool is_tun(const char *name)
+{
+	char path[64 + IFNAMSIZ];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s/tun_flags", name);
+	return stat(path, &sb) == 0;
+}
+
+static int attach_one(struct cfrd_fastpath *fp, const char *name, int prog_fd)
+{
+	struct attached *a = &fp->ifs[fp->n_ifs];
+	unsigned ifindex = if_nametoindex(name);
+	int ret;
+
+	if (ifindex == 0) {
+		log_error("[fastpath]: no interface %s", name);
+		return -ENODEV;
+	}
+	a->hook = (struct bpf_tc_hook){
+	    .sz = sizeof(a->hook), .ifindex = (int)ifindex, .attach_point = BPF_TC_INGRESS};
+	ret = bpf_tc_hook_create(&a->hook);
+	if (ret < 0 && ret != -EEXIST) {
+		log_error("[fastpath]: cannot add a clsact qdisc to %s: %s", name, strerror(-ret));
+		return ret;
+	}
+	a->created_hook = ret == 0;
+	a->opts = (struct bpf_tc_opts){.sz = sizeof(a->opts),
+	                               .prog_fd = prog_fd,
+	                               .handle = TC_HANDLE,
+	                               .priority = TC_PRIORITY,
+	                               .flags = BPF_TC_F_REPLACE};
+	ret = bpf_tc_attach(&a->hook, &a->opts);
+	if (ret < 0) {
+		log_error("[fastpath]: cannot attach to %s: %s", name, strerror(-ret));
+		if (a->created_hook)
+			bpf_tc_hook_destroy(&a->hook);
+		return ret;
+	}
+	fp->n_ifs++;
+	return 0;
+}
+
+/* The named interfaces, or every one but loopback and TUN devices (cfrd's own). */
+static int attach_all(struct cfrd_fastpath *fp, const struct cfrd_config *cfg, int prog_fd)
+{
+	struct if_nameindex *all = if_nameindex(), *i;
+	unsigned n = 0;
+	int ret = 0;
+
+	if (all == NULL)
+		return -errno;
+	for (i = all; i->if_index; i++)
+		n++;
+	fp->ifs = calloc(n + cfg->n_fastpath_ifs + 1, sizeof(*fp->ifs));
+	if (fp->ifs == NULL) {
+		if_freenameindex(all);
+		return -ENOMEM;
+	}
+	for (unsigned k = 0; ret == 0 && k < cfg->n_fastpath_ifs; k++)
+		ret = attach_one(fp, cfg->fastpath_ifs[k], prog_fd);
+	for (i = all; ret == 0 && cfg->n_fastpath_ifs == 0 && i->if_index; i++)
+		if (strcmp(i->if_name, "lo") != 0 && !is_tun(i->if_name))
+			ret = attach_one(fp, i->if_name, prog_fd);
+	if_freenameindex(all);
+	return ret;
+}
+
+/* Forwarding rules the program's packets would skip keep it off, unless told otherwise. */
+static bool rules_allow(const struct cfrd_config *cfg)
+{
+	char what[160];
+	int n = cfrd_forward_rules_count(what, sizeof(what));
+
+	if (n == 0 || cfg->fastpath_ignore_forward_rules)
+		return true;
+	if (n < 0)
+		log_warn(
+		    "fast path off: cannot tell whether forwarding rules exist that its packets "
+		    "would skip ([fastpath] ignore-forward-rules = yes to run it anyway)");
+	else
+		log_warn("fast path off: %d forwarding rule%s (first in %s) would not see its "
+		         "packets ([fastpath] ignore-forward-rules = yes to run it anyway)",
+		         n, n == 1 ? "" : "s", what);
+	return false;
+}
+
+static int load(struct cfrd_fastpath *fp, const struct cfrd_config *cfg)
+{
+	struct bpf_map *flows;
+	libbpf_set_print(libbpf_quiet);
+	fp->cpus = libbpf_num_possible_cpus();
+	fp->obj = bpf_object__open_mem(cfr_tc_object, (size_t)cfr_tc_object_size, NULL);
+	if (fp->obj == NULL)
+		return -errno;
+	flows = bpf_object__find_map_by_name(fp->obj, "flows");
+	/* Two entries a flow, one per direction. */
+	if (flows == NULL || bpf_map__set_max_entries(flows, 2 * cfg->engine.max_flows) < 0 ||
+	    bpf_object__load(fp->obj) < 0)
+		return errno ? -errno : -EINVAL;
+	fp->flows_fd = bpf_map__fd(flows);
+	fp->config_fd = bpf_object__find_map_fd_by_name(fp->obj, "config");
+	fp->stats_fd = bpf_object__find_map_fd_by_name(fp->obj, "stats");
+	fp->config = (struct cfr_tc_config){
+	    .ttl_cap = cfg->engine.scrub.ttl_cap,
+	    .ip_id = cfg->engine.scrub.ip_id,
+	};
+	return rekey(fp);
+}
+
+int cfrd_fastpath_open(struct cfrd_fastpath **fpp, const struct cfrd_config *cfg,
+                       const unsigned *tun_ifindex, unsigned n_tun)
+{
+	struct cfrd_fastpath *fp;
+	struct bpf_program *prog;
+	int ret;
+
+	*fpp = NULL;
+	if (!cfg->fastpath)
+		return 0;
+	if (cfg->n_xdp_ports > 0) {
+		log_info("fast path off: the AF_XDP path ([xdp]) takes the packets first");
+		return 0;
+	}
+	if (!rules_allow(cfg))
+		return 0;
+	fp = calloc(1, sizeof(*fp));
+	if (fp == NULL)
+		return -ENOMEM;
+	fp->max_flows = cfg->engine.max_flows;
+	fp->installed = calloc(fp->max_flows / 8 + 1, 1);
+	fp->n_via = n_tun;
+	memcpy(fp->via, tun_ifindex, n_tun * sizeof(*tun_ifindex));
+	ret = fp->installed ? load(fp, cfg) : -ENOMEM;
+	if (ret < 0) {
+		/* The TUN path is whole without it: a kernel without TC BPF runs cfrd slower. */
+		log_warn("fast path off: cannot load its program: %s", strerror(-ret));
+		cfrd_fastpath_close(fp);
+		return 0;
+	}
+	prog = bpf_object__find_program_by_name(fp->obj, "cfr_tc_ingress");
+	ret = attach_all(fp, cfg, bpf_program__fd(prog));
+	if (ret < 0) {
+		cfrd_fastpath_close(fp);
+		return ret;
+	}
+	log_info("fast path on: TC program at ingress of %u interface%s", fp->n_ifs,
+	         fp->n_ifs == 1 ? "" : "s");
+	*fpp = fp;
+	return 0;
+}
+
+void cfrd_fastpath_close(struct cfrd_fastpath *fp)
+{
+	if (fp == NULL)
+		return;
+	for (unsigned i = 0; i < fp->n_ifs; i++) {
+		struct attached *a = &fp->ifs[i];
+
+		a->opts.prog_fd = 0;
+		a->opts.flags = 0;
+		a->opts.prog_id = 0;
+		bpf_tc_detach(&a->hook, &a->opts);
+		if (a->created_hook)
+			bpf_tc_hook_destroy(&a->hook);
+	}
+	free(fp->ifs);
+	bpf_object__close(fp->obj);
+	free(fp->installed);
+	free(fp);
+}

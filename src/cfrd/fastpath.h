@@ -1,0 +1,55 @@
+/*
+ * The TC fast path (fastpath.c, src/tc/cfr_tc.bpf.c): established flows
+ * rewritten in the kernel from copies of the engine's flows, which cfrd
+ * installs when it has translated a flow's packet and removes when the
+ * flow ends. The TUN path stays whole underneath: whatever the program
+ * does not take reaches cfrd as before.
+ */
+#ifndef CFRD_FASTPATH_H
+#define CFRD_FASTPATH_H
+
+#include <stdint.h>
+
+#include <cfr/cfr.h>
+
+#include "config.h"
+
+struct cfrd_fastpath;
+
+struct cfrd_fastpath_stats {
+	uint64_t packets[2], bytes[2]; /* by enum cfr_dir */
+	uint64_t passed_tcp_flags, passed_ttl, passed_options, passed_line, passed_route;
+	unsigned interfaces; /* it is attached to */
+	uint64_t flows;      /* installed, counted by cfrd */
+};
+
+/*
+ * Load the program and attach it to the configured interfaces (all but
+ * loopback and TUN devices when none are named). <tun_ifindex>[i] is the
+ * device of ingress i (cfr_pkt.ingress): the program routes a flow's
+ * packets as the kernel routes what cfrd writes there. Returns 0 with *fp
+ * set, 0 with *fp NULL when the fast path stays off (said why in the log),
+ * or -errno when the operator asked for it and it cannot run.
+ */
+int cfrd_fastpath_open(struct cfrd_fastpath **fp, const struct cfrd_config *cfg,
+                       const unsigned *tun_ifindex, unsigned n_tun);
+
+/* Detach from every interface and free. */
+void cfrd_fastpath_close(struct cfrd_fastpath *fp);
+
+/* The engine's offload hooks for this fast path (cfr_engine_set_offload). */
+struct cfr_offload cfrd_fastpath_offload(struct cfrd_fastpath *fp);
+
+/*
+ * After the engine translated <pkts>, under the engine lock: install the
+ * flows that may now be carried, remove those that may no longer be.
+ */
+void cfrd_fastpath_learn(struct cfrd_fastpath *fp, const struct cfr_engine *eng,
+                         const struct cfr_pkt *pkts, unsigned n);
+
+/* A new privacy epoch: a new key for the IPv4 identifications. */
+void cfrd_fastpath_epoch(struct cfrd_fastpath *fp, uint64_t epoch);
+
+void cfrd_fastpath_stats(const struct cfrd_fastpath *fp, struct cfrd_fastpath_stats *st);
+
+#endif

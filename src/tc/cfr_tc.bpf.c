@@ -1,0 +1,431 @@
+/*
+ * cfrd's TC fast path: the packets of established flows rewritten in the
+ * kernel, from a copy of the engine's flow (cfr_tc.h, filled by
+ * src/cfrd/fastpath.c), with the same result the engine gives: addresses,
+ * ports, checksums (partial ones and GSO super-packets stay so, so devices
+ * keep their offloads), the TCP timestamp scrub, TTL / hop limit as the
+ * TUN path leaves them, a fresh IPv4 identification and the flow's IPv6
+ * flow label. It then routes the packet as the kernel would route it out
+ * of cfrd's TUN device and hands it straight to the egress device.
+ *
+ * It only ever takes the common case. Everything else goes on into the
+ * kernel untouched and so to cfrd through TUN, where the engine and its
+ * leak rules decide: the first packets of a flow, TCP SYN, FIN and RST
+ * (the engine tracks the connection), ICMP, fragments, IPv4 options and
+ * IPv6 extension headers, TCP options in an unusual layout, a TTL that
+ * would expire at the gateway, a packet too big for the egress link, a
+ * next hop whose neighbour entry is not resolved, and an outbound packet
+ * that did not arrive on its subscriber's line.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/pkt_cls.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <stdbool.h>
+
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "cfr_tc.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
+#define ETH_LEN       14
+#define IP4_CSUM_OFF  (ETH_LEN + 10)
+#define IP4_SRC_OFF   (ETH_LEN + 12)
+#define IP4_DST_OFF   (ETH_LEN + 16)
+#define IP6_SRC_OFF   (ETH_LEN + 8)
+#define IP6_DST_OFF   (ETH_LEN + 24)
+#define TS_RATE_SHIFT 24
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1); /* set by cfrd from max-flows, twice (both directions) */
+	__type(key, struct cfr_tc_key);
+	__type(value, struct cfr_tc_flow);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cfr_tc_config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CFR_TC_STAT__COUNT + 1); /* the last: the identification counter */
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+static __always_inline void count(__u32 which, __u64 n)
+{
+	__u64 *c = bpf_map_lookup_elem(&stats, &which);
+
+	if (c)
+		*c += n;
+}
+
+static __always_inline int pass(__u32 why)
+{
+	count(why, 1);
+	return TC_ACT_OK;
+}
+
+#define ROTL(x, b) (__u64)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                   \
+	do {                                                                                       \
+		v0 += v1;                                                                          \
+		v1 = ROTL(v1, 13);                                                                 \
+		v1 ^= v0;                                                                          \
+		v0 = ROTL(v0, 32);                                                                 \
+		v2 += v3;                                                                          \
+		v3 = ROTL(v3, 16);                                                                 \
+		v3 ^= v2;                                                                          \
+		v0 += v3;                                                                          \
+		v3 = ROTL(v3, 21);                                                                 \
+		v3 ^= v0;                                                                          \
+		v2 += v1;                                                                          \
+		v1 = ROTL(v1, 17);                                                                 \
+		v1 ^= v2;                                                                          \
+		v2 = ROTL(v2, 32);                                                                 \
+	} while (0)
+
+/*
+ * SipHash-1-3 of one 64-bit word: the IPv4 identification is a keyed PRF of
+ * a per-CPU counter, as unpredictable as the engine's CSPRNG draw to anyone
+ * without the epoch's key (bpf_get_prandom_u32() is not a CSPRNG).
+ */
+static __always_inline __u64 siphash13(const __u64 key[2], __u64 m)
+{
+	__u64 v0 = 0x736f6d6570736575ULL ^ key[0], v1 = 0x646f72616e646f6dULL ^ key[1];
+	__u64 v2 = 0x6c7967656e657261ULL ^ key[0], v3 = 0x7465646279746573ULL ^ key[1];
+	__u64 b = 8ULL << 56;
+
+	v3 ^= m;
+	SIPROUND;
+	v0 ^= m;
+	v3 ^= b;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static __always_inline __u16 fresh_ip_id(const struct cfr_tc_config *cfg)
+{
+	__u32 which = CFR_TC_STAT__COUNT;
+	__u64 *ctr = bpf_map_lookup_elem(&stats, &which);
+	__u64 m;
+
+	if (!ctr)
+		return 0;
+	m = ((__u64)bpf_get_smp_processor_id() << 48) | (*ctr)++;
+	return (__u16)siphash13(cfg->id_key, m);
+}
+
+/* The engine's TSval map (scrub.c tsval_out), for a flow whose origin is set. */
+static __always_inline __u32 tsval_out(const struct cfr_tc_flow *f, __u32 tsval)
+{
+	return f->ts_offset +
+	       (__u32)(((__u64)(tsval - f->ts_base) * ((1ULL << TS_RATE_SHIFT) + f->ts_rate)) >>
+	               TS_RATE_SHIFT);
+}
+
+/* Its exact inverse (scrub.c tsecr_in). */
+static __always_inline __u32 tsecr_in(const struct cfr_tc_flow *f, __u32 tsecr)
+{
+	__u64 scaled = tsecr - f->ts_offset, rate = (1ULL << TS_RATE_SHIFT) + f->ts_rate;
+
+	return f->ts_base + (__u32)(((scaled << TS_RATE_SHIFT) + rate - 1) / rate);
+}
+
+/* What the parser found, in the terms the rewrite needs. */
+struct packet {
+	struct cfr_tc_key key;
+	__u32 l4_off;   /* from the start of the frame */
+	__u32 csum_off; /* the transport checksum */
+	__u32 ts_off;   /* the timestamp option's TSval (TSecr follows), or 0 */
+	__u8 ttl, tcp_flags, tos;
+	__u64 csum_flags; /* for bpf_l4_csum_replace */
+};
+
+/* Parse the transport header at <l4>; returns a CFR_TC_PASS_* or -1 to take the packet. */
+static __always_inline int parse_l4(struct packet *pk, void *l4, void *end)
+{
+	if (pk->key.proto == IPPROTO_UDP) {
+		struct udphdr *udp = l4;
+
+		if ((void *)(udp + 1) > end)
+			return CFR_TC_PASS_OPTIONS;
+		pk->key.sport = udp->source;
+		pk->key.dport = udp->dest;
+		pk->csum_off = pk->l4_off + 6;
+		pk->csum_flags = BPF_F_MARK_MANGLED_0;
+		return -1;
+	}
+	if (pk->key.proto == IPPROTO_TCP) {
+		struct tcphdr *tcp = l4;
+		__u8 *opt = (__u8 *)(tcp + 1);
+
+		if ((void *)(tcp + 1) > end)
+			return CFR_TC_PASS_OPTIONS;
+		pk->key.sport = tcp->source;
+		pk->key.dport = tcp->dest;
+		pk->csum_off = pk->l4_off + 16;
+		pk->tcp_flags = ((__u8 *)tcp)[13];
+		if (pk->tcp_flags & 0x07) /* FIN, SYN, RST */
+			return CFR_TC_PASS_TCP_FLAGS;
+		/* The layout of nearly every segment (RFC 7323 App. A); the rest go to the engine.
+		 */
+		if (tcp->doff >= 8 && (void *)(opt + 12) <= end && opt[0] == 1 && opt[1] == 1 &&
+		    opt[2] == 8 && opt[3] == 10)
+			pk->ts_off = pk->l4_off + 20 + 4;
+		else if (tcp->doff != 5)
+			return CFR_TC_PASS_OPTIONS;
+		return -1;
+	}
+	return 0; /* not ours to count */
+}
+
+static __always_inline int parse(struct __sk_buff *skb, struct packet *pk)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+
+	__builtin_memset(pk, 0, sizeof(*pk));
+	if ((void *)(eth + 1) > end)
+		return 0;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+
+		if ((void *)(ip + 1) > end ||
+		    (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP))
+			return 0;
+		if (ip->ihl != 5)
+			return CFR_TC_PASS_OPTIONS;
+		if (ip->frag_off & bpf_htons(0x3fff))
+			return CFR_TC_PASS_OPTIONS; /* a fragment: the engine pairs them up */
+		pk->key.family = 4;
+		pk->key.proto = ip->protocol;
+		__builtin_memcpy(pk->key.saddr, &ip->saddr, 4);
+		__builtin_memcpy(pk->key.daddr, &ip->daddr, 4);
+		pk->ttl = ip->ttl;
+		pk->tos = ip->tos;
+		pk->l4_off = ETH_LEN + sizeof(*ip);
+		return parse_l4(pk, ip + 1, end);
+	}
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > end)
+			return 0;
+		if (ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP)
+			return 0; /* extension headers too: rare, and the engine's to judge */
+		pk->key.family = 6;
+		pk->key.proto = ip6->nexthdr;
+		__builtin_memcpy(pk->key.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(pk->key.daddr, &ip6->daddr, 16);
+		pk->ttl = ip6->hop_limit;
+		pk->l4_off = ETH_LEN + sizeof(*ip6);
+		return parse_l4(pk, ip6 + 1, end);
+	}
+	return 0;
+}
+
+/*
+ * Route the packet as it will be (<src>, <dst>) as the kernel routes what
+ * cfrd writes to its TUN device <via>: the same policy rules and tables.
+ */
+static __always_inline int route(struct __sk_buff *skb, const struct packet *pk, const __u8 *src,
+                                 const __u8 *dst, __be16 sport, __be16 dport, __u32 via,
+                                 struct bpf_fib_lookup *fib)
+{
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->ifindex = via;
+	fib->l4_protocol = pk->key.proto;
+	fib->sport = sport;
+	fib->dport = dport;
+	/* tot_len 0: the lookup checks the packet, GSO segments included, against the link MTU. */
+	if (pk->key.family == 4) {
+		fib->family = AF_INET;
+		fib->tos = pk->tos;
+		__builtin_memcpy(&fib->ipv4_src, src, 4);
+		__builtin_memcpy(&fib->ipv4_dst, dst, 4);
+	} else {
+		fib->family = AF_INET6;
+		__builtin_memcpy(fib->ipv6_src, src, 16);
+		__builtin_memcpy(fib->ipv6_dst, dst, 16);
+	}
+	return bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
+}
+
+/* An outbound packet must arrive where the route back to its subscriber leaves. */
+static __always_inline bool on_its_line(struct __sk_buff *skb, const struct packet *pk,
+                                        struct cfr_tc_flow *f)
+{
+	struct bpf_fib_lookup fib;
+
+	if (f->line_ifindex)
+		return f->line_ifindex == skb->ingress_ifindex;
+	if (route(skb, pk, pk->key.daddr, pk->key.saddr, pk->key.dport, pk->key.sport,
+	          f->via_ifindex, &fib) != BPF_FIB_LKUP_RET_SUCCESS ||
+	    fib.ifindex != skb->ingress_ifindex)
+		return false;
+	f->line_ifindex = fib.ifindex;
+	return true;
+}
+
+/* Replace the address at <off> (4 or 16 bytes) and fold the change into both checksums. */
+static __always_inline void set_addr(struct __sk_buff *skb, const struct packet *pk, __u32 off,
+                                     const __u8 *old, const __u8 *new)
+{
+	__u32 len = pk->key.family == 4 ? 4 : 16;
+	__s64 diff = bpf_csum_diff((__be32 *)old, len, (__be32 *)new, len, 0);
+
+	if (pk->key.family == 4)
+		bpf_l3_csum_replace(skb, IP4_CSUM_OFF, 0, diff, 0);
+	bpf_l4_csum_replace(skb, pk->csum_off, 0, diff, BPF_F_PSEUDO_HDR | pk->csum_flags);
+	bpf_skb_store_bytes(skb, off, new, len, 0);
+}
+
+static __always_inline void set_port(struct __sk_buff *skb, const struct packet *pk, __u32 off,
+                                     __be16 old, __be16 new)
+{
+	bpf_l4_csum_replace(skb, pk->csum_off, old, new, sizeof(new) | pk->csum_flags);
+	bpf_skb_store_bytes(skb, off, &new, sizeof(new), 0);
+}
+
+/* The TTL the TUN path leaves with: one hop into TUN, the cap, one hop out of it. */
+static __always_inline __u8 ttl_after(const struct packet *pk, const struct cfr_tc_flow *f,
+                                      const struct cfr_tc_config *cfg)
+{
+	__u8 ttl = pk->ttl - 1;
+
+	if (f->dir == CFR_TC_OUT && cfg->ttl_cap && ttl > cfg->ttl_cap)
+		ttl = cfg->ttl_cap;
+	return ttl - 1;
+}
+
+static __always_inline void scrub_ip(struct __sk_buff *skb, const struct packet *pk,
+                                     const struct cfr_tc_flow *f, const struct cfr_tc_config *cfg)
+{
+	__u8 ttl = ttl_after(pk, f, cfg);
+
+	if (pk->key.family == 4) {
+		__be16 old_word, new_word;
+
+		if (bpf_skb_load_bytes(skb, ETH_LEN + 8, &old_word, 2) < 0)
+			return;
+		new_word = old_word;
+		*(__u8 *)&new_word = ttl;
+		bpf_l3_csum_replace(skb, IP4_CSUM_OFF, old_word, new_word, 2);
+		bpf_skb_store_bytes(skb, ETH_LEN + 8, &new_word, 2, 0);
+		if (f->dir == CFR_TC_OUT && cfg->ip_id) {
+			__be16 old_id, new_id = fresh_ip_id(cfg);
+
+			if (bpf_skb_load_bytes(skb, ETH_LEN + 4, &old_id, 2) < 0)
+				return;
+			bpf_l3_csum_replace(skb, IP4_CSUM_OFF, old_id, new_id, 2);
+			bpf_skb_store_bytes(skb, ETH_LEN + 4, &new_id, 2, 0);
+		}
+		return;
+	}
+	bpf_skb_store_bytes(skb, ETH_LEN + 7, &ttl, 1, 0);
+	if (f->dir == CFR_TC_OUT && (f->flags & CFR_TC_LABEL)) {
+		__u8 vtc[4];
+
+		if (bpf_skb_load_bytes(skb, ETH_LEN, vtc, 4) < 0)
+			return;
+		vtc[1] = (vtc[1] & 0xf0) | ((f->flow_label >> 16) & 0x0f);
+		vtc[2] = (__u8)(f->flow_label >> 8);
+		vtc[3] = (__u8)f->flow_label;
+		bpf_skb_store_bytes(skb, ETH_LEN, vtc, 4, 0);
+	}
+}
+
+/* TSval on the way out, TSecr on the way back (RFC 7323 §3.2: valid with ACK only). */
+static __always_inline void scrub_ts(struct __sk_buff *skb, const struct packet *pk,
+                                     const struct cfr_tc_flow *f)
+{
+	__u32 off = pk->ts_off + (f->dir == CFR_TC_OUT ? 0 : 4);
+	__be32 old, new;
+
+	if (!(f->flags & CFR_TC_TS) || !pk->ts_off ||
+	    (f->dir == CFR_TC_IN && !(pk->tcp_flags & 0x10)))
+		return;
+	if (bpf_skb_load_bytes(skb, off, &old, 4) < 0)
+		return;
+	new = bpf_htonl(f->dir == CFR_TC_OUT ? tsval_out(f, bpf_ntohl(old))
+	                                     : tsecr_in(f, bpf_ntohl(old)));
+	bpf_l4_csum_replace(skb, pk->csum_off, old, new, 4);
+	bpf_skb_store_bytes(skb, off, &new, 4, 0);
+}
+
+SEC("tc")
+int cfr_tc_ingress(struct __sk_buff *skb)
+{
+	__u32 zero = 0, len = skb->len;
+	struct cfr_tc_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	struct bpf_fib_lookup fib;
+	struct cfr_tc_flow *f;
+	struct packet pk;
+	const __u8 *src, *dst;
+	__be16 sport, dport;
+	bool out;
+	int why = parse(skb, &pk);
+
+	if (why >= 0 || !cfg)
+		return why > 0 ? pass((__u32)why) : TC_ACT_OK;
+	f = bpf_map_lookup_elem(&flows, &pk.key);
+	if (!f)
+		return TC_ACT_OK;
+	if (pk.ttl <= 2)
+		return pass(CFR_TC_PASS_TTL);
+	out = f->dir == CFR_TC_OUT;
+	if (out && !on_its_line(skb, &pk, f))
+		return pass(CFR_TC_PASS_LINE);
+	src = out ? f->addr : pk.key.saddr;
+	dst = out ? pk.key.daddr : f->addr;
+	sport = out ? f->port : pk.key.sport;
+	dport = out ? pk.key.dport : f->port;
+	if (route(skb, &pk, src, dst, sport, dport, f->via_ifindex, &fib) !=
+	    BPF_FIB_LKUP_RET_SUCCESS)
+		return pass(CFR_TC_PASS_ROUTE);
+
+	if (pk.key.family == 4)
+		set_addr(skb, &pk, out ? IP4_SRC_OFF : IP4_DST_OFF,
+		         out ? pk.key.saddr : pk.key.daddr, f->addr);
+	else
+		set_addr(skb, &pk, out ? IP6_SRC_OFF : IP6_DST_OFF,
+		         out ? pk.key.saddr : pk.key.daddr, f->addr);
+	set_port(skb, &pk, pk.l4_off + (out ? 0 : 2), out ? pk.key.sport : pk.key.dport, f->port);
+	if (pk.key.proto == IPPROTO_TCP)
+		scrub_ts(skb, &pk, f);
+	scrub_ip(skb, &pk, f, cfg);
+	bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0);
+	bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0);
+
+	f->last_seen_ns = bpf_ktime_get_ns();
+	__sync_fetch_and_add(&f->packets, 1);
+	__sync_fetch_and_add(&f->bytes, len);
+	count(out ? CFR_TC_FWD_OUT : CFR_TC_FWD_IN, 1);
+	count(out ? CFR_TC_BYTES_OUT : CFR_TC_BYTES_IN, len - ETH_LEN);
+	return bpf_redirect(fib.ifindex, 0);
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,80 @@
+#!/bin/bash
+# tests/net/fastpath.sh: the TC fast path (on by default) carries
+# established flows: a 2 MiB HTTPS download and a UDP conversation per
+# family move the fast path's counters while cfrd's TUN devices see only a
+# handful of packets (the handshake, the FIN); every counter of the front
+# door's view stays in alias form (the leak check). A UDP flow the fast path
+# carries outlives its 4 s timeout while it talks, keeps one alias, and
+# leaves the fast path's table once it goes quiet for longer than that.
+# The scrubbers' results on fast-path packets (TTL, TCP timestamps, IPv4
+# identification, flow label) are checked by the privacy-* tests, which run
+# with the fast path on.
+#
+#  cfr-sub1 --veth-- cfr-gw [TC: flows cfrd installed | cfr0 <-> cfrd] --veth-- cfr-fd
+set -eu
+# shellcheck source=lab/lib.sh
+. "$(dirname "$0")/../../lab/lib.sh"
+
+[ "${CFR_LAB_FASTPATH:-yes}" = yes ] || skip "the fast path is off (CFR_LAB_FASTPATH=no)"
+CFR_LAB_UDP_TIMEOUT=4 test_lab_up 1
+# QUIC's port: UDP there keeps per-flow aliases, which the fast path carries
+# (other UDP has endpoint-independent mappings, which stay with cfrd).
+ip netns exec "$LAB_NS-fd" "$PY" "$LAB_DIR/udp-echo" 443 "$SVC4" "$SVC6" >"$LAB_RUN/udp443.log" 2>&1 9<&- &
+echo $! >"$LAB_RUN/udp443.pid"
+for _ in $(seq 50); do
+	grep -q listening "$LAB_RUN/udp443.log" && break
+	sleep 0.1
+done
+grep -q 'fast path on' "$LAB_RUN/cfrd.log" || fail "cfrd did not turn the fast path on: $(grep -i 'fast path' "$LAB_RUN/cfrd.log")"
+ok "cfrd: $(grep -o 'fast path on.*' "$LAB_RUN/cfrd.log")"
+
+# counter KEY: one of cfrd's counters, now.
+counter() { cfrctl_json | json_get "$1"; }
+
+# tun_reads: packets cfrd's workers read from its TUN devices so far.
+tun_reads() { cfrctl_json | "$PY" -c 'import json, sys; print(sum(json.load(sys.stdin)["io"]["packets_by_worker"]))'; }
+
+for fam in 4 6; do
+	host=$SVC4
+	[ "$fam" = 4 ] || host="[$SVC6]"
+	tun0=$(tun_reads)
+	out0=$(counter io.fastpath.packets.out)
+	in0=$(counter io.fastpath.packets.in)
+	size=$(nsx sub1 curl -sS -k --max-time 20 -o /dev/null -w '%{size_download}' "https://$host/big.bin") ||
+		fail "IPv$fam download failed"
+	[ "$size" = 2097153 ] || fail "IPv$fam download: $size bytes, want 2097153"
+	tun=$(($(tun_reads) - tun0))
+	out=$(($(counter io.fastpath.packets.out) - out0))
+	in=$(($(counter io.fastpath.packets.in) - in0))
+	# At least one packet in, one out per 64 KiB of GSO super-packet; TUN: the handshake and the close.
+	[ "$in" -ge 32 ] && [ "$out" -ge 16 ] || fail "IPv$fam download: the fast path carried $out out, $in in"
+	[ "$tun" -le 20 ] || fail "IPv$fam download: cfrd read $tun packets from TUN, want the handshake and close only"
+	ok "IPv$fam HTTPS, 2 MiB: fast path $out out and $in in, TUN $tun"
+
+	tun0=$(tun_reads)
+	out0=$(counter io.fastpath.packets.out)
+	out=$(udp_convo sub1 "${host//[\[\]]/}" "fp$fam" 2 0 443) || fail "IPv$fam UDP conversation: $out"
+	tun=$(($(tun_reads) - tun0))
+	carried=$(($(counter io.fastpath.packets.out) - out0))
+	[ "$carried" -ge 5 ] && [ "$tun" -le 2 ] || fail "IPv$fam UDP: fast path carried $carried, TUN read $tun"
+	ok "IPv$fam UDP conversation ($out): fast path $carried out, TUN $tun"
+done
+
+# Expiry: 8 s of talk on one flow with a 4 s UDP timeout, then silence.
+flows0=$(counter io.fastpath.flows)
+[ "$flows0" -ge 1 ] || fail "the fast path holds no flow after the conversations"
+out=$(udp_convo sub1 "$SVC4" long 8 0 443) || fail "the long UDP conversation lost echoes: $out"
+n=$(awk '$1 == "from" && index($5, "long.") == 1 {print $2, $3}' "$LAB_RUN/udp443.log" | sort -u | wc -l)
+[ "$n" = 1 ] || fail "a UDP flow the fast path carried for twice its timeout left from $n aliases"
+ok "UDP flow carried for 8 s (timeout 4 s): $out, one alias"
+for _ in $(seq 100); do
+	[ "$(counter io.fastpath.flows)" = 0 ] && break
+	sleep 0.1
+done
+left=$(counter io.fastpath.flows)
+[ "$left" = 0 ] || fail "the fast path still holds $left flows 10 s after they all went quiet"
+ok "quiet UDP flows left the fast path: $flows0 -> 0"
+
+stop_pid TERM "$(cat "$LAB_RUN/udp443.pid")" 20
+test_leak_check
+echo "PASS $TEST_NAME"
