@@ -129,8 +129,9 @@ $(BUILD)/tests/test_control: UNIT_LIBS = $(shell pkg-config --libs json-c)
 # cfr-lookup's search over sealed records (tests/unit/test_records.c).
 $(BUILD)/tests/test_records: $(BUILD)/src/tools/lookup/search.o
 # cfrd's stats reply from a lab engine (tests/unit/test_stats_json.c).
-$(BUILD)/tests/test_stats_json: $(BUILD)/src/cfrd/stats.o $(BUILD)/src/cfrd/log.o
-$(BUILD)/tests/test_stats_json: UNIT_LIBS = -pthread $(shell pkg-config --libs json-c)
+$(BUILD)/tests/test_stats_json: $(BUILD)/src/cfrd/stats.o $(BUILD)/src/cfrd/log.o \
+	$(BUILD)/src/cfrd/fastpath.o $(BUILD)/src/cfrd/forward_rules.o $(BUILD)/src/cfrd/tc_object.o
+$(BUILD)/tests/test_stats_json: UNIT_LIBS = -pthread $(shell pkg-config --libs json-c libbpf libnftables)
 # The exporter's rendering (tests/unit/test_exporter.c).
 $(BUILD)/tests/test_exporter: $(BUILD)/src/tools/exporter/text.o
 $(BUILD)/tests/test_exporter: UNIT_LIBS = $(shell pkg-config --libs json-c)

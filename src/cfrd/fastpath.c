@@ -34,22 +34,21 @@
 extern const unsigned char cfr_tc_object[];
 extern const uint64_t cfr_tc_object_size;
 
-/* tc filter handle and priority of cfrd's program, fixed so a restart replaces it. */
-#define TC_HANDLE   0xcf
-#define TC_PRIORITY 0xcf
-
-struct attached {
-	struct bpf_tc_hook hook;
-	struct bpf_tc_opts opts;
-	bool created_hook; /* the clsact qdisc is ours to remove */
-};
+/*
+ * tcx (Linux 6.6): the program hangs off a BPF link, not a tc filter, so it
+ * is detached when its last descriptor closes: when cfrd stops, even by
+ * SIGKILL, its packets fall back to the TUN path (and, with cfrd gone, to
+ * the egress guard), and detaching needs no privilege the sandbox took
+ * away. Debian 12's headers predate it, hence the number.
+ */
+#define CFR_BPF_TCX_INGRESS 46
 
 struct cfrd_fastpath {
 	struct bpf_object *obj;
 	int flows_fd, config_fd, stats_fd;
 	unsigned via[CFRD_MAX_LINES + 1]; /* TUN ifindex by ingress */
 	unsigned n_via;
-	struct attached *ifs;
+	int *links; /* tcx link descriptors, one per interface */
 	unsigned n_ifs;
 	uint8_t *installed; /* a bit per engine flow id */
 	uint32_t max_flows;
@@ -277,35 +276,21 @@ static bool is_tun(const char *name)
 
 static int attach_one(struct cfrd_fastpath *fp, const char *name, int prog_fd)
 {
-	struct attached *a = &fp->ifs[fp->n_ifs];
 	unsigned ifindex = if_nametoindex(name);
-	int ret;
+	int fd;
 
 	if (ifindex == 0) {
 		log_error("[fastpath]: no interface %s", name);
 		return -ENODEV;
 	}
-	a->hook = (struct bpf_tc_hook){
-	    .sz = sizeof(a->hook), .ifindex = (int)ifindex, .attach_point = BPF_TC_INGRESS};
-	ret = bpf_tc_hook_create(&a->hook);
-	if (ret < 0 && ret != -EEXIST) {
-		log_error("[fastpath]: cannot add a clsact qdisc to %s: %s", name, strerror(-ret));
-		return ret;
+	fd =
+	    bpf_link_create(prog_fd, (int)ifindex, (enum bpf_attach_type)CFR_BPF_TCX_INGRESS, NULL);
+	if (fd < 0) {
+		fd = -errno;
+		log_error("[fastpath]: cannot attach to %s: %s", name, strerror(-fd));
+		return fd;
 	}
-	a->created_hook = ret == 0;
-	a->opts = (struct bpf_tc_opts){.sz = sizeof(a->opts),
-	                               .prog_fd = prog_fd,
-	                               .handle = TC_HANDLE,
-	                               .priority = TC_PRIORITY,
-	                               .flags = BPF_TC_F_REPLACE};
-	ret = bpf_tc_attach(&a->hook, &a->opts);
-	if (ret < 0) {
-		log_error("[fastpath]: cannot attach to %s: %s", name, strerror(-ret));
-		if (a->created_hook)
-			bpf_tc_hook_destroy(&a->hook);
-		return ret;
-	}
-	fp->n_ifs++;
+	fp->links[fp->n_ifs++] = fd;
 	return 0;
 }
 
@@ -320,8 +305,8 @@ static int attach_all(struct cfrd_fastpath *fp, const struct cfrd_config *cfg, i
 		return -errno;
 	for (i = all; i->if_index; i++)
 		n++;
-	fp->ifs = calloc(n + cfg->n_fastpath_ifs + 1, sizeof(*fp->ifs));
-	if (fp->ifs == NULL) {
+	fp->links = calloc(n + cfg->n_fastpath_ifs + 1, sizeof(*fp->links));
+	if (fp->links == NULL) {
 		if_freenameindex(all);
 		return -ENOMEM;
 	}
@@ -412,7 +397,7 @@ int cfrd_fastpath_open(struct cfrd_fastpath **fpp, const struct cfrd_config *cfg
 		cfrd_fastpath_close(fp);
 		return ret;
 	}
-	log_info("fast path on: TC program at ingress of %u interface%s", fp->n_ifs,
+	log_info("fast path on: TC (tcx) program at ingress of %u interface%s", fp->n_ifs,
 	         fp->n_ifs == 1 ? "" : "s");
 	*fpp = fp;
 	return 0;
@@ -422,17 +407,9 @@ void cfrd_fastpath_close(struct cfrd_fastpath *fp)
 {
 	if (fp == NULL)
 		return;
-	for (unsigned i = 0; i < fp->n_ifs; i++) {
-		struct attached *a = &fp->ifs[i];
-
-		a->opts.prog_fd = 0;
-		a->opts.flags = 0;
-		a->opts.prog_id = 0;
-		bpf_tc_detach(&a->hook, &a->opts);
-		if (a->created_hook)
-			bpf_tc_hook_destroy(&a->hook);
-	}
-	free(fp->ifs);
+	for (unsigned i = 0; i < fp->n_ifs; i++)
+		close(fp->links[i]);
+	free(fp->links);
 	bpf_object__close(fp->obj);
 	free(fp->installed);
 	free(fp);

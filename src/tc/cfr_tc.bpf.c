@@ -160,6 +160,7 @@ struct packet {
 	__u32 l4_off;   /* from the start of the frame */
 	__u32 csum_off; /* the transport checksum */
 	__u32 ts_off;   /* the timestamp option's TSval (TSecr follows), or 0 */
+	__u32 l4_hlen;  /* the transport header's length */
 	__u8 ttl, tcp_flags, tos;
 	__u64 csum_flags; /* for bpf_l4_csum_replace */
 };
@@ -176,6 +177,7 @@ static __always_inline int parse_l4(struct packet *pk, void *l4, void *end)
 		pk->key.dport = udp->dest;
 		pk->csum_off = pk->l4_off + 6;
 		pk->csum_flags = BPF_F_MARK_MANGLED_0;
+		pk->l4_hlen = sizeof(*udp);
 		return -1;
 	}
 	if (pk->key.proto == IPPROTO_TCP) {
@@ -188,6 +190,7 @@ static __always_inline int parse_l4(struct packet *pk, void *l4, void *end)
 		pk->key.dport = tcp->dest;
 		pk->csum_off = pk->l4_off + 16;
 		pk->tcp_flags = ((__u8 *)tcp)[13];
+		pk->l4_hlen = tcp->doff * 4;
 		if (pk->tcp_flags & 0x07) /* FIN, SYN, RST */
 			return CFR_TC_PASS_TCP_FLAGS;
 		/* The layout of nearly every segment (RFC 7323 App. A); the rest go to the engine.
@@ -260,7 +263,14 @@ static __always_inline int route(struct __sk_buff *skb, const struct packet *pk,
 	fib->l4_protocol = pk->key.proto;
 	fib->sport = sport;
 	fib->dport = dport;
-	/* tot_len 0: the lookup checks the packet, GSO segments included, against the link MTU. */
+	/*
+	 * The route's MTU (PMTU exceptions included) against the largest
+	 * packet that will leave: the packet, or one segment of a GSO
+	 * super-packet. Too big goes to the kernel, which answers in alias
+	 * form through cfrd.
+	 */
+	fib->tot_len =
+	    skb->gso_size ? pk->l4_off - ETH_LEN + pk->l4_hlen + skb->gso_size : skb->len - ETH_LEN;
 	if (pk->key.family == 4) {
 		fib->family = AF_INET;
 		fib->tos = pk->tos;
@@ -279,11 +289,14 @@ static __always_inline bool on_its_line(struct __sk_buff *skb, const struct pack
                                         struct cfr_tc_flow *f)
 {
 	struct bpf_fib_lookup fib;
+	int rc;
 
 	if (f->line_ifindex)
 		return f->line_ifindex == skb->ingress_ifindex;
-	if (route(skb, pk, pk->key.daddr, pk->key.saddr, pk->key.dport, pk->key.sport,
-	          f->via_ifindex, &fib) != BPF_FIB_LKUP_RET_SUCCESS ||
+	/* Where the route back leaves, whatever the size of this packet on it. */
+	rc = route(skb, pk, pk->key.daddr, pk->key.saddr, pk->key.dport, pk->key.sport,
+	           f->via_ifindex, &fib);
+	if ((rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_FRAG_NEEDED) ||
 	    fib.ifindex != skb->ingress_ifindex)
 		return false;
 	f->line_ifindex = fib.ifindex;
