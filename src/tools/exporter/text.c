@@ -203,6 +203,20 @@ static const struct plain plain_metrics[] = {
      "Record segments deleted by retention."},
     {"accounting.write_lag_s", "cfr_records_write_lag_seconds", "gauge",
      "Seconds since a write to the records last succeeded (0 without [accounting])."},
+    /* The TC fast path, present while it runs ([fastpath]). */
+    {"io.fastpath.interfaces", "cfr_fastpath_interfaces", "gauge",
+     "Interfaces the in-kernel fast path is attached to."},
+    {"io.fastpath.flows", "cfr_fastpath_flows", "gauge", "Flows the in-kernel fast path carries."},
+    {"io.fastpath.passed_tcp_flags", "cfr_fastpath_passed_tcp_flags_total", "counter",
+     "Fast-path packets left to cfrd: TCP SYN, FIN or RST."},
+    {"io.fastpath.passed_ttl", "cfr_fastpath_passed_ttl_total", "counter",
+     "Fast-path packets left to cfrd: TTL or hop limit would expire at the gateway."},
+    {"io.fastpath.passed_options", "cfr_fastpath_passed_options_total", "counter",
+     "Fast-path packets left to cfrd: IP options, fragments, unusual TCP options."},
+    {"io.fastpath.passed_line", "cfr_fastpath_passed_line_total", "counter",
+     "Fast-path packets left to cfrd: not on their subscriber's line."},
+    {"io.fastpath.passed_route", "cfr_fastpath_passed_route_total", "counter",
+     "Fast-path packets left to cfrd: no route, unresolved neighbour or too big."},
     /* The AF_XDP fast path, present only with [xdp] ports. */
     {"io.xdp.rx", "cfr_xdp_received_packets_total", "counter", "Packets the fast path received."},
     {"io.xdp.tx", "cfr_xdp_sent_packets_total", "counter",
@@ -235,6 +249,11 @@ static void packets(struct ctx *c)
 	     "IP bytes cfrd read, by direction (TUN and fast path)."},
 	    {"bytes.tx", "cfr_sent_bytes_total",
 	     "IP bytes cfrd wrote back translated, by direction (TUN and fast path)."},
+	    /* The TC fast path's share of the above, present while it runs. */
+	    {"io.fastpath.packets", "cfr_fastpath_packets_total",
+	     "Packets the in-kernel fast path translated, by direction."},
+	    {"io.fastpath.bytes", "cfr_fastpath_bytes_total",
+	     "IP bytes the in-kernel fast path translated, by direction."},
 	};
 
 	for (size_t w = 0; w < ARRAY_SIZE(what); w++) {
