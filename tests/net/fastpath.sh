@@ -16,6 +16,7 @@ set -eu
 . "$(dirname "$0")/../../lab/lib.sh"
 
 [ "${CFR_LAB_FASTPATH:-yes}" = yes ] || skip "the fast path is off (CFR_LAB_FASTPATH=no)"
+[ "${CFR_LAB_XDP:-0}" = 0 ] || skip "the AF_XDP path takes the packets first (CFR_LAB_XDP=1)"
 CFR_LAB_UDP_TIMEOUT=4 test_lab_up 1
 # QUIC's port: UDP there keeps per-flow aliases, which the fast path carries
 # (other UDP has endpoint-independent mappings, which stay with cfrd).
