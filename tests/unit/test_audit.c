@@ -166,8 +166,15 @@ static void p2p_mappings(void **state)
 		    "addr+port joins %llu pairs of one subscriber with mappings, %llu without; %s",
 		    (unsigned long long)eim.link[LINK_ADDR_PORT].correct,
 		    (unsigned long long)flow.link[LINK_ADDR_PORT].correct, test_seed_note());
-	/* ... and never to the subscriber's other flows. */
-	assert_int_equal(eim.p2p_cross.correct, 0);
+	/*
+	 * ... and to the subscriber's other flows no more than by chance (a
+	 * per-flow draw on an alias:port one of its mappings had earlier).
+	 */
+	if (eim.p2p_cross.correct > flow.p2p_cross.correct + 3)
+		fail_msg("%llu pairs join a mapping to its subscriber's other flows, %llu without "
+		         "mappings; %s",
+		         (unsigned long long)eim.p2p_cross.correct,
+		         (unsigned long long)flow.p2p_cross.correct, test_seed_note());
 }
 
 int main(void)
