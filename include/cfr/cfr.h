@@ -533,7 +533,8 @@ CFR_API void cfr_engine_set_offload(struct cfr_engine *eng, const struct cfr_off
 
 /*
  * Flow <id> as an offload copies it. Returns true if its packets may be
- * offloaded: a UDP flow, or a TCP connection the remote answered that has
+ * offloaded: a UDP or ICMP echo flow (its ports are the echo identifier and
+ * 0), or a TCP connection the remote answered that has
  * seen no FIN or RST (the engine tracks those itself), and false otherwise
  * or if <id> is no flow.
  */

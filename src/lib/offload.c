@@ -8,6 +8,7 @@
 
 #include "flow.h"
 #include "offload.h"
+#include "parse.h"
 
 #define TCP_DONE (CFR_TCP_FIN_OUT | CFR_TCP_FIN_IN | CFR_TCP_RST)
 
@@ -48,7 +49,9 @@ bool cfr_engine_flow_view(const struct cfr_engine *eng, uint32_t id, struct cfr_
 		return false;
 	f = &eng->flow.flows[id];
 	view_of(eng, f, v);
-	if (f->proto == CFR_IPPROTO_UDP)
+	/* An echo flow: requests out, replies in, both plain rewrites of the identifier. */
+	if (f->proto == CFR_IPPROTO_UDP || f->proto == CFR_IPPROTO_ICMP ||
+	    f->proto == CFR_IPPROTO_ICMPV6)
 		return true;
 	/* A timestamp scrub needs the clock's origin, which the SYN sets. */
 	return f->proto == CFR_IPPROTO_TCP && (f->tcp_state & CFR_TCP_SYNACK_IN) &&

@@ -11,7 +11,7 @@
  * It only ever takes the common case. Everything else goes on into the
  * kernel untouched and so to cfrd through TUN, where the engine and its
  * leak rules decide: the first packets of a flow, TCP SYN, FIN and RST
- * (the engine tracks the connection), ICMP, fragments, IPv4 options and
+ * (the engine tracks the connection), ICMP but echo, fragments, IPv4 options and
  * IPv6 extension headers, TCP options in an unusual layout, a TTL that
  * would expire at the gateway, a packet too big for the egress link, a
  * next hop whose neighbour entry is not resolved, and an outbound packet
@@ -161,6 +161,8 @@ struct packet {
 	__u32 csum_off; /* the transport checksum */
 	__u32 ts_off;   /* the timestamp option's TSval (TSecr follows), or 0 */
 	__u32 l4_hlen;  /* the transport header's length */
+	__u32 port_off; /* ICMP echo: the identifier, which both directions rewrite */
+	bool pseudo;    /* the transport checksum covers the addresses */
 	__u8 ttl, tcp_flags, tos;
 	__u64 csum_flags; /* for bpf_l4_csum_replace */
 };
@@ -178,6 +180,7 @@ static __always_inline int parse_l4(struct packet *pk, void *l4, void *end)
 		pk->csum_off = pk->l4_off + 6;
 		pk->csum_flags = BPF_F_MARK_MANGLED_0;
 		pk->l4_hlen = sizeof(*udp);
+		pk->pseudo = true;
 		return -1;
 	}
 	if (pk->key.proto == IPPROTO_TCP) {
@@ -191,6 +194,7 @@ static __always_inline int parse_l4(struct packet *pk, void *l4, void *end)
 		pk->csum_off = pk->l4_off + 16;
 		pk->tcp_flags = ((__u8 *)tcp)[13];
 		pk->l4_hlen = tcp->doff * 4;
+		pk->pseudo = true;
 		if (pk->tcp_flags & 0x07) /* FIN, SYN, RST */
 			return CFR_TC_PASS_TCP_FLAGS;
 		/* The layout of nearly every segment (RFC 7323 App. A); the rest go to the engine.
@@ -200,6 +204,25 @@ static __always_inline int parse_l4(struct packet *pk, void *l4, void *end)
 			pk->ts_off = pk->l4_off + 20 + 4;
 		else if (tcp->doff != 5)
 			return CFR_TC_PASS_OPTIONS;
+		return -1;
+	}
+	if (pk->key.proto == IPPROTO_ICMP || pk->key.proto == IPPROTO_ICMPV6) {
+		__u8 *icmp = l4;
+		bool v4 = pk->key.proto == IPPROTO_ICMP;
+
+		if ((void *)(icmp + 8) > end)
+			return CFR_TC_PASS_OPTIONS;
+		/* Echo requests go out, replies come in; the identifier is the flow's port. */
+		if (icmp[0] == (v4 ? 8 : 128))
+			pk->key.sport = *(__be16 *)(icmp + 4);
+		else if (icmp[0] == (v4 ? 0 : 129))
+			pk->key.dport = *(__be16 *)(icmp + 4);
+		else
+			return 0; /* errors and the rest: cfrd's */
+		pk->csum_off = pk->l4_off + 2;
+		pk->port_off = pk->l4_off + 4;
+		pk->l4_hlen = 8;
+		pk->pseudo = !v4; /* ICMPv4's checksum has no pseudo-header */
 		return -1;
 	}
 	return 0; /* not ours to count */
@@ -217,7 +240,8 @@ static __always_inline int parse(struct __sk_buff *skb, struct packet *pk)
 		struct iphdr *ip = (void *)(eth + 1);
 
 		if ((void *)(ip + 1) > end ||
-		    (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP))
+		    (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP &&
+		     ip->protocol != IPPROTO_ICMP))
 			return 0;
 		if (ip->ihl != 5)
 			return CFR_TC_PASS_OPTIONS;
@@ -237,7 +261,8 @@ static __always_inline int parse(struct __sk_buff *skb, struct packet *pk)
 
 		if ((void *)(ip6 + 1) > end)
 			return 0;
-		if (ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP)
+		if (ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP &&
+		    ip6->nexthdr != IPPROTO_ICMPV6)
 			return 0; /* extension headers too: rare, and the engine's to judge */
 		pk->key.family = 6;
 		pk->key.proto = ip6->nexthdr;
@@ -312,7 +337,8 @@ static __always_inline void set_addr(struct __sk_buff *skb, const struct packet 
 
 	if (pk->key.family == 4)
 		bpf_l3_csum_replace(skb, IP4_CSUM_OFF, 0, diff, 0);
-	bpf_l4_csum_replace(skb, pk->csum_off, 0, diff, BPF_F_PSEUDO_HDR | pk->csum_flags);
+	if (pk->pseudo)
+		bpf_l4_csum_replace(skb, pk->csum_off, 0, diff, BPF_F_PSEUDO_HDR | pk->csum_flags);
 	bpf_skb_store_bytes(skb, off, new, len, 0);
 }
 
@@ -426,7 +452,8 @@ int cfr_tc_ingress(struct __sk_buff *skb)
 	else
 		set_addr(skb, &pk, out ? IP6_SRC_OFF : IP6_DST_OFF,
 		         out ? pk.key.saddr : pk.key.daddr, f->addr);
-	set_port(skb, &pk, pk.l4_off + (out ? 0 : 2), out ? pk.key.sport : pk.key.dport, f->port);
+	set_port(skb, &pk, pk.port_off ? pk.port_off : pk.l4_off + (out ? 0 : 2),
+	         out ? pk.key.sport : pk.key.dport, f->port);
 	if (pk.key.proto == IPPROTO_TCP)
 		scrub_ts(skb, &pk, f);
 	scrub_ip(skb, &pk, f, cfg);

@@ -1,7 +1,7 @@
 #!/bin/bash
 # tests/net/fastpath.sh: the TC fast path (on by default) carries
-# established flows: a 2 MiB HTTPS download and a UDP conversation per
-# family move the fast path's counters while cfrd's TUN devices see only a
+# established flows: a 2 MiB HTTPS download, a UDP conversation and a ping
+# per family move the fast path's counters while cfrd's TUN devices see only a
 # handful of packets (the handshake, the FIN); every counter of the front
 # door's view stays in alias form (the leak check). A UDP flow the fast path
 # carries outlives its 4 s timeout while it talks, keeps one alias, and
@@ -59,6 +59,14 @@ for fam in 4 6; do
 	carried=$(($(counter io.fastpath.packets.out) - out0))
 	[ "$carried" -ge 5 ] && [ "$tun" -le 2 ] || fail "IPv$fam UDP: fast path carried $carried, TUN read $tun"
 	ok "IPv$fam UDP conversation ($out): fast path $carried out, TUN $tun"
+
+	tun0=$(tun_reads)
+	out0=$(counter io.fastpath.packets.out)
+	nsx sub1 ping "-$fam" -n -q -c 20 -i 0.05 -W 1 "${host//[\[\]]/}" >/dev/null || fail "IPv$fam ping failed"
+	tun=$(($(tun_reads) - tun0))
+	carried=$(($(counter io.fastpath.packets.out) - out0))
+	[ "$carried" -ge 18 ] && [ "$tun" -le 2 ] || fail "IPv$fam ping: fast path carried $carried, TUN read $tun"
+	ok "IPv$fam ping, 20 echoes: fast path $carried out, TUN $tun"
 done
 
 # Expiry: 8 s of talk on one flow with a 4 s UDP timeout, then silence.
@@ -68,13 +76,15 @@ out=$(udp_convo sub1 "$SVC4" long 8 0 443) || fail "the long UDP conversation lo
 n=$(awk '$1 == "from" && index($5, "long.") == 1 {print $2, $3}' "$LAB_RUN/udp443.log" | sort -u | wc -l)
 [ "$n" = 1 ] || fail "a UDP flow the fast path carried for twice its timeout left from $n aliases"
 ok "UDP flow carried for 8 s (timeout 4 s): $out, one alias"
+# What stays: the echo flows, whose timeout (60 s) is longer than the test.
+icmp() { cfrctl_json | "$PY" -c 'import json, sys; f = json.load(sys.stdin)["flows"]; print(f["ipv4"]["icmp"] + f["ipv6"]["icmp"])'; }
 for _ in $(seq 100); do
-	[ "$(counter io.fastpath.flows)" = 0 ] && break
+	[ "$(counter io.fastpath.flows)" = "$(icmp)" ] && break
 	sleep 0.1
 done
 left=$(counter io.fastpath.flows)
-[ "$left" = 0 ] || fail "the fast path still holds $left flows 10 s after they all went quiet"
-ok "quiet UDP flows left the fast path: $flows0 -> 0"
+[ "$left" = "$(icmp)" ] || fail "the fast path still holds $left flows 10 s after the UDP ones went quiet, $(icmp) of them echo flows"
+ok "quiet UDP flows left the fast path: $flows0 -> $left (the echo flows)"
 
 stop_pid TERM "$(cat "$LAB_RUN/udp443.pid")" 20
 test_leak_check
