@@ -439,14 +439,14 @@ static int set_class(struct cfrd_config_parse *st, const struct cfrd_config_key 
                      const char *value)
 {
 	struct cfr_engine_config *e = &st->cfg->engine;
-	char proto[8], ports[16], mapping[32], filtering[32] = "";
+	char proto[8], ports[16], mapping[32], filtering[32] = "", more;
 	struct cfr_class c = {0};
 	uint32_t lo, hi;
 	char *dash;
 	int n, i;
 
-	n = sscanf(value, "%7s %15s %31s %31s", proto, ports, mapping, filtering);
-	if (n < 3)
+	n = sscanf(value, "%7s %15s %31s %31s %c", proto, ports, mapping, filtering, &more);
+	if (n < 3 || n > 4)
 		return bad(st, "invalid %s '%s': expected tcp|udp PORTS MAPPING [FILTERING]",
 		           k->name, value);
 	if (strcmp(proto, "tcp") == 0)

@@ -181,6 +181,53 @@ static void messages(void **state)
 	        "invalid inside 'a/b': expected an interface name of 1 to 15 characters");
 }
 
+/* [privacy] class (issue 17): the first line replaces the built-in classes. */
+static void classes(void **state)
+{
+	struct cfrd_config_error err;
+	char buf[1024];
+
+	(void)state;
+	setup_base();
+	assert_int_equal(base.engine.n_classes, 2);
+	assert_int_equal(base.engine.classes[1].mapping, CFR_MAPPING_ENDPOINT_INDEPENDENT);
+	assert_int_equal(base.engine.classes[1].filtering, CFR_FILTERING_ADDRESS_DEPENDENT);
+	snprintf(buf, sizeof(buf),
+	         "%s[privacy]\nclass = udp 3478-3479 endpoint-independent endpoint-independent\n"
+	         "class = tcp 443 per-flow\nclass = udp 0 address-dependent\n",
+	         base_text);
+	assert_int_equal(parse(buf, &err), 0);
+	assert_int_equal(cfg.engine.n_classes, 3);
+	assert_int_equal(cfg.engine.classes[0].proto, CFR_PROTO_UDP);
+	assert_int_equal(cfg.engine.classes[0].port_min, 3478);
+	assert_int_equal(cfg.engine.classes[0].port_max, 3479);
+	assert_int_equal(cfg.engine.classes[0].filtering, CFR_FILTERING_ENDPOINT_INDEPENDENT);
+	assert_int_equal(cfg.engine.classes[1].proto, CFR_PROTO_TCP);
+	assert_int_equal(cfg.engine.classes[1].mapping, CFR_MAPPING_PER_FLOW);
+	assert_int_equal(cfg.engine.classes[1].filtering, CFR_FILTERING_ADDRESS_PORT_DEPENDENT);
+	assert_int_equal(cfg.engine.classes[2].mapping, CFR_MAPPING_ADDRESS_DEPENDENT);
+	assert_int_equal(cfg.engine.classes[2].filtering, CFR_FILTERING_ADDRESS_DEPENDENT);
+	assert_int_equal(cfg.engine.classes[2].port_max, 0);
+	message("[privacy]\nclass = tcp 80 endpoint-independent\n", 6,
+	        "invalid class 'tcp 80 endpoint-independent': only UDP classes have mappings of "
+	        "their own");
+	message("[privacy]\nclass = udp 1-9 address-dependent endpoint-independent\n", 6,
+	        "invalid class 'udp 1-9 address-dependent endpoint-independent': the filtering "
+	        "lets in more than the mapping holds");
+	message("[privacy]\nclass = udp 9-1 per-flow\n", 6,
+	        "invalid class 'udp 9-1 per-flow': ports are PORT or FIRST-LAST, from 0 to 65535");
+	message("[privacy]\nclass = icmp 1 per-flow\n", 6,
+	        "invalid class 'icmp 1 per-flow': the protocol is tcp or udp");
+	message("[privacy]\nclass = udp 1 symmetric\n", 6,
+	        "invalid class 'udp 1 symmetric': the mapping is per-flow, endpoint-independent or "
+	        "address-dependent");
+	message("[privacy]\nclass = udp\n", 6,
+	        "invalid class 'udp': expected tcp|udp PORTS MAPPING [FILTERING]");
+	message("[privacy]\nclass = udp 1 per-flow address-and-port-dependent x\n", 6,
+	        "invalid class 'udp 1 per-flow address-and-port-dependent x': expected tcp|udp "
+	        "PORTS MAPPING [FILTERING]");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -188,6 +235,7 @@ int main(void)
 	    cmocka_unit_test(defaults_are_the_real_ones),
 	    cmocka_unit_test(ranges),
 	    cmocka_unit_test(messages),
+	    cmocka_unit_test(classes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
