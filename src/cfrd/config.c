@@ -1024,6 +1024,7 @@ int cfrd_config_parse_buffer(const char *buf, size_t len, struct cfrd_config *cf
 	snprintf(cfg->user, sizeof(cfg->user), "%s", CFRD_DEFAULT_USER);
 	cfg->offload = true;
 	cfg->egress_guard = true;
+	cfg->fastpath = true;
 	cfg->source_check = true;
 	cfg->error_mark = CFRD_DEFAULT_ERROR_MARK;
 	cfg->busy_poll_us = 0;
