@@ -177,10 +177,11 @@ CFR_API const char *cfr_filtering_name(enum cfr_filtering filtering);
 /*
  * One class: TCP or UDP packets to destination ports [port_min, port_max].
  * The first class that holds a packet decides; TCP and UDP that no class
- * holds, and ICMP queries, are per-flow. Endpoint-independent and
- * address-dependent mappings are for UDP only; filtering is never more
- * open than the mapping (per-flow: address and port dependent;
- * address-dependent: not endpoint-independent).
+ * holds, and ICMP queries, are per-flow. Filtering is never more open
+ * than the mapping (per-flow: address and port dependent; address-
+ * dependent: not endpoint-independent), and a TCP class with a mapping
+ * filters by address and port (RFC 5382 REQ-3 allows it): every TCP flow
+ * of a mapping opens with its subscriber's SYN, simultaneous open included.
  */
 struct cfr_class {
 	uint8_t proto;     /* enum cfr_proto: CFR_PROTO_TCP or CFR_PROTO_UDP */

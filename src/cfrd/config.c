@@ -473,8 +473,9 @@ static int set_class(struct cfrd_config_parse *st, const struct cfrd_config_key 
 		           "address-dependent",
 		           k->name, value);
 	c.mapping = (uint8_t)i;
-	c.filtering = c.mapping == CFR_MAPPING_PER_FLOW ? CFR_FILTERING_ADDRESS_PORT_DEPENDENT
-	                                                : CFR_FILTERING_ADDRESS_DEPENDENT;
+	c.filtering = c.mapping == CFR_MAPPING_PER_FLOW || c.proto == CFR_PROTO_TCP
+	                  ? CFR_FILTERING_ADDRESS_PORT_DEPENDENT
+	                  : CFR_FILTERING_ADDRESS_DEPENDENT;
 	if (filtering[0]) {
 		for (i = 0; i < CFR_FILTERING__COUNT; i++)
 			if (strcmp(filtering, cfr_filtering_name((enum cfr_filtering)i)) == 0)
@@ -486,8 +487,11 @@ static int set_class(struct cfrd_config_parse *st, const struct cfrd_config_key 
 			           k->name, value);
 		c.filtering = (uint8_t)i;
 	}
-	if (c.mapping != CFR_MAPPING_PER_FLOW && c.proto != CFR_PROTO_UDP)
-		return bad(st, "invalid %s '%s': only UDP classes have mappings of their own",
+	if (c.mapping != CFR_MAPPING_PER_FLOW && c.proto == CFR_PROTO_TCP &&
+	    c.filtering != CFR_FILTERING_ADDRESS_PORT_DEPENDENT)
+		return bad(st,
+		           "invalid %s '%s': a TCP class with a mapping filters by address and "
+		           "port only (address-and-port-dependent)",
 		           k->name, value);
 	if ((c.mapping == CFR_MAPPING_PER_FLOW &&
 	     c.filtering != CFR_FILTERING_ADDRESS_PORT_DEPENDENT) ||

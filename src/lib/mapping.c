@@ -12,6 +12,12 @@
  *   address-dependent     a remote address it sent to, any port (REQ-8);
  *   address and port      a remote address and port it sent to.
  *
+ * TCP classes may have mappings too, filtered by address and port: each
+ * remote is a peer record that opens with the subscriber's SYN and tracks
+ * its TCP state like a flow (simultaneous open makes hole punching work),
+ * and the mapping itself keeps the established timeout, so that an idle
+ * connection never outlives the mapping whose alias:port it uses.
+ *
  * Such a mapping is one record in the flow table whose remote is the zero
  * address (endpoint-independent) or the remote address (address-
  * dependent), remote port 0, so both indexes find it with no new table:
@@ -38,6 +44,10 @@
 #include "guard.h"
 #include "mapping.h"
 #include "policy.h"
+
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
 
 const uint8_t cfr_map_any[16];
 
@@ -142,6 +152,12 @@ uint32_t cfr_map_out(struct cfr_engine *eng, const uint8_t *buf, const struct cf
 		m = eng->flow.flows[m].mapping; /* an address-dependent peer of the same port */
 	if (m && !peer)
 		return m;
+	/* RFC 5382 REQ-2, as for flows: a stray segment opens nothing. */
+	if (p->proto == CFR_IPPROTO_TCP &&
+	    (p->tcp_flags & (TCP_SYN | TCP_RST | TCP_ACK)) != TCP_SYN) {
+		*why = CFR_DROP_TCP_NOT_SYN;
+		return 0;
+	}
 
 	/* One new flow, whatever records it takes: one admission, one token. */
 	*why = cfr_guard_admit(eng, p->family, sub, cfr_proto_index(p->proto), &guard);
@@ -159,6 +175,8 @@ uint32_t cfr_map_out(struct cfr_engine *eng, const uint8_t *buf, const struct cf
 		if (!m)
 			goto full;
 		eng->stats.mappings_created++;
+		if (p->proto == CFR_IPPROTO_TCP)
+			cfr_flow_touch(eng, m, CFR_TIMEOUT_TCP_ESTABLISHED);
 		if (!peer)
 			return m;
 	}
@@ -191,6 +209,9 @@ static bool own_mapping(const struct cfr_engine *eng, uint32_t idx, const uint8_
 	uint8_t a[16], b[16];
 
 	if (!own)
+		return false;
+	/* A TCP mapping carries no connection of its own: its peers do. */
+	if (f->proto != CFR_IPPROTO_UDP)
 		return false;
 	cfr_subscriber_key(eng, f->family, cfr_flow_caddr(eng, f, CFR_FLOW_SUB), a);
 	cfr_subscriber_key(eng, f->family, own, b);

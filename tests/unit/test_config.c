@@ -208,9 +208,9 @@ static void classes(void **state)
 	assert_int_equal(cfg.engine.classes[2].mapping, CFR_MAPPING_ADDRESS_DEPENDENT);
 	assert_int_equal(cfg.engine.classes[2].filtering, CFR_FILTERING_ADDRESS_DEPENDENT);
 	assert_int_equal(cfg.engine.classes[2].port_max, 0);
-	message("[privacy]\nclass = tcp 80 endpoint-independent\n", 6,
-	        "invalid class 'tcp 80 endpoint-independent': only UDP classes have mappings of "
-	        "their own");
+	message("[privacy]\nclass = tcp 80 endpoint-independent address-dependent\n", 6,
+	        "invalid class 'tcp 80 endpoint-independent address-dependent': a TCP class with "
+	        "a mapping filters by address and port only (address-and-port-dependent)");
 	message("[privacy]\nclass = udp 1-9 address-dependent endpoint-independent\n", 6,
 	        "invalid class 'udp 1-9 address-dependent endpoint-independent': the filtering "
 	        "lets in more than the mapping holds");

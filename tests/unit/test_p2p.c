@@ -608,6 +608,123 @@ static void records_attribute_mappings(void **state)
 	}
 }
 
+/* A TCP segment from <src>:<sport> to <dst>:<dport> with <flags>; returns its verdict. */
+static struct cfr_pkt tcp_from(struct cfr_engine *eng, int family, const uint8_t *src,
+                               uint16_t sport, const uint8_t *dst, uint16_t dport, uint8_t flags,
+                               struct pkt *out, uint64_t now)
+{
+	struct pkt_spec s;
+
+	lab_spec(&s, family, IPPROTO_TCP, sport, dport);
+	memcpy(s.src, src, 16);
+	memcpy(s.dst, dst, 16);
+	s.tcp_flags = flags;
+	if (flags & PKT_TCP_ACK)
+		s.ack = 1;
+	return lab_send(eng, &s, out, now);
+}
+
+static struct cfr_engine *tcp_class_engine(void)
+{
+	struct cfr_engine_config cfg;
+
+	lab_config(&cfg);
+	cfg.classes[2] = (struct cfr_class){.proto = CFR_PROTO_TCP,
+	                                    .mapping = CFR_MAPPING_ENDPOINT_INDEPENDENT,
+	                                    .filtering = CFR_FILTERING_ADDRESS_PORT_DEPENDENT,
+	                                    .port_min = 5000,
+	                                    .port_max = 65535};
+	cfg.n_classes = 3;
+	return lab_engine(&cfg);
+}
+
+/*
+ * A TCP class with an endpoint-independent mapping (RFC 5382 REQ-1),
+ * filtered by address and port: one alias:port for every remote, each
+ * connection opened by the subscriber's SYN, a stranger's SYN refused, and
+ * the mapping kept as long as an established connection may idle.
+ */
+static void tcp_mapping(void **state)
+{
+	int f = ((const struct fam *)((const struct lab_case *)*state)->params)->family;
+	struct cfr_engine *eng = tcp_class_engine();
+	const struct cfr_stats *st = cfr_engine_stats(eng);
+	uint8_t r1[16], r2[16];
+	struct ends a, b;
+	struct cfr_pkt r;
+	struct pkt p;
+
+	remote_n(f, 1, r1);
+	remote_n(f, 2, r2);
+	r = tcp_from(eng, f, lab_sub(f), 6000, lab_remote(f), 5222, PKT_TCP_ACK, &p, T0);
+	lab_expect_drop(&r, CFR_DROP_TCP_NOT_SYN);
+	a = out_ok(eng, f, IPPROTO_TCP, 6000, lab_remote(f), 5222);
+	b = out_ok(eng, f, IPPROTO_TCP, 6000, r1, 6881);
+	assert_memory_equal(a.src, b.src, alen(f));
+	assert_int_equal(a.sport, b.sport);
+	assert_int_equal(a.sport & 1, 0);
+	/* TCP to 443 stays per-flow from the same port. */
+	b = out_ok(eng, f, IPPROTO_TCP, 6000, r1, 443);
+	assert_false(a.sport == b.sport && memcmp(a.src, b.src, alen(f)) == 0);
+	/* The SYN-ACK of the remote it sent to: in; a stranger's SYN: filtered. */
+	r = tcp_from(eng, f, lab_remote(f), 5222, a.src, a.sport, PKT_TCP_SYN | PKT_TCP_ACK, &p,
+	             T0);
+	lab_expect_forward(&r, CFR_DIR_IN);
+	assert_int_equal(ends_of(&p).dport, 6000);
+	r = tcp_from(eng, f, r2, 5222, a.src, a.sport, PKT_TCP_SYN, &p, T0);
+	lab_expect_drop(&r, CFR_DROP_FILTERED);
+	assert_int_equal(st->mappings_created, 1);
+	/* Established and idle for an hour: both the connection and its mapping live. */
+	cfr_engine_expire(eng, T0 + 3600 * 1000);
+	r = tcp_from(eng, f, lab_remote(f), 5222, a.src, a.sport, PKT_TCP_ACK, &p,
+	             T0 + 3600 * 1000);
+	lab_expect_forward(&r, CFR_DIR_IN);
+	b = out_ok(eng, f, IPPROTO_TCP, 6000, r2, 6882);
+	assert_int_equal(b.sport, a.sport);
+	assert_int_equal(st->mappings_created, 1);
+	cfr_engine_free(eng);
+}
+
+/*
+ * TCP hole punching between two subscribers through their mappings
+ * (simultaneous open, hairpinned): the first SYN is filtered and opens its
+ * sender's side, the second arrives, and the SYN-ACKs establish both.
+ */
+static void tcp_hairpin_simultaneous_open(void **state)
+{
+	int f = ((const struct fam *)((const struct lab_case *)*state)->params)->family;
+	struct cfr_engine *eng = tcp_class_engine();
+	struct ends a, b, got;
+	struct cfr_pkt r;
+	struct pkt p;
+
+	a = out_ok(eng, f, IPPROTO_TCP, 6000, lab_remote(f), 5222);
+	r = tcp_from(eng, f, lab_sub2(f), 7000, lab_remote(f), 5222, PKT_TCP_SYN, &p, T0);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	b = ends_of(&p);
+	r = tcp_from(eng, f, lab_sub(f), 6000, b.src, b.sport, PKT_TCP_SYN, &p, T0);
+	lab_expect_drop(&r, CFR_DROP_FILTERED);
+	r = tcp_from(eng, f, lab_sub2(f), 7000, a.src, a.sport, PKT_TCP_SYN, &p, T0);
+	lab_expect_forward(&r, CFR_DIR_IN);
+	lab_expect_checksums(&p);
+	got = ends_of(&p);
+	assert_memory_equal(got.src, b.src, alen(f));
+	assert_int_equal(got.sport, b.sport);
+	assert_memory_equal(got.dst, lab_sub(f), alen(f));
+	assert_int_equal(got.dport, 6000);
+	expect_absent(&p, lab_sub2(f), alen(f), (size_t)-1);
+	r = tcp_from(eng, f, lab_sub(f), 6000, b.src, b.sport, PKT_TCP_SYN | PKT_TCP_ACK, &p, T0);
+	lab_expect_forward(&r, CFR_DIR_IN);
+	got = ends_of(&p);
+	assert_memory_equal(got.src, a.src, alen(f));
+	assert_memory_equal(got.dst, lab_sub2(f), alen(f));
+	assert_int_equal(got.dport, 7000);
+	expect_absent(&p, lab_sub(f), alen(f), (size_t)-1);
+	r = tcp_from(eng, f, lab_sub2(f), 7000, a.src, a.sport, PKT_TCP_SYN | PKT_TCP_ACK, &p, T0);
+	lab_expect_forward(&r, CFR_DIR_IN);
+	cfr_engine_free(eng);
+}
+
 /* Classes the engine refuses. */
 static void classes_checked(void **state)
 {
@@ -619,6 +736,8 @@ static void classes_checked(void **state)
 	assert_int_equal(cfr_engine_config_check(&cfg, &why), 0);
 	cfg.classes[0] = (struct cfr_class){
 	    .proto = CFR_PROTO_TCP, .mapping = CFR_MAPPING_ENDPOINT_INDEPENDENT, .port_max = 65535};
+	assert_int_equal(cfr_engine_config_check(&cfg, &why), 0);
+	cfg.classes[0].filtering = CFR_FILTERING_ADDRESS_DEPENDENT;
 	assert_int_equal(cfr_engine_config_check(&cfg, &why), -EINVAL);
 	cfg.classes[0] = (struct cfr_class){.proto = CFR_PROTO_UDP,
 	                                    .mapping = CFR_MAPPING_PER_FLOW,
@@ -674,6 +793,10 @@ int main(void)
 	    LAB_CASE(mapping_expires6,               mapping_expires,               struct fam, 6),
 	    LAB_CASE(records_attribute_mappings4,    records_attribute_mappings,    struct fam, 4),
 	    LAB_CASE(records_attribute_mappings6,    records_attribute_mappings,    struct fam, 6),
+	    LAB_CASE(tcp_mapping4,                   tcp_mapping,                   struct fam, 4),
+	    LAB_CASE(tcp_mapping6,                   tcp_mapping,                   struct fam, 6),
+	    LAB_CASE(tcp_hairpin_simultaneous_open4, tcp_hairpin_simultaneous_open, struct fam, 4),
+	    LAB_CASE(tcp_hairpin_simultaneous_open6, tcp_hairpin_simultaneous_open, struct fam, 6),
 	    cmocka_unit_test(classes_checked),
 	};
 	/* clang-format on */
