@@ -56,6 +56,9 @@ control = $LAB_CTL
 log-level = info
 seccomp = ${CFR_LAB_SECCOMP:-yes}
 
+[fastpath]
+enable = ${CFR_LAB_FASTPATH:-yes}
+
 [pool]
 ipv4 = $POOL4
 ipv6 = $POOL6
@@ -78,9 +81,6 @@ icmp = 60
 
 [limits]
 max-flows = 1048576
-
-[fastpath]
-enable = ${CFR_LAB_FASTPATH:-yes}
 EOF
 }
 
