@@ -188,8 +188,10 @@ print("mapped %s %d sent %d got %d from %s" % (mapped[0], mapped[1], n, got,
       " ".join("%s:%d" % f for f in sorted(froms))))
 sys.exit(0 if got >= 10 else 1)
 '
+declare -a MAPPED=()
 for addr in "$SVC4" "$SVC6"; do
 	rm -f "$LAB_RUN/peer1" "$LAB_RUN/peer2"
+	t_punch=$(date +%s)
 	ip netns exec "$LAB_NS-sub1" "$PY" -c "$PUNCH_PY" "$addr" 40001 "$LAB_RUN/peer1" "$LAB_RUN/peer2" peer-1 \
 		>"$LAB_RUN/punch1.out" 2>&1 9<&- &
 	p1=$!
@@ -204,6 +206,7 @@ for addr in "$SVC4" "$SVC6"; do
 	# Each saw the other's alias and port, and nothing else.
 	f1=$(awk '{print $NF}' "$LAB_RUN/punch1.out")
 	f2=$(awk '{print $NF}' "$LAB_RUN/punch2.out")
+	case $addr in *:*) MAPPED+=("$t_punch $m1 $addr 2001:db8:100:1::/64") ;; *) MAPPED+=("$t_punch $m1 $addr 100.64.1.2") ;; esac
 	w1="${m2% *}:${m2#* }"
 	w2="${m1% *}:${m1#* }"
 	[ "$f1" = "$w1" ] || fail "via $addr: sub1 heard from $f1, not sub2's alias $w1"
@@ -255,7 +258,30 @@ done
 
 json=$(cfrctl_json)
 filtered=$(echo "$json" | json_get drops.filtered 2>/dev/null || echo "?")
-say "cfrd: drops.filtered $filtered (the first punches, natdiscovery's filtering tests)"
+say "cfrd: drops.filtered $filtered (the first punches, natdiscovery's filtering tests), $(echo "$json" | json_get flows.mappings_created) mappings, $(echo "$json" | json_get flows.hairpinned) packets hairpinned"
+
+# The sealed records attribute a mapping: a complaint about sub1's mapping
+# (the alias and port the STUN server reported, the time it was made) names
+# sub1 once the epoch is sealed.
+LOOKUP=$LAB_ROOT/build/cfr-lookup
+if [ -x "$LOOKUP" ] && [ -f "$LAB_RUN/acct.key" ]; then
+	nsx gw "$CFRCTL" -s "$LAB_CTL" epoch rotate >/dev/null || fail "cfrctl epoch rotate failed"
+	for m in "${MAPPED[@]}"; do
+		# shellcheck disable=SC2086 # fields on purpose
+		set -- $m
+		for _ in $(seq 20); do
+			out=$("$LOOKUP" -k "$LAB_RUN/acct.key" -d "$LAB_RUN/records" --time "$1" --alias "$2" \
+				--port "$3" --remote "$4" --tolerance 2 --proto udp --json 2>&1) && break
+			sleep 0.2
+		done
+		who=$(echo "$out" | "$PY" -c 'import json,sys; print(" ".join(sorted({m["subscriber"] for m in json.load(sys.stdin)["matches"]})))' 2>/dev/null) ||
+			fail "cfr-lookup on $2 port $3: $out"
+		[ "$who" = "$5" ] || fail "complaint about the mapping $2 port $3: expected $5, cfr-lookup said '$who'"
+		ok "complaint about the mapping $2 port $3 -> $who"
+	done
+else
+	say "cfr-lookup or the lab's key missing: records not checked"
+fi
 
 # --- 4. the front door never saw a subscriber, nor a hairpinned packet --------
 capture_stop "$TEST_NAME"
