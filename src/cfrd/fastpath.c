@@ -261,6 +261,7 @@ void cfrd_fastpath_stats(const struct cfrd_fastpath *fp, struct cfrd_fastpath_st
 	st->passed_options = sum[CFR_TC_PASS_OPTIONS];
 	st->passed_line = sum[CFR_TC_PASS_LINE];
 	st->passed_route = sum[CFR_TC_PASS_ROUTE];
+	st->dropped = sum[CFR_TC_DROPPED];
 }
 
 /* --- setup -------------------------------------------------------------------- */

@@ -19,6 +19,7 @@ struct cfrd_fastpath;
 struct cfrd_fastpath_stats {
 	uint64_t packets[2], bytes[2]; /* by enum cfr_dir */
 	uint64_t passed_tcp_flags, passed_ttl, passed_options, passed_line, passed_route;
+	uint64_t dropped;    /* rewrites the kernel refused half way */
 	unsigned interfaces; /* it is attached to */
 	uint64_t flows;      /* installed, counted by cfrd */
 };

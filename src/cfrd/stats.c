@@ -268,6 +268,7 @@ static struct json_object *fastpath_json(const struct cfrd_fastpath_stats *st)
 	add_u64(o, "passed_options", st->passed_options);
 	add_u64(o, "passed_line", st->passed_line);
 	add_u64(o, "passed_route", st->passed_route);
+	add_u64(o, "dropped", st->dropped);
 	return o;
 }
 

@@ -40,11 +40,6 @@
 #endif
 
 #define ETH_LEN       14
-#define IP4_CSUM_OFF  (ETH_LEN + 10)
-#define IP4_SRC_OFF   (ETH_LEN + 12)
-#define IP4_DST_OFF   (ETH_LEN + 16)
-#define IP6_SRC_OFF   (ETH_LEN + 8)
-#define IP6_DST_OFF   (ETH_LEN + 24)
 #define TS_RATE_SHIFT 24
 
 struct {
@@ -328,27 +323,6 @@ static __always_inline bool on_its_line(struct __sk_buff *skb, const struct pack
 	return true;
 }
 
-/* Replace the address at <off> (4 or 16 bytes) and fold the change into both checksums. */
-static __always_inline void set_addr(struct __sk_buff *skb, const struct packet *pk, __u32 off,
-                                     const __u8 *old, const __u8 *new)
-{
-	__u32 len = pk->key.family == 4 ? 4 : 16;
-	__s64 diff = bpf_csum_diff((__be32 *)old, len, (__be32 *)new, len, 0);
-
-	if (pk->key.family == 4)
-		bpf_l3_csum_replace(skb, IP4_CSUM_OFF, 0, diff, 0);
-	if (pk->pseudo)
-		bpf_l4_csum_replace(skb, pk->csum_off, 0, diff, BPF_F_PSEUDO_HDR | pk->csum_flags);
-	bpf_skb_store_bytes(skb, off, new, len, 0);
-}
-
-static __always_inline void set_port(struct __sk_buff *skb, const struct packet *pk, __u32 off,
-                                     __be16 old, __be16 new)
-{
-	bpf_l4_csum_replace(skb, pk->csum_off, old, new, sizeof(new) | pk->csum_flags);
-	bpf_skb_store_bytes(skb, off, &new, sizeof(new), 0);
-}
-
 /* The TTL the TUN path leaves with: one hop into TUN, the cap, one hop out of it. */
 static __always_inline __u8 ttl_after(const struct packet *pk, const struct cfr_tc_flow *f,
                                       const struct cfr_tc_config *cfg)
@@ -360,59 +334,135 @@ static __always_inline __u8 ttl_after(const struct packet *pk, const struct cfr_
 	return ttl - 1;
 }
 
-static __always_inline void scrub_ip(struct __sk_buff *skb, const struct packet *pk,
-                                     const struct cfr_tc_flow *f, const struct cfr_tc_config *cfg)
+/* One's complement sums (RFC 1071), on words as they lie in the packet. */
+static __always_inline __u64 sum_change16(__u64 sum, __u16 old, __u16 new)
 {
-	__u8 ttl = ttl_after(pk, f, cfg);
-
-	if (pk->key.family == 4) {
-		__be16 old_word, new_word;
-
-		if (bpf_skb_load_bytes(skb, ETH_LEN + 8, &old_word, 2) < 0)
-			return;
-		new_word = old_word;
-		*(__u8 *)&new_word = ttl;
-		bpf_l3_csum_replace(skb, IP4_CSUM_OFF, old_word, new_word, 2);
-		bpf_skb_store_bytes(skb, ETH_LEN + 8, &new_word, 2, 0);
-		if (f->dir == CFR_TC_OUT && cfg->ip_id) {
-			__be16 old_id, new_id = fresh_ip_id(cfg);
-
-			if (bpf_skb_load_bytes(skb, ETH_LEN + 4, &old_id, 2) < 0)
-				return;
-			bpf_l3_csum_replace(skb, IP4_CSUM_OFF, old_id, new_id, 2);
-			bpf_skb_store_bytes(skb, ETH_LEN + 4, &new_id, 2, 0);
-		}
-		return;
-	}
-	bpf_skb_store_bytes(skb, ETH_LEN + 7, &ttl, 1, 0);
-	if (f->dir == CFR_TC_OUT && (f->flags & CFR_TC_LABEL)) {
-		__u8 vtc[4];
-
-		if (bpf_skb_load_bytes(skb, ETH_LEN, vtc, 4) < 0)
-			return;
-		vtc[1] = (vtc[1] & 0xf0) | ((f->flow_label >> 16) & 0x0f);
-		vtc[2] = (__u8)(f->flow_label >> 8);
-		vtc[3] = (__u8)f->flow_label;
-		bpf_skb_store_bytes(skb, ETH_LEN, vtc, 4, 0);
-	}
+	return sum + (__u16)~old + new;
 }
 
-/* TSval on the way out, TSecr on the way back (RFC 7323 §3.2: valid with ACK only). */
-static __always_inline void scrub_ts(struct __sk_buff *skb, const struct packet *pk,
-                                     const struct cfr_tc_flow *f)
+static __always_inline __u64 sum_change32(__u64 sum, __u32 old, __u32 new)
 {
-	__u32 off = pk->ts_off + (f->dir == CFR_TC_OUT ? 0 : 4);
-	__be32 old, new;
+	return sum_change16(sum_change16(sum, (__u16)old, (__u16) new), (__u16)(old >> 16),
+	                    (__u16)(new >> 16));
+}
 
-	if (!(f->flags & CFR_TC_TS) || !pk->ts_off ||
-	    (f->dir == CFR_TC_IN && !(pk->tcp_flags & 0x10)))
-		return;
-	if (bpf_skb_load_bytes(skb, off, &old, 4) < 0)
-		return;
-	new = bpf_htonl(f->dir == CFR_TC_OUT ? tsval_out(f, bpf_ntohl(old))
-	                                     : tsecr_in(f, bpf_ntohl(old)));
-	bpf_l4_csum_replace(skb, pk->csum_off, old, new, 4);
-	bpf_skb_store_bytes(skb, off, &new, 4, 0);
+static __always_inline __u16 fold(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)((sum & 0xffff) + (sum >> 16));
+}
+
+/* The new TSval (out) or TSecr (in). */
+static __always_inline __be32 new_ts(const struct cfr_tc_flow *f, __be32 old)
+{
+	return bpf_htonl(f->dir == CFR_TC_OUT ? tsval_out(f, bpf_ntohl(old))
+	                                      : tsecr_in(f, bpf_ntohl(old)));
+}
+
+/*
+ * Write <len> (2 or 4) bytes at <off> into the packet, if they are in it.
+ * The mask keeps the offset's bound in the verifier's sight: parse() took
+ * only headers well within the first 255 bytes.
+ */
+static __always_inline bool store(void *data, void *end, __u32 off, const void *v, __u32 len)
+{
+	__u8 *p = (__u8 *)data + (off & 0xff);
+
+	if ((void *)(p + 4) > end)
+		return false;
+	if (len == 2)
+		*(__u16 *)p = *(const __u16 *)v;
+	else
+		*(__u32 *)p = *(const __u32 *)v;
+	return true;
+}
+
+/*
+ * Rewrite the packet as the engine would. The transport checksum goes
+ * through the kernel's helper, the one place that knows whether it is
+ * partial (then only the pseudo-header's addresses count, the rest is
+ * summed later, with the data) or complete: once for the addresses, once
+ * for everything else. The IPv4 header checksum is always complete and is
+ * updated here. Then every field is written in place.
+ */
+static __always_inline int rewrite(struct __sk_buff *skb, const struct packet *pk,
+                                   const struct cfr_tc_flow *f, const struct cfr_tc_config *cfg,
+                                   const struct bpf_fib_lookup *fib)
+{
+	bool out = f->dir == CFR_TC_OUT, v4 = pk->key.family == 4;
+	__u32 alen = v4 ? 4 : 16;
+	const __u8 *old_addr = out ? pk->key.saddr : pk->key.daddr;
+	__be16 old_port = out ? pk->key.sport : pk->key.dport;
+	__u32 port_off = pk->port_off ? pk->port_off : pk->l4_off + (out ? 0 : 2);
+	__u32 ts_off = 0;
+	__be32 ts_old = 0, ts = 0;
+	__s64 d_addr = bpf_csum_diff((__be32 *)old_addr, alen, (__be32 *)f->addr, alen, 0);
+	__u64 d_data = sum_change16(0, old_port, f->port);
+	__u8 ttl = ttl_after(pk, f, cfg);
+	void *data, *end;
+	__u8 *l3;
+
+	/* TSval on the way out, TSecr on the way back (RFC 7323 §3.2: valid with ACK only). */
+	if ((f->flags & CFR_TC_TS) && pk->ts_off && (out || (pk->tcp_flags & 0x10))) {
+		ts_off = pk->ts_off + (out ? 0 : 4);
+		if (bpf_skb_load_bytes(skb, ts_off, &ts_old, 4) < 0)
+			return -1;
+		ts = new_ts(f, ts_old);
+		d_data = sum_change32(d_data, ts_old, ts);
+	}
+	if (pk->pseudo && bpf_l4_csum_replace(skb, pk->csum_off, 0, d_addr,
+	                                      BPF_F_PSEUDO_HDR | pk->csum_flags) < 0)
+		return -1;
+	if (bpf_l4_csum_replace(skb, pk->csum_off, 0, fold(d_data), pk->csum_flags) < 0)
+		return -1;
+
+	data = (void *)(long)skb->data;
+	end = (void *)(long)skb->data_end;
+	l3 = (__u8 *)data + ETH_LEN;
+	if (!store(data, end, port_off, &f->port, 2))
+		return -1;
+	if (ts_off && !store(data, end, ts_off, &ts, 4))
+		return -1;
+	if (v4) {
+		struct iphdr *ip = (struct iphdr *)l3;
+		__u16 old_word, new_word;
+		__u64 sum;
+
+		if ((void *)(ip + 1) > end)
+			return -1;
+		old_word = *(__u16 *)&ip->ttl;
+		new_word = old_word;
+		sum = (__u16)~ip->check + (__u64)(__u32)d_addr;
+		*(__u8 *)&new_word = ttl;
+		sum = sum_change16(sum, old_word, new_word);
+		*(__u16 *)&ip->ttl = new_word;
+		if (out && cfg->ip_id) {
+			__u16 id = (__u16)fresh_ip_id(cfg);
+
+			sum = sum_change16(sum, ip->id, id);
+			ip->id = id;
+		}
+		__builtin_memcpy(out ? (void *)&ip->saddr : (void *)&ip->daddr, f->addr, 4);
+		ip->check = (__u16)~fold(sum);
+	} else {
+		struct ipv6hdr *ip6 = (struct ipv6hdr *)l3;
+
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		ip6->hop_limit = ttl;
+		if (out && (f->flags & CFR_TC_LABEL)) {
+			ip6->flow_lbl[0] =
+			    (ip6->flow_lbl[0] & 0xf0) | ((f->flow_label >> 16) & 0x0f);
+			ip6->flow_lbl[1] = (__u8)(f->flow_label >> 8);
+			ip6->flow_lbl[2] = (__u8)f->flow_label;
+		}
+		__builtin_memcpy(out ? (void *)&ip6->saddr : (void *)&ip6->daddr, f->addr, 16);
+	}
+	__builtin_memcpy(data, fib->dmac, ETH_ALEN);
+	__builtin_memcpy((__u8 *)data + ETH_ALEN, fib->smac, ETH_ALEN);
+	return 0;
 }
 
 SEC("tc")
@@ -446,19 +496,11 @@ int cfr_tc_ingress(struct __sk_buff *skb)
 	    BPF_FIB_LKUP_RET_SUCCESS)
 		return pass(CFR_TC_PASS_ROUTE);
 
-	if (pk.key.family == 4)
-		set_addr(skb, &pk, out ? IP4_SRC_OFF : IP4_DST_OFF,
-		         out ? pk.key.saddr : pk.key.daddr, f->addr);
-	else
-		set_addr(skb, &pk, out ? IP6_SRC_OFF : IP6_DST_OFF,
-		         out ? pk.key.saddr : pk.key.daddr, f->addr);
-	set_port(skb, &pk, pk.port_off ? pk.port_off : pk.l4_off + (out ? 0 : 2),
-	         out ? pk.key.sport : pk.key.dport, f->port);
-	if (pk.key.proto == IPPROTO_TCP)
-		scrub_ts(skb, &pk, f);
-	scrub_ip(skb, &pk, f, cfg);
-	bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0);
-	bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0);
+	/* Checksums first: past them, a failure could leave the packet half rewritten. */
+	if (rewrite(skb, &pk, f, cfg, &fib) < 0) {
+		count(CFR_TC_DROPPED, 1);
+		return TC_ACT_SHOT;
+	}
 
 	f->last_seen_ns = bpf_ktime_get_ns();
 	__sync_fetch_and_add(&f->packets, 1);

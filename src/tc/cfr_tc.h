@@ -65,6 +65,7 @@ enum cfr_tc_stat {
 	CFR_TC_PASS_OPTIONS,   /* IPv4 options, extension headers, odd TCP options */
 	CFR_TC_PASS_LINE,      /* arrived on another device than the subscriber's line */
 	CFR_TC_PASS_ROUTE,     /* no route, unresolved neighbour, too big for the link */
+	CFR_TC_DROPPED,        /* a rewrite the kernel refused half way: never sent */
 	CFR_TC_STAT__COUNT
 };
 

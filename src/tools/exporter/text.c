@@ -217,6 +217,8 @@ static const struct plain plain_metrics[] = {
      "Fast-path packets left to cfrd: not on their subscriber's line."},
     {"io.fastpath.passed_route", "cfr_fastpath_passed_route_total", "counter",
      "Fast-path packets left to cfrd: no route, unresolved neighbour or too big."},
+    {"io.fastpath.dropped", "cfr_fastpath_dropped_packets_total", "counter",
+     "Fast-path packets dropped: a rewrite the kernel refused half way."},
     /* The AF_XDP fast path, present only with [xdp] ports. */
     {"io.xdp.rx", "cfr_xdp_received_packets_total", "counter", "Packets the fast path received."},
     {"io.xdp.tx", "cfr_xdp_sent_packets_total", "counter",
