@@ -78,21 +78,6 @@ static uint8_t proto_of(uint8_t ipproto)
 	return ipproto == CFR_IPPROTO_TCP ? CFR_PROTO_TCP : CFR_PROTO_UDP;
 }
 
-const struct cfr_class *cfr_class_of(const struct cfr_engine_config *cfg, uint8_t proto,
-                                     uint16_t dport)
-{
-	uint8_t pi = proto_of(proto);
-	unsigned i;
-
-	for (i = 0; i < cfg->n_classes; i++) {
-		const struct cfr_class *c = &cfg->classes[i];
-
-		if (c->proto == pi && dport >= c->port_min && dport <= c->port_max)
-			return c->mapping == CFR_MAPPING_PER_FLOW ? NULL : c;
-	}
-	return NULL;
-}
-
 bool cfr_class_maps(const struct cfr_engine_config *cfg, uint8_t proto)
 {
 	uint8_t pi = proto_of(proto);
@@ -111,11 +96,11 @@ static uint8_t filtering_of(const struct cfr_flow *f)
 	return (uint8_t)((f->in_use >> CFR_FLOW_FILTER_SHIFT) & 3);
 }
 
-void cfr_map_seen(struct cfr_engine *eng, uint32_t idx)
+void cfr_map_peer_seen(struct cfr_engine *eng, uint32_t idx)
 {
 	const struct cfr_flow *f = &eng->flow.flows[idx];
 
-	if ((f->in_use & CFR_FLOW_PEER) && f->mapping)
+	if (f->mapping)
 		cfr_flow_touch(eng, f->mapping, eng->flow.flows[f->mapping].tclass);
 }
 

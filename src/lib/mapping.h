@@ -19,9 +19,23 @@ extern const uint8_t cfr_map_any[16];
 /*
  * The class of a TCP or UDP packet of IP protocol <proto> to <dport>, or
  * NULL: per-flow. Only classes with a mapping of their own are returned.
+ * Inline: every outbound TCP and UDP packet asks, and a few compares are
+ * cheaper than the call.
  */
-const struct cfr_class *cfr_class_of(const struct cfr_engine_config *cfg, uint8_t proto,
-                                     uint16_t dport);
+static inline const struct cfr_class *cfr_class_of(const struct cfr_engine_config *cfg,
+                                                   uint8_t proto, uint16_t dport)
+{
+	uint8_t pi = proto == CFR_IPPROTO_TCP ? CFR_PROTO_TCP : CFR_PROTO_UDP;
+	unsigned i;
+
+	for (i = 0; i < cfg->n_classes; i++) {
+		const struct cfr_class *c = &cfg->classes[i];
+
+		if (c->proto == pi && dport >= c->port_min && dport <= c->port_max)
+			return c->mapping == CFR_MAPPING_PER_FLOW ? NULL : c;
+	}
+	return NULL;
+}
 
 /* Does any class of IP protocol <proto> have a mapping? */
 bool cfr_class_maps(const struct cfr_engine_config *cfg, uint8_t proto);
@@ -54,7 +68,13 @@ uint32_t cfr_map_in(struct cfr_engine *eng, uint8_t family, uint8_t proto, const
 uint32_t cfr_map_inside(struct cfr_engine *eng, uint8_t family, uint8_t proto, const uint8_t *sub,
                         uint16_t sub_port, const uint8_t *remote);
 
+void cfr_map_peer_seen(struct cfr_engine *eng, uint32_t idx);
+
 /* A packet used record <idx>: a peer keeps its mapping alive too. */
-void cfr_map_seen(struct cfr_engine *eng, uint32_t idx);
+static inline void cfr_map_seen(struct cfr_engine *eng, uint32_t idx)
+{
+	if (eng->flow.flows[idx].in_use & CFR_FLOW_PEER)
+		cfr_map_peer_seen(eng, idx);
+}
 
 #endif

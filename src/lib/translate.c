@@ -389,6 +389,18 @@ static enum cfr_drop translate_icmp_error(struct cfr_engine *eng, struct cfr_pkt
 	return CFR_DROP_NONE;
 }
 
+/* One packet, by kind and direction; <own> as translate_in() takes it. */
+static enum cfr_drop translate(struct cfr_engine *eng, struct cfr_pkt *pkt,
+                               const struct cfr_parsed *p, const uint8_t *own)
+{
+	if (p->icmp_kind == CFR_ICMP_ERROR)
+		return translate_icmp_error(eng, pkt, p);
+	if (!p->has_l4)
+		return translate_fragment(eng, pkt->data, p, pkt->dir);
+	return pkt->dir == CFR_DIR_OUT ? translate_out(eng, pkt, p)
+	                               : translate_in(eng, pkt, p, own);
+}
+
 /*
  * Hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8): a subscriber's packet to
  * another subscriber's alias is translated twice inside the gateway, out
@@ -409,7 +421,7 @@ enum cfr_drop cfr_translate_hairpin(struct cfr_engine *eng, struct cfr_pkt *pkt,
 	pkt->dir = CFR_DIR_OUT;
 	reason = cfr_guard_packet(eng, pkt, p);
 	if (reason == CFR_DROP_NONE)
-		reason = cfr_translate(eng, pkt, p);
+		reason = translate(eng, pkt, p, NULL);
 	if (reason != CFR_DROP_NONE)
 		return reason;
 	/* Offsets stay; ports and, for an error, the quote's length changed. */
@@ -418,10 +430,7 @@ enum cfr_drop cfr_translate_hairpin(struct cfr_engine *eng, struct cfr_pkt *pkt,
 		return reason;
 	q.csum_partial = p->csum_partial;
 	pkt->dir = CFR_DIR_IN;
-	if (q.icmp_kind == CFR_ICMP_ERROR || !q.has_l4)
-		reason = cfr_translate(eng, pkt, &q);
-	else
-		reason = translate_in(eng, pkt, &q, own.b);
+	reason = translate(eng, pkt, &q, own.b);
 	/* Sent to an alias and port nobody holds: counted apart from the internet's. */
 	if (reason == CFR_DROP_NO_FLOW || reason == CFR_DROP_ICMP_NO_FLOW)
 		reason = CFR_DROP_HAIRPIN;
@@ -437,12 +446,5 @@ enum cfr_drop cfr_translate_hairpin(struct cfr_engine *eng, struct cfr_pkt *pkt,
 
 enum cfr_drop cfr_translate(struct cfr_engine *eng, struct cfr_pkt *pkt, const struct cfr_parsed *p)
 {
-	uint8_t *buf = pkt->data;
-	uint8_t dir = pkt->dir;
-
-	if (p->icmp_kind == CFR_ICMP_ERROR)
-		return translate_icmp_error(eng, pkt, p);
-	if (!p->has_l4)
-		return translate_fragment(eng, buf, p, dir);
-	return dir == CFR_DIR_OUT ? translate_out(eng, pkt, p) : translate_in(eng, pkt, p, NULL);
+	return translate(eng, pkt, p, NULL);
 }
