@@ -150,7 +150,15 @@ $(BUILD)/bench/engine/engine-bench.o: CFLAGS += -Isrc/cfrd
 $(BUILD)/engine-bench: $(BUILD)/bench/engine/engine-bench.o $(BUILD)/src/cfrd/state_file.o $(BUILD)/libcfr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_SODIUM)
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(BUILD)/tests/fastpath_equiv
+
+# The fast path's program against the engine, packet for packet; it needs
+# root, so tests/net/fastpath-equiv.sh runs it in a namespace of its own.
+$(BUILD)/tests/fastpath_equiv: $(BUILD)/tests/net/fastpath_equiv.o $(UNIT_HELPER_OBJ) \
+	$(BUILD)/src/cfrd/fastpath.o $(BUILD)/src/cfrd/forward_rules.o $(BUILD)/src/cfrd/log.o \
+	$(BUILD)/src/cfrd/tc_object.o $(BUILD)/libcfr.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_SODIUM) \
+		$(shell pkg-config --libs libbpf libnftables json-c)
 
 # Fuzz targets (tests/fuzz/): every cfrd module but main, the engine, and the
 # independent packet builder for priming flows. Run them with tests/fuzz/run.
@@ -178,7 +186,7 @@ LINT_SRC := $(filter-out $(BPF_SRC),$(wildcard src/*/*.c src/tools/*/*.c))
 # that is deliberate gets a `# shellcheck disable=SCxxxx` with its reason.
 # lint installs nothing: scripts/setup-deps does (CI runs it first).
 FORMAT_SRC := $(wildcard include/cfr/*.h include/cfr/internal/*.h src/*/*.c src/*/*.h src/tools/*/*.c src/tools/*/*.h \
-	tests/unit/*.c tests/unit/*.h tests/fuzz/*.c bench/*.c bench/*/*.c)
+	tests/unit/*.c tests/unit/*.h tests/net/*.c tests/fuzz/*.c bench/*.c bench/*/*.c)
 SHELL_SRC := $(wildcard lab/*.sh tests/net/*.sh) $(shell grep -lsE '^\#!/bin/(ba|da)?sh' \
 	lab/* scripts/* bench/run bench/*/run tests/run tests/fuzz/* .ci/run)
 # Python: the capture reader and its tests (tests/lib/), with pyflakes.

@@ -98,8 +98,8 @@ static void set_bit(struct cfrd_fastpath *fp, uint32_t id, bool on)
 		fp->installed[id / 8] &= (uint8_t) ~(1u << (id % 8));
 }
 
-static void install(struct cfrd_fastpath *fp, uint32_t id, const struct cfr_flow_view *v,
-                    unsigned via)
+void cfrd_fastpath_entries(const struct cfr_flow_view *v, uint32_t id, unsigned via,
+                           struct cfrd_fastpath_entry e[2])
 {
 	size_t alen = v->family == CFR_FAMILY_V4 ? 4 : 16;
 	struct cfr_tc_flow out = {
@@ -113,21 +113,28 @@ static void install(struct cfrd_fastpath *fp, uint32_t id, const struct cfr_flow
 	    .via_ifindex = via,
 	    .flow_id = id,
 	};
-	struct cfr_tc_flow in = out;
-	struct cfr_tc_key k;
 
-	memcpy(out.addr, v->alias, alen);
-	in.dir = CFR_TC_IN;
-	in.port = htons(v->sub_port);
-	memcpy(in.addr, v->sub, alen);
+	e[0].value = out;
+	memcpy(e[0].value.addr, v->alias, alen);
+	key_of(&e[0].key, v, true);
+	e[1].value = out;
+	e[1].value.dir = CFR_TC_IN;
+	e[1].value.port = htons(v->sub_port);
+	memcpy(e[1].value.addr, v->sub, alen);
+	key_of(&e[1].key, v, false);
+}
+
+static void install(struct cfrd_fastpath *fp, uint32_t id, const struct cfr_flow_view *v,
+                    unsigned via)
+{
+	struct cfrd_fastpath_entry e[2];
+
+	cfrd_fastpath_entries(v, id, via, e);
 	/* The inbound entry first: an outbound packet taking the fast path expects its reply to. */
-	key_of(&k, v, false);
-	if (bpf_map_update_elem(fp->flows_fd, &k, &in, BPF_ANY) < 0)
+	if (bpf_map_update_elem(fp->flows_fd, &e[1].key, &e[1].value, BPF_ANY) < 0)
 		return; /* the map is full: this flow stays on the TUN path */
-	key_of(&k, v, true);
-	if (bpf_map_update_elem(fp->flows_fd, &k, &out, BPF_ANY) < 0) {
-		key_of(&k, v, false);
-		bpf_map_delete_elem(fp->flows_fd, &k);
+	if (bpf_map_update_elem(fp->flows_fd, &e[0].key, &e[0].value, BPF_ANY) < 0) {
+		bpf_map_delete_elem(fp->flows_fd, &e[1].key);
 		return;
 	}
 	if (!bit(fp, id))

@@ -12,6 +12,7 @@
 
 #include <cfr/cfr.h>
 
+#include "../tc/cfr_tc.h"
 #include "config.h"
 
 struct cfrd_fastpath;
@@ -34,6 +35,19 @@ struct cfrd_fastpath_stats {
  */
 int cfrd_fastpath_open(struct cfrd_fastpath **fp, const struct cfrd_config *cfg,
                        const unsigned *tun_ifindex, unsigned n_tun);
+
+/* One entry of the program's flow table. */
+struct cfrd_fastpath_entry {
+	struct cfr_tc_key key;
+	struct cfr_tc_flow value;
+};
+
+/*
+ * The two entries of flow <id> (outbound, inbound) as cfrd installs them,
+ * routed as packets written to the TUN device <via>.
+ */
+void cfrd_fastpath_entries(const struct cfr_flow_view *v, uint32_t id, unsigned via,
+                           struct cfrd_fastpath_entry e[2]);
 
 /* Detach from every interface and free. */
 void cfrd_fastpath_close(struct cfrd_fastpath *fp);
