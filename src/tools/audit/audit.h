@@ -137,7 +137,8 @@ struct pool_list {
 	unsigned n;
 };
 
-/* Fill the address-derived fields of <o> (addr, unit, OBS_V6, OBS_POOLED) from <v>'s source. */
+/* Fill the address-derived fields of <o> (addr, unit, port, OBS_V6, OBS_POOLED) from <v>'s source.
+ */
 void obs_from_view(struct obs *o, const struct pkt_view *v, const struct pool_list *pools);
 
 /* --- anonymity sets (anonset.c) --- */

@@ -520,7 +520,6 @@ static int flow_start(struct driver *d, const struct flow_spec *f)
 		o->flags |= OBS_UDP;
 	if (f->p2p)
 		o->flags |= OBS_P2P;
-	o->port = v.sport;
 	if (v.has_ts) {
 		o->flags |= OBS_TS;
 		o->tsd = v.tsval - o->t_ms;

@@ -38,6 +38,7 @@ void obs_from_view(struct obs *o, const struct pkt_view *v, const struct pool_li
 {
 	unsigned i;
 
+	o->port = v->sport;
 	if (v->family == CFR_FAMILY_V4) {
 		o->addr = o->unit = hash_bytes(v->src, 4, 4);
 		return;
