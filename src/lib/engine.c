@@ -177,8 +177,9 @@ int cfr_engine_config_check(const struct cfr_engine_config *cfg, const char **wh
 		/* A TCP mapping's remotes open their flows with SYNs of its own (mapping.c). */
 		if (c->mapping != CFR_MAPPING_PER_FLOW && c->proto == CFR_PROTO_TCP &&
 		    c->filtering != CFR_FILTERING_ADDRESS_PORT_DEPENDENT)
-			return invalid(why, "a TCP class with a mapping filters by address and port "
-			                    "only");
+			return invalid(why,
+			               "a TCP class with a mapping filters by address and port "
+			               "only");
 		if (c->filtering > most_open[c->mapping])
 			return invalid(why, "a traffic class filters less than it maps");
 	}
