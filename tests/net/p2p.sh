@@ -19,6 +19,8 @@
 #    sub1 from sub2's alias, its quote naming sub2's alias, never sub2.
 # 4. The front door never sees a subscriber address (whole packets, ICMP
 #    quotes included), and the hairpinned packets never reach it.
+# 5. Configured classes change what natdiscovery finds: endpoint-independent
+#    filtering, or per-flow for all UDP (address-and-port-dependent both).
 set -eu
 # shellcheck source=lab/lib.sh
 . "$(dirname "$0")/../../lab/lib.sh"
@@ -34,24 +36,28 @@ p2p_cleanup() {
 	set +e
 	[ -z "$TURN_PID" ] || stop_pid TERM "$TURN_PID" 20
 	(exit "$rc")
-	_test_cleanup
+	_test_config_cleanup # also the lab's, and the configuration file of part 5
 }
 trap p2p_cleanup EXIT
 
-# The front door's second address of each family (RFC 5780's alternate).
-nsx fd ip addr add "$ALT4/32" dev lo
-nsx fd ip addr add "$ALT6/128" dev lo nodad
-nsx gw ip route add "$ALT4/32" via 198.51.100.2
-
-ip netns exec "$LAB_NS-fd" turnserver -S -n --no-cli --no-tls --no-dtls \
-	--listening-ip="$SVC4" --listening-ip="$ALT4" --listening-ip="$SVC6" --listening-ip="$ALT6" \
-	--log-file=stdout --simple-log >"$LAB_RUN/turnserver.log" 2>&1 9<&- &
-TURN_PID=$!
-for _ in $(seq 50); do
-	nsx fd ss -Hlun "( sport = :3478 )" | grep -q "$ALT6" && break
-	sleep 0.1
-done
-nsx fd ss -Hlun "( sport = :3478 )" | grep -q "$ALT6" || fail "turnserver did not listen: $(tail -5 "$LAB_RUN/turnserver.log")"
+# turn_up: the front door's second address of each family (RFC 5780's
+# alternate) and turnserver on all four.
+turn_up() {
+	[ -z "$TURN_PID" ] || stop_pid TERM "$TURN_PID" 20
+	nsx fd ip addr add "$ALT4/32" dev lo
+	nsx fd ip addr add "$ALT6/128" dev lo nodad
+	nsx gw ip route add "$ALT4/32" via 198.51.100.2
+	ip netns exec "$LAB_NS-fd" turnserver -S -n --no-cli --no-tls --no-dtls \
+		--listening-ip="$SVC4" --listening-ip="$ALT4" --listening-ip="$SVC6" --listening-ip="$ALT6" \
+		--log-file=stdout --simple-log >"$LAB_RUN/turnserver.log" 2>&1 9<&- &
+	TURN_PID=$!
+	for _ in $(seq 50); do
+		nsx fd ss -Hlun "( sport = :3478 )" | grep -q "$ALT6" && break
+		sleep 0.1
+	done
+	nsx fd ss -Hlun "( sport = :3478 )" | grep -q "$ALT6" || fail "turnserver did not listen: $(tail -5 "$LAB_RUN/turnserver.log")"
+}
+turn_up
 ok "turnserver listens on $SVC4, $ALT4, $SVC6, $ALT6 port 3478"
 
 # --- 1. RFC 5780 behaviour discovery -----------------------------------------
@@ -295,4 +301,23 @@ hp=$(pcap_tool flows "$LAB_RUN/$TEST_NAME.pcap" | while read -r _ _ src _ dst _;
 done | wc -l)
 [ "$hp" = 0 ] || fail "the front door saw $hp packets from an alias to an alias: hairpinned traffic left the gateway"
 ok "front door: no subscriber address in 3 captures (ICMP quotes included), no hairpinned datagram"
+
+# --- 5. the classes are the operator's ----------------------------------------
+# The same discovery with configured classes: endpoint-independent filtering
+# for UDP, then every UDP flow per-flow (cfr before issue 17).
+for run in "endpoint-independent endpoint-independent|NAT with Endpoint Independent Mapping|NAT with Endpoint Independent Filtering" \
+	"per-flow|NAT with Address and Port Dependent Mapping|NAT with Address and Port Dependent Filtering"; do
+	IFS='|' read -r cls want_m want_f <<<"$run"
+	test_lab_config_up 2 "[privacy]
+class = udp 443 per-flow
+class = udp 0-65535 $cls"
+	trap p2p_cleanup EXIT
+	TURN_PID=""
+	turn_up
+	out=$(nsx sub1 timeout 60 turnutils_natdiscovery -m -f "$SVC4" 2>&1 9<&-) || true
+	echo "$out" >"$LAB_RUN/natdiscovery-$cls.log"
+	echo "$out" | grep -q "$want_m" || fail "class udp $cls: not '$want_m': $(echo "$out" | grep -i 'nat with\|error' | head -4)"
+	echo "$out" | grep -q "$want_f" || fail "class udp $cls: not '$want_f': $(echo "$out" | grep -i 'nat with\|error' | head -4)"
+	ok "class = udp 0-65535 $cls: natdiscovery says '${want_m#NAT with }', '${want_f#NAT with }'"
+done
 echo "PASS $TEST_NAME"
