@@ -362,24 +362,6 @@ static __always_inline __be32 new_ts(const struct cfr_tc_flow *f, __be32 old)
 }
 
 /*
- * Write <len> (2 or 4) bytes at <off> into the packet, if they are in it.
- * The mask keeps the offset's bound in the verifier's sight: parse() took
- * only headers well within the first 255 bytes.
- */
-static __always_inline bool store(void *data, void *end, __u32 off, const void *v, __u32 len)
-{
-	__u8 *p = (__u8 *)data + (off & 0xff);
-
-	if ((void *)(p + 4) > end)
-		return false;
-	if (len == 2)
-		*(__u16 *)p = *(const __u16 *)v;
-	else
-		*(__u32 *)p = *(const __u32 *)v;
-	return true;
-}
-
-/*
  * Rewrite the packet as the engine would. The transport checksum goes
  * through the kernel's helper, the one place that knows whether it is
  * partial (then only the pseudo-header's addresses count, the rest is
@@ -396,6 +378,7 @@ static __always_inline int rewrite(struct __sk_buff *skb, const struct packet *p
 	const __u8 *old_addr = out ? pk->key.saddr : pk->key.daddr;
 	__be16 old_port = out ? pk->key.sport : pk->key.dport;
 	__u32 port_off = pk->port_off ? pk->port_off : pk->l4_off + (out ? 0 : 2);
+	__u32 addr_off = ETH_LEN + (v4 ? (out ? 12 : 16) : (out ? 8 : 24));
 	__u32 ts_off = 0;
 	__be32 ts_old = 0, ts = 0;
 	__s64 d_addr = bpf_csum_diff((__be32 *)old_addr, alen, (__be32 *)f->addr, alen, 0);
@@ -417,14 +400,20 @@ static __always_inline int rewrite(struct __sk_buff *skb, const struct packet *p
 		return -1;
 	if (bpf_l4_csum_replace(skb, pk->csum_off, 0, fold(d_data), pk->csum_flags) < 0)
 		return -1;
+	/*
+	 * The fields whose offset depends on the direction go through the
+	 * helper: a packet pointer plus a register is refused to a loader
+	 * without CAP_PERFMON (cfrd.service grants none), and the compiler
+	 * turns two constant offsets into one chosen at run time.
+	 */
+	if (bpf_skb_store_bytes(skb, addr_off, f->addr, alen, 0) < 0 ||
+	    bpf_skb_store_bytes(skb, port_off, &f->port, 2, 0) < 0 ||
+	    (ts_off && bpf_skb_store_bytes(skb, ts_off, &ts, 4, 0) < 0))
+		return -1;
 
 	data = (void *)(long)skb->data;
 	end = (void *)(long)skb->data_end;
 	l3 = (__u8 *)data + ETH_LEN;
-	if (!store(data, end, port_off, &f->port, 2))
-		return -1;
-	if (ts_off && !store(data, end, ts_off, &ts, 4))
-		return -1;
 	if (v4) {
 		struct iphdr *ip = (struct iphdr *)l3;
 		__u16 old_word, new_word;
@@ -444,7 +433,6 @@ static __always_inline int rewrite(struct __sk_buff *skb, const struct packet *p
 			sum = sum_change16(sum, ip->id, id);
 			ip->id = id;
 		}
-		__builtin_memcpy(out ? (void *)&ip->saddr : (void *)&ip->daddr, f->addr, 4);
 		ip->check = (__u16)~fold(sum);
 	} else {
 		struct ipv6hdr *ip6 = (struct ipv6hdr *)l3;
@@ -458,7 +446,6 @@ static __always_inline int rewrite(struct __sk_buff *skb, const struct packet *p
 			ip6->flow_lbl[1] = (__u8)(f->flow_label >> 8);
 			ip6->flow_lbl[2] = (__u8)f->flow_label;
 		}
-		__builtin_memcpy(out ? (void *)&ip6->saddr : (void *)&ip6->daddr, f->addr, 16);
 	}
 	__builtin_memcpy(data, fib->dmac, ETH_ALEN);
 	__builtin_memcpy((__u8 *)data + ETH_ALEN, fib->smac, ETH_ALEN);

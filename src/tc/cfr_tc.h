@@ -46,11 +46,18 @@ struct cfr_tc_flow {
 	__u64 packets, bytes;
 };
 
+/*
+ * The maps' layout: a new cfrd takes over the running one's maps (cfrd(8),
+ * RESTART) only if they carry its own number. Change it with any struct here.
+ */
+#define CFR_TC_LAYOUT 1
+
 /* The settings, entry 0 of the config map. */
 struct cfr_tc_config {
 	__u8 ttl_cap; /* outbound TTL / hop limit at most this (0: off) */
 	__u8 ip_id;   /* give each outbound IPv4 packet a fresh identification */
-	__u8 zero[6];
+	__u8 zero[2];
+	__u32 layout;    /* CFR_TC_LAYOUT */
 	__u64 id_key[2]; /* SipHash key for the identification, replaced every epoch */
 };
 
