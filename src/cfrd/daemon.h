@@ -61,6 +61,8 @@ struct cfrd {
 	unsigned n_io;                  /* devices; each worker has one queue of each */
 	struct cfrd_xdp *xdp;           /* the AF_XDP fast path, or NULL without [xdp] ports */
 	struct cfrd_fastpath *fastpath; /* the TC fast path, or NULL when it is off */
+	/* A takeover's inheritance: the running cfrd's fast-path maps and links. */
+	struct cfrd_fastpath_handover fastpath_inherit;
 	/* An eventfd: written once to stop every worker, by main or by a failing worker. */
 	int stop_fd;
 	atomic_bool failed; /* a worker stopped because a device failed */

@@ -53,7 +53,8 @@ struct cfrd_fastpath {
 	uint8_t *installed; /* a bit per engine flow id */
 	uint32_t max_flows;
 	uint64_t flows, epoch;
-	int cpus; /* possible CPUs, read before the sandbox hides /sys */
+	int cpus;       /* possible CPUs, read before the sandbox hides /sys */
+	bool inherited; /* the maps came from the cfrd this one took over from */
 	struct cfr_tc_config config;
 };
 
@@ -346,9 +347,22 @@ static bool rules_allow(const struct cfrd_config *cfg)
 	return false;
 }
 
-static int load(struct cfrd_fastpath *fp, const struct cfrd_config *cfg)
+/* The running cfrd's maps, if their layout is ours (its config entry says). */
+static bool inheritable(const struct cfrd_fastpath_handover *h)
 {
+	struct cfr_tc_config c;
+	uint32_t zero = 0;
+
+	return h && h->n > 3 && bpf_map_lookup_elem(h->fds[1], &zero, &c) == 0 &&
+	       c.layout == CFR_TC_LAYOUT;
+}
+
+static int load(struct cfrd_fastpath *fp, const struct cfrd_config *cfg,
+                const struct cfrd_fastpath_handover *inherit)
+{
+	static const char *const maps[3] = {"flows", "config", "stats"};
 	struct bpf_map *flows;
+
 	libbpf_set_print(libbpf_quiet);
 	fp->cpus = libbpf_num_possible_cpus();
 	fp->obj = bpf_object__open_mem(cfr_tc_object, (size_t)cfr_tc_object_size, NULL);
@@ -356,8 +370,13 @@ static int load(struct cfrd_fastpath *fp, const struct cfrd_config *cfg)
 		return -errno;
 	flows = bpf_object__find_map_by_name(fp->obj, "flows");
 	/* Two entries a flow, one per direction. */
-	if (flows == NULL || bpf_map__set_max_entries(flows, 2 * cfg->engine.max_flows) < 0 ||
-	    bpf_object__load(fp->obj) < 0)
+	if (flows == NULL || bpf_map__set_max_entries(flows, 2 * cfg->engine.max_flows) < 0)
+		return -EINVAL;
+	for (unsigned i = 0; fp->inherited && i < 3; i++)
+		if (bpf_map__reuse_fd(bpf_object__find_map_by_name(fp->obj, maps[i]),
+		                      inherit->fds[i]) < 0)
+			return -EINVAL;
+	if (bpf_object__load(fp->obj) < 0)
 		return errno ? -errno : -EINVAL;
 	fp->flows_fd = bpf_map__fd(flows);
 	fp->config_fd = bpf_object__find_map_fd_by_name(fp->obj, "config");
@@ -365,42 +384,130 @@ static int load(struct cfrd_fastpath *fp, const struct cfrd_config *cfg)
 	fp->config = (struct cfr_tc_config){
 	    .ttl_cap = cfg->engine.scrub.ttl_cap,
 	    .ip_id = cfg->engine.scrub.ip_id,
+	    .layout = CFR_TC_LAYOUT,
 	};
 	return rekey(fp);
 }
 
+/*
+ * The inherited table, against the engine that came with it: which flows it
+ * holds (installed bits), and nothing the engine does not know. Read in
+ * batches: a million flows are two million entries.
+ */
+static void adopt_table(struct cfrd_fastpath *fp, const struct cfr_engine *eng)
+{
+	enum { BATCH = 4096 };
+	static struct cfr_tc_key keys[BATCH];
+	static struct cfr_tc_flow vals[BATCH];
+	struct cfr_tc_key stale[64];
+	unsigned n_stale = 0, n_entries = 0;
+	uint64_t in_batch;
+	bool first = true;
+	__u32 count;
+	int ret;
+
+	do {
+		static struct cfr_tc_key next; /* the batch cursor: a key-sized blob */
+
+		count = BATCH;
+		ret = bpf_map_lookup_batch(fp->flows_fd, first ? NULL : &next, &next, keys, vals,
+		                           &count, NULL);
+		first = false;
+		for (in_batch = 0; in_batch < count; in_batch++) {
+			struct cfrd_fastpath_entry e[2];
+			struct cfr_flow_view v;
+			uint32_t id = vals[in_batch].flow_id;
+			int which = vals[in_batch].dir == CFR_TC_OUT ? 0 : 1;
+
+			n_entries++;
+			if (id != 0 && id <= fp->max_flows && cfr_engine_flow_view(eng, id, &v)) {
+				cfrd_fastpath_entries(&v, id, vals[in_batch].via_ifindex, e);
+				if (memcmp(&e[which].key, &keys[in_batch], sizeof(keys[0])) == 0) {
+					if (!bit(fp, id))
+						fp->flows++;
+					set_bit(fp, id, true);
+					continue;
+				}
+			}
+			if (n_stale < 64)
+				stale[n_stale++] = keys[in_batch];
+		}
+	} while (ret == 0);
+	for (unsigned i = 0; i < n_stale; i++)
+		bpf_map_delete_elem(fp->flows_fd, &stale[i]);
+	log_info("fast path: took over the running table: %llu flows in %u entries%s",
+	         (unsigned long long)fp->flows, n_entries,
+	         n_stale ? ", some the engine does not know removed" : "");
+}
+
+unsigned cfrd_fastpath_export(const struct cfrd_fastpath *fp, struct cfrd_fastpath_handover *h)
+{
+	h->n = 0;
+	if (fp->n_ifs + 3 > CFRD_FASTPATH_HANDOVER_FDS)
+		return 0;
+	h->fds[h->n++] = fp->flows_fd;
+	h->fds[h->n++] = fp->config_fd;
+	h->fds[h->n++] = fp->stats_fd;
+	for (unsigned i = 0; i < fp->n_ifs; i++)
+		h->fds[h->n++] = fp->links[i];
+	return h->n;
+}
+
+void cfrd_fastpath_handover_close(struct cfrd_fastpath_handover *h)
+{
+	for (unsigned i = 0; h && i < h->n; i++)
+		close(h->fds[i]);
+	if (h)
+		h->n = 0;
+}
+
 int cfrd_fastpath_open(struct cfrd_fastpath **fpp, const struct cfrd_config *cfg,
-                       const unsigned *tun_ifindex, unsigned n_tun)
+                       const unsigned *tun_ifindex, unsigned n_tun,
+                       struct cfrd_fastpath_handover *inherit, const struct cfr_engine *eng)
 {
 	struct cfrd_fastpath *fp;
 	struct bpf_program *prog;
 	int ret;
 
 	*fpp = NULL;
-	if (!cfg->fastpath)
-		return 0;
-	if (cfg->n_xdp_ports > 0) {
-		log_info("fast path off: the AF_XDP path ([xdp]) takes the packets first");
+	if (!cfg->fastpath || cfg->n_xdp_ports > 0 || !rules_allow(cfg)) {
+		if (cfg->fastpath && cfg->n_xdp_ports > 0)
+			log_info("fast path off: the AF_XDP path ([xdp]) takes the packets first");
+		cfrd_fastpath_handover_close(inherit); /* the old program goes with its links */
 		return 0;
 	}
-	if (!rules_allow(cfg))
-		return 0;
 	fp = calloc(1, sizeof(*fp));
-	if (fp == NULL)
+	if (fp == NULL) {
+		cfrd_fastpath_handover_close(inherit);
 		return -ENOMEM;
+	}
 	fp->max_flows = cfg->engine.max_flows;
 	fp->installed = calloc(fp->max_flows / 8 + 1, 1);
 	fp->n_via = n_tun;
 	memcpy(fp->via, tun_ifindex, n_tun * sizeof(*tun_ifindex));
-	ret = fp->installed ? load(fp, cfg) : -ENOMEM;
+	fp->inherited = inheritable(inherit);
+	ret = fp->installed ? load(fp, cfg, inherit) : -ENOMEM;
+	if (ret < 0 && fp->inherited) {
+		log_warn("fast path: cannot take over the running table (%s); starting empty",
+		         strerror(-ret));
+		bpf_object__close(fp->obj);
+		fp->obj = NULL;
+		fp->inherited = false;
+		ret = load(fp, cfg, NULL);
+	}
 	if (ret < 0) {
 		/* The TUN path is whole without it: a kernel without TC BPF runs cfrd slower. */
 		log_warn("fast path off: cannot load its program: %s", strerror(-ret));
+		cfrd_fastpath_handover_close(inherit);
 		cfrd_fastpath_close(fp);
 		return 0;
 	}
+	if (fp->inherited)
+		adopt_table(fp, eng);
 	prog = bpf_object__find_program_by_name(fp->obj, "cfr_tc_ingress");
 	ret = attach_all(fp, cfg, bpf_program__fd(prog));
+	/* Ours are attached (after the old ones in each chain): the old program may go now. */
+	cfrd_fastpath_handover_close(inherit);
 	if (ret < 0) {
 		cfrd_fastpath_close(fp);
 		return ret;

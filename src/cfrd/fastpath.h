@@ -26,15 +26,35 @@ struct cfrd_fastpath_stats {
 };
 
 /*
+ * What a running cfrd hands a new one at a takeover: its maps (flows,
+ * config, stats) and its links, so the program and its table never stop.
+ */
+#define CFRD_FASTPATH_HANDOVER_FDS (3 + CFRD_FASTPATH_MAX_IFS)
+struct cfrd_fastpath_handover {
+	int fds[CFRD_FASTPATH_HANDOVER_FDS];
+	unsigned n;
+};
+
+/* The descriptors to hand over (our own, still ours to close); 0 if they do not fit. */
+unsigned cfrd_fastpath_export(const struct cfrd_fastpath *fp, struct cfrd_fastpath_handover *h);
+
+/* Close what a handover brought and nobody took. */
+void cfrd_fastpath_handover_close(struct cfrd_fastpath_handover *h);
+
+/*
  * Load the program and attach it to the configured interfaces (all but
  * loopback and TUN devices when none are named). <tun_ifindex>[i] is the
  * device of ingress i (cfr_pkt.ingress): the program routes a flow's
- * packets as the kernel routes what cfrd writes there. Returns 0 with *fp
- * set, 0 with *fp NULL when the fast path stays off (said why in the log),
- * or -errno when the operator asked for it and it cannot run.
+ * packets as the kernel routes what cfrd writes there. With <inherit> from
+ * a takeover, the program takes over the running one's table (if its
+ * layout is this build's) and replaces its links without a moment between;
+ * <eng>'s flows tell which entries are whose. <inherit> is consumed either
+ * way. Returns 0 with *fp set, 0 with *fp NULL when the fast path stays off
+ * (said why in the log), or -errno when it cannot attach.
  */
 int cfrd_fastpath_open(struct cfrd_fastpath **fp, const struct cfrd_config *cfg,
-                       const unsigned *tun_ifindex, unsigned n_tun);
+                       const unsigned *tun_ifindex, unsigned n_tun,
+                       struct cfrd_fastpath_handover *inherit, const struct cfr_engine *eng);
 
 /* One entry of the program's flow table. */
 struct cfrd_fastpath_entry {

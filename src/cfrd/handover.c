@@ -60,27 +60,30 @@ static int wait_for(int fd, short events)
 	return ret == 0 ? -ETIMEDOUT : 0;
 }
 
-static int send_state(int conn, int memfd, uint64_t size)
+/* Descriptors in one message: the memfd, then the fast path's (fastpath.h). */
+#define HANDOVER_FDS (1 + CFRD_FASTPATH_HANDOVER_FDS)
+
+static int send_state(int conn, const int *fds, unsigned n_fds, uint64_t size)
 {
 	struct handover_msg msg = {.size = size};
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(sizeof(int) * HANDOVER_FDS)];
 	} control;
 	struct iovec iov = {.iov_base = &msg, .iov_len = sizeof(msg)};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 	struct cmsghdr *c;
 
 	memcpy(msg.magic, HANDOVER_MAGIC, sizeof(msg.magic));
-	if (memfd >= 0) {
+	if (n_fds > 0) {
 		memset(&control, 0, sizeof(control));
 		mh.msg_control = control.buf;
-		mh.msg_controllen = sizeof(control.buf);
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
 		c = CMSG_FIRSTHDR(&mh);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &memfd, sizeof(int));
+		c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
 	}
 	if (wait_for(conn, POLLOUT) < 0 || sendmsg(conn, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(msg))
 		return -EIO;
@@ -101,6 +104,9 @@ static bool peer_may_take(int fd)
 enum cfrd_handover cfrd_handover_give(struct cfrd *d, int fd)
 {
 	struct cfrd_state_size size = {0};
+	struct cfrd_fastpath_handover fph = {.n = 0};
+	struct cfrd_fastpath *fp;
+	int fds[HANDOVER_FDS];
 	uint64_t start = cfrd_now_ms();
 	char verdict = 0;
 	int memfd, ret;
@@ -110,6 +116,14 @@ enum cfrd_handover cfrd_handover_give(struct cfrd *d, int fd)
 		return CFRD_HANDOVER_NONE;
 	}
 	log_info("handover: a new cfrd asks for the engine; stopping the workers");
+	/*
+	 * The fast path stays: its program goes on carrying established flows
+	 * while neither cfrd reads a device, and its maps and links go to the
+	 * new cfrd with the engine.
+	 */
+	fp = d->fastpath;
+	d->fastpath = NULL;
+	cfr_engine_set_offload(d->engine, NULL);
 	/* The control thread is alone with the engine from here: no lock needed. */
 	cfrd_workers_close(d);
 	cfrd_acct_pause(d->acct, d);
@@ -123,9 +137,14 @@ enum cfrd_handover cfrd_handover_give(struct cfrd *d, int fd)
 		memfd = -1;
 		size.image = 0;
 	}
-	ret = send_state(fd, memfd, size.image);
+	fds[0] = memfd;
+	if (memfd >= 0 && fp && cfrd_fastpath_export(fp, &fph) > 0)
+		memcpy(fds + 1, fph.fds, sizeof(int) * fph.n);
+	ret = send_state(fd, fds, memfd >= 0 ? 1 + fph.n : 0, size.image);
 	if (memfd >= 0)
 		close(memfd);
+	/* Our copies: with the new cfrd's, the program and its table live on. */
+	cfrd_fastpath_close(fp);
 	if (ret == 0 && size.image > 0 && wait_for(fd, POLLIN) == 0 &&
 	    recv(fd, &verdict, 1, 0) != 1)
 		verdict = 0;
@@ -159,13 +178,16 @@ static int connect_to(const char *path)
 	return fd;
 }
 
-/* The message and the memfd; -errno, or -ENODATA when the old cfrd had none to give. */
-static int recv_state(int conn, uint64_t *size)
+/*
+ * The message and the memfd; the fast path's descriptors, if any, into
+ * <fastpath>. -errno, or -ENODATA when the old cfrd had no engine to give.
+ */
+static int recv_state(int conn, uint64_t *size, struct cfrd_fastpath_handover *fastpath)
 {
 	struct handover_msg msg;
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(sizeof(int) * HANDOVER_FDS)];
 	} control;
 	struct iovec iov = {.iov_base = &msg, .iov_len = sizeof(msg)};
 	struct msghdr mh = {.msg_iov = &iov,
@@ -173,29 +195,37 @@ static int recv_state(int conn, uint64_t *size)
 	                    .msg_control = control.buf,
 	                    .msg_controllen = sizeof(control.buf)};
 	struct cmsghdr *c;
-	int memfd = -1, ret = wait_for(conn, POLLIN);
+	int fds[HANDOVER_FDS], ret = wait_for(conn, POLLIN);
+	unsigned n_fds = 0;
 	ssize_t n;
 
+	fastpath->n = 0;
 	if (ret < 0)
 		return ret;
 	n = recvmsg(conn, &mh, MSG_CMSG_CLOEXEC);
 	if (n < 0)
 		return -errno;
 	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-		    c->cmsg_len == CMSG_LEN(sizeof(int)))
-			memcpy(&memfd, CMSG_DATA(c), sizeof(int));
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && n_fds == 0) {
+			n_fds = (unsigned)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+			memcpy(fds, CMSG_DATA(c), sizeof(int) * n_fds);
+		}
+	if (n_fds > 1) {
+		fastpath->n = n_fds - 1;
+		memcpy(fastpath->fds, fds + 1, sizeof(int) * fastpath->n);
+	}
 	if (n != (ssize_t)sizeof(msg) ||
 	    memcmp(msg.magic, HANDOVER_MAGIC, sizeof(msg.magic)) != 0 ||
 	    (mh.msg_flags & MSG_CTRUNC)) {
-		if (memfd >= 0)
-			close(memfd);
+		if (n_fds > 0)
+			close(fds[0]);
+		cfrd_fastpath_handover_close(fastpath);
 		return n == 0 ? -ECONNRESET : -EPROTO;
 	}
-	if (memfd < 0)
+	if (n_fds == 0)
 		return -ENODATA;
 	*size = msg.size;
-	return memfd;
+	return fds[0];
 }
 
 /*
@@ -266,7 +296,8 @@ static void ask_reload(const char *control)
 	         len ? reply : "no answer");
 }
 
-struct cfr_engine *cfrd_handover_take(const struct cfrd_config *cfg)
+struct cfr_engine *cfrd_handover_take(const struct cfrd_config *cfg,
+                                      struct cfrd_fastpath_handover *fastpath)
 {
 	static const char request[] = CFRD_HANDOVER_REQUEST "\n";
 	uint64_t start = cfrd_now_ms(), size = 0;
@@ -289,7 +320,7 @@ struct cfr_engine *cfrd_handover_take(const struct cfrd_config *cfg)
 		close(conn);
 		return NULL;
 	}
-	memfd = recv_state(conn, &size);
+	memfd = recv_state(conn, &size, fastpath);
 	if (memfd >= 0) {
 		eng = cfrd_state_read(memfd, size, &why);
 		close(memfd);
@@ -309,6 +340,7 @@ struct cfr_engine *cfrd_handover_take(const struct cfrd_config *cfg)
 	wait_gone(conn);
 	close(conn);
 	if (!eng) {
+		cfrd_fastpath_handover_close(fastpath); /* its flows are not ours: let it go */
 		log_warn("takeover: %s; starting clean (every flow starts over)", why);
 		return NULL;
 	}

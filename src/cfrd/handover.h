@@ -12,6 +12,7 @@
 #include <cfr/cfr.h>
 
 #include "config.h"
+#include "fastpath.h"
 
 struct cfrd;
 
@@ -40,7 +41,10 @@ enum cfrd_handover cfrd_handover_give(struct cfrd *d, int fd);
  * its engine. Returns the engine, or NULL after saying why in one line (no
  * cfrd running, another layout, ...): the caller then starts clean, which
  * it can do at once, since the old cfrd has stopped by the time this returns.
+ * With the engine come the running fast path's maps and links in
+ * <fastpath> (none if it had none), for cfrd_fastpath_open().
  */
-struct cfr_engine *cfrd_handover_take(const struct cfrd_config *cfg);
+struct cfr_engine *cfrd_handover_take(const struct cfrd_config *cfg,
+                                      struct cfrd_fastpath_handover *fastpath);
 
 #endif

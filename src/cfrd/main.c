@@ -270,7 +270,7 @@ static int run(const struct cfrd_config *cfg, const char *path, bool takeover)
 	    .at_ms = cfrd_now_ms(), .percent = cfg->anon_warn_percent, .k = cfg->engine.anon_k};
 	/* A takeover gets the running engine, with this file's configuration applied as a reload
 	 * would. */
-	d.engine = takeover ? cfrd_handover_take(cfg) : NULL;
+	d.engine = takeover ? cfrd_handover_take(cfg, &d.fastpath_inherit) : NULL;
 	if (d.engine)
 		cfr_engine_journal_restart(d.engine); /* the new segment starts with every seed */
 	else

@@ -252,7 +252,7 @@ static int fastpath_attach(struct cfrd *d, const struct cfrd_config *cfg)
 
 	for (unsigned i = 0; i < d->n_io; i++)
 		via[i] = if_nametoindex(i == 0 ? cfg->tun : cfg->lines[i - 1].tun);
-	ret = cfrd_fastpath_open(&d->fastpath, cfg, via, d->n_io);
+	ret = cfrd_fastpath_open(&d->fastpath, cfg, via, d->n_io, &d->fastpath_inherit, d->engine);
 	if (ret < 0) {
 		workers_release(d);
 		return ret;

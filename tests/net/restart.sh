@@ -83,6 +83,13 @@ for i in $(seq "$RESTARTS"); do
 	flows=$(stat_of flows.active) || fail "restart $i: the new cfrd does not answer"
 	[ "$flows" -ge 4 ] || fail "restart $i: the new cfrd has $flows flows, expected the 4 long ones"
 	ok "restart $i: cfrd $old -> $new, $flows flows carried ($(echo "$out" | grep -o 'took the engine.*' || true))"
+	# The in-kernel fast path's table went along: the downloads stay in it.
+	if [ "${CFR_LAB_FASTPATH:-yes}" = yes ] && [ "${CFR_LAB_XDP:-0}" = 0 ]; then
+		took=$(grep 'took over the running table' "$LAB_RUN/cfrd.log" | tail -n 1)
+		n=$(echo "$took" | sed -n 's/.*running table: \([0-9]*\) flows.*/\1/p')
+		[ "${n:-0}" -ge 2 ] || fail "restart $i: the fast path's table did not go along: ${took:-no such line}"
+		ok "restart $i: ${took#*: }"
+	fi
 	# The first keeps the epoch; the second's pool change ends it once, in the old cfrd's reload.
 	[ "$i" = "$NEW_POOL" ] && epoch=$((epoch + 1))
 	[ "$(stat_of privacy.epoch)" = "$epoch" ] || fail "after restart $i the epoch is $(stat_of privacy.epoch), expected $epoch"
