@@ -165,6 +165,11 @@ echo "$out" | grep -q '^flows' || fail "cfrctl stats: unexpected output"
 m=$(nsx gw curl -sf http://127.0.0.1:9848/metrics) || fail "no metrics from the installed exporter"
 echo "$m" | grep -q '^cfr_up 1$' || fail "the installed exporter (user $user) cannot read cfrd: $(tail -3 "$LAB_RUN/exporter.log")"
 ok "installed cfrd forwards as user $user with no capability left (granted: $caps); cfrctl and the exporter (user $user) read it"
+# The unit's capabilities are enough for the in-kernel fast path (a BPF
+# program, tcx links): an operator gets the default the lab tests.
+grep -q 'fast path on' "$LAB_RUN/cfrd.log" ||
+	fail "the fast path is off under the unit's capabilities: $(grep -i 'fast path' "$LAB_RUN/cfrd.log")"
+ok "$(grep -o 'fast path on.*' "$LAB_RUN/cfrd.log") under the unit's capabilities"
 
 sleep 6 # a STATUS line every 5 s when the flow count changed
 grep -q '^READY=1' "$T/notify.log" || { cat "$T/notify.log"; fail "no READY=1 on the notify socket"; }
