@@ -251,7 +251,10 @@ mg_gateway_up() {
 	nsx "gw$k" ip -6 route add "$s6" dev cfr0 src "2001:db8:fffd:$k::2"
 	mg_gateway_conf "$k" "$s4" "$s6" >"$d/bird.conf"
 	mg_bird "gw$k"
-	ip netns exec "$LAB_NS-gw$k" bash -c "$(declare -f mg_health mg_birdc); LAB_NS=$LAB_NS LAB_RUN=$LAB_RUN CFRCTL=$CFRCTL mg_health $k" \
+	# The health signal for a cfrd that hangs: the operators' own tool
+	# (contrib/bird/cfr-health, cfr-health(8)), with the lab's sockets.
+	ip netns exec "$LAB_NS-gw$k" env PATH="$(dirname "$CFRCTL"):$PATH" \
+		"$LAB_ROOT/contrib/bird/cfr-health" -s "$d/cfrd.sock" -b "$d/bird.ctl" health4 health6 \
 		>>"$d/health.log" 2>&1 9<&- &
 	echo $! >"$d/health.pid"
 	# Each gateway's metrics where the single lab has them: 127.0.0.1:9848
@@ -259,32 +262,6 @@ mg_gateway_up() {
 	ip netns exec "$LAB_NS-gw$k" nice -n 10 "$EXPORTER" -l "$METRICS_ADDR" -s "$d/cfrd.sock" \
 		>"$d/exporter.log" 2>&1 9<&- &
 	echo $! >"$d/exporter.pid"
-}
-
-# mg_health K: the health signal for a cfrd that hangs (its process alive,
-# cfr0 still held, so the carrier says nothing): every 0.3 s ask cfrd for its
-# counters, which takes the engine's lock, within 0.5 s; after two failures in a
-# row disable BIRD's health protocols, which withdraws the slice and the
-# default like a dead cfrd does, and enable them again at the first answer.
-# Runs in cfr-gwK until cfr-lab down; one line in health.log per change.
-mg_health() {
-	local k=$1 bad=0 off=0
-	while :; do
-		if timeout 0.5 "$CFRCTL" -s "$LAB_RUN/gw$k/cfrd.sock" stats >/dev/null 2>&1; then
-			bad=0
-			if [ "$off" = 1 ]; then
-				mg_birdc "gw$k" enable health4 >/dev/null && mg_birdc "gw$k" enable health6 >/dev/null && off=0
-				[ "$off" = 1 ] || echo "$(date +%T.%N) cfrd answers again: slice announced"
-			fi
-		else
-			bad=$((bad + 1))
-			if [ "$bad" -ge 2 ] && [ "$off" = 0 ]; then
-				mg_birdc "gw$k" disable health4 >/dev/null && mg_birdc "gw$k" disable health6 >/dev/null && off=1
-				[ "$off" = 0 ] || echo "$(date +%T.%N) cfrd did not answer twice: slice withdrawn"
-			fi
-		fi
-		sleep 0.3
-	done
 }
 
 # mg_cfrd_start K: start gateway K's cfrd and wait for its control socket.

@@ -196,7 +196,7 @@ g=$(served 2 4 back-s2) || fail "sub2: no echo after gw2's return"
 ok "cfrd on gw2 restarted: slice announced again, sub2 back on gw2"
 
 # A hung cfrd (SIGSTOP: alive, cfr0 held, carrier up): the lab's health
-# check (lab/multigw.sh, mg_health) finds it silent twice and has BIRD
+# check (contrib/bird/cfr-health, as the lab runs it) finds it silent twice and has BIRD
 # withdraw; SIGCONT brings it back. Bounded: 10 s each way.
 pid=$(cat "$LAB_RUN/gw2/cfrd.pid")
 t0=$(date +%s.%N)
