@@ -188,7 +188,7 @@ LINT_SRC := $(filter-out $(BPF_SRC),$(wildcard src/*/*.c src/tools/*/*.c))
 FORMAT_SRC := $(wildcard include/cfr/*.h include/cfr/internal/*.h src/*/*.c src/*/*.h src/tools/*/*.c src/tools/*/*.h \
 	tests/unit/*.c tests/unit/*.h tests/net/*.c tests/fuzz/*.c bench/*.c bench/*/*.c)
 SHELL_SRC := $(wildcard lab/*.sh tests/net/*.sh) $(shell grep -lsE '^\#!/bin/(ba|da)?sh' \
-	lab/* scripts/* bench/run bench/*/run tests/run tests/fuzz/* .ci/run)
+	lab/* scripts/* contrib/bird/* bench/run bench/*/run tests/run tests/fuzz/* .ci/run)
 # Python: the capture reader and its tests (tests/lib/), with pyflakes.
 PY_SRC := $(wildcard tests/lib/*.py)
 lint:
