@@ -41,16 +41,16 @@ struct cfr_tc_flow {
 	__u32 via_ifindex;
 	/* out: the device the subscriber's packets arrive on, learnt from the route back */
 	__u32 line_ifindex;
-	__u32 flow_id;      /* the engine's, for cfrd */
-	__u64 last_seen_ns; /* CLOCK_MONOTONIC, as cfrd's and the engine's clock */
-	__u64 packets, bytes;
+	__u32 flow_id; /* the engine's, for cfrd */
+	/* CLOCK_MONOTONIC, as cfrd's and the engine's clock; kept to a quarter second */
+	__u64 last_seen_ns;
 };
 
 /*
  * The maps' layout: a new cfrd takes over the running one's maps (cfrd(8),
  * RESTART) only if they carry its own number. Change it with any struct here.
  */
-#define CFR_TC_LAYOUT 1
+#define CFR_TC_LAYOUT 2
 
 /* The settings, entry 0 of the config map. */
 struct cfr_tc_config {
@@ -61,7 +61,11 @@ struct cfr_tc_config {
 	__u64 id_key[2]; /* SipHash key for the identification, replaced every epoch */
 };
 
-/* Counters, per CPU: packets carried, and packets left to cfrd by why. */
+/*
+ * Counters, per CPU, one entry each (an index the verifier can bound for a
+ * loader without CAP_PERFMON): packets carried, and packets left to cfrd
+ * by why; after them, the identification PRF's counter.
+ */
 enum cfr_tc_stat {
 	CFR_TC_FWD_OUT,
 	CFR_TC_FWD_IN,
