@@ -291,7 +291,7 @@ static void gso_fits_by_segment(void **state)
 #define C(name, fam, prot)                                                                         \
 	LAB_CASE(name, equal_to_engine, struct ecase, .family = (fam), .proto = IPPROTO_##prot)
 
-int main(void)
+int main(int argc, char **argv)
 {
 	/* clang-format off */
 	const struct CMUnitTest tests[] = {
@@ -306,5 +306,14 @@ int main(void)
 	};
 	/* clang-format on */
 
+	/* --load-only: does the object load with this process's capabilities? */
+	if (argc > 1 && strcmp(argv[1], "--load-only") == 0) {
+		struct bpf_object *obj =
+		    bpf_object__open_mem(cfr_tc_object, (size_t)cfr_tc_object_size, NULL);
+		int ret = obj ? bpf_object__load(obj) : -1;
+
+		bpf_object__close(obj);
+		return ret < 0 ? 1 : 0;
+	}
 	return cmocka_run_group_tests(tests, load, unload);
 }
