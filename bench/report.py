@@ -45,6 +45,8 @@ METRICS = [
     ("mem_v6", "memory per flow, IPv6 (1M UDP flows)", "bytes", False, ("nft", 1 / 2)),
     ("ctobj_v4", "  of which nf_conntrack objects, IPv4", "bytes", False, None),
     ("ctobj_v6", "  of which nf_conntrack objects, IPv6", "bytes", False, None),
+    ("bpfmem_v4", "  of which the fast path's table (kernel), IPv4", "bytes", False, None),
+    ("bpfmem_v6", "  of which the fast path's table (kernel), IPv6", "bytes", False, None),
     ("acct_v4", "  cfrd memory_bytes / flows, IPv4", "bytes", False, None),
     ("acct_v6", "  cfrd memory_bytes / flows, IPv6", "bytes", False, None),
     ("cpu_tcp1_v4", "cfrd CPU during TCP 1 stream, IPv4", "% core", False, None),
@@ -183,7 +185,8 @@ def table(args):
     if has_mem:
         out.append("")
         out.append("Memory: nftables = growth of all kernel slab caches (/proc/slabinfo) per "
-                   "conntrack entry (`conntrack -C`); cfrd = growth of its RSS per flow "
+                   "conntrack entry (`conntrack -C`); cfrd = growth of its RSS plus of its fast "
+                   "path's flow table in the kernel (the memlock of its BPF hash maps) per flow "
                    "(`cfrctl --json stats`). \"memory_bytes / flows\" is cfrd's own "
                    "accounting: the table it allocated at start for max-flows = 1048576.")
     out.append("")
