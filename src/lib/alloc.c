@@ -30,7 +30,7 @@ enum cfr_drop cfr_alloc_alias(struct cfr_engine *eng, uint8_t family, uint8_t pr
 		return CFR_DROP_SUBSCRIBER_TABLE_FULL;
 	fresh = s->counter == 0;
 	/* A mapping's alias:port is its own for every remote: a flow never takes it. */
-	maps = cfr_class_maps(&eng->cfg, proto);
+	maps = cfr_class_maps(eng, proto);
 
 	for (i = 0; i < ALLOC_TRIES; i++) {
 		cfr_derive_alias(&eng->cfg, s->seed, family, s->counter, remote, alias->b,

@@ -37,6 +37,7 @@ struct cfr_engine {
 	struct cfr_rng rng; /* rng.c */
 	struct cfr_stats stats;
 	struct cfr_offload offload; /* offload.c; never saved (state.c) */
+	uint8_t map_protos;         /* mapping.c: a bit per enum cfr_proto some class maps */
 	size_t memory;
 };
 

@@ -17,6 +17,7 @@
 #include "flow.h"
 #include "frag.h"
 #include "guard.h"
+#include "mapping.h"
 #include "parse.h"
 #include "pool.h"
 #include "prefix.h"
@@ -219,6 +220,7 @@ struct cfr_engine *cfr_engine_new(const struct cfr_engine_config *cfg)
 	if (!eng)
 		return NULL;
 	eng->cfg = *cfg;
+	cfr_classes_changed(eng);
 	eng->memory = sizeof(*eng);
 	/* Each module allocates its tables and adds them to eng->memory. */
 	if (cfr_flow_init(eng) != 0 || cfr_frag_init(eng) != 0 || cfr_pools_init(eng) != 0 ||

@@ -21,6 +21,7 @@
 #include "cfr/internal/siphash.h"
 #include "flow.h"
 #include "guard.h"
+#include "mapping.h"
 #include "offload.h"
 #include "parse.h"
 #include "pool.h"
@@ -205,9 +206,16 @@ bool cfr_flow_bucket_of(const struct cfr_engine *eng, const uint8_t *buf, struct
 	if (!p->has_l4 || p->icmp_kind == CFR_ICMP_ERROR)
 		return false;
 	if (dir == CFR_DIR_OUT) {
+		const struct cfr_class *c = icmp ? NULL : cfr_class_of(eng, p->proto, p->dport);
+		const uint8_t *key = buf + p->dst_off;
+		uint16_t port = icmp ? 0 : p->dport;
+
+		/* A class with a mapping looks up its peer or mapping key first (mapping.c). */
+		if (c)
+			cfr_map_first_key(c, buf + p->dst_off, p->dport, &key, &port);
 		*table = eng->flow.in_buckets;
 		*bucket = flow_bucket(eng, SIDE_INSIDE, p->family, p->proto, buf + p->src_off,
-		                      p->sport, buf + p->dst_off, icmp ? 0 : p->dport);
+		                      p->sport, key, port);
 	} else {
 		*table = eng->flow.out_buckets;
 		*bucket = flow_bucket(eng, SIDE_OUTSIDE, p->family, p->proto, buf + p->dst_off,

@@ -73,22 +73,14 @@ const char *cfr_filtering_name(enum cfr_filtering filtering)
 	return (unsigned)filtering < CFR_FILTERING__COUNT ? names[filtering] : "unknown";
 }
 
-static uint8_t proto_of(uint8_t ipproto)
+void cfr_classes_changed(struct cfr_engine *eng)
 {
-	return ipproto == CFR_IPPROTO_TCP ? CFR_PROTO_TCP : CFR_PROTO_UDP;
-}
-
-bool cfr_class_maps(const struct cfr_engine_config *cfg, uint8_t proto)
-{
-	uint8_t pi = proto_of(proto);
 	unsigned i;
 
-	if (proto != CFR_IPPROTO_TCP && proto != CFR_IPPROTO_UDP)
-		return false;
-	for (i = 0; i < cfg->n_classes; i++)
-		if (cfg->classes[i].proto == pi && cfg->classes[i].mapping != CFR_MAPPING_PER_FLOW)
-			return true;
-	return false;
+	eng->map_protos = 0;
+	for (i = 0; i < eng->cfg.n_classes; i++)
+		if (eng->cfg.classes[i].mapping != CFR_MAPPING_PER_FLOW)
+			eng->map_protos |= (uint8_t)(1u << eng->cfg.classes[i].proto);
 }
 
 static uint8_t filtering_of(const struct cfr_flow *f)
@@ -111,6 +103,7 @@ uint32_t cfr_map_out(struct cfr_engine *eng, const uint8_t *buf, const struct cf
 	bool adm = c->mapping == CFR_MAPPING_ADDRESS_DEPENDENT;
 	const uint8_t *key = adm ? remote : cfr_map_any;
 	uint8_t filt = (uint8_t)(c->filtering << CFR_FLOW_FILTER_SHIFT);
+	const uint32_t *bucket = p->bucket_known ? &p->bucket : NULL;
 	const uint8_t *peer = NULL;
 	uint16_t peer_port = 0;
 	union cfr_addr alias;
@@ -124,15 +117,20 @@ uint32_t cfr_map_out(struct cfr_engine *eng, const uint8_t *buf, const struct cf
 	} else if (c->filtering == CFR_FILTERING_ADDRESS_DEPENDENT && !adm) {
 		peer = remote;
 	}
+	/*
+	 * The prefetch hashed the first of these keys (cfr_map_first_key(): the
+	 * peer's, else the mapping's), so that lookup starts at its bucket.
+	 */
 	if (peer) {
 		idx = cfr_flow_find_inside(eng, p->family, p->proto, sub, p->sport, peer, peer_port,
-		                           NULL);
+		                           bucket);
 		if (idx) {
 			cfr_map_seen(eng, idx);
 			return idx;
 		}
+		bucket = NULL;
 	}
-	m = cfr_flow_find_inside(eng, p->family, p->proto, sub, p->sport, key, 0, NULL);
+	m = cfr_flow_find_inside(eng, p->family, p->proto, sub, p->sport, key, 0, bucket);
 	if (m && (eng->flow.flows[m].in_use & CFR_FLOW_PEER) && eng->flow.flows[m].mapping)
 		m = eng->flow.flows[m].mapping; /* an address-dependent peer of the same port */
 	if (m && !peer)
@@ -210,7 +208,7 @@ uint32_t cfr_map_in(struct cfr_engine *eng, uint8_t family, uint8_t proto, const
 	uint32_t idx;
 
 	*why = CFR_DROP_NO_FLOW;
-	if (!cfr_class_maps(&eng->cfg, proto))
+	if (!cfr_class_maps(eng, proto))
 		return 0;
 	/* An address-dependent filter's peer, or an address-dependent mapping. */
 	idx = cfr_flow_find_outside(eng, family, proto, alias, alias_port, remote, 0, NULL);
@@ -235,7 +233,7 @@ uint32_t cfr_map_inside(struct cfr_engine *eng, uint8_t family, uint8_t proto, c
 {
 	uint32_t idx;
 
-	if (!cfr_class_maps(&eng->cfg, proto))
+	if (!cfr_class_maps(eng, proto))
 		return 0;
 	idx = cfr_flow_find_inside(eng, family, proto, sub, sub_port, remote, 0, NULL);
 	if (idx && (eng->flow.flows[idx].in_use & CFR_FLOW_CLASSED))

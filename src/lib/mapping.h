@@ -22,12 +22,15 @@ extern const uint8_t cfr_map_any[16];
  * Inline: every outbound TCP and UDP packet asks, and a few compares are
  * cheaper than the call.
  */
-static inline const struct cfr_class *cfr_class_of(const struct cfr_engine_config *cfg,
-                                                   uint8_t proto, uint16_t dport)
+static inline const struct cfr_class *cfr_class_of(const struct cfr_engine *eng, uint8_t proto,
+                                                   uint16_t dport)
 {
+	const struct cfr_engine_config *cfg = &eng->cfg;
 	uint8_t pi = proto == CFR_IPPROTO_TCP ? CFR_PROTO_TCP : CFR_PROTO_UDP;
 	unsigned i;
 
+	if (!(eng->map_protos & (1u << pi)))
+		return NULL;
 	for (i = 0; i < cfg->n_classes; i++) {
 		const struct cfr_class *c = &cfg->classes[i];
 
@@ -38,7 +41,15 @@ static inline const struct cfr_class *cfr_class_of(const struct cfr_engine_confi
 }
 
 /* Does any class of IP protocol <proto> have a mapping? */
-bool cfr_class_maps(const struct cfr_engine_config *cfg, uint8_t proto);
+static inline bool cfr_class_maps(const struct cfr_engine *eng, uint8_t proto)
+{
+	if (proto == CFR_IPPROTO_TCP)
+		return eng->map_protos & (1u << CFR_PROTO_TCP);
+	return proto == CFR_IPPROTO_UDP && (eng->map_protos & (1u << CFR_PROTO_UDP));
+}
+
+/* eng->cfg's classes changed (creation, reload): which protocols have mappings. */
+void cfr_classes_changed(struct cfr_engine *eng);
 
 /*
  * The record an outbound packet of class <c> is translated with: its
@@ -67,6 +78,25 @@ uint32_t cfr_map_in(struct cfr_engine *eng, uint8_t family, uint8_t proto, const
  */
 uint32_t cfr_map_inside(struct cfr_engine *eng, uint8_t family, uint8_t proto, const uint8_t *sub,
                         uint16_t sub_port, const uint8_t *remote);
+
+/*
+ * The inside key an outbound packet of class <c> to <remote>:<dport> is
+ * looked up by first: its peer record's (the remote, and the port under
+ * address-and-port-dependent filtering), or the mapping's (the zero address,
+ * or the remote for an address-dependent mapping; port 0). The prefetch
+ * hashes the same key, so the lookup finds its bucket already computed.
+ */
+static inline void cfr_map_first_key(const struct cfr_class *c, const uint8_t *remote,
+                                     uint16_t dport, const uint8_t **key, uint16_t *port)
+{
+	*port = 0;
+	*key = remote;
+	if (c->filtering == CFR_FILTERING_ADDRESS_PORT_DEPENDENT)
+		*port = dport;
+	else if (c->filtering == CFR_FILTERING_ENDPOINT_INDEPENDENT &&
+	         c->mapping == CFR_MAPPING_ENDPOINT_INDEPENDENT)
+		*key = cfr_map_any;
+}
 
 void cfr_map_peer_seen(struct cfr_engine *eng, uint32_t idx);
 

@@ -36,6 +36,7 @@
 
 #include "engine-t.h"
 #include "guard.h"
+#include "mapping.h"
 #include "pool.h"
 #include "prefix.h"
 
@@ -429,6 +430,7 @@ void cfr_engine_reconfigure(struct cfr_engine *eng, struct cfr_reconfig *rc, uin
 		cfr_engine_epoch_rotate(eng, now_ms);
 	eng->cfg = rc->cfg;
 	cfr_guard_config_changed(eng);
+	cfr_classes_changed(eng);
 	live_rebuild(eng);
 }
 

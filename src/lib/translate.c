@@ -153,7 +153,7 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, struct cfr_pkt *pkt,
 		return CFR_DROP_UNSUPPORTED_ICMP;
 
 	/* A class with a mapping of its own (mapping.c): STUN, games, peer-to-peer. */
-	cls = is_icmp(p->proto) ? NULL : cfr_class_of(&eng->cfg, p->proto, p->dport);
+	cls = is_icmp(p->proto) ? NULL : cfr_class_of(eng, p->proto, p->dport);
 	if (cls) {
 		idx = cfr_map_out(eng, buf, p, cls, &reason);
 		if (!idx)
@@ -413,15 +413,17 @@ static enum cfr_drop translate(struct cfr_engine *eng, struct cfr_pkt *pkt,
 enum cfr_drop cfr_translate_hairpin(struct cfr_engine *eng, struct cfr_pkt *pkt,
                                     const struct cfr_parsed *p)
 {
+	struct cfr_parsed out = *p, q;
 	union cfr_addr own;
-	struct cfr_parsed q;
 	enum cfr_drop reason;
 
 	memcpy(own.b, pkt->data + p->src_off, p->addr_len);
+	/* The prefetch hashed the inbound key (the packet is to an alias): not this one. */
+	out.bucket_known = false;
 	pkt->dir = CFR_DIR_OUT;
-	reason = cfr_guard_packet(eng, pkt, p);
+	reason = cfr_guard_packet(eng, pkt, &out);
 	if (reason == CFR_DROP_NONE)
-		reason = translate(eng, pkt, p, NULL);
+		reason = translate(eng, pkt, &out, NULL);
 	if (reason != CFR_DROP_NONE)
 		return reason;
 	/* Offsets stay; ports and, for an error, the quote's length changed. */

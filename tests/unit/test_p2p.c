@@ -433,6 +433,12 @@ static void hairpin_per_flow(void **state)
 	assert_true(lab_in_pool(f, got.src));
 	assert_memory_equal(got.dst, lab_sub2(f), alen(f));
 	expect_absent(&p, lab_sub(f), alen(f), (size_t)-1);
+	/* The next datagram finds the same flow: the same alias and port. */
+	r = send_from(eng, f, IPPROTO_UDP, lab_sub(f), 5000, b.src, b.sport, &p, T0);
+	lab_expect_forward(&r, CFR_DIR_IN);
+	assert_memory_equal(ends_of(&p).src, got.src, alen(f));
+	assert_int_equal(ends_of(&p).sport, got.sport);
+	assert_int_equal(cfr_engine_stats(eng)->flows_created, 2);
 	/* The answer: a new per-flow alias, which the sender's flow does not accept. */
 	r = send_from(eng, f, IPPROTO_UDP, lab_sub2(f), 6000, got.src, got.sport, &p, T0);
 	lab_expect_drop(&r, CFR_DROP_HAIRPIN);
@@ -629,11 +635,12 @@ static struct cfr_engine *tcp_class_engine(void)
 	struct cfr_engine_config cfg;
 
 	lab_config(&cfg);
-	cfg.classes[2] = (struct cfr_class){.proto = CFR_PROTO_TCP,
-	                                    .mapping = CFR_MAPPING_ENDPOINT_INDEPENDENT,
-	                                    .filtering = CFR_FILTERING_ADDRESS_PORT_DEPENDENT,
-	                                    .port_min = 5000,
-	                                    .port_max = 65535};
+	cfg.classes[2] = (struct cfr_class){
+	    .proto = CFR_PROTO_TCP,
+	    .mapping = CFR_MAPPING_ENDPOINT_INDEPENDENT,
+	    .filtering = CFR_FILTERING_ADDRESS_PORT_DEPENDENT,
+	    .port_min = 1024, /* every alias port: a punch to one is in the class */
+	    .port_max = 65535};
 	cfg.n_classes = 3;
 	return lab_engine(&cfg);
 }
