@@ -51,6 +51,7 @@ struct cfrd_fastpath {
 	int *links; /* tcx link descriptors, one per interface */
 	unsigned n_ifs;
 	uint8_t *installed; /* a bit per engine flow id */
+	uint8_t *seen;      /* per flow id: packets of a carriable flow the engine translated */
 	uint32_t max_flows;
 	uint64_t flows, epoch;
 	int cpus;       /* possible CPUs, read before the sandbox hides /sys */
@@ -155,6 +156,15 @@ static void uninstall(struct cfrd_fastpath *fp, uint32_t id, const struct cfr_fl
 	fp->flows--;
 }
 
+/*
+ * A flow goes into the kernel once the engine has translated this many of
+ * its packets since it could: installing and removing it costs four map
+ * updates under the engine lock, more than the TUN path costs a short
+ * exchange (a DNS query, a small HTTP request) whole. Bulk and long flows
+ * lose a handful of packets to TUN.
+ */
+#define CARRY_AFTER 8
+
 void cfrd_fastpath_learn(struct cfrd_fastpath *fp, const struct cfr_engine *eng,
                          const struct cfr_pkt *pkts, unsigned n)
 {
@@ -172,7 +182,9 @@ void cfrd_fastpath_learn(struct cfrd_fastpath *fp, const struct cfr_engine *eng,
 		 * that restarted its timestamp clock, or a FIN or RST that
 		 * ends what may be carried. UDP has nothing to update.
 		 */
-		if (carry && (!bit(fp, id) || v.proto == IPPROTO_TCP))
+		if (carry && !bit(fp, id) && fp->seen[id] < CARRY_AFTER - 1)
+			fp->seen[id]++;
+		else if (carry && (!bit(fp, id) || v.proto == IPPROTO_TCP))
 			install(fp, id, &v, fp->via[pkt->ingress < fp->n_via ? pkt->ingress : 0]);
 		else if (!carry && bit(fp, id))
 			uninstall(fp, id, &v);
@@ -203,7 +215,10 @@ static void hook_removed(void *ctx, uint32_t id, const struct cfr_flow_view *v)
 {
 	struct cfrd_fastpath *fp = ctx;
 
-	if (id <= fp->max_flows && bit(fp, id))
+	if (id > fp->max_flows)
+		return;
+	fp->seen[id] = 0; /* the id's next flow counts from nothing */
+	if (bit(fp, id))
 		uninstall(fp, id, v);
 }
 
@@ -483,10 +498,11 @@ int cfrd_fastpath_open(struct cfrd_fastpath **fpp, const struct cfrd_config *cfg
 	}
 	fp->max_flows = cfg->engine.max_flows;
 	fp->installed = calloc(fp->max_flows / 8 + 1, 1);
+	fp->seen = calloc(fp->max_flows + 1, 1);
 	fp->n_via = n_tun;
 	memcpy(fp->via, tun_ifindex, n_tun * sizeof(*tun_ifindex));
 	fp->inherited = inheritable(inherit);
-	ret = fp->installed ? load(fp, cfg, inherit) : -ENOMEM;
+	ret = fp->installed && fp->seen ? load(fp, cfg, inherit) : -ENOMEM;
 	if (ret < 0 && fp->inherited) {
 		log_warn("fast path: cannot take over the running table (%s); starting empty",
 		         strerror(-ret));
@@ -527,5 +543,6 @@ void cfrd_fastpath_close(struct cfrd_fastpath *fp)
 	free(fp->links);
 	bpf_object__close(fp->obj);
 	free(fp->installed);
+	free(fp->seen);
 	free(fp);
 }
