@@ -281,6 +281,7 @@ lab_lock() {
 	if [ "$LAB_NS" = cfr ]; then
 		exec 9</run
 	else
+		mkdir -p /run/lock
 		exec 9>>"/run/lock/$LAB_NS-lab.lock"
 	fi
 	flock -w 600 9 || fail "the lab $LAB_NS is busy (another test holds it for 10 min)"
