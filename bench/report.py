@@ -49,6 +49,8 @@ METRICS = [
     ("bpfmem_v6", "  of which the fast path's table (kernel), IPv6", "bytes", False, None),
     ("acct_v4", "  cfrd memory_bytes / flows, IPv4", "bytes", False, None),
     ("acct_v6", "  cfrd memory_bytes / flows, IPv6", "bytes", False, None),
+    ("cpugbit_tcp1_v4", "machine CPU per Gbit/s, TCP 1 stream, IPv4", "% core", False, ("nft", 1.0)),
+    ("cpugbit_tcp1_v6", "machine CPU per Gbit/s, TCP 1 stream, IPv6", "% core", False, ("nft", 1.0)),
     ("cpu_tcp1_v4", "cfrd CPU during TCP 1 stream, IPv4", "% core", False, None),
     ("cpu_tcp1_v6", "cfrd CPU during TCP 1 stream, IPv6", "% core", False, None),
     ("cpu_udp64_v4", "cfrd CPU during UDP 64 B, IPv4", "% core", False, None),
