@@ -33,14 +33,15 @@ enum {
  * independent or address-dependent mapping is one CFR_FLOW_MAPPING record
  * (its remote the zero address, or the remote address for an
  * address-dependent one; remote port 0), and a CFR_FLOW_PEER record per
- * remote it sent to when its filtering needs one (same alias and port,
- * <mapping> names the mapping). The mapping's filtering sits in two bits.
+ * remote it sent to when its filtering needs one (same alias and port; a
+ * UDP peer's <mapping> names the mapping, a TCP peer's field is its first
+ * TSval and its mapping is looked up). The filtering sits in two bits.
  */
 enum {
 	CFR_FLOW_USED = 1 << 0,
 	CFR_FLOW_MAPPING = 1 << 1,
 	CFR_FLOW_PEER = 1 << 2,
-	CFR_FLOW_ADM = 1 << 3,     /* the mapping is address-dependent */
+	CFR_FLOW_ADM = 1 << 3,     /* the mapping is address-dependent (mapping or peer) */
 	CFR_FLOW_FILTER_SHIFT = 4, /* and 5 */
 	/*
 	 * A mapping its peers stand for: not a flow of its own in the counters,

@@ -88,12 +88,31 @@ static uint8_t filtering_of(const struct cfr_flow *f)
 	return (uint8_t)((f->in_use >> CFR_FLOW_FILTER_SHIFT) & 3);
 }
 
-void cfr_map_peer_seen(struct cfr_engine *eng, uint32_t idx)
+/*
+ * The mapping record of peer <idx>. A UDP peer names it; a TCP peer's
+ * field holds its first TSval instead (the timestamp scrubber's), so its
+ * mapping is looked up by the key it was made under.
+ */
+static uint32_t mapping_of(struct cfr_engine *eng, uint32_t idx)
 {
 	const struct cfr_flow *f = &eng->flow.flows[idx];
+	uint32_t m;
 
-	if (f->mapping)
-		cfr_flow_touch(eng, f->mapping, eng->flow.flows[f->mapping].tclass);
+	if (f->proto == CFR_IPPROTO_UDP)
+		return f->mapping;
+	m = cfr_flow_find_inside(
+	    eng, f->family, f->proto, cfr_flow_caddr(eng, f, CFR_FLOW_SUB), f->sub_port,
+	    f->in_use & CFR_FLOW_ADM ? cfr_flow_caddr(eng, f, CFR_FLOW_REMOTE) : cfr_map_any, 0,
+	    NULL);
+	return m && (eng->flow.flows[m].in_use & CFR_FLOW_MAPPING) ? m : 0;
+}
+
+void cfr_map_peer_seen(struct cfr_engine *eng, uint32_t idx)
+{
+	uint32_t m = mapping_of(eng, idx);
+
+	if (m)
+		cfr_flow_touch(eng, m, eng->flow.flows[m].tclass);
 }
 
 uint32_t cfr_map_out(struct cfr_engine *eng, const uint8_t *buf, const struct cfr_parsed *p,
@@ -131,8 +150,8 @@ uint32_t cfr_map_out(struct cfr_engine *eng, const uint8_t *buf, const struct cf
 		bucket = NULL;
 	}
 	m = cfr_flow_find_inside(eng, p->family, p->proto, sub, p->sport, key, 0, bucket);
-	if (m && (eng->flow.flows[m].in_use & CFR_FLOW_PEER) && eng->flow.flows[m].mapping)
-		m = eng->flow.flows[m].mapping; /* an address-dependent peer of the same port */
+	if (m && (eng->flow.flows[m].in_use & CFR_FLOW_PEER))
+		m = mapping_of(eng, m); /* a peer of another class's mapping on the same port */
 	if (m && !peer)
 		return m;
 	/* RFC 5382 REQ-2, as for flows: a stray segment opens nothing. */
@@ -172,10 +191,12 @@ uint32_t cfr_map_out(struct cfr_engine *eng, const uint8_t *buf, const struct cf
 		goto refused;
 	}
 	idx = cfr_flow_create(eng, p->family, p->proto, sub, p->sport, peer, peer_port, &alias,
-	                      alias_port, guard, (uint8_t)(CFR_FLOW_PEER | filt));
+	                      alias_port, guard,
+	                      (uint8_t)(CFR_FLOW_PEER | (adm ? CFR_FLOW_ADM : 0) | filt));
 	if (!idx)
 		goto full;
-	eng->flow.flows[idx].mapping = m;
+	if (p->proto == CFR_IPPROTO_UDP)
+		eng->flow.flows[idx].mapping = m;
 	cfr_flow_touch(eng, m, eng->flow.flows[m].tclass);
 	return idx;
 full:

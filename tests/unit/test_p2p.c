@@ -627,7 +627,24 @@ static struct cfr_pkt tcp_from(struct cfr_engine *eng, int family, const uint8_t
 	s.tcp_flags = flags;
 	if (flags & PKT_TCP_ACK)
 		s.ack = 1;
+	/* Timestamps on: the scrubber's fields share a peer record with its mapping's. */
+	s.tcp_ts = true;
+	s.tsval = 0x9e3779b9u + sport; /* far past any flow index */
+	s.tsecr = flags & PKT_TCP_ACK ? 7 : 0;
 	return lab_send(eng, &s, out, now);
+}
+
+/* A SYN with timestamps from the lab subscriber, forwarded: the alias and port it left with. */
+static struct ends tcp_out(struct cfr_engine *eng, int family, uint16_t sport, const uint8_t *dst,
+                           uint16_t dport)
+{
+	struct pkt out;
+	struct cfr_pkt r =
+	    tcp_from(eng, family, lab_sub(family), sport, dst, dport, PKT_TCP_SYN, &out, T0);
+
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	lab_expect_checksums(&out);
+	return ends_of(&out);
 }
 
 static struct cfr_engine *tcp_class_engine(void)
@@ -665,13 +682,13 @@ static void tcp_mapping(void **state)
 	remote_n(f, 2, r2);
 	r = tcp_from(eng, f, lab_sub(f), 6000, lab_remote(f), 5222, PKT_TCP_ACK, &p, T0);
 	lab_expect_drop(&r, CFR_DROP_TCP_NOT_SYN);
-	a = out_ok(eng, f, IPPROTO_TCP, 6000, lab_remote(f), 5222);
-	b = out_ok(eng, f, IPPROTO_TCP, 6000, r1, 6881);
+	a = tcp_out(eng, f, 6000, lab_remote(f), 5222);
+	b = tcp_out(eng, f, 6000, r1, 6881);
 	assert_memory_equal(a.src, b.src, alen(f));
 	assert_int_equal(a.sport, b.sport);
 	assert_int_equal(a.sport & 1, 0);
 	/* TCP to 443 stays per-flow from the same port. */
-	b = out_ok(eng, f, IPPROTO_TCP, 6000, r1, 443);
+	b = tcp_out(eng, f, 6000, r1, 443);
 	assert_false(a.sport == b.sport && memcmp(a.src, b.src, alen(f)) == 0);
 	/* The SYN-ACK of the remote it sent to: in; a stranger's SYN: filtered. */
 	r = tcp_from(eng, f, lab_remote(f), 5222, a.src, a.sport, PKT_TCP_SYN | PKT_TCP_ACK, &p,
@@ -686,7 +703,7 @@ static void tcp_mapping(void **state)
 	r = tcp_from(eng, f, lab_remote(f), 5222, a.src, a.sport, PKT_TCP_ACK, &p,
 	             T0 + 3600 * 1000);
 	lab_expect_forward(&r, CFR_DIR_IN);
-	b = out_ok(eng, f, IPPROTO_TCP, 6000, r2, 6882);
+	b = tcp_out(eng, f, 6000, r2, 6882);
 	assert_int_equal(b.sport, a.sport);
 	assert_int_equal(st->mappings_created, 1);
 	cfr_engine_free(eng);
@@ -705,7 +722,7 @@ static void tcp_hairpin_simultaneous_open(void **state)
 	struct cfr_pkt r;
 	struct pkt p;
 
-	a = out_ok(eng, f, IPPROTO_TCP, 6000, lab_remote(f), 5222);
+	a = tcp_out(eng, f, 6000, lab_remote(f), 5222);
 	r = tcp_from(eng, f, lab_sub2(f), 7000, lab_remote(f), 5222, PKT_TCP_SYN, &p, T0);
 	lab_expect_forward(&r, CFR_DIR_OUT);
 	b = ends_of(&p);
