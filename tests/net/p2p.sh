@@ -21,6 +21,8 @@
 #    quotes included), and the hairpinned packets never reach it.
 # 5. Configured classes change what natdiscovery finds: endpoint-independent
 #    filtering, or per-flow for all UDP (address-and-port-dependent both).
+# 6. With a TCP class that maps, two subscribers connect to each other by
+#    simultaneous open through their aliases (IPv4 and IPv6).
 set -eu
 # shellcheck source=lab/lib.sh
 . "$(dirname "$0")/../../lab/lib.sh"
@@ -319,5 +321,82 @@ class = udp 0-65535 $cls"
 	echo "$out" | grep -q "$want_m" || fail "class udp $cls: not '$want_m': $(echo "$out" | grep -i 'nat with\|error' | head -4)"
 	echo "$out" | grep -q "$want_f" || fail "class udp $cls: not '$want_f': $(echo "$out" | grep -i 'nat with\|error' | head -4)"
 	ok "class = udp 0-65535 $cls: natdiscovery says '${want_m#NAT with }', '${want_f#NAT with }'"
+done
+
+# --- 6. a TCP class with a mapping: hole punching by simultaneous open ---------
+# Each peer learns its TCP mapping with a STUN binding request over TCP, then
+# connects from the same port to the other's alias while the other does the
+# same; the first SYN is filtered, the retransmitted one meets a SYN-SENT
+# socket, and the connection carries a line each way.
+test_lab_config_up 2 "[privacy]
+class = tcp 1024-65535 endpoint-independent"
+trap p2p_cleanup EXIT
+TURN_PID=""
+turn_up
+# shellcheck disable=SC2016
+TCP_PUNCH_PY='
+import os, socket, struct, sys, time
+stun, lport, mine, theirs, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+fam = socket.AF_INET6 if ":" in stun else socket.AF_INET
+def sock():
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if fam == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", lport))
+    return s
+MAGIC, tid = 0x2112A442, os.urandom(12)
+s = sock()
+s.settimeout(3)
+s.connect((stun, 3478))
+s.sendall(struct.pack("!HHI", 1, 0, MAGIC) + tid)
+data = s.recv(2048)
+s.close()
+off, mapped = 20, None
+while off + 4 <= len(data):
+    t, l = struct.unpack("!HH", data[off:off + 4])
+    v = data[off + 4:off + 4 + l]
+    if t == 0x0020:
+        key = struct.pack("!I", MAGIC) + (tid if v[1] == 2 else b"")
+        raw = bytes(x ^ k for x, k in zip(v[4:], key))
+        mapped = (socket.inet_ntop(socket.AF_INET6 if v[1] == 2 else socket.AF_INET, raw),
+                  struct.unpack("!H", v[2:4])[0] ^ (MAGIC >> 16))
+    off += 4 + (l + 3) // 4 * 4
+if not mapped:
+    sys.exit("no XOR-MAPPED-ADDRESS over TCP")
+with open(mine + ".tmp", "w") as f:
+    f.write("%s %d\n" % mapped)
+os.rename(mine + ".tmp", mine)
+end = time.monotonic() + 10
+while not os.path.exists(theirs):
+    if time.monotonic() > end:
+        sys.exit("no peer mapping")
+    time.sleep(0.05)
+paddr, pport = open(theirs).read().split()
+s = sock()
+s.settimeout(8)
+s.connect((paddr, int(pport)))
+s.sendall(tag.encode() + b"\n")
+got = s.recv(100).decode().strip()
+peer = s.getpeername()
+print("mapped %s %d connected to %s %d got %s" % (mapped[0], mapped[1], peer[0], peer[1], got))
+s.close()
+sys.exit(0 if got.startswith("tcp-peer-") else 1)
+'
+for addr in "$SVC4" "$SVC6"; do
+	rm -f "$LAB_RUN/tpeer1" "$LAB_RUN/tpeer2"
+	ip netns exec "$LAB_NS-sub1" "$PY" -c "$TCP_PUNCH_PY" "$addr" 41001 "$LAB_RUN/tpeer1" "$LAB_RUN/tpeer2" tcp-peer-1 \
+		>"$LAB_RUN/tpunch1.out" 2>&1 9<&- &
+	p1=$!
+	ip netns exec "$LAB_NS-sub2" "$PY" -c "$TCP_PUNCH_PY" "$addr" 41002 "$LAB_RUN/tpeer2" "$LAB_RUN/tpeer1" tcp-peer-2 \
+		>"$LAB_RUN/tpunch2.out" 2>&1 9<&- &
+	p2=$!
+	wait "$p1" || fail "TCP via $addr: sub1: $(cat "$LAB_RUN/tpunch1.out")"
+	wait "$p2" || fail "TCP via $addr: sub2: $(cat "$LAB_RUN/tpunch2.out")"
+	m2=$(cat "$LAB_RUN/tpeer2")
+	grep -q "connected to ${m2% *} ${m2#* } got tcp-peer-2" "$LAB_RUN/tpunch1.out" ||
+		fail "TCP via $addr: sub1 is not connected to sub2's alias $m2: $(cat "$LAB_RUN/tpunch1.out")"
+	ok "TCP via $addr: simultaneous open through the mappings: $(cut -d' ' -f2- "$LAB_RUN/tpunch1.out") / $(cut -d' ' -f2- "$LAB_RUN/tpunch2.out")"
 done
 echo "PASS $TEST_NAME"
