@@ -121,9 +121,11 @@ enum cfrd_handover cfrd_handover_give(struct cfrd *d, int fd)
 	 * while neither cfrd reads a device, and its maps and links go to the
 	 * new cfrd with the engine.
 	 */
+	cfrd_engine_lock(d); /* the workers still run: they read d->fastpath under the lock */
 	fp = d->fastpath;
 	d->fastpath = NULL;
 	cfr_engine_set_offload(d->engine, NULL);
+	cfrd_engine_unlock(d);
 	/* The control thread is alone with the engine from here: no lock needed. */
 	cfrd_workers_close(d);
 	cfrd_acct_pause(d->acct, d);
