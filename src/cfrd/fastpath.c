@@ -243,6 +243,17 @@ static int rekey(struct cfrd_fastpath *fp)
 	return ret;
 }
 
+void cfrd_fastpath_reconfigure(struct cfrd_fastpath *fp, const struct cfr_engine_config *cfg)
+{
+	int ret;
+
+	fp->config.ttl_cap = cfg->scrub.ttl_cap;
+	fp->config.ip_id = cfg->scrub.ip_id;
+	ret = rekey(fp); /* cfrd keeps no copy of the key: a new one goes with the settings */
+	if (ret < 0)
+		log_error("fast path: cannot apply the new scrubber settings: %s", strerror(-ret));
+}
+
 /* The old key is gone with its epoch: the map holds the new one only. */
 void cfrd_fastpath_epoch(struct cfrd_fastpath *fp, uint64_t epoch)
 {

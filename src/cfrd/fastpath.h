@@ -82,6 +82,9 @@ struct cfr_offload cfrd_fastpath_offload(struct cfrd_fastpath *fp);
 void cfrd_fastpath_learn(struct cfrd_fastpath *fp, const struct cfr_engine *eng,
                          const struct cfr_pkt *pkts, unsigned n);
 
+/* A reload: the program follows the new TTL cap and identification scrubber. */
+void cfrd_fastpath_reconfigure(struct cfrd_fastpath *fp, const struct cfr_engine_config *cfg);
+
 /* A new privacy epoch: a new key for the IPv4 identifications. */
 void cfrd_fastpath_epoch(struct cfrd_fastpath *fp, uint64_t epoch);
 

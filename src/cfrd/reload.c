@@ -299,6 +299,8 @@ struct json_object *cfrd_reload_run(struct cfrd *d, uint64_t now_ms)
 		goto out;
 	}
 	cfr_engine_reconfigure(d->engine, rc, now_ms);
+	if (d->fastpath)
+		cfrd_fastpath_reconfigure(d->fastpath, &cfg->engine);
 	d->anon_watch.percent = cfg->anon_warn_percent;
 	d->anon_watch.k = cfg->engine.anon_k;
 	ended = cfr_engine_stats(d->engine)->epoch != epoch;

@@ -98,6 +98,21 @@ left=$(counter io.fastpath.flows)
 [ "$left" -le "$(live icmp)" ] || fail "the fast path holds $left flows, the engine only $(live icmp) echo flows"
 ok "quiet UDP flows left the fast path: $flows0 -> $left (the echo flows)"
 
+# A reload's new TTL cap reaches the program: packets it carries leave with
+# the new cap less the second hop, as on the TUN path.
+chgrp cfrd "$LAB_RUN/cfrd.conf" && chmod 640 "$LAB_RUN/cfrd.conf"
+printf '\n[scrub]\nttl-cap = 40\n' >>"$LAB_RUN/cfrd.conf"
+out=$(nsx gw "$CFRCTL" -s "$LAB_CTL" reload) || fail "reload with ttl-cap = 40 failed: $out"
+capture_start ttl40 || fail "cannot capture on cfr-fd"
+out0=$(counter io.fastpath.packets.out)
+out=$(udp_convo sub1 "$SVC4" ttl 4 0 443) || fail "UDP conversation after the reload: $out"
+capture_stop ttl40
+carried=$(($(counter io.fastpath.packets.out) - out0))
+ttls=$(pcap_tool ttls "$LAB_RUN/ttl40.pcap" | awk '$2 == 17 && $4 == "'"$SVC4"'" {print $5}' | sort | uniq -c | tr -s ' ')
+[ "$carried" -ge 10 ] && [ "$(echo "$ttls" | wc -l)" = 1 ] && [ "${ttls##* }" = 39 ] ||
+	fail "after ttl-cap = 40 the fast path carried $carried, TTLs at the front door: $ttls"
+ok "reload to ttl-cap = 40: $carried carried, every datagram at the front door with TTL 39 ($ttls)"
+
 stop_pid TERM "$(cat "$LAB_RUN/udp443.pid")" 20
 test_leak_check
 echo "PASS $TEST_NAME"
