@@ -111,11 +111,12 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJ) $(RECORDS_OBJ) $(BU
 $(BUILD)/tests/unit/test_state.o: CFLAGS += -Isrc/lib
 # Unit tests link the objects they test and reach them through their
 # headers. test_xdp_route still includes io_xdp.c, whose static routing and
-# neighbour code and structures it tests.
+# neighbour code and structures it tests; the rest it links.
 $(BUILD)/tests/test_vnet: $(BUILD)/src/cfrd/vnet.o
 $(BUILD)/tests/test_sandbox: $(BUILD)/src/cfrd/sandbox.o $(BUILD)/src/cfrd/log.o
-$(BUILD)/tests/unit/test_xdp_route.o: src/cfrd/io_xdp.c src/cfrd/io_tun.c src/cfrd/vnet.c src/cfrd/log.c
-$(BUILD)/tests/test_xdp_route: $(BUILD)/src/cfrd/xdp_object.o $(BUILD)/src/cfrd/forward_rules.o
+$(BUILD)/tests/unit/test_xdp_route.o: src/cfrd/io_xdp.c
+$(BUILD)/tests/test_xdp_route: $(BUILD)/src/cfrd/xdp_object.o $(BUILD)/src/cfrd/forward_rules.o \
+	$(BUILD)/src/cfrd/io_tun.o $(BUILD)/src/cfrd/vnet.o $(BUILD)/src/cfrd/log.o
 $(BUILD)/tests/test_xdp_route: UNIT_LIBS = -pthread $(shell pkg-config --libs libxdp libbpf libnftables json-c)
 $(BUILD)/tests/test_egress_guard: $(BUILD)/src/cfrd/egress_guard.o $(BUILD)/src/cfrd/config.o \
 	$(BUILD)/src/cfrd/log.o

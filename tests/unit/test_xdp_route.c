@@ -9,7 +9,7 @@
  * guard's egress promise kept without netfilter (no subscriber address out
  * of an outside port); the forward rules that stop cfrd from starting; and
  * the second TTL hop with its IPv4 header checksum. io_xdp.c is compiled
- * in, with the TUN backend it falls back to.
+ * in (its decisions are static); the TUN backend it falls back to is linked.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,10 +21,7 @@
 #include <string.h>
 
 #include "../../src/cfrd/forward_rules.h"
-#include "../../src/cfrd/io_tun.c"
 #include "../../src/cfrd/io_xdp.c"
-#include "../../src/cfrd/log.c"
-#include "../../src/cfrd/vnet.c"
 #include "pkt.h"
 
 #define SUB4    "100.64.1.2"
