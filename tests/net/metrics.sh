@@ -160,11 +160,13 @@ grep -q '^cfr_exporter_unmapped_fields 0$' "$P/scrape.txt" ||
 	fail "stats fields without a metric: $(grep '^cfr_exporter_unmapped_fields' "$P/scrape.txt")"
 ok "all $n drop reasons of CFR_DROP_REASONS exported; cfr_exporter_unmapped_fields 0"
 
-# The dashboard and the rules use only metrics the exporter serves (the fast
-# path's only with [xdp] ports, so not necessarily in this lab).
+# The dashboard and the rules use only metrics the exporter serves (a fast
+# path's only while it runs: AF_XDP's with [xdp] ports, the in-kernel one's
+# when it is on, which this lab may set either way).
 names=$(grep -ohE '\bcfr_[a-z0-9_]+' "$LAB_ROOT/contrib/grafana/cfr-dashboard.json" "$LAB_ROOT/contrib/prometheus/cfr-rules.yml" | sort -u)
 for m in $names; do
 	case $m in cfr_xdp_*) continue ;; esac
+	case $m in cfr_fastpath_*) grep -q '^cfr_fastpath_interfaces ' "$P/scrape.txt" || continue ;; esac
 	grep -qE "^$m(\{| )" "$P/scrape.txt" || grep -qE "^$m(_bucket|_count)\{" "$P/scrape.txt" ||
 		fail "$m, used by the dashboard or the rules, is not in the scrape"
 done
