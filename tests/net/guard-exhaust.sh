@@ -4,7 +4,7 @@
 # after 3 s. Subscriber 1 opens 12 UDP flows to the echo service: 8 get an
 # alias and an echo, the other 4 are refused and counted as
 # drops.pool_exhausted (a bounded search, no crash, no busy loop). Once the
-# flows time out, new flows get through again.
+# flows time out, new flows get through again. UDP is per-flow here.
 #
 #  cfr-sub1 --12 UDP flows--> cfr-gw [cfrd: 192.0.2.1 ports 2000-2007] --> cfr-fd echo :7
 set -eu
@@ -30,6 +30,11 @@ prefix = $SUBNET6
 [timeouts]
 udp = $UDP_TIMEOUT
 icmp = 2
+[privacy]
+# Per-flow aliases for all UDP: a port for every flow, as the count below
+# assumes. The built-in endpoint-independent class keeps a mapping's port
+# parity, so 12 random source ports may find only 7 of the 8 ports usable.
+class = udp 0-65535 per-flow
 EOF
 test_lab_up 2 --config "$conf"
 rm -f "$conf"
