@@ -246,6 +246,14 @@ static __always_inline int parse(struct __sk_buff *skb, struct packet *pk)
 		pk->key.proto = ip->protocol;
 		__builtin_memcpy(pk->key.saddr, &ip->saddr, 4);
 		__builtin_memcpy(pk->key.daddr, &ip->daddr, 4);
+		/*
+		 * TC ingress runs before the kernel checks the IP header: a
+		 * length the frame does not hold goes to the engine, which
+		 * drops it with its reason.
+		 */
+		if (bpf_ntohs(ip->tot_len) < sizeof(*ip) ||
+		    bpf_ntohs(ip->tot_len) > skb->len - ETH_LEN)
+			return CFR_TC_PASS_OPTIONS;
 		pk->ttl = ip->ttl;
 		pk->tos = ip->tos;
 		pk->l4_off = ETH_LEN + sizeof(*ip);
@@ -263,6 +271,8 @@ static __always_inline int parse(struct __sk_buff *skb, struct packet *pk)
 		pk->key.proto = ip6->nexthdr;
 		__builtin_memcpy(pk->key.saddr, &ip6->saddr, 16);
 		__builtin_memcpy(pk->key.daddr, &ip6->daddr, 16);
+		if (bpf_ntohs(ip6->payload_len) + sizeof(*ip6) > skb->len - ETH_LEN)
+			return CFR_TC_PASS_OPTIONS;
 		pk->ttl = ip6->hop_limit;
 		pk->l4_off = ETH_LEN + sizeof(*ip6);
 		return parse_l4(pk, ip6 + 1, end);

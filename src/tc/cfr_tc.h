@@ -73,7 +73,7 @@ enum cfr_tc_stat {
 	CFR_TC_BYTES_IN,
 	CFR_TC_PASS_TCP_FLAGS, /* SYN, FIN or RST: the engine tracks the connection */
 	CFR_TC_PASS_TTL,       /* would expire at the gateway: cfrd answers that */
-	CFR_TC_PASS_OPTIONS,   /* IPv4 options, extension headers, odd TCP options */
+	CFR_TC_PASS_OPTIONS,   /* IP options, extension headers, odd TCP options, bad lengths */
 	CFR_TC_PASS_LINE,      /* arrived on another device than the subscriber's line */
 	CFR_TC_PASS_ROUTE,     /* no route, unresolved neighbour, too big for the link */
 	CFR_TC_DROPPED,        /* a rewrite the kernel refused half way: never sent */
