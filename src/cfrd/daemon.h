@@ -19,8 +19,8 @@
 #include "io.h"
 #include "io_xdp.h"
 
-/* The main tun (ingress 0) and one device per [line] section. */
-#define CFRD_MAX_IO (1 + CFRD_MAX_LINES)
+/* The main tun (ingress 0), one device per [line] section, and an AF_XDP socket per port. */
+#define CFRD_MAX_IO (1 + CFRD_MAX_LINES + CFRD_XDP_MAX_PORTS)
 /* Packets per engine call: VPP's vector size, and what one wakeup usually holds. */
 #define CFRD_BURST 64
 
@@ -40,10 +40,13 @@ struct cfrd_worker {
 	unsigned index;
 	pthread_t thread;
 	bool running;
+	/* Queue <index> of each TUN device (d->n_io of them), then its AF_XDP sockets. */
 	struct cfr_io io[CFRD_MAX_IO];
-	struct cfr_pkt pkts[CFRD_BURST];
+	unsigned n_io;
+	struct cfr_pkt pkts[CFRD_BURST];   /* each owns a slot of bufs */
+	struct cfr_pkt frames[CFRD_BURST]; /* for backends with their own buffers */
 	uint8_t *bufs;
-	struct cfrd_xdp_worker *xdp; /* its AF_XDP sockets, with [xdp] ports */
+	struct cfrd_xdp_worker *xdp; /* the UMEM its AF_XDP sockets share, with [xdp] ports */
 };
 
 struct cfrd {
@@ -58,7 +61,7 @@ struct cfrd {
 	pthread_mutex_t engine_lock;
 	struct cfrd_worker *workers;
 	unsigned n_workers;
-	unsigned n_io;                  /* devices; each worker has one queue of each */
+	unsigned n_io;                  /* TUN devices; each worker has one queue of each */
 	struct cfrd_xdp *xdp;           /* the AF_XDP fast path, or NULL without [xdp] ports */
 	struct cfrd_fastpath *fastpath; /* the TC fast path, or NULL when it is off */
 	/* A takeover's inheritance: the running cfrd's fast-path maps and links. */

@@ -1,14 +1,10 @@
 /*
  * cfrd packet I/O backends. Each backend fills one struct cfr_io_backend
- * (plain TUN, TUN with offloads: io_tun.c) and the worker loop (worker.c)
- * drives it through these calls only. Adding a backend is its own file, its
- * extern line below, and the line in worker.c's worker_attach() that picks it
- * from the configuration; nothing else names a backend.
- *
- * The AF_XDP fast path (io_xdp.h) is not one of them: it moves frames from
- * port to port with one UMEM shared by a worker's sockets, runs the engine
- * on them itself (cfrd_xdp_forward(), under the same engine lock), and hands
- * what it cannot send to the worker's TUN queue through this interface.
+ * (plain TUN, TUN with offloads: io_tun.c; AF_XDP sockets: io_xdp.c) and
+ * the worker loop (worker.c) drives every queue through these calls only:
+ * a burst in, the engine under its lock, the burst out. Only the worker
+ * loop calls the engine. Adding a backend is its own file, its extern line
+ * below, and where worker.c attaches its queues; nothing else names one.
  */
 #ifndef CFRD_IO_H
 #define CFRD_IO_H
@@ -50,6 +46,12 @@ struct cfr_io {
 	bool multi_queue; /* attach as one queue of a multi-queue device */
 	unsigned queue;   /* which queue of the device (the worker's index) */
 	char name[IFNAMSIZ];
+	void *priv; /* the backend's own state of this queue (AF_XDP: its socket) */
+	/*
+	 * Where a packet goes that this queue cannot send itself: the
+	 * worker's queue of the main TUN device (AF_XDP), or NULL.
+	 */
+	struct cfr_io *spill;
 	_Atomic uint64_t packets_read;
 	_Atomic uint64_t read_errors;
 	_Atomic uint64_t write_errors;        /* failed and short writes */
@@ -66,28 +68,49 @@ struct cfr_io_backend {
 	 */
 	unsigned tx_hdr_len;
 	/*
+	 * rx_burst points pkts[i].data into the backend's own memory (AF_XDP's
+	 * UMEM) instead of filling the caller's buffers; tx_burst then takes
+	 * back every packet of the burst, forwarded or not.
+	 */
+	bool own_buffers;
+	/*
 	 * Attach to device <ifname> with <mtu>, as a queue of a multi-queue
 	 * device if io->multi_queue. Logs why it failed; returns 0 or -errno
-	 * (-EINVAL when the device exists with other flags).
+	 * (-EINVAL when the device exists with other flags). NULL for a
+	 * backend whose queues share setup (AF_XDP: io_xdp.h opens them).
 	 */
 	int (*open)(struct cfr_io *io, const char *ifname, unsigned mtu);
 	/*
 	 * Fill up to <n> packets: pkts[i].data points at a CFRD_PKT_BUF_SIZE
 	 * buffer owned by the caller, preceded by CFRD_PKT_HEADROOM bytes the
-	 * backend may use; the backend sets pkts[i].len, pkts[i].ingress
-	 * (io->ingress) and pkts[i].csum_partial. Returns how many were read (0
-	 * when none is waiting); never blocks.
+	 * backend may use (unless own_buffers); the backend sets pkts[i].len,
+	 * pkts[i].ingress (io->ingress) and pkts[i].csum_partial. Returns how
+	 * many were read (0 when none is waiting); never blocks.
 	 */
 	unsigned (*rx_burst)(struct cfr_io *io, struct cfr_pkt *pkts, unsigned n);
 	/*
-	 * Send <n> packets read by rx_burst of the same backend, headroom
-	 * untouched. Returns how many went out; the rest are counted as errors.
+	 * Optional: under the engine lock, right after the engine has seen
+	 * the burst, choose each packet's way out from state its verdicts
+	 * teach (AF_XDP: the port, and the subscriber MACs accepted packets
+	 * vouch for).
+	 */
+	void (*route)(struct cfr_io *io, struct cfr_pkt *pkts, unsigned n, uint64_t now_ms);
+	/*
+	 * Send those of the <n> packets rx_burst of this queue read that the
+	 * engine forwarded, headroom untouched. Returns how many went out;
+	 * the rest are counted as errors or drops.
 	 */
 	unsigned (*tx_burst)(struct cfr_io *io, const struct cfr_pkt *pkts, unsigned n);
+	/*
+	 * Optional: push what a busy device left in a transmit ring. True if
+	 * some is still there: the worker polls again soon, not forever.
+	 */
+	bool (*flush)(struct cfr_io *io);
 	void (*close)(struct cfr_io *io);
 };
 
 extern const struct cfr_io_backend cfrd_io_tun;
 extern const struct cfr_io_backend cfrd_io_tun_offload;
+extern const struct cfr_io_backend cfrd_io_xdp;
 
 #endif

@@ -280,8 +280,11 @@ static unsigned tun_tx_burst(struct cfr_io *io, const struct cfr_pkt *pkts, unsi
 	unsigned sent = 0;
 
 	for (unsigned i = 0; i < n; i++) {
-		ssize_t len = write(io->fd, pkts[i].data, pkts[i].len);
+		ssize_t len;
 
+		if (pkts[i].verdict != CFR_VERDICT_FORWARD)
+			continue;
+		len = write(io->fd, pkts[i].data, pkts[i].len);
 		if (len == (ssize_t)pkts[i].len)
 			sent++;
 		else
@@ -333,6 +336,8 @@ static unsigned tun_offload_tx_burst(struct cfr_io *io, const struct cfr_pkt *pk
 	for (unsigned i = 0; i < n; i++) {
 		size_t len = CFRD_VNET_HDR_LEN + pkts[i].len;
 
+		if (pkts[i].verdict != CFR_VERDICT_FORWARD)
+			continue;
 		if (write(io->fd, pkts[i].data - CFRD_VNET_HDR_LEN, len) == (ssize_t)len)
 			sent++;
 		else

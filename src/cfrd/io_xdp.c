@@ -1,33 +1,10 @@
 /*
  * The AF_XDP backend (see io_xdp.h): load and attach the XDP program, one
- * UMEM and one socket per port for each worker, and the forwarding loop
- * that moves frames from a socket through the engine and out of a port.
- *
- * Outbound frames arrive ready to leave: the program has looked up the
- * route, written the next hop's MAC and the outside port's own as source,
- * and decremented the TTL, so cfrd only translates them and picks the
- * socket of the port whose MAC is the frame's source. Before one leaves by
- * an outside port cfrd checks what the guard's egress chain would (see
- * egress_ok()): the fast path skips netfilter, so it keeps that promise
- * itself.
- *
- * Inbound frames need the subscriber's MAC address. cfrd never takes it
- * from a frame: several subscribers may share an inside port (a bridge, a
- * switch), and one frame with a neighbour's source address would otherwise
- * redirect that neighbour's replies. The program reads it from the kernel's
- * neighbour table (the bpf_fib_lookup() that checks the reverse path also
- * returns the neighbour's MAC) and hands it over in front of the frame;
- * cfrd keeps it per subscriber address, only once the engine has accepted
- * the packet and only if the frame came from that very MAC, and only for a
- * few seconds (NEIGH_FRESH_MS), so a change in the neighbour table (an
- * operator's static binding, a host that moved) reaches the fast path
- * soon even if no frame says so. The kernel's table is the one its own
- * forwarding trusts, and the one an operator binds sources with (static
- * entries). Why not a netlink neighbour dump in cfrd: a copy that must be
- * kept in sync from inside the sandbox, for what one lookup per packet in
- * the program already gives. A reply with no fresh entry, or none on this
- * worker's queue of the port, is written into the TUN device and routed by
- * the kernel: slower, never lost.
+ * UMEM per worker shared by its sockets (one per port), and the backend
+ * calls the worker loop drives for each socket: frames in, the routing
+ * decisions of xdp_route.c under the engine lock, frames out of the port
+ * that reaches their destination, or into the worker's TUN queue (the
+ * queue's spill) when no port of this worker's does.
  */
 #include "io_xdp.h"
 
@@ -35,13 +12,10 @@
 #include <bpf/libbpf.h>
 #include <dirent.h>
 #include <errno.h>
-#include <json-c/json.h>
 #include <linux/if_ether.h>
 #include <linux/if_link.h>
 #include <linux/if_xdp.h>
 #include <net/if.h>
-#include <nftables/libnftables.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,13 +28,10 @@
 #include <xdp/xsk.h>
 
 #include "../xdp/cfr_xdp.h"
-#include "cfr/internal/csum.h"
-#include "cfr/internal/siphash.h"
-#include "clock.h"
 #include "daemon.h"
-#include "egress_guard.h"
 #include "forward_rules.h"
 #include "log.h"
+#include "xdp_route.h"
 
 _Static_assert(CFR_XDP_MAX_PORTS == CFRD_XDP_MAX_PORTS, "one limit on ports");
 _Static_assert(CFR_XDP_MAX_QUEUES == CFRD_MAX_WORKERS, "a socket per worker per port");
@@ -77,63 +48,27 @@ extern const uint64_t cfr_xdp_object_size;
 #define RING_SIZE  512u
 #define FRAME_SIZE 4096u
 
-/*
- * How long a subscriber MAC learned from the neighbour table is used for
- * replies without a frame confirming it, and how often a confirmation is
- * written (the entry's line is shared by every worker). A subscriber that
- * sends at least every few seconds (TCP acknowledgements do) keeps its
- * replies on the fast path; the others' go through the kernel.
- */
-#define NEIGH_FRESH_MS   5000u
-#define NEIGH_REFRESH_MS 1000u
-
-/* Where route() sends a packet: a socket index, or one of these. */
-#define EGRESS_TUN  (-1) /* the TUN device: the kernel routes it, its guard sees it */
-#define EGRESS_DROP (-2) /* would leave with a subscriber address (egress_ok()) */
-
 struct port {
 	char name[IFNAMSIZ];
 	unsigned ifindex;
 	unsigned n_queues;
-	unsigned mtu; /* larger replies go through TUN: the kernel answers with Packet Too Big */
-	bool inside;
 	uint16_t ingress; /* stamped on the packets of an inside port (its [line], or 0) */
-	uint8_t mac[ETH_ALEN];
 	struct bpf_link *link;
 };
-
-/* Where replies to one subscriber address go: a direct-mapped cache of the neighbour table. */
-struct neigh {
-	uint8_t addr[16]; /* IPv4 as ::ffff:a.b.c.d */
-	uint8_t mac[ETH_ALEN];
-	uint8_t port; /* index in ports[] + 1; 0 = empty */
-	uint8_t pad;
-	uint64_t seen_ms; /* when a frame last confirmed it */
-};
-
-_Static_assert(sizeof(struct neigh) == 32, "two entries per cache line");
 
 struct cfrd_xdp {
 	struct bpf_object *obj;
 	int xsks_fd;
 	struct port ports[CFRD_XDP_MAX_PORTS];
 	unsigned n_ports;
-	/* Guarded by the engine lock: learned and read inside the same critical section. */
-	struct neigh *neigh;
-	size_t neigh_mask;
-	struct cfr_sipkey neigh_key;
-	_Atomic uint64_t neigh_misses; /* written under the lock, read by cfrctl stats */
-	/* What a packet leaving by an outside port may carry (egress_ok()). */
-	struct cfr_prefix pools[2 * CFR_MAX_POOL_PREFIXES];
-	unsigned n_pools;
-	struct cfr_prefix subscribers[CFR_MAX_SUBSCRIBER_PREFIXES];
-	unsigned n_subscribers;
+	struct cfrd_xdp_route route; /* the ports' MACs, MTUs and roles, and the neighbours */
 	struct cfrd_xdp_worker *workers[CFRD_MAX_WORKERS];
 	unsigned n_workers;
 	int mtu_fd; /* a datagram socket for SIOCGIFMTU, kept for cfrd_xdp_refresh() */
 };
 
 struct sock {
+	struct cfrd_xdp_worker *xw;
 	struct xsk_socket *xsk;
 	struct xsk_ring_cons rx, comp;
 	struct xsk_ring_prod tx, fill;
@@ -151,15 +86,13 @@ struct cfrd_xdp_worker {
 	struct sock socks[CFRD_XDP_MAX_PORTS];
 	unsigned n_socks;
 	int sock_of_port[CFRD_XDP_MAX_PORTS]; /* -1: no socket on this worker's queue of the port */
+	uint32_t sendable;                    /* a bit per port with a socket here */
 	uint64_t *free_frames;
 	unsigned n_free;
-	/* One burst: the frame of each packet, and what the route step decided. */
-	struct cfr_pkt pkts[CFRD_BURST];
+	/* The burst in hand (one socket's at a time): each packet's frame, sender and way out. */
 	uint64_t frame[CFRD_BURST];
-	uint8_t src[CFRD_BURST][16];
-	uint8_t src_mac[CFRD_BURST][ETH_ALEN]; /* the neighbour table's, from struct cfr_xdp_meta */
-	bool learnable[CFRD_BURST];
-	int egress[CFRD_BURST]; /* socket index, EGRESS_TUN or EGRESS_DROP */
+	struct cfrd_xdp_sender sender[CFRD_BURST];
+	int via[CFRD_BURST]; /* a port, CFRD_XDP_VIA_TUN or CFRD_XDP_VIA_DROP */
 };
 
 /* --- frames ----------------------------------------------------------------- */
@@ -193,216 +126,6 @@ static void refill(struct cfrd_xdp_worker *xw, struct sock *s)
 	xsk_ring_prod__submit(&s->fill, want);
 }
 
-/* --- learned subscriber MACs ------------------------------------------------ */
-
-/*
- * The neighbour table's key for the source (or, <dst>, the destination)
- * address of the IPv4 or IPv6 header at <ip>: IPv4 as ::ffff:a.b.c.d.
- */
-static void addr_key(uint8_t key[16], const uint8_t *ip, bool dst)
-{
-	if ((ip[0] >> 4) == 4) {
-		static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-		memcpy(key, v4mapped, 12);
-		memcpy(key + 12, ip + (dst ? 16 : 12), 4);
-	} else {
-		memcpy(key, ip + (dst ? 24 : 8), 16);
-	}
-}
-
-static struct neigh *neigh_slot(struct cfrd_xdp *x, const uint8_t key[16])
-{
-	return &x->neigh[cfr_siphash13(&x->neigh_key, key, 16) & x->neigh_mask];
-}
-
-/* Workers read their clocks before they take the lock: another's may be a little ahead. */
-static int64_t age_ms(uint64_t now_ms, uint64_t then_ms)
-{
-	return (int64_t)(now_ms - then_ms);
-}
-
-/* --- the burst -------------------------------------------------------------- */
-
-/*
- * What burst slot <k> may teach about its source, from the program's
- * header <meta> in front of the frame: the neighbour table's MAC for the
- * subscriber, if the frame came from an inside port, from that very MAC.
- * The program already passes frames that disagree to the kernel; this is
- * where cfrd, which writes the table, makes sure of it.
- */
-static void take_meta(struct cfrd_xdp_worker *xw, unsigned k, struct cfr_xdp_meta *meta,
-                      bool inside)
-{
-	const uint8_t *ip = xw->pkts[k].data;
-
-	/*
-	 * The program wrote the mark after checking a whole header; the
-	 * length is checked again all the same before the address is read.
-	 * A short packet goes on to the engine, which names its drop.
-	 */
-	xw->learnable[k] = inside && meta->magic == CFR_XDP_META_MAGIC &&
-	                   memcmp(meta->neigh_mac, meta->frame_mac, ETH_ALEN) == 0 &&
-	                   xw->pkts[k].len >= ((ip[0] >> 4) == 4 ? 20u : 40u);
-	if (xw->learnable[k]) {
-		memcpy(xw->src_mac[k], meta->neigh_mac, ETH_ALEN);
-		addr_key(xw->src[k], ip, false);
-	}
-	/* Whatever reuses this buffer must not find a stale mark. */
-	meta->magic = 0;
-}
-
-/* Take up to a burst of frames from <s>; every frame is either in pkts[] or freed. */
-static unsigned rx_frames(struct cfrd_xdp_worker *xw, struct sock *s)
-{
-	const struct port *port = &xw->x->ports[s->port];
-	unsigned n, k = 0;
-	uint32_t idx;
-
-	n = xsk_ring_cons__peek(&s->rx, CFRD_BURST, &idx);
-	for (unsigned i = 0; i < n; i++) {
-		const struct xdp_desc *desc = xsk_ring_cons__rx_desc(&s->rx, idx + i);
-		/* The program pushed its header in front of every frame from an inside port. */
-		uint32_t skip = port->inside ? sizeof(struct cfr_xdp_meta) : 0;
-		uint8_t *eth = (uint8_t *)xsk_umem__get_data(xw->area, desc->addr) + skip;
-
-		/* Not even an IP version: nothing the engine could name. */
-		if (desc->len <= skip + ETH_HLEN) {
-			frame_free(xw, desc->addr);
-			atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
-			continue;
-		}
-		/* Sent from the Ethernet header on: an offset into its chunk is fine. */
-		xw->frame[k] = desc->addr + skip;
-		xw->pkts[k] = (struct cfr_pkt){.data = eth + ETH_HLEN,
-		                               .len = desc->len - skip - ETH_HLEN,
-		                               .ingress = port->ingress};
-		if (port->inside)
-			take_meta(xw, k, (struct cfr_xdp_meta *)eth - 1, true);
-		else
-			xw->learnable[k] = false;
-		k++;
-	}
-	xsk_ring_cons__release(&s->rx, n);
-	atomic_fetch_add_explicit(&s->rx_frames, n, memory_order_relaxed);
-	return k;
-}
-
-static int port_by_mac(const struct cfrd_xdp *x, const uint8_t *mac)
-{
-	for (unsigned p = 0; p < x->n_ports; p++)
-		if (memcmp(x->ports[p].mac, mac, ETH_ALEN) == 0)
-			return (int)p;
-	return -1;
-}
-
-static bool in_prefixes(const struct cfr_prefix *list, unsigned n, int family, const uint8_t *addr)
-{
-	for (unsigned i = 0; i < n; i++)
-		if (cfr_prefix_contains(&list[i], family, addr))
-			return true;
-	return false;
-}
-
-/*
- * What the guard's egress chain (egress_guard.c) checks in the kernel, for
- * a translated packet about to leave by an outside port, which netfilter
- * never sees: its source must be an alias (every packet the engine
- * translates outbound has one; a subscriber source there would be a bug
- * naming a customer), and an ICMP error must not quote a subscriber
- * address. Returns 0 if it may leave, EGRESS_DROP if not, EGRESS_TUN if the
- * fast path cannot tell (IPv6 extension headers, which it does not walk):
- * the kernel routes it and the guard decides.
- */
-static int egress_ok(const struct cfrd_xdp *x, const uint8_t *ip, uint32_t len)
-{
-	int family = (ip[0] >> 4) == 4 ? CFR_FAMILY_V4 : CFR_FAMILY_V6;
-	uint32_t l4, src_off = family == CFR_FAMILY_V4 ? 12 : 8,
-	             alen = family == CFR_FAMILY_V4 ? 4 : 16;
-	bool error;
-
-	if (!in_prefixes(x->pools, x->n_pools, family, ip + src_off))
-		return EGRESS_DROP;
-	if (family == CFR_FAMILY_V4) {
-		/* Later fragments carry no ICMP header, for nft either. */
-		l4 = (ip[0] & 0xfu) * 4u;
-		error = ip[9] == 1 && ((ip[6] & 0x1f) | ip[7]) == 0 && l4 + 8 + 20 <= len &&
-		        (ip[l4] == 3 || ip[l4] == 4 || ip[l4] == 5 || ip[l4] == 11 || ip[l4] == 12);
-	} else {
-		/* TCP, UDP, ICMPv6 and fragments (the engine drops fragmented errors). */
-		if (ip[6] != 6 && ip[6] != 17 && ip[6] != 58 && ip[6] != 44)
-			return EGRESS_TUN;
-		l4 = 40;
-		error = ip[6] == 58 && l4 + 8 + 40 <= len && ip[l4] >= 1 && ip[l4] <= 4;
-	}
-	if (error &&
-	    (in_prefixes(x->subscribers, x->n_subscribers, family, ip + l4 + 8 + src_off) ||
-	     in_prefixes(x->subscribers, x->n_subscribers, family, ip + l4 + 8 + src_off + alen)))
-		return EGRESS_DROP;
-	return 0;
-}
-
-/*
- * Under the engine lock, right after the engine: learn from accepted
- * outbound packets, and choose every forwarded packet's way out. Only an
- * outbound packet leaves by an outside port, only a reply by an inside one.
- */
-static void route(struct cfrd_xdp_worker *xw, const struct sock *from, unsigned n, uint64_t now_ms)
-{
-	struct cfrd_xdp *x = xw->x;
-
-	for (unsigned k = 0; k < n; k++) {
-		uint8_t *eth = xw->pkts[k].data - ETH_HLEN;
-		int p, verdict;
-
-		xw->egress[k] = EGRESS_TUN;
-		if (xw->pkts[k].verdict != CFR_VERDICT_FORWARD)
-			continue;
-		if (xw->pkts[k].dir == CFR_DIR_OUT) {
-			if (xw->learnable[k]) {
-				struct neigh *e = neigh_slot(x, xw->src[k]);
-				struct neigh learned = {.port = (uint8_t)(from->port + 1),
-				                        .seen_ms = now_ms};
-
-				memcpy(learned.addr, xw->src[k], 16);
-				memcpy(learned.mac, xw->src_mac[k], ETH_ALEN);
-				/* A line every worker shares: written if changed or aging. */
-				if (memcmp(e, &learned, offsetof(struct neigh, seen_ms)) != 0 ||
-				    age_ms(now_ms, e->seen_ms) >= NEIGH_REFRESH_MS)
-					*e = learned;
-			}
-			p = port_by_mac(x, eth + ETH_ALEN);
-			if (p < 0 || x->ports[p].inside)
-				continue;
-			verdict = egress_ok(x, xw->pkts[k].data, xw->pkts[k].len);
-			if (verdict != 0) {
-				xw->egress[k] = verdict;
-				continue;
-			}
-		} else {
-			uint8_t key[16];
-			struct neigh *e;
-
-			addr_key(key, xw->pkts[k].data, true);
-			e = neigh_slot(x, key);
-			if (e->port == 0 || memcmp(e->addr, key, 16) != 0 ||
-			    age_ms(now_ms, e->seen_ms) >= NEIGH_FRESH_MS) {
-				atomic_fetch_add_explicit(&x->neigh_misses, 1,
-				                          memory_order_relaxed);
-				continue;
-			}
-			p = e->port - 1;
-			if (!x->ports[p].inside ||
-			    xw->pkts[k].len > __atomic_load_n(&x->ports[p].mtu, __ATOMIC_RELAXED))
-				continue;
-			memcpy(eth, e->mac, ETH_ALEN);
-			memcpy(eth + ETH_ALEN, x->ports[p].mac, ETH_ALEN);
-		}
-		if (xw->sock_of_port[p] >= 0)
-			xw->egress[k] = xw->sock_of_port[p];
-	}
-}
-
 /* Frames in the transmit ring that the kernel has not taken yet. */
 static unsigned tx_queued(struct sock *s)
 {
@@ -429,36 +152,7 @@ static void kick(struct sock *s)
 		    errno != EAGAIN && errno != EBUSY && errno != ENOBUFS)
 			return;
 		if (tx_queued(s) == queued)
-			return; /* the device is busy: cfrd_xdp_flush() comes back */
-	}
-}
-
-bool cfrd_xdp_flush(struct cfrd_xdp_worker *xw)
-{
-	bool left = false;
-
-	for (unsigned i = 0; i < xw->n_socks; i++) {
-		kick(&xw->socks[i]);
-		left |= tx_queued(&xw->socks[i]) > 0;
-	}
-	return left;
-}
-
-/*
- * The second hop of the TUN path (cfr0 out to the port), which a frame on
- * the fast path would otherwise skip: both paths leave the same TTL, so the
- * TTL cap yields one value whichever path a packet took. The program let
- * only TTLs above 2 through, so this never reaches 0.
- */
-static void hop_decrement(uint8_t *ip)
-{
-	if ((ip[0] >> 4) == 4) {
-		uint8_t word[2] = {(uint8_t)(ip[8] - 1), ip[9]};
-
-		csum_replace(ip + 10, ip + 8, word, 2);
-		ip[8] = word[0];
-	} else {
-		ip[7]--;
+			return; /* the device is busy: xdp_flush() comes back */
 	}
 }
 
@@ -477,67 +171,149 @@ static bool tx_one(struct cfrd_xdp_worker *xw, struct sock *s, uint64_t addr, ui
 	return true;
 }
 
-static void tx_frames(struct cfrd_xdp_worker *xw, struct sock *from, unsigned n, struct cfr_io *tun)
+/* --- the backend ------------------------------------------------------------ */
+
+/*
+ * Up to <n> frames from the socket, in place in the UMEM: every frame taken
+ * from the ring is either in pkts[] or freed. Completed and dropped frames
+ * go back to every socket's fill ring first, so the kernel never runs dry.
+ */
+static unsigned xdp_rx_burst(struct cfr_io *io, struct cfr_pkt *pkts, unsigned n)
 {
+	struct sock *s = io->priv;
+	struct cfrd_xdp_worker *xw = s->xw;
+	const struct port *port = &xw->x->ports[s->port];
+	bool inside = xw->x->route.ports[s->port].inside;
+	unsigned got, k = 0;
+	uint32_t idx;
+
+	for (unsigned i = 0; i < xw->n_socks; i++) {
+		reclaim_completions(xw, &xw->socks[i]);
+		refill(xw, &xw->socks[i]);
+	}
+	if (xsk_ring_prod__needs_wakeup(&s->fill))
+		recvfrom(io->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+	got = xsk_ring_cons__peek(&s->rx, n < CFRD_BURST ? n : CFRD_BURST, &idx);
+	for (unsigned i = 0; i < got; i++) {
+		const struct xdp_desc *desc = xsk_ring_cons__rx_desc(&s->rx, idx + i);
+		/* The program pushed its header in front of every frame from an inside port. */
+		uint32_t skip = inside ? sizeof(struct cfr_xdp_meta) : 0;
+		uint8_t *eth = (uint8_t *)xsk_umem__get_data(xw->area, desc->addr) + skip;
+
+		/* Not even an IP version: nothing the engine could name. */
+		if (desc->len <= skip + ETH_HLEN) {
+			frame_free(xw, desc->addr);
+			atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+			continue;
+		}
+		/* Sent from the Ethernet header on: an offset into its chunk is fine. */
+		xw->frame[k] = desc->addr + skip;
+		pkts[k] = (struct cfr_pkt){.data = eth + ETH_HLEN,
+		                           .len = desc->len - skip - ETH_HLEN,
+		                           .ingress = port->ingress};
+		xw->sender[k].learnable = false;
+		if (inside)
+			cfrd_xdp_sender_take(&xw->sender[k], &pkts[k],
+			                     (struct cfr_xdp_meta *)eth - 1, true);
+		k++;
+	}
+	xsk_ring_cons__release(&s->rx, got);
+	atomic_fetch_add_explicit(&s->rx_frames, got, memory_order_relaxed);
+	io->packets_read += got;
+	return k;
+}
+
+/* Under the engine lock, right after the engine: learn, and pick every packet's way out. */
+static void xdp_route(struct cfr_io *io, struct cfr_pkt *pkts, unsigned n, uint64_t now_ms)
+{
+	struct sock *s = io->priv;
+	struct cfrd_xdp_worker *xw = s->xw;
+
+	for (unsigned k = 0; k < n; k++)
+		xw->via[k] = cfrd_xdp_route_pick(&xw->x->route, s->port, &xw->sender[k], &pkts[k],
+		                                 xw->sendable, now_ms);
+}
+
+/* A packet no port of this worker's can send: into the TUN device, for the kernel to route. */
+static void spill(struct cfr_io *io, const struct cfr_pkt *pkt)
+{
+	const struct cfr_io_backend *be = io->spill->backend;
+	struct cfr_pkt plain = *pkt;
+
+	/* No offloads to describe: a zeroed backend header (virtio), where the MACs were. */
+	memset(pkt->data - be->tx_hdr_len, 0, be->tx_hdr_len);
+	plain.csum_partial = 0;
+	be->tx_burst(io->spill, &plain, 1);
+}
+
+/* Every frame of the burst leaves here: sent, written to TUN, or freed as dropped. */
+static unsigned xdp_tx_burst(struct cfr_io *io, const struct cfr_pkt *pkts, unsigned n)
+{
+	struct sock *from = io->priv;
+	struct cfrd_xdp_worker *xw = from->xw;
+	unsigned sent = 0;
+
 	for (unsigned k = 0; k < n; k++) {
-		struct cfr_pkt *pkt = &xw->pkts[k];
+		const struct cfr_pkt *pkt = &pkts[k];
 
 		if (pkt->verdict != CFR_VERDICT_FORWARD) {
 			atomic_fetch_add_explicit(&from->dropped, 1, memory_order_relaxed);
-		} else if (xw->egress[k] == EGRESS_DROP) {
+		} else if (xw->via[k] == CFRD_XDP_VIA_DROP) {
 			atomic_fetch_add_explicit(&from->guard_drops, 1, memory_order_relaxed);
-		} else if (xw->egress[k] >= 0) {
-			struct sock *s = &xw->socks[xw->egress[k]];
+		} else if (xw->via[k] >= 0) {
+			struct sock *s = &xw->socks[xw->sock_of_port[xw->via[k]]];
 
-			hop_decrement(pkt->data);
+			cfrd_xdp_hop_decrement(pkt->data);
 			if (tx_one(xw, s, xw->frame[k], pkt->len + ETH_HLEN)) {
 				/* This worker's own socket: the add is never contended. */
 				atomic_fetch_add_explicit(&s->tx_bytes, pkt->len,
 				                          memory_order_relaxed);
+				sent++;
 				continue;
 			}
 			atomic_fetch_add_explicit(&s->tx_full, 1, memory_order_relaxed);
 		} else {
-			/* No offloads to describe: a zeroed backend header (virtio), where the MACs
-			 * were. */
-			memset(pkt->data - tun->backend->tx_hdr_len, 0, tun->backend->tx_hdr_len);
-			pkt->csum_partial = 0;
-			tun->backend->tx_burst(tun, pkt, 1);
+			spill(io, pkt);
 			atomic_fetch_add_explicit(&from->to_tun, 1, memory_order_relaxed);
+			sent++;
 		}
 		frame_free(xw, xw->frame[k]);
 	}
 	for (unsigned i = 0; i < xw->n_socks; i++)
 		kick(&xw->socks[i]);
+	return sent;
 }
 
-unsigned cfrd_xdp_forward(struct cfrd *d, struct cfrd_xdp_worker *xw, unsigned sock,
-                          struct cfr_io *tun)
+/* Frames a busy device left in the transmit ring: true if some are still there. */
+static bool xdp_flush(struct cfr_io *io)
 {
-	struct sock *s = &xw->socks[sock];
-	unsigned total = 0, n;
+	struct sock *s = io->priv;
 
-	do {
-		for (unsigned i = 0; i < xw->n_socks; i++)
-			reclaim_completions(xw, &xw->socks[i]);
-		n = rx_frames(xw, s);
-		total += n;
-		if (n) {
-			uint64_t now_ms = cfrd_now_ms();
-
-			cfrd_engine_lock(d);
-			cfr_engine_process(d->engine, xw->pkts, n, now_ms);
-			route(xw, s, n, now_ms);
-			cfrd_engine_unlock(d);
-			tx_frames(xw, s, n, tun);
-		}
-		for (unsigned i = 0; i < xw->n_socks; i++)
-			refill(xw, &xw->socks[i]);
-	} while (n == CFRD_BURST && total < 16 * CFRD_BURST);
-	if (xsk_ring_prod__needs_wakeup(&s->fill))
-		recvfrom(xsk_socket__fd(s->xsk), NULL, 0, MSG_DONTWAIT, NULL, NULL);
-	return total;
+	kick(s);
+	return tx_queued(s) > 0;
 }
+
+/* The worker's UMEM outlives its sockets: cfrd_xdp_worker_close() frees it afterwards. */
+static void xdp_close(struct cfr_io *io)
+{
+	struct sock *s = io->priv;
+
+	xsk_socket__delete(s->xsk);
+	s->xsk = NULL;
+	io->fd = -1;
+}
+
+const struct cfr_io_backend cfrd_io_xdp = {
+    .name = "af_xdp",
+    .own_buffers = true,
+    .rx_burst = xdp_rx_burst,
+    .route = xdp_route,
+    .tx_burst = xdp_tx_burst,
+    .flush = xdp_flush,
+    .close = xdp_close,
+};
+
+/* --- forward rules ---------------------------------------------------------- */
 
 /*
  * The fast path's packets skip netfilter: an operator's forward rules
@@ -549,7 +325,6 @@ static int check_forward_rules(const struct cfrd_config *cfg)
 {
 	char what[160];
 	int ret = cfrd_forward_rules_count(what, sizeof(what));
-
 	if (ret < 0)
 		log_error("[xdp]: cannot read the nftables ruleset");
 	if (ret > 0 && cfg->xdp_ignore_forward_rules) {
@@ -585,7 +360,7 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list 
 	return 0;
 }
 
-static int port_info(struct port *p)
+static int port_info(struct port *p, struct cfrd_xdp_port_view *v)
 {
 	char path[64 + IFNAMSIZ];
 	struct ifreq ifr = {0};
@@ -612,8 +387,8 @@ static int port_info(struct port *p)
 		close(fd);
 	if (ret < 0)
 		return ret;
-	memcpy(p->mac, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
-	p->mtu = mtu;
+	memcpy(v->mac, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
+	v->mtu = mtu;
 	snprintf(path, sizeof(path), "/sys/class/net/%s/queues", p->name);
 	dir = opendir(path);
 	p->n_queues = 0;
@@ -662,11 +437,6 @@ static int fill_prefixes(struct cfrd_xdp *x, const struct cfr_engine_config *e)
 	if (ret == 0)
 		ret = fill_lpm(map_fd(x, "subs4"), map_fd(x, "subs6"), e->subscribers,
 		               e->n_subscribers);
-	memcpy(x->pools, e->pool4, e->n_pool4 * sizeof(*e->pool4));
-	memcpy(x->pools + e->n_pool4, e->pool6, e->n_pool6 * sizeof(*e->pool6));
-	x->n_pools = e->n_pool4 + e->n_pool6;
-	memcpy(x->subscribers, e->subscribers, e->n_subscribers * sizeof(*e->subscribers));
-	x->n_subscribers = e->n_subscribers;
 	return ret;
 }
 
@@ -702,12 +472,12 @@ static int attach_ports(struct cfrd_xdp *x, const struct cfrd_config *cfg)
 		int ret;
 
 		snprintf(p->name, sizeof(p->name), "%s", cfg->xdp_ports[i].name);
-		p->inside = cfg->xdp_ports[i].inside;
+		x->route.ports[i].inside = cfg->xdp_ports[i].inside;
 		p->ingress = cfg->xdp_ports[i].ingress;
-		ret = port_info(p);
+		ret = port_info(p, &x->route.ports[i]);
 		if (ret < 0)
 			return ret;
-		x->n_ports = i + 1;
+		x->n_ports = x->route.n_ports = i + 1;
 		if (bpf_map_update_elem(ports_fd, &p->ifindex, &v, BPF_ANY) < 0) {
 			ret = -errno;
 			log_error("[xdp] port %s: cannot configure the program: %s", p->name,
@@ -729,8 +499,6 @@ int cfrd_xdp_open(struct cfrd_xdp **xp, const struct cfrd_config *cfg)
 {
 	struct rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
 	struct cfrd_xdp *x;
-	uint8_t key[16];
-	size_t size = 1;
 	int ret;
 
 	ret = check_forward_rules(cfg);
@@ -740,14 +508,7 @@ int cfrd_xdp_open(struct cfrd_xdp **xp, const struct cfrd_config *cfg)
 	if (x == NULL)
 		return -ENOMEM;
 	x->mtu_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	while (size < cfg->engine.max_subscribers)
-		size <<= 1;
-	x->neigh = calloc(size, sizeof(*x->neigh));
-	x->neigh_mask = size - 1;
-	randombytes_buf(key, sizeof(key));
-	x->neigh_key = cfr_sipkey_from(key);
-	sodium_memzero(key, sizeof(key));
-	if (x->neigh == NULL) {
+	if (cfrd_xdp_route_init(&x->route, &cfg->engine) < 0) {
 		cfrd_xdp_close(x);
 		log_error("[xdp]: cannot allocate the neighbour table: %s", strerror(ENOMEM));
 		return -ENOMEM;
@@ -784,7 +545,7 @@ void cfrd_xdp_close(struct cfrd_xdp *x)
 	for (unsigned i = 0; i < x->n_ports; i++)
 		bpf_link__destroy(x->ports[i].link);
 	bpf_object__close(x->obj);
-	free(x->neigh);
+	cfrd_xdp_route_fini(&x->route);
 	if (x->mtu_fd >= 0)
 		close(x->mtu_fd);
 	free(x);
@@ -803,7 +564,8 @@ void cfrd_xdp_refresh(struct cfrd_xdp *x)
 
 		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", x->ports[i].name);
 		if (ioctl(x->mtu_fd, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 0)
-			__atomic_store_n(&x->ports[i].mtu, (unsigned)ifr.ifr_mtu, __ATOMIC_RELAXED);
+			__atomic_store_n(&x->route.ports[i].mtu, (unsigned)ifr.ifr_mtu,
+			                 __ATOMIC_RELAXED);
 	}
 }
 
@@ -820,6 +582,7 @@ static int sock_open(struct cfrd_xdp_worker *xw, unsigned port)
 	uint32_t key = port * CFR_XDP_MAX_QUEUES + xw->queue;
 	int ret, fd;
 
+	s->xw = xw;
 	s->port = port;
 	/* The first socket takes the fill and completion rings made with the UMEM. */
 	if (xw->n_socks == 0)
@@ -842,10 +605,29 @@ static int sock_open(struct cfrd_xdp_worker *xw, unsigned port)
 		return ret;
 	}
 	xw->sock_of_port[port] = (int)xw->n_socks++;
+	xw->sendable |= 1u << port;
 	return 0;
 }
 
-int cfrd_xdp_worker_open(struct cfrd_xdp *x, unsigned queue, struct cfrd_xdp_worker **xwp)
+/* Each socket as a queue of the AF_XDP backend, for the worker loop to poll and drive. */
+static void fill_ios(struct cfrd_xdp_worker *xw, struct cfr_io *spill, struct cfr_io *ios)
+{
+	for (unsigned i = 0; i < xw->n_socks; i++) {
+		struct sock *s = &xw->socks[i];
+		const struct port *port = &xw->x->ports[s->port];
+
+		ios[i] = (struct cfr_io){.backend = &cfrd_io_xdp,
+		                         .fd = xsk_socket__fd(s->xsk),
+		                         .ingress = port->ingress,
+		                         .queue = xw->queue,
+		                         .priv = s,
+		                         .spill = spill};
+		snprintf(ios[i].name, sizeof(ios[i].name), "%s", port->name);
+	}
+}
+
+int cfrd_xdp_worker_open(struct cfrd_xdp *x, unsigned queue, struct cfr_io *spill,
+                         struct cfr_io *ios, unsigned *n_ios, struct cfrd_xdp_worker **xwp)
 {
 	const struct xsk_umem_config uc = {
 	    .fill_size = RING_SIZE,
@@ -856,6 +638,7 @@ int cfrd_xdp_worker_open(struct cfrd_xdp *x, unsigned queue, struct cfrd_xdp_wor
 	unsigned n_ports = 0, n_frames;
 	int ret;
 
+	*n_ios = 0;
 	for (unsigned p = 0; p < x->n_ports; p++)
 		n_ports += queue < x->ports[p].n_queues;
 	xw = calloc(1, sizeof(*xw));
@@ -898,6 +681,8 @@ int cfrd_xdp_worker_open(struct cfrd_xdp *x, unsigned queue, struct cfrd_xdp_wor
 			return ret;
 		refill(xw, &xw->socks[xw->n_socks - 1]);
 	}
+	fill_ios(xw, spill, ios);
+	*n_ios = xw->n_socks;
 	return 0;
 }
 
@@ -905,23 +690,16 @@ void cfrd_xdp_worker_close(struct cfrd_xdp_worker *xw)
 {
 	if (xw == NULL)
 		return;
+	/* The sockets the worker loop did not close (a failed start). */
 	for (unsigned i = 0; i < xw->n_socks; i++)
-		xsk_socket__delete(xw->socks[i].xsk);
+		if (xw->socks[i].xsk)
+			xsk_socket__delete(xw->socks[i].xsk);
 	if (xw->umem)
 		xsk_umem__delete(xw->umem);
 	if (xw->area)
 		munmap(xw->area, xw->area_size);
 	free(xw->free_frames);
 	free(xw);
-}
-
-unsigned cfrd_xdp_worker_fds(const struct cfrd_xdp_worker *xw, int *fds, unsigned max)
-{
-	unsigned n = xw->n_socks < max ? xw->n_socks : max;
-
-	for (unsigned i = 0; i < n; i++)
-		fds[i] = xsk_socket__fd(xw->socks[i].xsk);
-	return n;
 }
 
 uint64_t cfrd_xdp_worker_received(const struct cfrd_xdp_worker *xw)
@@ -936,7 +714,7 @@ uint64_t cfrd_xdp_worker_received(const struct cfrd_xdp_worker *xw)
 void cfrd_xdp_stats(const struct cfrd_xdp *x, struct cfrd_xdp_stats *st)
 {
 	*st = (struct cfrd_xdp_stats){
-	    .neigh_misses = atomic_load_explicit(&x->neigh_misses, memory_order_relaxed)};
+	    .neigh_misses = atomic_load_explicit(&x->route.neigh_misses, memory_order_relaxed)};
 	for (unsigned w = 0; w < x->n_workers; w++) {
 		const struct cfrd_xdp_worker *xw = x->workers[w];
 

@@ -4,7 +4,9 @@
  * straight out of another port, bypassing the kernel's stack and the TUN
  * device; everything else still takes the TUN path. Each worker owns one
  * UMEM shared by its sockets (queue <worker index> of every port), so a frame
- * received on one port is sent from another without a copy in cfrd.
+ * received on one port is sent from another without a copy in cfrd. Each
+ * socket is a queue of the backend cfrd_io_xdp (io.h), which the worker
+ * loop drives like any other; what is here sets them up.
  *
  * The fast path skips netfilter. It must never send a subscriber's replies
  * to a MAC address a frame claimed (only the kernel's neighbour table says
@@ -23,7 +25,6 @@
 #include "config.h"
 #include "io.h"
 
-struct cfrd;
 struct cfrd_xdp;
 struct cfrd_xdp_worker;
 
@@ -52,27 +53,16 @@ void cfrd_xdp_close(struct cfrd_xdp *x);
 /* Read the ports' MTUs again (once a second, from the control thread). */
 void cfrd_xdp_refresh(struct cfrd_xdp *x);
 
-/* Worker <queue>'s UMEM and its sockets on queue <queue> of every port that has one. */
-int cfrd_xdp_worker_open(struct cfrd_xdp *x, unsigned queue, struct cfrd_xdp_worker **xwp);
+/*
+ * Worker <queue>'s UMEM and its sockets on queue <queue> of every port that
+ * has one, as queues of cfrd_io_xdp in ios[0..*n_ios) (room for
+ * CFRD_XDP_MAX_PORTS), each spilling into <spill>: the worker's queue of
+ * the main TUN device, where the kernel routes what no port of this
+ * worker's can send. Close the queues before the worker.
+ */
+int cfrd_xdp_worker_open(struct cfrd_xdp *x, unsigned queue, struct cfr_io *spill,
+                         struct cfr_io *ios, unsigned *n_ios, struct cfrd_xdp_worker **xwp);
 void cfrd_xdp_worker_close(struct cfrd_xdp_worker *xw);
-
-/* The worker's sockets, to poll for POLLIN: fills up to <max> fds, returns how many. */
-unsigned cfrd_xdp_worker_fds(const struct cfrd_xdp_worker *xw, int *fds, unsigned max);
-
-/*
- * Move the frames waiting on socket <sock> of the worker: through the
- * engine (under d's engine lock) and out of the port that reaches their
- * destination, or written to <tun> when no port does. Returns how many
- * frames were read.
- */
-unsigned cfrd_xdp_forward(struct cfrd *d, struct cfrd_xdp_worker *xw, unsigned sock,
-                          struct cfr_io *tun);
-
-/*
- * Push frames still in the worker's transmit rings (a busy device leaves
- * them there). Returns true if some remain: poll again soon, not forever.
- */
-bool cfrd_xdp_flush(struct cfrd_xdp_worker *xw);
 
 void cfrd_xdp_stats(const struct cfrd_xdp *x, struct cfrd_xdp_stats *st);
 

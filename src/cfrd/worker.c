@@ -32,69 +32,59 @@
 #define MAX_BURSTS_PER_WAKEUP 16
 
 /*
- * Move forwarded packets to the front, keeping their order. Entries are
- * swapped, not copied over, so every slot still owns exactly one buffer.
- */
-static unsigned gather_forwarded(struct cfr_pkt *pkts, unsigned n)
-{
-	unsigned k = 0;
-
-	for (unsigned i = 0; i < n; i++) {
-		if (pkts[i].verdict != CFR_VERDICT_FORWARD)
-			continue;
-		if (i != k) {
-			struct cfr_pkt tmp = pkts[k];
-
-			pkts[k] = pkts[i];
-			pkts[i] = tmp;
-		}
-		k++;
-	}
-	return k;
-}
-
-/*
- * Each packet goes back out of the device it came in on: the kernel routes
+ * A TUN packet goes back out of the device it came in on: the kernel routes
  * it from there, and a line device only ever sees its own line's traffic.
+ * An AF_XDP frame leaves by the port its backend routes it to.
  */
 static unsigned forward_bursts(struct cfrd_worker *w, struct cfr_io *io)
 {
 	const struct cfr_io_backend *be = io->backend;
+	struct cfr_pkt *pkts = be->own_buffers ? w->frames : w->pkts;
 	unsigned total = 0;
 
 	for (int b = 0; b < MAX_BURSTS_PER_WAKEUP; b++) {
-		unsigned n = be->rx_burst(io, w->pkts, CFRD_BURST);
+		unsigned n = be->rx_burst(io, pkts, CFRD_BURST);
+		uint64_t now_ms;
 
 		total += n;
 		if (n == 0)
 			return total;
 		cfrd_engine_lock(w->d);
-		cfr_engine_process(w->d->engine, w->pkts, n, cfrd_now_ms());
+		now_ms = cfrd_now_ms();
+		cfr_engine_process(w->d->engine, pkts, n, now_ms);
 		if (w->d->fastpath)
-			cfrd_fastpath_learn(w->d->fastpath, w->d->engine, w->pkts, n);
+			cfrd_fastpath_learn(w->d->fastpath, w->d->engine, pkts, n);
+		if (be->route)
+			be->route(io, pkts, n, now_ms);
 		cfrd_engine_unlock(w->d);
-		be->tx_burst(io, w->pkts, gather_forwarded(w->pkts, n));
+		be->tx_burst(io, pkts, n);
 		if (n < CFRD_BURST)
 			return total;
 	}
 	return total;
 }
 
+/* Whether some queue's device left packets in a transmit ring (only AF_XDP's do). */
+static bool flush_all(struct cfrd_worker *w)
+{
+	bool left = false;
+
+	for (unsigned i = 0; i < w->n_io; i++)
+		if (w->io[i].backend->flush)
+			left |= w->io[i].backend->flush(&w->io[i]);
+	return left;
+}
+
 static void *worker_main(void *arg)
 {
 	struct cfrd_worker *w = arg;
 	struct cfrd *d = w->d;
-	struct pollfd pfd[1 + CFRD_MAX_IO + CFRD_XDP_MAX_PORTS];
-	int xsk_fds[CFRD_XDP_MAX_PORTS];
-	unsigned n_xsk = w->xdp ? cfrd_xdp_worker_fds(w->xdp, xsk_fds, CFRD_XDP_MAX_PORTS) : 0;
-	const unsigned n_pfd = 1 + d->n_io + n_xsk;
+	struct pollfd pfd[1 + CFRD_MAX_IO];
 	uint64_t spin_until_us = 0;
 
 	pfd[0] = (struct pollfd){.fd = d->stop_fd, .events = POLLIN};
-	for (unsigned i = 0; i < d->n_io; i++)
+	for (unsigned i = 0; i < w->n_io; i++)
 		pfd[1 + i] = (struct pollfd){.fd = w->io[i].fd, .events = POLLIN};
-	for (unsigned i = 0; i < n_xsk; i++)
-		pfd[1 + d->n_io + i] = (struct pollfd){.fd = xsk_fds[i], .events = POLLIN};
 	for (;;) {
 		/*
 		 * Busy-poll for a moment after traffic: waking from a sleeping
@@ -104,10 +94,10 @@ static void *worker_main(void *arg)
 		int timeout = spin_until_us && cfrd_now_us() < spin_until_us ? 0 : -1;
 
 		/* Frames a busy device left in a transmit ring: try again in a millisecond. */
-		if (timeout < 0 && w->xdp && cfrd_xdp_flush(w->xdp))
+		if (timeout < 0 && flush_all(w))
 			timeout = 1;
 
-		if (poll(pfd, n_pfd, timeout) < 0) {
+		if (poll(pfd, 1 + w->n_io, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("worker %u: poll: %s", w->index, strerror(errno));
@@ -115,7 +105,7 @@ static void *worker_main(void *arg)
 		}
 		if (pfd[0].revents & POLLIN)
 			return NULL;
-		for (unsigned i = 0; i < d->n_io; i++) {
+		for (unsigned i = 0; i < w->n_io; i++) {
 			if (pfd[1 + i].revents & (POLLERR | POLLHUP | POLLNVAL)) {
 				log_error("%s device %s failed (deleted?), stopping",
 				          w->io[i].backend->name, w->io[i].name);
@@ -125,11 +115,6 @@ static void *worker_main(void *arg)
 			    d->busy_poll_us)
 				spin_until_us = cfrd_now_us() + d->busy_poll_us;
 		}
-		/* A translated reply with no known way out goes through the main tun (io[0]). */
-		for (unsigned i = 0; i < n_xsk; i++)
-			if ((pfd[1 + d->n_io + i].revents & POLLIN) &&
-			    cfrd_xdp_forward(d, w->xdp, i, &w->io[0]) && d->busy_poll_us)
-				spin_until_us = cfrd_now_us() + d->busy_poll_us;
 	}
 failed:
 	atomic_store(&d->failed, true);
@@ -182,6 +167,7 @@ static int worker_attach(struct cfrd_worker *w, const struct cfrd_config *cfg, b
 		ret = io->backend->open(io, name, cfg->mtu);
 		if (ret < 0)
 			return ret;
+		w->n_io = i + 1;
 	}
 	return 0;
 }
@@ -231,13 +217,22 @@ static int workers_try(struct cfrd *d, const struct cfrd_config *cfg, unsigned n
 	return 0;
 }
 
-/* The AF_XDP fast path, once the worker count is settled: a socket per worker on each port. */
+/*
+ * The AF_XDP fast path, once the worker count is settled: a socket per
+ * worker on each port, polled after the worker's TUN queues. What no port
+ * of the worker's can send goes through its queue of the main tun (io[0]).
+ */
 static int xdp_attach(struct cfrd *d, const struct cfrd_config *cfg)
 {
 	int ret = cfrd_xdp_open(&d->xdp, cfg);
 
-	for (unsigned k = 0; ret == 0 && k < d->n_workers; k++)
-		ret = cfrd_xdp_worker_open(d->xdp, k, &d->workers[k].xdp);
+	for (unsigned k = 0; ret == 0 && k < d->n_workers; k++) {
+		struct cfrd_worker *w = &d->workers[k];
+		unsigned n;
+
+		ret = cfrd_xdp_worker_open(d->xdp, k, &w->io[0], &w->io[w->n_io], &n, &w->xdp);
+		w->n_io += n;
+	}
 	if (ret < 0)
 		workers_release(d);
 	return ret;
