@@ -537,7 +537,10 @@ CFR_API void cfr_engine_set_offload(struct cfr_engine *eng, const struct cfr_off
  * offloaded: a UDP or ICMP echo flow (its ports are the echo identifier and
  * 0), or a TCP connection the remote answered that has
  * seen no FIN or RST (the engine tracks those itself), and false otherwise
- * or if <id> is no flow.
+ * or if <id> is no flow. A UDP flow may be one remote's share of a mapping
+ * (a peer, cfr.h's traffic classes) whose filter admits every port of that
+ * remote: its remote_port is 0, and the offload takes the port from the
+ * packet it carries (any one of them; the engine admits the others).
  */
 CFR_API bool cfr_engine_flow_view(const struct cfr_engine *eng, uint32_t id,
                                   struct cfr_flow_view *v);

@@ -50,8 +50,9 @@ struct cfrd_fastpath {
 	unsigned n_via;
 	int *links; /* tcx link descriptors, one per interface */
 	unsigned n_ifs;
-	uint8_t *installed; /* a bit per engine flow id */
-	uint8_t *seen;      /* per flow id: packets of a carriable flow the engine translated */
+	uint8_t *installed;  /* a bit per engine flow id */
+	uint8_t *seen;       /* per flow id: packets of a carriable flow the engine translated */
+	uint16_t *peer_port; /* per flow id: the remote port a port-0 peer was carried with */
 	uint32_t max_flows;
 	uint64_t flows, epoch;
 	int cpus;       /* possible CPUs, read before the sandbox hides /sys */
@@ -85,6 +86,38 @@ static void key_of(struct cfr_tc_key *k, const struct cfr_flow_view *v, bool out
 		k->sport = htons(v->remote_port);
 		k->dport = htons(v->alias_port);
 	}
+}
+
+/*
+ * A UDP peer whose filter admits every port of its remote has remote port
+ * 0 in the engine (cfr_engine_flow_view()): its entries are made with the
+ * port of the packet that brought it in, kept to find them again.
+ */
+static void with_peer_port(const struct cfrd_fastpath *fp, uint32_t id, struct cfr_flow_view *v)
+{
+	if (v->proto == IPPROTO_UDP && v->remote_port == 0)
+		v->remote_port = fp->peer_port[id];
+}
+
+/* The remote's port in translated UDP packet <pkt>, or 0 (a later fragment, another protocol). */
+static uint16_t remote_port_of(const struct cfr_pkt *pkt)
+{
+	const uint8_t *ip = pkt->data;
+	uint32_t l4;
+
+	if (pkt->len >= 20 && (ip[0] >> 4) == 4) {
+		if (ip[9] != IPPROTO_UDP || ((ip[6] & 0x1f) | ip[7]) != 0)
+			return 0;
+		l4 = (ip[0] & 0xfu) * 4u;
+	} else if (pkt->len >= 40 && (ip[0] >> 4) == 6 && ip[6] == IPPROTO_UDP) {
+		l4 = 40;
+	} else {
+		return 0;
+	}
+	if (pkt->len < l4 + 4)
+		return 0;
+	ip += l4 + (pkt->dir == CFR_DIR_OUT ? 2 : 0);
+	return (uint16_t)(ip[0] << 8 | ip[1]);
 }
 
 static bool bit(const struct cfrd_fastpath *fp, uint32_t id)
@@ -144,13 +177,15 @@ static void install(struct cfrd_fastpath *fp, uint32_t id, const struct cfr_flow
 	set_bit(fp, id, true);
 }
 
-static void uninstall(struct cfrd_fastpath *fp, uint32_t id, const struct cfr_flow_view *v)
+static void uninstall(struct cfrd_fastpath *fp, uint32_t id, const struct cfr_flow_view *view)
 {
+	struct cfr_flow_view v = *view;
 	struct cfr_tc_key k;
 
-	key_of(&k, v, true);
+	with_peer_port(fp, id, &v);
+	key_of(&k, &v, true);
 	bpf_map_delete_elem(fp->flows_fd, &k);
-	key_of(&k, v, false);
+	key_of(&k, &v, false);
 	bpf_map_delete_elem(fp->flows_fd, &k);
 	set_bit(fp, id, false);
 	fp->flows--;
@@ -177,6 +212,13 @@ void cfrd_fastpath_learn(struct cfrd_fastpath *fp, const struct cfr_engine *eng,
 		if (pkt->verdict != CFR_VERDICT_FORWARD || id == 0 || id > fp->max_flows)
 			continue;
 		carry = cfr_engine_flow_view(eng, id, &v);
+		if (carry && v.proto == IPPROTO_UDP && v.remote_port == 0) {
+			if (!bit(fp, id))
+				fp->peer_port[id] = remote_port_of(pkt);
+			with_peer_port(fp, id, &v);
+			if (v.remote_port == 0)
+				continue; /* no port to key on: this packet stays with the engine */
+		}
 		/*
 		 * A TCP segment of a carried flow reached the engine: a SYN
 		 * that restarted its timestamp clock, or a FIN or RST that
@@ -193,18 +235,20 @@ void cfrd_fastpath_learn(struct cfrd_fastpath *fp, const struct cfr_engine *eng,
 
 /* --- the engine's hooks ------------------------------------------------------- */
 
-static uint32_t hook_last_seen(void *ctx, uint32_t id, const struct cfr_flow_view *v)
+static uint32_t hook_last_seen(void *ctx, uint32_t id, const struct cfr_flow_view *view)
 {
 	struct cfrd_fastpath *fp = ctx;
+	struct cfr_flow_view v = *view;
 	uint64_t seen = 0;
 
 	if (id > fp->max_flows || !bit(fp, id))
 		return 0;
+	with_peer_port(fp, id, &v);
 	for (int out = 0; out < 2; out++) {
 		struct cfr_tc_flow f;
 		struct cfr_tc_key k;
 
-		key_of(&k, v, out);
+		key_of(&k, &v, out);
 		if (bpf_map_lookup_elem(fp->flows_fd, &k, &f) == 0 && f.last_seen_ns > seen)
 			seen = f.last_seen_ns;
 	}
@@ -447,6 +491,11 @@ static void adopt_table(struct cfrd_fastpath *fp, const struct cfr_engine *eng)
 
 			n_entries++;
 			if (id != 0 && id <= fp->max_flows && cfr_engine_flow_view(eng, id, &v)) {
+				/* A port-0 peer's port is the entry's own. */
+				if (v.proto == IPPROTO_UDP && v.remote_port == 0)
+					fp->peer_port[id] = v.remote_port =
+					    ntohs(which == 0 ? keys[in_batch].dport
+					                     : keys[in_batch].sport);
 				cfrd_fastpath_entries(&v, id, vals[in_batch].via_ifindex, e);
 				if (memcmp(&e[which].key, &keys[in_batch], sizeof(keys[0])) == 0) {
 					if (!bit(fp, id))
@@ -510,10 +559,11 @@ int cfrd_fastpath_open(struct cfrd_fastpath **fpp, const struct cfrd_config *cfg
 	fp->max_flows = cfg->engine.max_flows;
 	fp->installed = calloc(fp->max_flows / 8 + 1, 1);
 	fp->seen = calloc(fp->max_flows + 1, 1);
+	fp->peer_port = calloc(fp->max_flows + 1, sizeof(*fp->peer_port));
 	fp->n_via = n_tun;
 	memcpy(fp->via, tun_ifindex, n_tun * sizeof(*tun_ifindex));
 	fp->inherited = inheritable(inherit);
-	ret = fp->installed && fp->seen ? load(fp, cfg, inherit) : -ENOMEM;
+	ret = fp->installed && fp->seen && fp->peer_port ? load(fp, cfg, inherit) : -ENOMEM;
 	if (ret < 0 && fp->inherited) {
 		log_warn("fast path: cannot take over the running table (%s); starting empty",
 		         strerror(-ret));
@@ -555,5 +605,6 @@ void cfrd_fastpath_close(struct cfrd_fastpath *fp)
 	bpf_object__close(fp->obj);
 	free(fp->installed);
 	free(fp->seen);
+	free(fp->peer_port);
 	free(fp);
 }

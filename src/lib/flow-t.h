@@ -70,6 +70,7 @@ struct cfr_flow {
 	union {
 		uint32_t ts_base; /* TCP: the subscriber's first TSval of the flow (scrub.c) */
 		uint32_t mapping; /* a UDP peer record: its mapping's record (mapping.c) */
+		uint32_t peers;   /* a UDP mapping record: its peer records, which keep it */
 	};
 	uint32_t guard;   /* the subscriber's entry in the guard table */
 	uint32_t ts_rate; /* TSval ticks per subscriber tick: 1 + ts_rate / 2^24 (scrub.c) */

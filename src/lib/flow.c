@@ -459,6 +459,13 @@ static void flow_destroy(struct cfr_engine *eng, uint32_t idx)
 	                            f->remote_port);
 
 	cfr_offload_removed(eng, idx);
+	/* A UDP peer no longer keeps its mapping. */
+	if ((f->in_use & CFR_FLOW_PEER) && f->proto == CFR_IPPROTO_UDP && f->mapping) {
+		struct cfr_flow *m = flow_at(eng, f->mapping);
+
+		if ((m->in_use & CFR_FLOW_MAPPING) && m->peers)
+			m->peers--;
+	}
 	chain_remove(eng, &eng->flow.in_buckets[hin], idx, true);
 	chain_remove(eng, &eng->flow.out_buckets[hout], idx, false);
 	lru_unlink(eng, idx);
@@ -477,9 +484,22 @@ static void flow_destroy(struct cfr_engine *eng, uint32_t idx)
 }
 
 /*
+ * Record <idx> was last used at <seen>: to the back of its list, which it
+ * reaches again no sooner than its timeout.
+ */
+static void seen_at(struct cfr_engine *eng, uint32_t idx, uint32_t seen)
+{
+	flow_at(eng, idx)->last_seen_s = seen;
+	lru_unlink(eng, idx);
+	lru_append(eng, idx);
+}
+
+/*
  * A flow an offload carries looks idle to the engine: it keeps the time
- * of the offload's last packet and goes to the back of its list, which it
- * reaches again no sooner than that packet's timeout.
+ * of the offload's last packet. A carried UDP peer keeps its mapping too,
+ * as each of its packets through the engine would (cfr_map_seen()): the
+ * mapping is behind its peers in their common list, so it is never judged
+ * before the peer that keeps it.
  */
 static bool offload_kept(struct cfr_engine *eng, uint32_t idx, uint32_t timeout)
 {
@@ -488,9 +508,31 @@ static bool offload_kept(struct cfr_engine *eng, uint32_t idx, uint32_t timeout)
 
 	if (seen <= f->last_seen_s || eng->now_s - seen > timeout)
 		return false;
-	f->last_seen_s = seen;
-	lru_unlink(eng, idx);
-	lru_append(eng, idx);
+	seen_at(eng, idx, seen);
+	if ((f->in_use & CFR_FLOW_PEER) && f->proto == CFR_IPPROTO_UDP && f->mapping &&
+	    (flow_at(eng, f->mapping)->in_use & CFR_FLOW_MAPPING) &&
+	    flow_at(eng, f->mapping)->last_seen_s < seen)
+		seen_at(eng, f->mapping, seen);
+	return true;
+}
+
+/*
+ * With an offload, a UDP mapping that still has peers is not judged before
+ * them: one may be carried, its packets unseen here. A record's place in
+ * its list is only ordered to the second, so a mapping can come up just
+ * ahead of the peer that keeps it; it is judged again a second later,
+ * after the peers (offload_kept() refreshes it from a carried one). Without
+ * an offload every peer packet refreshes the mapping, which is then never
+ * older than its peers: they expire together, as before.
+ */
+static bool peers_keep(struct cfr_engine *eng, uint32_t idx, uint32_t timeout)
+{
+	const struct cfr_flow *f = flow_at(eng, idx);
+
+	if (!eng->offload.last_seen || !(f->in_use & CFR_FLOW_MAPPING) ||
+	    f->proto != CFR_IPPROTO_UDP || f->peers == 0)
+		return false;
+	seen_at(eng, idx, eng->now_s - timeout);
 	return true;
 }
 
@@ -510,7 +552,7 @@ void cfr_flow_expire(struct cfr_engine *eng)
 			 */
 			if (eng->now_s - flow_at(eng, idx)->last_seen_s <= timeout)
 				break;
-			if (offload_kept(eng, idx, timeout))
+			if (offload_kept(eng, idx, timeout) || peers_keep(eng, idx, timeout))
 				continue;
 			flow_destroy(eng, idx);
 		}

@@ -41,6 +41,19 @@ static inline const uint8_t *cfr_flow_caddr(const struct cfr_engine *eng, const 
 	return eng->flow.flows6[f - eng->flow.flows].addr[which];
 }
 
+/*
+ * May an offload carry record <f>'s packets? A per-flow flow, or a UDP
+ * peer (mapping.c): one remote's share of a mapping, whose packets have
+ * one tuple on each side. A mapping record stands for many remotes, and a
+ * TCP peer's mapping is found by lookup, not by index (offload_kept()
+ * keeps a carried peer's mapping alive): both stay in the engine.
+ */
+static inline bool cfr_flow_offloadable(const struct cfr_flow *f)
+{
+	return !(f->in_use & CFR_FLOW_CLASSED) ||
+	       ((f->in_use & CFR_FLOW_PEER) && f->proto == CFR_IPPROTO_UDP);
+}
+
 /* Allocate the flow table for eng->cfg (0 or -ENOMEM; cfr_flow_free() either way). */
 int cfr_flow_init(struct cfr_engine *eng);
 void cfr_flow_free(struct cfr_engine *eng);

@@ -107,6 +107,23 @@ static uint32_t mapping_of(struct cfr_engine *eng, uint32_t idx)
 	return m && (eng->flow.flows[m].in_use & CFR_FLOW_MAPPING) ? m : 0;
 }
 
+void cfr_map_recount(struct cfr_engine *eng)
+{
+	struct cfr_flow *flows = eng->flow.flows;
+	uint32_t end = eng->flow.next_fresh, idx;
+
+	for (idx = 1; idx < end; idx++)
+		if ((flows[idx].in_use & CFR_FLOW_MAPPING) && flows[idx].proto == CFR_IPPROTO_UDP)
+			flows[idx].peers = 0;
+	for (idx = 1; idx < end; idx++) {
+		const struct cfr_flow *f = &flows[idx];
+
+		if ((f->in_use & CFR_FLOW_PEER) && f->proto == CFR_IPPROTO_UDP && f->mapping &&
+		    f->mapping < end && (flows[f->mapping].in_use & CFR_FLOW_MAPPING))
+			flows[f->mapping].peers++;
+	}
+}
+
 void cfr_map_peer_seen(struct cfr_engine *eng, uint32_t idx)
 {
 	uint32_t m = mapping_of(eng, idx);
@@ -195,8 +212,10 @@ uint32_t cfr_map_out(struct cfr_engine *eng, const uint8_t *buf, const struct cf
 	                      (uint8_t)(CFR_FLOW_PEER | (adm ? CFR_FLOW_ADM : 0) | filt));
 	if (!idx)
 		goto full;
-	if (p->proto == CFR_IPPROTO_UDP)
+	if (p->proto == CFR_IPPROTO_UDP) {
 		eng->flow.flows[idx].mapping = m;
+		eng->flow.flows[m].peers++;
+	}
 	cfr_flow_touch(eng, m, eng->flow.flows[m].tclass);
 	return idx;
 full:

@@ -100,6 +100,12 @@ static inline void cfr_map_first_key(const struct cfr_class *c, const uint8_t *r
 
 void cfr_map_peer_seen(struct cfr_engine *eng, uint32_t idx);
 
+/*
+ * Count every UDP mapping's peers again (struct cfr_flow's <peers>), for
+ * a table taken over from a cfrd that did not keep the counts.
+ */
+void cfr_map_recount(struct cfr_engine *eng);
+
 /* A packet used record <idx>: a peer keeps its mapping alive too. */
 static inline void cfr_map_seen(struct cfr_engine *eng, uint32_t idx)
 {

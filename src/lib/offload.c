@@ -49,6 +49,8 @@ bool cfr_engine_flow_view(const struct cfr_engine *eng, uint32_t id, struct cfr_
 		return false;
 	f = &eng->flow.flows[id];
 	view_of(eng, f, v);
+	if (!cfr_flow_offloadable(f))
+		return false;
 	/* An echo flow: requests out, replies in, both plain rewrites of the identifier. */
 	if (f->proto == CFR_IPPROTO_UDP || f->proto == CFR_IPPROTO_ICMP ||
 	    f->proto == CFR_IPPROTO_ICMPV6)

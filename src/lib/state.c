@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "engine-t.h"
+#include "mapping.h"
 
 #define STATE_MAGIC   "cfrstate"
 #define STATE_VERSION 2u
@@ -255,6 +256,8 @@ int cfr_engine_state_check(struct cfr_engine *eng, const char **why)
 	for (unsigned f = 0; f < CFR_FAMILY__COUNT; f++)
 		if (eng->pools.n_live[f] > CFR_POOL_SLOTS)
 			return -EINVAL;
+	/* What a cfrd before the counts existed left at 0: derived, so derived again. */
+	cfr_map_recount(eng);
 	*why = NULL;
 	return 0;
 }

@@ -196,8 +196,7 @@ static enum cfr_drop translate_out(struct cfr_engine *eng, struct cfr_pkt *pkt,
 	f = &eng->flow.flows[idx];
 	rewrite_endpoint(buf, p, true, cfr_flow_addr_at(eng, idx, CFR_FLOW_ALIAS), f->alias_port);
 	cfr_scrub_out(eng, buf, p, f, frag);
-	/* A mapping's records change together: the engine keeps them, no offload. */
-	pkt->flow = f->in_use & CFR_FLOW_CLASSED ? 0 : idx;
+	pkt->flow = cfr_flow_offloadable(f) ? idx : 0;
 	return CFR_DROP_NONE;
 }
 
@@ -238,7 +237,7 @@ static enum cfr_drop translate_in(struct cfr_engine *eng, struct cfr_pkt *pkt,
 	f = &eng->flow.flows[idx];
 	rewrite_endpoint(buf, p, false, cfr_flow_addr_at(eng, idx, CFR_FLOW_SUB), f->sub_port);
 	cfr_scrub_in(eng, buf, p, f);
-	pkt->flow = f->in_use & CFR_FLOW_CLASSED ? 0 : idx;
+	pkt->flow = cfr_flow_offloadable(f) ? idx : 0;
 	return CFR_DROP_NONE;
 }
 

@@ -4,9 +4,12 @@
 # per family move the fast path's counters while cfrd's TUN devices see only a
 # handful of packets (the handshake, a flow's first eight, the FIN), and a
 # short exchange stays with cfrd; every counter of the front
-# door's view stays in alias form (the leak check). A UDP flow the fast path
-# carries outlives its 4 s timeout while it talks, keeps one alias, and
-# leaves the fast path's table once it goes quiet for longer than that.
+# door's view stays in alias form (the leak check). UDP outside QUIC's port
+# (the lab's echo on port 7) has an endpoint-independent mapping: its
+# conversation with one remote is carried too. A UDP flow the fast path
+# carries, per-flow or a mapping's, outlives its 4 s timeout while it talks,
+# keeps one alias, and leaves the fast path's table once it goes quiet for
+# longer than that.
 # The scrubbers' results on fast-path packets (TTL, TCP timestamps, IPv4
 # identification, flow label) are checked by the privacy-* tests, which run
 # with the fast path on.
@@ -19,8 +22,8 @@ set -eu
 [ "${CFR_LAB_FASTPATH:-yes}" = yes ] || skip "the fast path is off (CFR_LAB_FASTPATH=no)"
 [ "${CFR_LAB_XDP:-0}" = 0 ] || skip "the AF_XDP path takes the packets first (CFR_LAB_XDP=1)"
 CFR_LAB_UDP_TIMEOUT=4 test_lab_up 1
-# QUIC's port: UDP there keeps per-flow aliases, which the fast path carries
-# (other UDP has endpoint-independent mappings, which stay with cfrd).
+# QUIC's port: UDP there keeps per-flow aliases (other UDP, as to the lab's
+# echo on port 7, has endpoint-independent mappings).
 ip netns exec "$LAB_NS-fd" "$PY" "$LAB_DIR/udp-echo" 443 "$SVC4" "$SVC6" >"$LAB_RUN/udp443.log" 2>&1 9<&- &
 echo $! >"$LAB_RUN/udp443.pid"
 for _ in $(seq 50); do
@@ -62,6 +65,16 @@ for fam in 4 6; do
 	[ "$carried" -ge 10 ] && [ "$tun" -le 9 ] || fail "IPv$fam UDP: fast path carried $carried, TUN read $tun"
 	ok "IPv$fam UDP conversation ($out): fast path $carried out, TUN $tun"
 
+	# The same to port 7: a mapping's peer for this remote, carried alike.
+	tun0=$(tun_reads)
+	out0=$(counter io.fastpath.packets.out)
+	out=$(udp_convo sub1 "${host//[\[\]]/}" "map$fam" 4 0) || fail "IPv$fam UDP conversation to port 7: $out"
+	tun=$(($(tun_reads) - tun0))
+	carried=$(($(counter io.fastpath.packets.out) - out0))
+	[ "$carried" -ge 10 ] && [ "$tun" -le 9 ] ||
+		fail "IPv$fam UDP to port 7 (a mapping's peer): fast path carried $carried, TUN read $tun"
+	ok "IPv$fam UDP conversation to port 7, endpoint-independent mapping ($out): fast path $carried out, TUN $tun"
+
 	tun0=$(tun_reads)
 	out0=$(counter io.fastpath.packets.out)
 	nsx sub1 ping "-$fam" -n -q -c 30 -i 0.05 -W 1 "${host//[\[\]]/}" >/dev/null || fail "IPv$fam ping failed"
@@ -78,13 +91,20 @@ for fam in 4 6; do
 	ok "IPv$fam: a short exchange ($out) stays with cfrd"
 done
 
-# Expiry: 8 s of talk on one flow with a 4 s UDP timeout, then silence.
+# Expiry: 8 s of talk on one flow with a 4 s UDP timeout, then silence; a
+# mapping's peer (port 7) at the same time. The mapping must outlive its
+# carried peer: its alias:port stays the conversation's.
 flows0=$(counter io.fastpath.flows)
 [ "$flows0" -ge 1 ] || fail "the fast path holds no flow after the conversations"
+udp_convo sub1 "$SVC4" longmap 8 0 >"$LAB_RUN/longmap.out" 2>&1 &
+mapped=$!
 out=$(udp_convo sub1 "$SVC4" long 8 0 443) || fail "the long UDP conversation lost echoes: $out"
+wait "$mapped" || fail "the long conversation to port 7 lost echoes: $(cat "$LAB_RUN/longmap.out")"
 n=$(awk '$1 == "from" && index($5, "long.") == 1 {print $2, $3}' "$LAB_RUN/udp443.log" | sort -u | wc -l)
 [ "$n" = 1 ] || fail "a UDP flow the fast path carried for twice its timeout left from $n aliases"
-ok "UDP flow carried for 8 s (timeout 4 s): $out, one alias"
+n=$(awk '$1 == "from" && index($5, "longmap.") == 1 {print $2, $3}' "$LAB_RUN/udp-echo.log" | sort -u | wc -l)
+[ "$n" = 1 ] || fail "a mapping's peer carried for twice its timeout left from $n aliases"
+ok "UDP flow and mapping peer carried for 8 s (timeout 4 s): $out and $(cat "$LAB_RUN/longmap.out"), one alias each"
 # The engine expires the quiet UDP flows on time, and the fast path's table
 # follows: what stays there are echo flows, whose timeout (60 s) is longer
 # than the test.

@@ -130,13 +130,18 @@ static void expect_same(const uint8_t *frame, uint32_t frame_len, const struct p
 	lab_expect_checksums(engine);
 }
 
-/* Install flow <id> as cfrd would, routed as written to cfr0. */
-static void install(struct cfr_engine *eng, uint32_t id)
+/*
+ * Install flow <id> as cfrd would, routed as written to cfr0; a peer of a
+ * mapping that admits every port of its remote, with <remote_port>.
+ */
+static void install(struct cfr_engine *eng, uint32_t id, uint16_t remote_port)
 {
 	struct cfrd_fastpath_entry e[2];
 	struct cfr_flow_view v;
 
 	assert_true(cfr_engine_flow_view(eng, id, &v));
+	if (v.proto == IPPROTO_UDP && v.remote_port == 0)
+		v.remote_port = remote_port;
 	cfrd_fastpath_entries(&v, id, if_nametoindex("cfr0"), e);
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(bpf_map_update_elem(side.flows, &e[i].key, &e[i].value, BPF_ANY),
@@ -187,6 +192,8 @@ static void build(struct pkt *p, const struct pkt_spec *s)
 struct ecase {
 	int family;
 	uint8_t proto;
+	/* 443: a per-flow flow; another UDP port: a peer of an endpoint-independent mapping */
+	uint16_t dport;
 };
 
 /* Open a flow of <c> from the subscriber, established, and install it; <out> as it left. */
@@ -196,7 +203,7 @@ static void open_installed(struct cfr_engine *eng, const struct ecase *c, struct
 	struct pkt in;
 	struct cfr_pkt r;
 
-	lab_spec(&s, c->family, c->proto, 40000, 443);
+	lab_spec(&s, c->family, c->proto, 40000, c->dport);
 	s.tcp_ts = c->proto == IPPROTO_TCP;
 	s.tsval = 777000;
 	s.ttl = 64;
@@ -209,7 +216,8 @@ static void open_installed(struct cfr_engine *eng, const struct ecase *c, struct
 		r = lab_send(eng, &s, &in, T0);
 		lab_expect_forward(&r, CFR_DIR_IN);
 	}
-	install(eng, r.flow);
+	assert_int_not_equal(r.flow, 0);
+	install(eng, r.flow, c->dport);
 }
 
 static void equal_to_engine(void **state)
@@ -222,7 +230,7 @@ static void equal_to_engine(void **state)
 	open_installed(eng, c, &out);
 
 	/* Outbound: data after the handshake (ACK, timestamps, payload). */
-	lab_spec(&s, c->family, c->proto, 40000, 443);
+	lab_spec(&s, c->family, c->proto, 40000, c->dport);
 	if (c->proto == IPPROTO_TCP) {
 		s.tcp_flags = PKT_TCP_ACK | PKT_TCP_PSH;
 		s.tcp_ts = true;
@@ -288,21 +296,26 @@ static void gso_fits_by_segment(void **state)
 	expect_same(frame, len, &engine_out, sent.data, CFR_DIR_OUT);
 }
 
-#define C(name, fam, prot)                                                                         \
-	LAB_CASE(name, equal_to_engine, struct ecase, .family = (fam), .proto = IPPROTO_##prot)
+#define C(name, fam, prot, port)                                                                   \
+	LAB_CASE(name, equal_to_engine, struct ecase, .family = (fam), .proto = IPPROTO_##prot,    \
+	         .dport = (port))
 
 int main(int argc, char **argv)
 {
 	/* clang-format off */
 	const struct CMUnitTest tests[] = {
-	    C(tcp4,  4, TCP),
-	    C(udp4,  4, UDP),
-	    C(echo4, 4, ICMP),
-	    C(tcp6,  6, TCP),
-	    C(udp6,  6, UDP),
-	    C(echo6, 6, ICMP),
-	    LAB_CASE(gso4, gso_fits_by_segment, struct ecase, .family = 4, .proto = IPPROTO_TCP),
-	    LAB_CASE(gso6, gso_fits_by_segment, struct ecase, .family = 6, .proto = IPPROTO_TCP),
+	    C(tcp4,  4, TCP,  443),
+	    C(udp4,  4, UDP,  443),
+	    C(peer4, 4, UDP,  3478),
+	    C(echo4, 4, ICMP, 443),
+	    C(tcp6,  6, TCP,  443),
+	    C(udp6,  6, UDP,  443),
+	    C(peer6, 6, UDP,  3478),
+	    C(echo6, 6, ICMP, 443),
+	    LAB_CASE(gso4, gso_fits_by_segment, struct ecase, .family = 4, .proto = IPPROTO_TCP,
+	             .dport = 443),
+	    LAB_CASE(gso6, gso_fits_by_segment, struct ecase, .family = 6, .proto = IPPROTO_TCP,
+	             .dport = 443),
 	};
 	/* clang-format on */
 

@@ -83,11 +83,14 @@ for i in $(seq "$RESTARTS"); do
 	flows=$(stat_of flows.active) || fail "restart $i: the new cfrd does not answer"
 	[ "$flows" -ge 4 ] || fail "restart $i: the new cfrd has $flows flows, expected the 4 long ones"
 	ok "restart $i: cfrd $old -> $new, $flows flows carried ($(echo "$out" | grep -o 'took the engine.*' || true))"
-	# The in-kernel fast path's table went along: the downloads stay in it.
+	# The in-kernel fast path's table went along: the downloads stay in it
+	# (the conversations too, a mapping's peers whose remote port is the
+	# entries' own), every entry one the new engine knows.
 	if [ "${CFR_LAB_FASTPATH:-yes}" = yes ] && [ "${CFR_LAB_XDP:-0}" = 0 ]; then
 		took=$(grep 'took over the running table' "$LAB_RUN/cfrd.log" | tail -n 1)
 		n=$(echo "$took" | sed -n 's/.*running table: \([0-9]*\) flows.*/\1/p')
 		[ "${n:-0}" -ge 2 ] || fail "restart $i: the fast path's table did not go along: ${took:-no such line}"
+		case $took in *removed*) fail "restart $i: the new cfrd found entries it does not know: $took" ;; esac
 		ok "restart $i: ${took#*: }"
 	fi
 	# The first keeps the epoch; the second's pool change ends it once, in the old cfrd's reload.

@@ -24,9 +24,10 @@ struct fcase {
 	int family;
 };
 
-/* A fake offload: says it saw every flow at <seen_s>, and counts removals. */
+/* A fake offload: says it saw flow <only> (0: every flow) at <seen_s>, and counts removals. */
 struct fake_offload {
 	uint32_t seen_s;
+	uint32_t only;
 	unsigned removed;
 	uint32_t removed_id;
 	struct cfr_flow_view removed_view;
@@ -34,9 +35,10 @@ struct fake_offload {
 
 static uint32_t fake_last_seen(void *ctx, uint32_t id, const struct cfr_flow_view *v)
 {
-	(void)id;
+	const struct fake_offload *o = ctx;
+
 	(void)v;
-	return ((struct fake_offload *)ctx)->seen_s;
+	return o->only == 0 || o->only == id ? o->seen_s : 0;
 }
 
 static void fake_removed(void *ctx, uint32_t id, const struct cfr_flow_view *v)
@@ -180,6 +182,106 @@ static void expiry_asks_offload(void **state)
 	cfr_engine_free(eng);
 }
 
+/*
+ * UDP outside QUIC's port has an endpoint-independent mapping with an
+ * address-dependent filter (the built-in class): each remote address is a
+ * peer record on the mapping's alias:port. A peer may be carried (its
+ * remote port is 0: the offload takes it from the packet); while it is,
+ * it keeps its mapping, so the alias:port cannot go to another subscriber
+ * under the offload's entries. Both end on time once the offload stops
+ * seeing the peer. The mapping record itself is never offloaded.
+ */
+static void peer_offloaded_keeps_its_mapping(void **state)
+{
+	const struct fcase *p = ((const struct lab_case *)*state)->params;
+	struct cfr_engine *eng = udp_engine();
+	struct fake_offload fake = {0};
+	struct cfr_offload o = {.ctx = &fake, .last_seen = fake_last_seen, .removed = fake_removed};
+	struct cfr_flow_view v;
+	struct pkt out, in, other;
+	struct pkt_info a, b;
+	struct pkt_spec s, back;
+	struct cfr_pkt r;
+	uint32_t id;
+
+	cfr_engine_set_offload(eng, &o);
+	lab_spec(&s, p->family, IPPROTO_UDP, 40003, 3478);
+	r = lab_send(eng, &s, &out, T0 * 1000);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	id = r.flow;
+	assert_int_not_equal(id, 0);
+	fake.only = id; /* the offload carries the peer, and knows nothing of the mapping */
+	assert_true(cfr_engine_flow_view(eng, id, &v));
+	assert_int_equal(v.sub_port, 40003);
+	assert_int_equal(v.remote_port, 0); /* any port of the remote: the offload's to fill */
+	assert_memory_equal(v.remote, lab_remote(p->family), p->family == 4 ? 4 : 16);
+	/* Its replies name the same record. */
+	lab_reply_spec(&back, &out);
+	r = lab_send(eng, &back, &in, T0 * 1000);
+	lab_expect_forward(&r, CFR_DIR_IN);
+	assert_int_equal(r.flow, id);
+
+	/* Carried for three timeouts: the peer and its mapping stay. */
+	for (uint32_t t = 1; t <= 3; t++) {
+		fake.seen_s = T0 + t * UDP_S;
+		cfr_engine_expire(eng, (T0 + t * UDP_S + 10) * 1000ull);
+		assert_true(cfr_engine_flow_view(eng, id, &v));
+	}
+	assert_int_equal(fake.removed, 0);
+	/* The mapping is alive: the socket's datagram to another remote leaves from its alias:port.
+	 */
+	s.dst[p->family == 4 ? 3 : 15] ^= 1;
+	r = lab_send(eng, &s, &other, (T0 + 3 * UDP_S + 10) * 1000ull);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	assert_int_not_equal(r.flow, id); /* a peer of its own */
+	assert_int_equal(pkt_parse(out.data, out.len, false, &a), 0);
+	assert_int_equal(pkt_parse(other.data, other.len, false, &b), 0);
+	assert_memory_equal(a.src, b.src, p->family == 4 ? 4 : 16);
+	assert_int_equal(a.sport, b.sport);
+	/* The remote's other ports get in too, to the same peer (the engine's, not the offload's).
+	 */
+	back.sport = (uint16_t)(back.sport + 1);
+	r = lab_send(eng, &back, &in, (T0 + 3 * UDP_S + 10) * 1000ull);
+	lab_expect_forward(&r, CFR_DIR_IN);
+	assert_int_equal(r.flow, id);
+	/*
+	 * Quiet since: the peers end, the mapping after them (judged again a
+	 * second later if it came up first), and a reply finds nothing.
+	 */
+	cfr_engine_expire(eng, (T0 + 5 * UDP_S) * 1000ull);
+	assert_false(cfr_engine_flow_view(eng, id, &v));
+	cfr_engine_expire(eng, (T0 + 5 * UDP_S + 2) * 1000ull);
+	assert_int_equal(fake.removed, 3); /* both peers and their mapping */
+	assert_int_equal(cfr_engine_stats(eng)->flows_active[lab_fam(p->family)][CFR_PROTO_UDP], 0);
+	r = lab_send(eng, &back, &in, (T0 + 5 * UDP_S + 2) * 1000ull);
+	lab_expect_drop(&r, CFR_DROP_NO_FLOW);
+	cfr_engine_free(eng);
+}
+
+/* With an endpoint-independent filter the mapping record is the flow of every remote: not carried.
+ */
+static void mapping_record_stays(void **state)
+{
+	const struct fcase *p = ((const struct lab_case *)*state)->params;
+	struct cfr_engine_config cfg;
+	struct cfr_engine *eng;
+	struct cfr_flow_view v;
+	struct pkt_spec s;
+	struct pkt out;
+	struct cfr_pkt r;
+
+	lab_config(&cfg);
+	cfg.classes[1].filtering = CFR_FILTERING_ENDPOINT_INDEPENDENT; /* the built-in mapping */
+	eng = lab_engine(&cfg);
+	lab_spec(&s, p->family, IPPROTO_UDP, 40004, 3478);
+	r = lab_send(eng, &s, &out, T0 * 1000);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	assert_int_equal(r.flow, 0);
+	for (uint32_t id = 1; id <= 4; id++)
+		assert_false(cfr_engine_flow_view(eng, id, &v));
+	cfr_engine_free(eng);
+}
+
 #define C(name, test, fam) LAB_CASE(name, test, struct fcase, .family = (fam))
 
 int main(void)
@@ -194,6 +296,10 @@ int main(void)
 	    C(echo_offloaded6,           echo_offloaded,           6),
 	    C(expiry_asks_offload4,      expiry_asks_offload,      4),
 	    C(expiry_asks_offload6,      expiry_asks_offload,      6),
+	    C(peer_offloaded4,           peer_offloaded_keeps_its_mapping, 4),
+	    C(peer_offloaded6,           peer_offloaded_keeps_its_mapping, 6),
+	    C(mapping_record_stays4,     mapping_record_stays,     4),
+	    C(mapping_record_stays6,     mapping_record_stays,     6),
 	};
 	/* clang-format on */
 

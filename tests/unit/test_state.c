@@ -261,6 +261,38 @@ static void damaged_states_refused(void **state)
 	cfr_engine_free(eng);
 }
 
+/*
+ * A UDP mapping counts its peers (they keep it while an offload carries
+ * them); the count is derived, so a table from a cfrd that kept none (all
+ * zero) gets it again when taken over.
+ */
+static void peer_counts_recounted(void **state)
+{
+	struct cfr_engine *eng = lab_engine(NULL), *next;
+	const char *why = NULL;
+	struct pkt_spec s;
+	struct pkt out;
+	struct cfr_pkt r;
+	uint32_t m = 0;
+
+	(void)state;
+	lab_spec(&s, 4, IPPROTO_UDP, 40400, 3478); /* the built-in endpoint-independent class */
+	r = lab_send(eng, &s, &out, T0);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	for (uint32_t idx = 1; idx < eng->flow.next_fresh; idx++)
+		if (eng->flow.flows[idx].in_use & CFR_FLOW_MAPPING)
+			m = idx;
+	assert_int_not_equal(m, 0);
+	assert_int_equal(eng->flow.flows[m].peers, 1);
+	next = hand_over(eng);
+	assert_int_equal(next->flow.flows[m].peers, 1);
+	next->flow.flows[m].peers = 0;
+	assert_int_equal(cfr_engine_state_check(next, &why), 0);
+	assert_int_equal(next->flow.flows[m].peers, 1);
+	cfr_engine_free(next);
+	cfr_engine_free(eng);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -269,6 +301,7 @@ int main(void)
 	    cmocka_unit_test(draining_pool_carries_over),
 	    cmocka_unit_test(epoch_secrets_carry_over),
 	    cmocka_unit_test(damaged_states_refused),
+	    cmocka_unit_test(peer_counts_recounted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
