@@ -6,7 +6,10 @@
 # subscribers are served by the other within 10 s (the time is measured and
 # printed); cfr-lookup names subscribers from both gateways' records; a BIRD
 # that is misconfigured or stopped leaves the gateway's cfrd running and its
-# subscribers served. The front door never sees a subscriber address.
+# subscribers served; a gateway that freezes whole is dropped by BFD, which
+# the packaged BIRD configuration (contrib/bird/cfr-gateway.conf, what the
+# lab's gateways run) turns on. The front door never sees a subscriber
+# address.
 #
 #  cfr-sub1,3 --+            +-- cfr-gw1 (cfrd, slice 1, BIRD) --+
 #               +-- cfr-acc -+                                    +-- cfr-core -- cfr-fd
@@ -78,6 +81,16 @@ served() {
 	udp_convo "sub$1" "$dst" "$3" 0.1 0 >/dev/null 2>&1 || return 1
 	a=$(udp_alias "$3") || return 1
 	slice_of "${a% *}"
+}
+
+# served_by I G TAG TRIES: subscriber I's IPv4 datagrams (TAG1, TAG2 ...)
+# until one leaves from gateway G's slice, at most TRIES; prints G if so.
+served_by() {
+	local t g
+	for t in $(seq "$4"); do
+		g=$(served "$1" 4 "$3$t-s$1") && [ "$g" = "$2" ] && echo "$g" && return 0
+	done
+	return 1
 }
 
 # 1. Everyone, both families, HTTPS and UDP, from the own gateway's slice.
@@ -206,10 +219,7 @@ wait_for 100 0.1 bash -c "! ip netns exec $LAB_NS-core ip route show $s4 | grep 
 	fail "gw2's slice still announced 10 s after its cfrd hung"
 }
 hung=$(since "$t0")
-for t in $(seq 20); do
-	g=$(served 2 4 "hang$t-s2") && [ "$g" = "$moved_to" ] && break
-	g=""
-done
+g=$(served_by 2 "$moved_to" hang 20) || g=""
 kill -CONT "$pid"
 [ "$g" = "$moved_to" ] || fail "sub2 not served through gw$moved_to while gw2's cfrd hung"
 ok "SIGSTOP of gw2's cfrd: slice withdrawn after $hung s (health check: two silent polls), sub2 served by gw$g after $(since "$t0") s"
@@ -230,15 +240,44 @@ g=$(served 2 6 misconf-s2) || fail "sub2: no echo with gw2's BIRD misconfigured"
 [ "$g" = 2 ] || fail "sub2 moved off gw2 though only a reload failed"
 ok "gw2 keeps forwarding after the refused reload"
 
+# 5. A gateway that freezes whole (SIGSTOP of cfrd, BIRD, cfr-health and the
+# exporter: a hung host says nothing, and its sockets stay open): only BFD
+# can tell, which the packaged BIRD configuration turns on for every
+# session (contrib/bird/cfr-gateway.conf). cfr-core and cfr-acc must drop
+# gw2 because its BFD sessions went down, not on the 9 s hold timer, and
+# sub2 must be served by the survivor. Bounded: 10 s.
+frozen=""
+for f in cfrd bird health exporter; do frozen="$frozen $(cat "$LAB_RUN/gw2/$f.pid")"; done
+t0=$(date +%s.%N)
+# shellcheck disable=SC2086
+kill -STOP $frozen
+thaw() {
+	# shellcheck disable=SC2086
+	kill -CONT $frozen 2>/dev/null || true
+}
+wait_for 100 0.1 bash -c "! ip netns exec $LAB_NS-core ip route show $s4 | grep -q via" || {
+	thaw
+	fail "gw2's slice still at cfr-core 10 s after the gateway froze"
+}
+froze=$(since "$t0")
+g=$(served_by 2 "$moved_to" freeze 20) || g=""
+why_core=$(mg_birdc core show protocols all gw2_4 | grep -m1 -i 'error' || true)
+why_acc=$(mg_birdc acc show protocols all gw2_4 | grep -m1 -i 'error' || true)
+thaw
+[ "$g" = "$moved_to" ] || fail "sub2 not served through gw$moved_to while gw2 was frozen"
+echo "$why_core" | grep -q 'BFD session down' || fail "cfr-core dropped gw2 for another reason than BFD: $why_core"
+echo "$why_acc" | grep -q 'BFD session down' || fail "cfr-acc dropped gw2 for another reason than BFD: $why_acc"
+ok "gw2 frozen whole: slice withdrawn from cfr-core after $froze s (BFD; the hold timer is 9 s), sub2 served by gw$g after $(since "$t0") s"
+echo "FREEZE withdrawn=$froze"
+wait_for 50 0.1 pid_running "$LAB_RUN/gw2/cfrd.pid" || fail "cfrd on gw2 did not survive the freeze"
+nsx gw2 "$CFRCTL" -s "$LAB_RUN/gw2/cfrd.sock" stats >/dev/null || fail "cfrd on gw2 no longer answers after the freeze"
+
 # A stopped routing daemon: its sessions close, cfr-core and cfr-acc drop gw2
 # at once; cfrd on gw2 keeps running (and forwarding whatever still reaches
 # it); its subscribers are served by the survivor they moved to before.
 t0=$(date +%s.%N)
 kill -TERM "$(cat "$LAB_RUN/gw2/bird.pid")"
-for t in $(seq 50); do
-	g=$(served 2 4 "stop$t-s2") && [ "$g" = "$moved_to" ] && break
-	g=""
-done
+g=$(served_by 2 "$moved_to" stop 50) || g=""
 [ "$g" = "$moved_to" ] || fail "sub2 not served through gw$moved_to after gw2's BIRD stopped"
 ok "BIRD on gw2 stopped: sub2 served by gw$g after $(since "$t0") s"
 pid_running "$LAB_RUN/gw2/cfrd.pid" || fail "cfrd on gw2 stopped with its BIRD"

@@ -73,6 +73,22 @@ for b in /usr/sbin/cfrd /usr/sbin/cfrctl /usr/sbin/cfr-exporter /usr/bin/cfr-key
 done
 /usr/sbin/cfrd --check-config /usr/share/doc/cfrd/examples/cfrd.conf >/dev/null || fail "the packaged example configuration does not pass --check-config"
 ok "installed: user cfrd (uid $(id -u cfrd)), six programs, no configuration, the example checks out"
+# The BIRD configuration of the gateway role, included as its header says.
+cat >"$T/bird.conf" <<EOF
+router id 198.51.100.66;
+define CFR_SLICE4 = 192.0.2.0/27;
+define CFR_SLICE6 = 2001:db8:a1::/65;
+define CFR_AS = 65001;
+define CFR_CORE4 = 198.51.100.65;
+define CFR_CORE6 = 2001:db8:fffd:1::1;
+define CFR_CORE_AS = 65000;
+define CFR_ACCESS4 = 198.51.100.33;
+define CFR_ACCESS6 = 2001:db8:fffe:1::1;
+define CFR_ACCESS_AS = 65100;
+include "/usr/share/cfrd/bird/cfr-gateway.conf";
+EOF
+bird -p -c "$T/bird.conf" || fail "the packaged BIRD gateway configuration does not parse"
+ok "the packaged BIRD gateway configuration parses with a site's names"
 
 # --- 3. the installed units and rules --------------------------------------------
 for u in cfrd cfr-exporter; do
