@@ -10,7 +10,10 @@
  * header checksum fixed) replayed with rising source ports until limits and
  * pool exhaustion are hit; and towards a primed flow's alias and port, as
  * if the internet answered. A clock jump past the timeouts in between makes
- * expiry and recovery run on the same state.
+ * expiry and recovery run on the same state. An offload is attached that
+ * claims to carry every odd flow id (cfrd's fast path, from the engine's
+ * side), so expiry also keeps flows, peers and their mappings for it; a
+ * last jump with the offload silent must leave no flow alive.
  *
  * Input layout: byte 0 selects ingress, strict mode and the clock jump; the
  * rest is the packet. The packet buffer is a heap copy of exactly the input
@@ -37,6 +40,28 @@ struct primed {
 };
 
 static struct cfr_engine_config base;
+
+/* When the fake offload last carried its flows (engine seconds); 0: it carries nothing. */
+static uint32_t offload_seen_s;
+
+static uint32_t offload_last_seen(void *ctx, uint32_t id, const struct cfr_flow_view *v)
+{
+	(void)ctx;
+	(void)v;
+	return id % 2 ? offload_seen_s : 0;
+}
+
+static void offload_removed(void *ctx, uint32_t id, const struct cfr_flow_view *v)
+{
+	(void)ctx;
+	(void)id;
+	(void)v;
+}
+
+static const struct cfr_offload offload = {
+    .last_seen = offload_last_seen,
+    .removed = offload_removed,
+};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -177,6 +202,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	eng = cfr_engine_new(&cfg);
 	if (eng == NULL)
 		abort();
+	cfr_engine_set_offload(eng, &offload);
+	offload_seen_s = 0;
 
 	prime(eng, flows, &n, 4, 6, 40000, now);
 	prime(eng, flows, &n, 4, 17, 40001, now);
@@ -233,13 +260,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		run_one(eng, work, len, 0, now);
 	}
 
-	/* 4. Past every timeout: expiry, then the same packets on the emptied tables. */
+	/* 4. Past every timeout: expiry (the offload saw its flows a second ago), then the same
+	 * packets. */
 	now += (ctl & 0x80 ? 4000 : 1000);
+	offload_seen_s = (uint32_t)(now / 1000) - 1;
 	cfr_engine_expire(eng, now);
+	for (uint32_t id = 0; id <= cfg.max_flows + 1; id++) {
+		struct cfr_flow_view v;
+
+		cfr_engine_flow_view(eng, id, &v);
+	}
 	run_one(eng, pkt, len, ingress, now);
 	if (ctl & 0x40)
 		cfr_engine_epoch_rotate(eng, now);
 	run_one(eng, work, len, 0, now + 1);
+
+	/* 5. The offload silent, every timeout long past: nothing may stay alive. */
+	offload_seen_s = 0;
+	for (unsigned i = 1; i <= 3; i++)
+		cfr_engine_expire(eng, now + i * 60000);
+	for (unsigned f = 0; f < CFR_FAMILY__COUNT; f++)
+		for (unsigned p = 0; p < CFR_PROTO__COUNT; p++)
+			if (cfr_engine_stats(eng)->flows_active[f][p] != 0)
+				abort();
 
 	free(work);
 	cfr_engine_free(eng);
