@@ -496,10 +496,10 @@ static void seen_at(struct cfr_engine *eng, uint32_t idx, uint32_t seen)
 
 /*
  * A flow an offload carries looks idle to the engine: it keeps the time
- * of the offload's last packet. A carried UDP peer keeps its mapping too,
- * as each of its packets through the engine would (cfr_map_seen()): the
- * mapping is behind its peers in their common list, so it is never judged
- * before the peer that keeps it.
+ * of the offload's last packet. A carried UDP peer keeps its mapping fresh
+ * too, as each of its packets through the engine would (cfr_map_seen());
+ * a mapping that comes up before its carried peer waits for it
+ * (peers_keep()).
  */
 static bool offload_kept(struct cfr_engine *eng, uint32_t idx, uint32_t timeout)
 {
