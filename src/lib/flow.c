@@ -447,6 +447,14 @@ static void chain_remove(struct cfr_engine *eng, uint32_t *bucket, uint32_t idx,
 	}
 }
 
+/* The mapping record UDP peer <f> keeps alive (mapping.c), or 0. */
+static uint32_t kept_mapping(const struct cfr_engine *eng, const struct cfr_flow *f)
+{
+	if (!(f->in_use & CFR_FLOW_PEER) || f->proto != CFR_IPPROTO_UDP || !f->mapping)
+		return 0;
+	return eng->flow.flows[f->mapping].in_use & CFR_FLOW_MAPPING ? f->mapping : 0;
+}
+
 static void flow_destroy(struct cfr_engine *eng, uint32_t idx)
 {
 	struct cfr_flow *f = flow_at(eng, idx);
@@ -457,15 +465,12 @@ static void flow_destroy(struct cfr_engine *eng, uint32_t idx)
 	uint32_t hout = flow_bucket(eng, SIDE_OUTSIDE, f->family, f->proto,
 	                            cfr_flow_caddr(eng, f, CFR_FLOW_ALIAS), f->alias_port, remote,
 	                            f->remote_port);
+	uint32_t m;
 
 	cfr_offload_removed(eng, idx);
-	/* A UDP peer no longer keeps its mapping. */
-	if ((f->in_use & CFR_FLOW_PEER) && f->proto == CFR_IPPROTO_UDP && f->mapping) {
-		struct cfr_flow *m = flow_at(eng, f->mapping);
-
-		if ((m->in_use & CFR_FLOW_MAPPING) && m->peers)
-			m->peers--;
-	}
+	m = kept_mapping(eng, f);
+	if (m && flow_at(eng, m)->peers)
+		flow_at(eng, m)->peers--; /* a UDP peer no longer keeps its mapping */
 	chain_remove(eng, &eng->flow.in_buckets[hin], idx, true);
 	chain_remove(eng, &eng->flow.out_buckets[hout], idx, false);
 	lru_unlink(eng, idx);
@@ -504,15 +509,14 @@ static void seen_at(struct cfr_engine *eng, uint32_t idx, uint32_t seen)
 static bool offload_kept(struct cfr_engine *eng, uint32_t idx, uint32_t timeout)
 {
 	struct cfr_flow *f = flow_at(eng, idx);
-	uint32_t seen = cfr_offload_last_seen(eng, idx);
+	uint32_t seen = cfr_offload_last_seen(eng, idx), m;
 
 	if (seen <= f->last_seen_s || eng->now_s - seen > timeout)
 		return false;
 	seen_at(eng, idx, seen);
-	if ((f->in_use & CFR_FLOW_PEER) && f->proto == CFR_IPPROTO_UDP && f->mapping &&
-	    (flow_at(eng, f->mapping)->in_use & CFR_FLOW_MAPPING) &&
-	    flow_at(eng, f->mapping)->last_seen_s < seen)
-		seen_at(eng, f->mapping, seen);
+	m = kept_mapping(eng, f);
+	if (m && flow_at(eng, m)->last_seen_s < seen)
+		seen_at(eng, m, seen);
 	return true;
 }
 
