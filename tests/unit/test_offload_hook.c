@@ -50,13 +50,31 @@ static void fake_removed(void *ctx, uint32_t id, const struct cfr_flow_view *v)
 	o->removed_view = *v;
 }
 
-static struct cfr_engine *udp_engine(void)
+/* An engine with a UDP_S timeout for UDP and <fake> as its offload. */
+static struct cfr_engine *offloaded_engine(struct fake_offload *fake)
 {
+	const struct cfr_offload o = {
+	    .ctx = fake, .last_seen = fake_last_seen, .removed = fake_removed};
 	struct cfr_engine_config cfg;
+	struct cfr_engine *eng;
 
 	lab_config(&cfg);
 	cfg.timeout[CFR_TIMEOUT_UDP] = UDP_S;
-	return lab_engine(&cfg);
+	eng = lab_engine(&cfg);
+	cfr_engine_set_offload(eng, &o);
+	return eng;
+}
+
+/* The flow of a UDP datagram from <sport> to <dport> at T0; <s> as built, <out> as it left. */
+static uint32_t udp_out(struct cfr_engine *eng, int family, uint16_t sport, uint16_t dport,
+                        struct pkt_spec *s, struct pkt *out)
+{
+	struct cfr_pkt r;
+
+	lab_spec(s, family, IPPROTO_UDP, sport, dport);
+	r = lab_send(eng, s, out, T0 * 1000);
+	lab_expect_forward(&r, CFR_DIR_OUT);
+	return r.flow;
 }
 
 /* A translated packet names its flow, and the view is the flow's tuple as translated. */
@@ -149,20 +167,12 @@ static void echo_offloaded(void **state)
 static void expiry_asks_offload(void **state)
 {
 	const struct fcase *p = ((const struct lab_case *)*state)->params;
-	struct cfr_engine *eng = udp_engine();
 	struct fake_offload fake = {0};
-	struct cfr_offload o = {.ctx = &fake, .last_seen = fake_last_seen, .removed = fake_removed};
+	struct cfr_engine *eng = offloaded_engine(&fake);
 	struct cfr_flow_view v;
 	struct pkt out;
 	struct pkt_spec s;
-	struct cfr_pkt r;
-	uint32_t id;
-
-	cfr_engine_set_offload(eng, &o);
-	lab_spec(&s, p->family, IPPROTO_UDP, 40002, 443);
-	r = lab_send(eng, &s, &out, T0 * 1000);
-	lab_expect_forward(&r, CFR_DIR_OUT);
-	id = r.flow;
+	uint32_t id = udp_out(eng, p->family, 40002, 443, &s, &out);
 
 	/* Past the timeout, but the offload saw it 10 s ago: kept. */
 	fake.seen_s = T0 + UDP_S;
@@ -194,21 +204,14 @@ static void expiry_asks_offload(void **state)
 static void peer_offloaded_keeps_its_mapping(void **state)
 {
 	const struct fcase *p = ((const struct lab_case *)*state)->params;
-	struct cfr_engine *eng = udp_engine();
 	struct fake_offload fake = {0};
-	struct cfr_offload o = {.ctx = &fake, .last_seen = fake_last_seen, .removed = fake_removed};
+	struct cfr_engine *eng = offloaded_engine(&fake);
 	struct cfr_flow_view v;
 	struct pkt out, in, other;
 	struct pkt_info a, b;
 	struct pkt_spec s, back;
 	struct cfr_pkt r;
-	uint32_t id;
-
-	cfr_engine_set_offload(eng, &o);
-	lab_spec(&s, p->family, IPPROTO_UDP, 40003, 3478);
-	r = lab_send(eng, &s, &out, T0 * 1000);
-	lab_expect_forward(&r, CFR_DIR_OUT);
-	id = r.flow;
+	uint32_t id = udp_out(eng, p->family, 40003, 3478, &s, &out);
 	assert_int_not_equal(id, 0);
 	fake.only = id; /* the offload carries the peer, and knows nothing of the mapping */
 	assert_true(cfr_engine_flow_view(eng, id, &v));
