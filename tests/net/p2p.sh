@@ -128,82 +128,21 @@ done
 capture_start "$TEST_NAME" || fail "cannot capture on cfr-fd"
 
 # --- 3. hole punching between two subscribers ---------------------------------
-# Each peer: one socket on LPORT; a STUN binding request to the server gives
-# its mapping (XOR-MAPPED-ADDRESS), written to FILE; it waits for the other's
-# file, then sends 60 datagrams "TAG n" to that alias over 3 s and counts
-# the other's for 1 s more: the first few are filtered until both have
-# punched, at least 10 must arrive, all from the other's alias.
-# shellcheck disable=SC2016
-PUNCH_PY='
-import os, socket, struct, sys, time
-stun, lport, mine, theirs, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-v6 = ":" in stun
-fam = socket.AF_INET6 if v6 else socket.AF_INET
-s = socket.socket(fam, socket.SOCK_DGRAM)
-if v6:
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-s.bind(("::" if v6 else "0.0.0.0", lport))
-s.settimeout(1)
-tid = os.urandom(12)
-MAGIC = 0x2112A442
-for _ in range(5):
-    s.sendto(struct.pack("!HHI", 1, 0, MAGIC) + tid, (stun, 3478))
-    try:
-        data, _ = s.recvfrom(2048)
-        break
-    except socket.timeout:
-        continue
-else:
-    sys.exit("no STUN answer")
-off, mapped = 20, None
-while off + 4 <= len(data):
-    t, l = struct.unpack("!HH", data[off:off + 4])
-    v = data[off + 4:off + 4 + l]
-    if t == 0x0020:
-        port = struct.unpack("!H", v[2:4])[0] ^ (MAGIC >> 16)
-        key = struct.pack("!I", MAGIC) + (tid if v[1] == 2 else b"")
-        raw = bytes(x ^ k for x, k in zip(v[4:], key))
-        mapped = (socket.inet_ntop(socket.AF_INET6 if v[1] == 2 else socket.AF_INET, raw), port)
-    off += 4 + (l + 3) // 4 * 4
-if not mapped:
-    sys.exit("no XOR-MAPPED-ADDRESS")
-with open(mine + ".tmp", "w") as f:
-    f.write("%s %d\n" % mapped)
-os.rename(mine + ".tmp", mine)
-end = time.monotonic() + 10
-while not os.path.exists(theirs):
-    if time.monotonic() > end:
-        sys.exit("no peer mapping")
-    time.sleep(0.05)
-paddr, pport = open(theirs).read().split()
-peer = (paddr, int(pport))
-s.settimeout(0.05)
-got, froms, n = 0, set(), 0
-stop = time.monotonic() + 3  # 60 datagrams, then 1 s more to hear the last of the peer
-while time.monotonic() < stop + 1:
-    if n < 60:
-        s.sendto(("%s %d" % (tag, n)).encode(), peer)
-        n += 1
-    try:
-        while True:
-            data, src = s.recvfrom(2048)
-            if data.startswith(b"peer-"):
-                got += 1
-                froms.add(src[:2])
-    except socket.timeout:
-        pass
-print("mapped %s %d sent %d got %d from %s" % (mapped[0], mapped[1], n, got,
-      " ".join("%s:%d" % f for f in sorted(froms))))
-sys.exit(0 if got >= 10 else 1)
-'
+# Each peer (tests/lib/punch.py udp): one socket on LPORT; a STUN binding
+# request to the server gives its mapping (XOR-MAPPED-ADDRESS), written to
+# FILE; it waits for the other's file, then sends 60 datagrams "TAG n" to
+# that alias over 3 s and counts the other's for 1 s more: the first few are
+# filtered until both have punched, at least 10 must arrive, all from the
+# other's alias.
+PUNCH=$LAB_ROOT/tests/lib/punch.py
 declare -a MAPPED=()
 for addr in "$SVC4" "$SVC6"; do
 	rm -f "$LAB_RUN/peer1" "$LAB_RUN/peer2"
 	t_punch=$(date +%s)
-	ip netns exec "$LAB_NS-sub1" "$PY" -c "$PUNCH_PY" "$addr" 40001 "$LAB_RUN/peer1" "$LAB_RUN/peer2" peer-1 \
+	ip netns exec "$LAB_NS-sub1" "$PY" "$PUNCH" udp "$addr" 40001 "$LAB_RUN/peer1" "$LAB_RUN/peer2" peer-1 \
 		>"$LAB_RUN/punch1.out" 2>&1 9<&- &
 	p1=$!
-	ip netns exec "$LAB_NS-sub2" "$PY" -c "$PUNCH_PY" "$addr" 40002 "$LAB_RUN/peer2" "$LAB_RUN/peer1" peer-2 \
+	ip netns exec "$LAB_NS-sub2" "$PY" "$PUNCH" udp "$addr" 40002 "$LAB_RUN/peer2" "$LAB_RUN/peer1" peer-2 \
 		>"$LAB_RUN/punch2.out" 2>&1 9<&- &
 	p2=$!
 	wait "$p1" || fail "via $addr: sub1 got too little from sub2: $(cat "$LAB_RUN/punch1.out")"
@@ -324,72 +263,22 @@ class = udp 0-65535 $cls"
 done
 
 # --- 6. a TCP class with a mapping: hole punching by simultaneous open ---------
-# Each peer learns its TCP mapping with a STUN binding request over TCP, then
-# connects from the same port to the other's alias while the other does the
-# same; the first SYN is filtered, the retransmitted one meets a SYN-SENT
-# socket, and the connection carries a line each way.
+# Each peer (tests/lib/punch.py tcp) learns its TCP mapping with a STUN
+# binding request over TCP, then connects from the same port to the other's
+# alias while the other does the same; the first SYN is filtered, the
+# retransmitted one meets a SYN-SENT socket, and the connection carries a
+# line each way.
 test_lab_config_up 2 "[privacy]
 class = tcp 1024-65535 endpoint-independent"
 trap p2p_cleanup EXIT
 TURN_PID=""
 turn_up
-# shellcheck disable=SC2016
-TCP_PUNCH_PY='
-import os, socket, struct, sys, time
-stun, lport, mine, theirs, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-fam = socket.AF_INET6 if ":" in stun else socket.AF_INET
-def sock():
-    s = socket.socket(fam, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    if fam == socket.AF_INET6:
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", lport))
-    return s
-MAGIC, tid = 0x2112A442, os.urandom(12)
-s = sock()
-s.settimeout(3)
-s.connect((stun, 3478))
-s.sendall(struct.pack("!HHI", 1, 0, MAGIC) + tid)
-data = s.recv(2048)
-s.close()
-off, mapped = 20, None
-while off + 4 <= len(data):
-    t, l = struct.unpack("!HH", data[off:off + 4])
-    v = data[off + 4:off + 4 + l]
-    if t == 0x0020:
-        key = struct.pack("!I", MAGIC) + (tid if v[1] == 2 else b"")
-        raw = bytes(x ^ k for x, k in zip(v[4:], key))
-        mapped = (socket.inet_ntop(socket.AF_INET6 if v[1] == 2 else socket.AF_INET, raw),
-                  struct.unpack("!H", v[2:4])[0] ^ (MAGIC >> 16))
-    off += 4 + (l + 3) // 4 * 4
-if not mapped:
-    sys.exit("no XOR-MAPPED-ADDRESS over TCP")
-with open(mine + ".tmp", "w") as f:
-    f.write("%s %d\n" % mapped)
-os.rename(mine + ".tmp", mine)
-end = time.monotonic() + 10
-while not os.path.exists(theirs):
-    if time.monotonic() > end:
-        sys.exit("no peer mapping")
-    time.sleep(0.05)
-paddr, pport = open(theirs).read().split()
-s = sock()
-s.settimeout(8)
-s.connect((paddr, int(pport)))
-s.sendall(tag.encode() + b"\n")
-got = s.recv(100).decode().strip()
-peer = s.getpeername()
-print("mapped %s %d connected to %s %d got %s" % (mapped[0], mapped[1], peer[0], peer[1], got))
-s.close()
-sys.exit(0 if got.startswith("tcp-peer-") else 1)
-'
 for addr in "$SVC4" "$SVC6"; do
 	rm -f "$LAB_RUN/tpeer1" "$LAB_RUN/tpeer2"
-	ip netns exec "$LAB_NS-sub1" "$PY" -c "$TCP_PUNCH_PY" "$addr" 41001 "$LAB_RUN/tpeer1" "$LAB_RUN/tpeer2" tcp-peer-1 \
+	ip netns exec "$LAB_NS-sub1" "$PY" "$PUNCH" tcp "$addr" 41001 "$LAB_RUN/tpeer1" "$LAB_RUN/tpeer2" tcp-peer-1 \
 		>"$LAB_RUN/tpunch1.out" 2>&1 9<&- &
 	p1=$!
-	ip netns exec "$LAB_NS-sub2" "$PY" -c "$TCP_PUNCH_PY" "$addr" 41002 "$LAB_RUN/tpeer2" "$LAB_RUN/tpeer1" tcp-peer-2 \
+	ip netns exec "$LAB_NS-sub2" "$PY" "$PUNCH" tcp "$addr" 41002 "$LAB_RUN/tpeer2" "$LAB_RUN/tpeer1" tcp-peer-2 \
 		>"$LAB_RUN/tpunch2.out" 2>&1 9<&- &
 	p2=$!
 	wait "$p1" || fail "TCP via $addr: sub1: $(cat "$LAB_RUN/tpunch1.out")"
