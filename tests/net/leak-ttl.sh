@@ -48,8 +48,13 @@ for f in 4 6; do
 	i=$((f == 4 ? 1 : 2))
 	host=$SVC4
 	[ "$f" = 4 ] || host="[$SVC6]"
-	nsx "sub$i" curl -sS --max-time 40 --limit-rate 64k --cacert "$LAB_RUN/fd.crt" \
-		-o /dev/null "https://$host/big.bin" 9<&- &
+	# Its result is kept, so a download that ends early says how (twice in some fifty runs).
+	(
+		nsx "sub$i" curl -sS -w '%{http_code} %{size_download} bytes in %{time_total} s\n' \
+			--max-time 40 --limit-rate 64k --cacert "$LAB_RUN/fd.crt" \
+			-o /dev/null "https://$host/big.bin" 9<&-
+		echo "curl exit $?"
+	) >"$LAB_RUN/curl$f.out" 2>&1 &
 	echo $! >"$LAB_RUN/curl$f.pid"
 	udp_hold "sub$i" "${host//[\[\]]/}" "ttl-udp$f" 40 &
 	echo $! >"$LAB_RUN/udp$f.pid"
@@ -71,7 +76,8 @@ for f in 4 6; do
 done
 sleep 0.5
 for f in 4 6; do
-	alive "$(cat "$LAB_RUN/curl$f.pid")" || fail "IPv$f: the download ended during the probes (it must stay open)"
+	alive "$(cat "$LAB_RUN/curl$f.pid")" ||
+		fail "IPv$f: the download ended during the probes (it must stay open): $(tr '\n' ' ' <"$LAB_RUN/curl$f.out")"
 	stop_pid TERM "$(cat "$LAB_RUN/curl$f.pid")" 20
 	stop_pid TERM "$(cat "$LAB_RUN/udp$f.pid")" 20
 done
